@@ -1,0 +1,94 @@
+/**
+ * The shared arguments every stack component receives: where it deploys (an explicit regional
+ * provider), what it is called (naming) and how it is labelled (tags), and which network tiers
+ * it may use. Built once per region by the program; no component reads configuration itself.
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { type NameKind, namePrefix, physicalName } from "./naming";
+import { NetworkTiers } from "./network";
+
+export interface PlatformSettings {
+  /** The environment tag and name part: qa1, dev1, preprod1, prod1. */
+  readonly environment: string;
+  readonly productCode: string;
+  readonly inventoryCode: string;
+  /** URL of this repository, tagged on every resource so anyone can find the code behind it. */
+  readonly iacRepo: string;
+  /** The AWS account the stack deploys to; the providers refuse any other. */
+  readonly accountId: string;
+  readonly lambda: {
+    readonly runtime: string;
+    readonly architecture: "arm64" | "x86_64";
+    readonly logRetentionDays: number;
+  };
+  readonly network: {
+    /** The environment's VPC. Found by its `Environment` tag when not given. */
+    readonly vpcId?: string;
+    /** Tag whose value (`web`, `app`) marks a subnet's tier. */
+    readonly tierTagKey: string;
+  };
+}
+
+/** The four tags on every resource that takes tags. */
+export const REQUIRED_TAG_KEYS = ["Environment", "ProductCode", "InventoryCode", "iacRepo"] as const;
+
+export function standardTags(settings: PlatformSettings): Record<(typeof REQUIRED_TAG_KEYS)[number], string> {
+  return {
+    Environment: settings.environment,
+    ProductCode: settings.productCode,
+    InventoryCode: settings.inventoryCode,
+    iacRepo: settings.iacRepo,
+  };
+}
+
+/** Everything a component needs to place resources in one region. */
+export class RegionalPlatform {
+  readonly tags: Record<string, string>;
+  readonly prefix: string;
+  readonly network: NetworkTiers;
+
+  constructor(
+    readonly settings: PlatformSettings,
+    readonly region: string,
+    readonly provider: aws.Provider,
+  ) {
+    this.tags = standardTags(settings);
+    this.prefix = namePrefix(settings.productCode, settings.environment, region);
+    this.network = new NetworkTiers({
+      environment: settings.environment,
+      region,
+      vpcId: settings.network.vpcId,
+      tierTagKey: settings.network.tierTagKey,
+      provider,
+    });
+  }
+
+  /** The physical name of a resource of `kind`: `<productCode>-<env>-<region>-<name>`. */
+  name(name: string, kind: NameKind): string {
+    return physicalName(this.prefix, name, kind);
+  }
+
+  /** An ARN in this region and account. */
+  arn(service: string, resource: string): string {
+    return `arn:aws:${service}:${this.region}:${this.settings.accountId}:${resource}`;
+  }
+
+  /** Options that place a component in this region: its children inherit the provider. */
+  componentOptions(opts?: pulumi.ComponentResourceOptions): pulumi.ComponentResourceOptions {
+    return pulumi.mergeOptions(opts, { providers: { aws: this.provider } });
+  }
+}
+
+/**
+ * The regional provider. Default providers are disabled for the project, so a resource created
+ * without one of these fails instead of landing in whatever region the shell points at.
+ */
+export function createRegionalPlatform(settings: PlatformSettings, region: string): RegionalPlatform {
+  const provider = new aws.Provider(`aws-${region}`, {
+    region: region as aws.Region,
+    allowedAccountIds: [settings.accountId],
+    defaultTags: { tags: standardTags(settings) },
+  });
+  return new RegionalPlatform(settings, region, provider);
+}

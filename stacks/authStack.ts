@@ -1,0 +1,76 @@
+/**
+ * The auth stack: validateToken, the AppSync API's Lambda authoriser (SPEC §4.6).
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import type { RegionalPlatform } from "../components/platform";
+import { SecretDocument } from "../components/secretDocument";
+import { WorkerFunction } from "../components/workerFunction";
+import { validateToken } from "../workers/validateToken";
+import type { StackConfig } from "./config";
+
+export interface AuthStackArgs {
+  readonly platform: RegionalPlatform;
+  readonly auth: StackConfig["auth"];
+  /** The accepted API keys (a Pulumi secret). */
+  readonly apiKeys: pulumi.Input<string[]>;
+}
+
+export class AuthStack extends pulumi.ComponentResource {
+  readonly validateToken: WorkerFunction;
+
+  constructor(name: string, args: AuthStackArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("fan-identity:stacks:AuthStack", name, {}, opts);
+    const { platform, auth } = args;
+
+    const apiKeys = new SecretDocument(
+      `${name}-api-keys`,
+      {
+        platform,
+        name: "auth-api-keys",
+        description: "API keys the GraphQL authoriser accepts; several during rotation",
+        document: { apiKeys: args.apiKeys },
+      },
+      { parent: this },
+    );
+
+    this.validateToken = new WorkerFunction(
+      `${name}-validateToken`,
+      {
+        worker: validateToken,
+        platform,
+        timeoutSeconds: 15,
+        memoryMb: 512,
+        environment: {
+          API_KEYS_SECRET_ARN: apiKeys.arn,
+          JWKS_URL: auth.jwksUrl,
+          JWKS_TIMEOUT_MS: String(auth.jwksTimeoutMs),
+          JWKS_CACHE_MAX_AGE_SECONDS: String(auth.jwksCacheMaxAgeSeconds),
+          JWT_ISSUER: auth.issuer,
+          JWT_AUDIENCE: auth.audience.join(","),
+          JWT_ALGORITHMS: auth.algorithms.join(","),
+          JWT_CLOCK_TOLERANCE_SECONDS: String(auth.clockToleranceSeconds),
+          JWT_USER_ID_CLAIM: auth.userIdClaim,
+          AUTHORIZED_TTL_SECONDS: String(auth.authorizedTtlSeconds),
+        },
+        grants: { api_keys_secret: [apiKeys.arn] },
+      },
+      { parent: this },
+    );
+
+    if (auth.appsyncApiArn) {
+      new aws.lambda.Permission(
+        `${name}-appsync-invoke`,
+        {
+          action: "lambda:InvokeFunction",
+          function: this.validateToken.function.name,
+          principal: "appsync.amazonaws.com",
+          sourceArn: auth.appsyncApiArn,
+        },
+        { parent: this },
+      );
+    }
+
+    this.registerOutputs({ validateTokenArn: this.validateToken.function.arn });
+  }
+}

@@ -1,0 +1,274 @@
+/**
+ * Stack configuration: one schema for everything a `Pulumi.<stack>.yaml` may hold, checked when
+ * the program starts. A missing, malformed or unknown key fails with the stack, the key and what
+ * was expected. Secrets (API keys, signing keys, credentials) are accepted only as Pulumi
+ * secrets (`pulumi config set --secret`), and stay secret outputs inside the program.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
+import { z } from "zod";
+import type { PlatformSettings } from "../components/platform";
+import { ASYMMETRIC_ALGORITHMS } from "../workers/validateToken/contract";
+
+export const PROJECT = "fan-identity-workers";
+
+const accountId = z.string().regex(/^\d{12}$/, "expected a 12-digit AWS account id");
+const arnOf = (service: string, example: string) =>
+  z.string().regex(new RegExp(`^arn:aws:${service}:[a-z0-9-]*:(\\d{12})?:.+$`), `expected an ARN like ${example}`);
+const positiveInt = (max: number) => z.number().int().min(0).max(max);
+
+/** Runtimes AWS Lambda currently supports for Node.js. */
+export const SUPPORTED_RUNTIMES = ["nodejs22.x", "nodejs24.x"] as const;
+/** Retention periods CloudWatch Logs accepts, in days. */
+const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+];
+
+const exportImport = z
+  .object({
+    /** The Glue workflow the import starts. */
+    glueWorkflowName: z.string().regex(/^[\w-]{1,255}$/, "expected a Glue workflow name"),
+    /** Key prefix of this import's exports in the Data Science bucket, ending in `/`. */
+    exportPrefix: z.string().regex(/^[^/].*\/$/, "expected a key prefix such as bot-or-not/exports/ (no leading /, ending in /)"),
+  })
+  .strict();
+
+/** Everything that is not a secret. Top-level keys are `fan-identity-workers:<key>` in the stack file. */
+export const plainConfigSchema = z
+  .object({
+    /** Environment tag and name part; defaults to the stack name. */
+    environment: z
+      .string()
+      .regex(/^[a-z]+\d*$/, "expected a lower-case environment name such as qa1")
+      .optional(),
+    /** The account this stack deploys to; its providers refuse any other. */
+    accountId,
+    productCode: z.string().regex(/^[a-z][a-z0-9]{1,9}$/, "expected 2 to 10 lower-case letters and digits"),
+    inventoryCode: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, "expected lower-case letters, digits and dashes"),
+    iacRepo: z.url({ protocol: /^https$/, error: "expected the https URL of this repository" }),
+    lambda: z
+      .object({
+        runtime: z.enum(SUPPORTED_RUNTIMES).default("nodejs24.x"),
+        architecture: z.enum(["arm64", "x86_64"]).default("arm64"),
+        logRetentionDays: z
+          .number()
+          .refine((days) => LOG_RETENTION_DAYS.includes(days), `expected one of ${LOG_RETENTION_DAYS.join(", ")}`)
+          .default(30),
+      })
+      .strict()
+      .prefault({}),
+    network: z
+      .object({
+        vpcId: z
+          .string()
+          .regex(/^vpc-[0-9a-f]{8,17}$/, "expected a VPC id such as vpc-0123456789abcdef0")
+          .optional(),
+        tierTagKey: z.string().min(1).default("Tier"),
+      })
+      .strict()
+      .prefault({}),
+    auth: z
+      .object({
+        /** The AppSync API allowed to invoke the authoriser. */
+        appsyncApiArn: arnOf("appsync", "arn:aws:appsync:us-east-1:123456789012:apis/abcdefghijklmnopqrstuvwxyz").optional(),
+        jwksUrl: z.url({ protocol: /^https$/, error: "expected the https URL of the accounts JWKS" }),
+        issuer: z.string().min(1),
+        audience: z.array(z.string().min(1)).min(1),
+        algorithms: z.array(z.enum(ASYMMETRIC_ALGORITHMS)).min(1).default(["RS256"]),
+        userIdClaim: z.string().min(1).default("sub"),
+        clockToleranceSeconds: positiveInt(300).default(30),
+        jwksCacheMaxAgeSeconds: positiveInt(86_400).default(600),
+        jwksTimeoutMs: z.number().int().min(100).max(10_000).default(1500),
+        authorizedTtlSeconds: positiveInt(3600).default(300),
+      })
+      .strict(),
+    dataScience: z
+      .object({
+        /** The Data Science exports bucket, possibly in another account. */
+        exportsBucketArn: z
+          .string()
+          .regex(/^arn:aws:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "expected an S3 bucket ARN, arn:aws:s3:::<bucket>"),
+        bucketOwnerAccountId: accountId,
+        /** Whether this stack may manage the bucket's notification configuration. */
+        bucketInThisAccount: z.boolean(),
+        /** The object each export writes last; one notification per export. */
+        completionMarkerSuffix: z.string().min(1).default("_SUCCESS"),
+      })
+      .strict(),
+    botOrNot: exportImport,
+    clustering: exportImport,
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const { dataScience, botOrNot, clustering } = config;
+    if (dataScience.bucketInThisAccount && dataScience.bucketOwnerAccountId !== config.accountId) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["dataScience", "bucketOwnerAccountId"],
+        message: `bucketInThisAccount is true but the owner ${dataScience.bucketOwnerAccountId} is not accountId ${config.accountId}`,
+      });
+    }
+    const [a, b] = [botOrNot.exportPrefix, clustering.exportPrefix];
+    if (a.startsWith(b) || b.startsWith(a)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["clustering", "exportPrefix"],
+        message: `overlaps botOrNot.exportPrefix "${a}"; S3 rejects overlapping notification filters`,
+      });
+    }
+  });
+
+/**
+ * Secrets, each its own top-level key so Pulumi can mark it secret. `placeholder` stands in for
+ * the value when the program runs offline, where Pulumi's encrypted values cannot be read.
+ */
+export const SECRET_KEYS = {
+  /** API keys the authoriser accepts: a JSON list, several during rotation. */
+  authApiKeys: {
+    schema: z.array(z.string().min(16, "API keys are at least 16 characters")).min(1),
+    placeholder: ["offline-placeholder-api-key"],
+  },
+} as const;
+
+type SecretKey = keyof typeof SECRET_KEYS;
+type Secrets = { readonly [K in SecretKey]: pulumi.Output<z.infer<(typeof SECRET_KEYS)[K]["schema"]>> };
+
+export type PlainConfig = z.infer<typeof plainConfigSchema>;
+
+export interface StackConfig extends Omit<PlainConfig, "environment"> {
+  readonly stack: string;
+  readonly environment: string;
+  readonly secrets: Secrets;
+  /** The settings every component shares. */
+  readonly platform: PlatformSettings;
+}
+
+export class StackConfigError extends Error {
+  constructor(
+    readonly stack: string,
+    readonly problems: readonly string[],
+  ) {
+    super(
+      `stack "${stack}": configuration (Pulumi.${stack}.yaml) is invalid:\n${problems.map((problem) => `  - ${problem}`).join("\n")}`,
+    );
+    this.name = "StackConfigError";
+  }
+}
+
+/** Whether a top-level key holds a plain string (read as is) rather than JSON (objects, lists, numbers). */
+function holdsString(schema: z.ZodType): boolean {
+  let current: z.ZodType = schema;
+  for (;;) {
+    const def = current.def as { type: string; innerType?: z.ZodType };
+    if (def.type === "string") return true;
+    if (!def.innerType) return false;
+    current = def.innerType;
+  }
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const key = `${PROJECT}:${issue.path.join(".")}`;
+  if (issue.code === "invalid_type" && issue.input === undefined) return `${key}: missing; expected ${issue.expected}`;
+  if (issue.code === "unrecognized_keys") return `${key}${issue.path.length ? "." : ""}${issue.keys.join(", ")}: unknown key`;
+  const got = issue.input === undefined || typeof issue.input === "object" ? "" : ` (got ${JSON.stringify(issue.input)})`;
+  return `${key}: ${issue.message}${got}`;
+}
+
+/**
+ * Parses a stack's configuration from the raw values Pulumi passes a program (`project:key` →
+ * text; objects, lists and numbers as JSON).
+ */
+export function parseStackConfig(
+  stack: string,
+  raw: Readonly<Record<string, string>>,
+  secretKeys: readonly string[],
+): StackConfig {
+  const problems: string[] = [];
+  const disabled = raw["pulumi:disable-default-providers"];
+  if (!disabled || !/"(aws|\*)"/.test(disabled)) {
+    problems.push(
+      `pulumi:disable-default-providers: expected ["aws"] or ["*"], so nothing can be created without an explicit region`,
+    );
+  }
+
+  const plain: Record<string, unknown> = {};
+  const secret: Record<string, unknown> = {};
+  for (const [fullKey, text] of Object.entries(raw)) {
+    if (!fullKey.startsWith(`${PROJECT}:`)) continue;
+    const key = fullKey.slice(PROJECT.length + 1);
+    const isSecretKey = key in SECRET_KEYS;
+    const fieldSchema = isSecretKey ? undefined : (plainConfigSchema.shape as Record<string, z.ZodType>)[key];
+    if (!isSecretKey && !fieldSchema) {
+      problems.push(`${fullKey}: unknown key`);
+      continue;
+    }
+    if (isSecretKey && !secretKeys.includes(fullKey)) {
+      problems.push(`${fullKey}: must be a secret; set it with pulumi config set --secret ${key} '<value>'`);
+      continue;
+    }
+    if (fieldSchema && holdsString(fieldSchema)) {
+      plain[key] = text;
+      continue;
+    }
+    try {
+      (isSecretKey ? secret : plain)[key] = JSON.parse(text);
+    } catch {
+      problems.push(
+        `${fullKey}: expected JSON (an object, list, number or boolean)${isSecretKey ? "" : `, got ${JSON.stringify(text)}`}`,
+      );
+    }
+  }
+
+  const parsedPlain = plainConfigSchema.safeParse(plain, { reportInput: true });
+  if (!parsedPlain.success) problems.push(...parsedPlain.error.issues.map(describeIssue));
+
+  const secrets: Record<string, pulumi.Output<unknown>> = {};
+  for (const [key, { schema }] of Object.entries(SECRET_KEYS)) {
+    const fullKey = `${PROJECT}:${key}`;
+    if (!(fullKey in raw)) {
+      problems.push(`${fullKey}: missing; set it with pulumi config set --secret ${key} '<value>'`);
+      continue;
+    }
+    if (!(key in secret)) continue;
+    const parsed = (schema as z.ZodType).safeParse(secret[key]);
+    if (parsed.success) {
+      secrets[key] = pulumi.secret(parsed.data);
+    } else {
+      // The value itself is never echoed.
+      problems.push(
+        ...parsed.error.issues.map(
+          (issue) => `${fullKey}${issue.path.length ? `[${issue.path.join(".")}]` : ""}: ${issue.message}`,
+        ),
+      );
+    }
+  }
+
+  if (problems.length > 0 || !parsedPlain.success) throw new StackConfigError(stack, problems);
+  const config = parsedPlain.data;
+  const environment = config.environment ?? stack;
+  return {
+    ...config,
+    stack,
+    environment,
+    secrets: secrets as unknown as Secrets,
+    platform: {
+      environment,
+      productCode: config.productCode,
+      inventoryCode: config.inventoryCode,
+      iacRepo: config.iacRepo,
+      accountId: config.accountId,
+      lambda: config.lambda,
+      network: config.network,
+    },
+  };
+}
+
+/** Pulumi's own record of which keys were set with --secret (exported by the SDK, not typed). */
+const { isConfigSecret } = runtimeConfig as unknown as { isConfigSecret(key: string): boolean };
+
+/** The configuration of the stack Pulumi is running. */
+export function loadStackConfig(): StackConfig {
+  const raw = pulumi.runtime.allConfig();
+  const secretKeys = Object.keys(raw).filter((key) => isConfigSecret(key));
+  return parseStackConfig(pulumi.getStack(), raw, secretKeys);
+}

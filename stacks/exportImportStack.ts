@@ -1,0 +1,129 @@
+/**
+ * The bot-or-not and clustering stacks (SPEC §4.8): each starts its Glue workflow when a Data
+ * Science export completes in the exports bucket.
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import type { RegionalPlatform } from "../components/platform";
+import { Queue } from "../components/queue";
+import { WorkerFunction } from "../components/workerFunction";
+import type { WorkerDefinition } from "../workers/runtime/contract";
+import { startBotOrNotImport } from "../workers/startBotOrNotImport";
+import { startClusterImport } from "../workers/startClusterImport";
+import type { StackConfig } from "./config";
+
+export interface ExportImportStackArgs {
+  readonly platform: RegionalPlatform;
+  readonly dataScience: StackConfig["dataScience"];
+  readonly exportImport: StackConfig["botOrNot"];
+}
+
+/** What the bucket's notification configuration needs to send an import its exports. */
+export interface ExportNotificationTarget {
+  readonly functionArn: pulumi.Output<string>;
+  readonly filterPrefix: string;
+  readonly filterSuffix: string;
+  /** S3 checks it may invoke the function when the notification is written. */
+  readonly permission: aws.lambda.Permission;
+}
+
+abstract class ExportImportStack extends pulumi.ComponentResource {
+  readonly importFunction: WorkerFunction;
+  readonly failures: Queue;
+  readonly notificationTarget: ExportNotificationTarget;
+
+  protected constructor(
+    type: string,
+    name: string,
+    worker: WorkerDefinition<any, any, any>, // eslint-disable-line @typescript-eslint/no-explicit-any
+    args: ExportImportStackArgs,
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
+    super(type, name, {}, opts);
+    const { platform, dataScience, exportImport } = args;
+    const workflowArn = platform.arn("glue", `workflow/${exportImport.glueWorkflowName}`);
+
+    // An export whose workflow could not be started (after Lambda's two retries) lands here.
+    this.failures = new Queue(
+      `${name}-failures`,
+      { platform, name: `${worker.contract.name}-failures`, retentionDays: 14, deadLetter: false },
+      { parent: this },
+    );
+
+    this.importFunction = new WorkerFunction(
+      `${name}-${worker.contract.name}`,
+      {
+        worker,
+        platform,
+        timeoutSeconds: 30,
+        environment: { GLUE_WORKFLOW_NAME: exportImport.glueWorkflowName },
+        grants: { glue_policy: [workflowArn] },
+        asyncFailureQueueArn: this.failures.arn,
+      },
+      { parent: this },
+    );
+
+    // Scoped to the bucket and its owner: another account's bucket of the same name cannot invoke.
+    const permission = new aws.lambda.Permission(
+      `${name}-s3-invoke`,
+      {
+        action: "lambda:InvokeFunction",
+        function: this.importFunction.function.name,
+        principal: "s3.amazonaws.com",
+        sourceArn: dataScience.exportsBucketArn,
+        sourceAccount: dataScience.bucketOwnerAccountId,
+      },
+      { parent: this },
+    );
+
+    this.notificationTarget = {
+      functionArn: this.importFunction.function.arn,
+      filterPrefix: exportImport.exportPrefix,
+      filterSuffix: dataScience.completionMarkerSuffix,
+      permission,
+    };
+    this.registerOutputs({ functionArn: this.importFunction.function.arn, failureQueueUrl: this.failures.url });
+  }
+}
+
+export class BotOrNotStack extends ExportImportStack {
+  constructor(name: string, args: ExportImportStackArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("fan-identity:stacks:BotOrNotStack", name, startBotOrNotImport, args, opts);
+  }
+}
+
+export class ClusteringStack extends ExportImportStack {
+  constructor(name: string, args: ExportImportStackArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("fan-identity:stacks:ClusteringStack", name, startClusterImport, args, opts);
+  }
+}
+
+/**
+ * The exports bucket's notification configuration. S3 keeps one per bucket and writing it
+ * replaces the last, so it is created once for both imports, and only when the bucket is in this
+ * account; for a bucket elsewhere its owner adds the notifications, and the stacks only grant
+ * the invoke permission.
+ */
+export class ExportNotifications extends pulumi.ComponentResource {
+  constructor(
+    name: string,
+    args: { readonly bucketArn: string; readonly targets: readonly ExportNotificationTarget[] },
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
+    super("fan-identity:stacks:ExportNotifications", name, {}, opts);
+    new aws.s3.BucketNotification(
+      `${name}-notification`,
+      {
+        bucket: args.bucketArn.slice("arn:aws:s3:::".length),
+        lambdaFunctions: args.targets.map((target) => ({
+          lambdaFunctionArn: target.functionArn,
+          events: ["s3:ObjectCreated:*"],
+          filterPrefix: target.filterPrefix,
+          filterSuffix: target.filterSuffix,
+        })),
+      },
+      { parent: this, dependsOn: args.targets.map((target) => target.permission) },
+    );
+    this.registerOutputs({});
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * Runs the Pulumi program offline, under the SDK's runtime mocks: no CLI, no cloud account.
+ * Every resource registration and every provider function call is recorded with its inputs,
+ * parent and provider, and each resource gets plausible outputs (ids, ARNs, URLs) so that the
+ * program's dataflow runs as it would in a preview. A provider function nobody answers for
+ * fails the run, so nothing passes by accident.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as settings from "@pulumi/pulumi/runtime/settings";
+
+export interface RecordedResource {
+  readonly type: string;
+  readonly name: string;
+  readonly custom: boolean;
+  readonly inputs: Record<string, unknown>;
+  /** URN of the provider reference the resource was registered with, if any. */
+  readonly providerUrn?: string;
+  parentUrn?: string;
+  urn?: string;
+  /** The outputs the mocks answered with. */
+  readonly state: Record<string, unknown>;
+}
+
+export interface RecordedCall {
+  readonly token: string;
+  readonly inputs: Record<string, unknown>;
+  readonly providerUrn?: string;
+}
+
+export interface OfflineRun<T> {
+  readonly resources: RecordedResource[];
+  readonly calls: RecordedCall[];
+  /** What the program returned (its stack outputs), resolved. */
+  readonly outputs: T;
+  /** Failures the program did not raise synchronously (rejected applies, serialization errors). */
+  readonly errors: Error[];
+}
+
+export interface OfflineOptions<T> {
+  readonly project: string;
+  readonly stack: string;
+  /** Configuration as the CLI would pass it: `namespace:key` → text. */
+  readonly config: Record<string, string>;
+  readonly secretKeys: readonly string[];
+  /** The account the mocks place resources in. */
+  readonly accountId: string;
+  readonly program: () => T;
+}
+
+const OFFLINE_VPC = "vpc-0000000000000offl";
+
+/** Answers for the provider functions the program calls. */
+function answerCall(token: string, inputs: Record<string, unknown>, accountId: string): Record<string, unknown> {
+  switch (token) {
+    case "aws:index/getCallerIdentity:getCallerIdentity":
+      return { accountId, arn: `arn:aws:iam::${accountId}:user/offline`, userId: "OFFLINE", id: accountId };
+    case "aws:ec2/getVpc:getVpc":
+      return { id: OFFLINE_VPC, cidrBlock: "10.0.0.0/16", tags: inputs.tags ?? {} };
+    case "aws:ec2/getSubnets:getSubnets": {
+      const filters = (inputs.filters ?? []) as { name: string; values: string[] }[];
+      const tier = filters.find((filter) => filter.name.startsWith("tag:"))?.values[0] ?? "any";
+      const ids = ["a", "b", "c"].map((zone) => `subnet-${tier}0000000000000${zone}`.slice(0, 24));
+      return { id: `${tier}-subnets`, ids, filters };
+    }
+    default:
+      throw new Error(`offline run: no mock answer for provider function ${token}; add one to tools/offline/runtime.ts`);
+  }
+}
+
+/** Plausible outputs of a created resource: its inputs, an id, and an ARN (and URL) where AWS has them. */
+function resourceState(
+  type: string,
+  name: string,
+  inputs: Record<string, unknown>,
+  region: string,
+  accountId: string,
+): { id: string; state: Record<string, unknown> } {
+  const physical = typeof inputs.name === "string" ? inputs.name : name;
+  const [, module = "", resource = ""] = /^aws:([^/]+)\/([^:]+):/.exec(type) ?? [];
+  const arn = (service: string, rest: string, inRegion = true) =>
+    `arn:aws:${service}:${inRegion ? region : ""}:${service === "s3" ? "" : accountId}:${rest}`;
+  const state: Record<string, unknown> = { ...inputs };
+  let id = `${physical}-id`;
+  switch (`${module}/${resource}`) {
+    case "iam/role":
+      state.arn = arn("iam", `role/${physical}`, false);
+      id = physical;
+      break;
+    case "lambda/function":
+      state.arn = arn("lambda", `function:${physical}`);
+      state.invokeArn = `arn:aws:apigateway:${region}:lambda:path/2015-03-31/functions/${state.arn}/invocations`;
+      state.qualifiedArn = `${state.arn}:$LATEST`;
+      id = physical;
+      break;
+    case "cloudwatch/logGroup":
+      state.arn = arn("logs", `log-group:${physical}`);
+      id = physical;
+      break;
+    case "sqs/queue":
+      state.arn = arn("sqs", physical);
+      state.url = `https://sqs.${region}.amazonaws.com/${accountId}/${physical}`;
+      id = state.url as string;
+      break;
+    case "secretsmanager/secret":
+      state.arn = arn("secretsmanager", `secret:${physical}-AbCdEf`);
+      id = state.arn as string;
+      break;
+    default:
+      if (module && module !== "index") state.arn = arn(module, `${resource}/${physical}`);
+  }
+  return { id, state };
+}
+
+/** A provider reference is `<urn>::<id>`. */
+const providerUrnOf = (reference?: string) => (reference ? reference.slice(0, reference.lastIndexOf("::")) : undefined);
+
+/**
+ * Runs `program` under mocks and waits for every registration to finish. Throws what the
+ * program throws synchronously (a configuration error, a contract not met).
+ */
+export async function runOffline<T>(options: OfflineOptions<T>): Promise<OfflineRun<T>> {
+  const resources: RecordedResource[] = [];
+  const calls: RecordedCall[] = [];
+  const errors: Error[] = [];
+  const regionOfProvider = new Map<string, string>();
+  const onRejection = (reason: unknown) => errors.push(reason instanceof Error ? reason : new Error(String(reason)));
+  process.on("unhandledRejection", onRejection);
+
+  // Links the registration in flight to the record `newResource` makes for it: the mock monitor
+  // calls `newResource` synchronously from `registerResource`.
+  let registering: { parentUrn?: string; record?: RecordedResource } | undefined;
+
+  pulumi.runtime.setAllConfig(options.config, [...options.secretKeys]);
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        const inputs = args.inputs as Record<string, unknown>;
+        const providerUrn = providerUrnOf(args.provider);
+        const region = (providerUrn && regionOfProvider.get(providerUrn)) ?? "no-region";
+        const { id, state } = args.type.startsWith("pulumi:providers:")
+          ? { id: `${args.name}-provider`, state: inputs }
+          : resourceState(args.type, args.name, inputs, region, options.accountId);
+        const record: RecordedResource = {
+          type: args.type,
+          name: args.name,
+          custom: args.custom ?? false,
+          inputs,
+          providerUrn,
+          state,
+        };
+        if (registering) {
+          record.parentUrn = registering.parentUrn;
+          registering.record = record;
+          registering = undefined;
+        }
+        resources.push(record);
+        return { id: args.custom ? id : undefined, state };
+      },
+      call(args) {
+        calls.push({
+          token: args.token,
+          inputs: args.inputs as Record<string, unknown>,
+          providerUrn: providerUrnOf(args.provider),
+        });
+        return answerCall(args.token, args.inputs as Record<string, unknown>, options.accountId);
+      },
+    },
+    options.project,
+    options.stack,
+    true,
+  );
+
+  const monitor = pulumi.runtime.getMonitor() as unknown as {
+    registerResource(request: RegisterRequest, callback: (error: unknown, response?: { getUrn(): string }) => void): void;
+  };
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (request, callback) => {
+    const slot: { parentUrn?: string; record?: RecordedResource } = { parentUrn: request.getParent() || undefined };
+    registering = slot;
+    register(request, (error, response) => {
+      if (slot.record && response) {
+        slot.record.urn = response.getUrn();
+        if (slot.record.type.startsWith("pulumi:providers:aws")) {
+          regionOfProvider.set(slot.record.urn, String(slot.record.inputs.region));
+        }
+      }
+      callback(error, response);
+    });
+  };
+
+  try {
+    const returned = options.program();
+    const outputs = await new Promise<T>((resolve) => pulumi.output(returned).apply((value) => resolve(value as T)));
+    await settle();
+    return { resources, calls, outputs, errors };
+  } finally {
+    process.off("unhandledRejection", onRejection);
+  }
+}
+
+interface RegisterRequest {
+  getParent(): string;
+}
+
+/** Waits until no registration is in flight, including those started by applies that resolved meanwhile. */
+async function settle(): Promise<void> {
+  for (let round = 0; round < 3; round++) {
+    await (settings as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * npm run plan -- --stack <name> [--json <file>]
+ *
+ * Runs the Pulumi program offline, under runtime mocks, with the stack's configuration, and
+ * prints the resources it would create as a tree: type, name, region and key settings. Needs no
+ * cloud account and no Pulumi CLI. Exits non-zero, naming the key, when the configuration is
+ * wrong, and when a worker's contract is not met.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { projectRoot } from "../components/archive";
+import { PROJECT, StackConfigError } from "../stacks/config";
+import { describeResources, renderTree } from "./offline/describe";
+import { runOffline } from "./offline/runtime";
+import { readStackFile } from "./offline/stackFile";
+
+const USAGE = "usage: npm run plan -- --stack <qa1|dev1|preprod1|prod1> [--json <file>]";
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: { stack: { type: "string" }, json: { type: "string" }, help: { type: "boolean", short: "h" } },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (!values.stack) {
+    console.error(USAGE);
+    return 2;
+  }
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
+  const root = projectRoot();
+  const stackFile = readStackFile(values.stack, root);
+  const run = await runOffline({
+    project: PROJECT,
+    stack: values.stack,
+    config: stackFile.values,
+    secretKeys: stackFile.secretKeys,
+    accountId: stackFile.values[`${PROJECT}:accountId`] ?? "000000000000",
+    program: () => require("../index") as unknown,
+  });
+  if (run.errors.length > 0) {
+    console.error(`stack "${values.stack}": the program failed:`);
+    for (const error of run.errors) console.error(`  - ${error.message}`);
+    return 1;
+  }
+
+  const planned = await describeResources(run.resources);
+  const custom = run.resources.filter((resource) => resource.custom && !resource.type.startsWith("pulumi:providers:"));
+  console.log(`Stack ${values.stack} (${path.basename(stackFile.file)}): ${custom.length} resources\n`);
+  console.log(renderTree(planned));
+  console.log("\nOutputs:");
+  for (const [key, value] of Object.entries(run.outputs as Record<string, unknown>)) console.log(`  ${key}: ${String(value)}`);
+  for (const key of stackFile.unsetSecrets) {
+    console.warn(`\nwarning: secret ${key} is not set for ${values.stack}; pulumi up stops until it is:`);
+    console.warn(`  pulumi config set --secret ${key.slice(PROJECT.length + 1)} '<value>' -s ${values.stack}`);
+  }
+  if (values.json) {
+    fs.writeFileSync(
+      values.json,
+      `${JSON.stringify({ stack: values.stack, resources: planned, outputs: run.outputs }, null, 2)}\n`,
+    );
+    console.log(`\nWrote ${values.json}`);
+  }
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof StackConfigError) {
+      console.error(error.message);
+    } else {
+      console.error(error instanceof Error ? `${error.message}` : String(error));
+    }
+    process.exit(1);
+  },
+);

@@ -1,0 +1,95 @@
+import { GlueClient, StartWorkflowRunCommand } from "@aws-sdk/client-glue";
+import { z } from "zod";
+import { defineWorker, type WorkerContract } from "../runtime/contract";
+import { loadEnvironment } from "../runtime/environment";
+import { createLogger, describeError, type Logger } from "../runtime/logging";
+import type { GlueImportEnvironment } from "./contract";
+import { decodeS3Key, exportDate } from "./exportKey";
+
+/** The part of an S3 event notification the import reads; other fields may vary. */
+const s3EventSchema = () =>
+  z.object({
+    Records: z
+      .array(
+        z.object({
+          eventName: z.string().optional(),
+          s3: z.object({
+            bucket: z.object({ name: z.string().min(1) }),
+            object: z.object({ key: z.string().min(1) }),
+          }),
+        }),
+      )
+      .min(1),
+  });
+
+export type S3Event = z.input<ReturnType<typeof s3EventSchema>>;
+
+export interface ImportSummary {
+  started: { bucket: string; key: string; date: string; runId: string }[];
+  skipped: { bucket: string; key: string; reason: string }[];
+}
+
+export interface GlueImportDependencies {
+  readonly contract: WorkerContract;
+  readonly env: GlueImportEnvironment;
+  readonly glue: GlueClient;
+  readonly logger: Logger;
+}
+
+/** Starts the workflow once per export in the event; skips keys without a date, with a warning. */
+export function createGlueImport(deps: GlueImportDependencies) {
+  const { env, glue, logger } = deps;
+  const schema = s3EventSchema();
+  const workflow = env.GLUE_WORKFLOW_NAME;
+
+  return async function startImport(event: unknown): Promise<ImportSummary> {
+    const parsed = schema.safeParse(event);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ");
+      throw new Error(`${deps.contract.name}: not an S3 event notification: ${problems}`);
+    }
+    const summary: ImportSummary = { started: [], skipped: [] };
+    const failures: string[] = [];
+    for (const record of parsed.data.Records) {
+      const bucket = record.s3.bucket.name;
+      const key = decodeS3Key(record.s3.object.key);
+      const date = exportDate(key);
+      if (date === undefined) {
+        const reason = "key has no date=YYYY-MM-DD segment naming a real day";
+        logger.warn("export skipped", { bucket, key, reason });
+        summary.skipped.push({ bucket, key, reason });
+        continue;
+      }
+      try {
+        const run = await glue.send(new StartWorkflowRunCommand({ Name: workflow, RunProperties: { bucket, key, date } }));
+        const runId = run.RunId ?? "";
+        logger.info("import started", { workflow, bucket, key, date, runId });
+        summary.started.push({ bucket, key, date, runId });
+      } catch (error) {
+        const { message, code } = describeError(error);
+        logger.error("import not started", { workflow, bucket, key, date, error: { message, code } });
+        failures.push(
+          `s3://${bucket}/${key} (date ${date}): glue StartWorkflowRun ${workflow} failed: ${code ?? "Error"}: ${message}`,
+        );
+      }
+    }
+    if (failures.length > 0) {
+      // Thrown so Lambda retries the event and, when retries are spent, sends it to the
+      // function's on-failure destination: an export is never silently dropped.
+      throw new Error(
+        `${deps.contract.name}: ${failures.length} of ${parsed.data.Records.length} exports not started: ${failures.join("; ")}`,
+      );
+    }
+    return summary;
+  };
+}
+
+/** Defines an import worker around a contract made by `glueImportContract`. */
+export function defineGlueImportWorker(contract: WorkerContract<z.ZodObject>) {
+  return defineWorker(contract, () => {
+    const env = loadEnvironment(contract) as GlueImportEnvironment;
+    const logger = createLogger(contract);
+    const startImport = createGlueImport({ contract, env, logger, glue: new GlueClient({}) });
+    return (event: unknown) => startImport(event);
+  });
+}

@@ -1,0 +1,24 @@
+import type { z } from "zod";
+import type { WorkerContract } from "./contract";
+
+/**
+ * Parses the process environment against a worker's contract, once per cold start.
+ * A missing or malformed variable stops the container with a message naming each one.
+ */
+export function loadEnvironment<Env extends z.ZodObject>(
+  contract: WorkerContract<Env>,
+  source: Record<string, string | undefined> = process.env,
+): z.infer<Env> {
+  const result = contract.environment().safeParse(source);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+  throw new Error(`${contract.name}: environment does not meet the worker's contract: ${problems.join("; ")}`);
+}
+
+/** Splits a comma-separated variable into trimmed, non-empty items. */
+export function splitList(value: string): string[] {
+  return value
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+}

@@ -1,0 +1,9 @@
+import { glueImportContract } from "../glueImport/contract";
+import { defineGlueImportWorker } from "../glueImport";
+
+export const startBotOrNotImportContract = glueImportContract(
+  "startBotOrNotImport",
+  "Starts the bot-or-not Glue import workflow when a Data Science bot-or-not export completes",
+);
+
+export const startBotOrNotImport = defineGlueImportWorker(startBotOrNotImportContract);

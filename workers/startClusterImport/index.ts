@@ -1,0 +1,9 @@
+import { glueImportContract } from "../glueImport/contract";
+import { defineGlueImportWorker } from "../glueImport";
+
+export const startClusterImportContract = glueImportContract(
+  "startClusterImport",
+  "Starts the clustering Glue import workflow when a Data Science clustering export completes",
+);
+
+export const startClusterImport = defineGlueImportWorker(startClusterImportContract);

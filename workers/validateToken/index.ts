@@ -1,0 +1,100 @@
+import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from "jose";
+import { z } from "zod";
+import { defineWorker } from "../runtime/contract";
+import { loadEnvironment } from "../runtime/environment";
+import { createLogger, describeError, type Logger } from "../runtime/logging";
+import { createSecretReader } from "../runtime/secrets";
+import {
+  type AppSyncAuthorizerEvent,
+  type AppSyncAuthorizerResult,
+  isAcceptedApiKey,
+  isTokenError,
+  LOGGED_OUT,
+  loggedInTtl,
+  resolverContextFromClaims,
+  splitAuthorizationToken,
+} from "./authorize";
+import { validateTokenContract, type ValidateTokenEnvironment } from "./contract";
+
+export interface ValidateTokenDependencies {
+  readonly env: ValidateTokenEnvironment;
+  readonly readApiKeys: () => Promise<readonly string[]>;
+  readonly jwks: JWTVerifyGetKey;
+  readonly logger: Logger;
+  readonly now?: () => number;
+}
+
+/** The authoriser itself, with its dependencies passed in. */
+export function createValidateToken(deps: ValidateTokenDependencies) {
+  const { env, logger } = deps;
+  const now = deps.now ?? Date.now;
+
+  return async function validateToken(event: AppSyncAuthorizerEvent): Promise<AppSyncAuthorizerResult> {
+    logger.appendKeys({ requestId: event.requestContext?.requestId, operation: event.requestContext?.operationName });
+    if (typeof event.authorizationToken !== "string" || event.authorizationToken.length === 0) {
+      logger.warn("denied: request carries no authorization token");
+      return { isAuthorized: false };
+    }
+    const { apiKey, sotc } = splitAuthorizationToken(event.authorizationToken);
+
+    let acceptedKeys: readonly string[];
+    try {
+      acceptedKeys = await deps.readApiKeys();
+    } catch (error) {
+      logger.error("denied: the accepted API keys could not be read", { error: describeError(error) });
+      return { isAuthorized: false, ttlOverride: 0 };
+    }
+    if (!isAcceptedApiKey(apiKey, acceptedKeys)) {
+      logger.warn("denied: API key is not accepted", { apiKeyLength: apiKey.length });
+      return { isAuthorized: false };
+    }
+    if (sotc === undefined) return { isAuthorized: true, resolverContext: { ...LOGGED_OUT } };
+
+    try {
+      const { payload } = await jwtVerify(sotc, deps.jwks, {
+        issuer: env.JWT_ISSUER,
+        audience: env.JWT_AUDIENCE,
+        algorithms: env.JWT_ALGORITHMS,
+        clockTolerance: env.JWT_CLOCK_TOLERANCE_SECONDS,
+        currentDate: new Date(now()),
+      });
+      const resolverContext = resolverContextFromClaims(payload, env.JWT_USER_ID_CLAIM);
+      if (!resolverContext) {
+        logger.warn("logged out: SOTC carries no globalUserId", { claim: env.JWT_USER_ID_CLAIM });
+        return { isAuthorized: true, resolverContext: { ...LOGGED_OUT } };
+      }
+      return {
+        isAuthorized: true,
+        resolverContext,
+        ttlOverride: loggedInTtl(env.AUTHORIZED_TTL_SECONDS, payload.exp, now() / 1000),
+      };
+    } catch (error) {
+      if (isTokenError(error)) {
+        logger.info("logged out: SOTC rejected", { reason: describeError(error) });
+        return { isAuthorized: true, resolverContext: { ...LOGGED_OUT } };
+      }
+      // The token may be fine; we could not check it. Answer logged out, and keep AppSync from
+      // caching that answer so the fan is logged in again as soon as the JWKS is reachable.
+      logger.error("logged out, uncached: SOTC could not be verified", { error: describeError(error) });
+      return { isAuthorized: true, resolverContext: { ...LOGGED_OUT }, ttlOverride: 0 };
+    }
+  };
+}
+
+export const validateToken = defineWorker(validateTokenContract, () => {
+  const env = loadEnvironment(validateTokenContract);
+  const logger = createLogger(validateTokenContract);
+  const readApiKeys = createSecretReader({
+    secretId: env.API_KEYS_SECRET_ARN,
+    schema: z.object({ apiKeys: z.array(z.string().min(1)).min(1) }),
+    maxAgeMs: env.API_KEYS_MAX_AGE_SECONDS * 1000,
+    onStale: (error) => logger.warn("serving cached API keys: refresh failed", { error: describeError(error) }),
+  });
+  const jwks = createRemoteJWKSet(new URL(env.JWKS_URL), {
+    timeoutDuration: env.JWKS_TIMEOUT_MS,
+    cacheMaxAge: env.JWKS_CACHE_MAX_AGE_SECONDS * 1000,
+    cooldownDuration: 30_000,
+  });
+  const handler = createValidateToken({ env, logger, jwks, readApiKeys: async () => (await readApiKeys()).apiKeys });
+  return (event: AppSyncAuthorizerEvent) => handler(event);
+});
