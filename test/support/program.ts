@@ -1,0 +1,78 @@
+/**
+ * Runs the program for a stack under runtime mocks, as the offline plan does, and offers
+ * look-ups that make assertions read like the specification.
+ */
+import { projectRoot } from "../../components/archive";
+import { loadStackConfig, PROJECT } from "../../stacks/config";
+import { fanIdentityWorkers } from "../../stacks/program";
+import { type RecordedCall, type RecordedResource, runOffline } from "../../tools/offline/runtime";
+import { readStackFile } from "../../tools/offline/stackFile";
+
+export type ConfigValues = Record<string, string>;
+
+export interface PlannedStack {
+  readonly resources: RecordedResource[];
+  readonly calls: RecordedCall[];
+  readonly outputs: Record<string, unknown>;
+  /** Custom resources other than providers: what would be created in AWS. */
+  readonly awsResources: RecordedResource[];
+  /** The one resource of `type` named `name`; throws, listing what there is, if absent. */
+  find(type: string, name: string): RecordedResource;
+  ofType(type: string): RecordedResource[];
+  /** Resources whose logical name starts with a component's name. */
+  under(prefix: string): RecordedResource[];
+}
+
+/** A stack file's configuration, with top-level keys replaced or (for objects) merged. */
+export function stackConfig(stack: string, changes: Record<string, unknown> = {}): { values: ConfigValues; secretKeys: string[] } {
+  const file = readStackFile(stack, projectRoot());
+  const values = { ...file.values };
+  for (const [key, change] of Object.entries(changes)) {
+    const fullKey = key.includes(":") ? key : `${PROJECT}:${key}`;
+    if (change === undefined) {
+      delete values[fullKey];
+    } else if (typeof change === "object" && change !== null && !Array.isArray(change) && values[fullKey]?.startsWith("{")) {
+      const merged = { ...(JSON.parse(values[fullKey]) as object), ...change };
+      for (const [field, value] of Object.entries(merged)) if (value === undefined) delete (merged as Record<string, unknown>)[field];
+      values[fullKey] = JSON.stringify(merged);
+    } else {
+      values[fullKey] = typeof change === "string" ? change : JSON.stringify(change);
+    }
+  }
+  return { values, secretKeys: file.secretKeys };
+}
+
+export async function planStack(stack: string, changes: Record<string, unknown> = {}): Promise<PlannedStack> {
+  const { values, secretKeys } = stackConfig(stack, changes);
+  const run = await runOffline({
+    project: PROJECT,
+    stack,
+    config: values,
+    secretKeys,
+    accountId: values[`${PROJECT}:accountId`] ?? "000000000000",
+    program: () => fanIdentityWorkers(loadStackConfig()),
+  });
+  if (run.errors.length > 0) throw new Error(`the program failed: ${run.errors.map((error) => error.message).join("; ")}`);
+  const resources = run.resources;
+  return {
+    resources,
+    calls: run.calls,
+    outputs: run.outputs as Record<string, unknown>,
+    awsResources: resources.filter((resource) => resource.custom && !resource.type.startsWith("pulumi:providers:")),
+    find(type, name) {
+      const found = resources.filter((resource) => resource.type === type && resource.name === name);
+      if (found.length !== 1) {
+        const names = resources.filter((resource) => resource.type === type).map((resource) => resource.name);
+        throw new Error(`expected one ${type} named ${name}, found ${found.length}; there are: ${names.join(", ") || "none"}`);
+      }
+      return found[0]!;
+    },
+    ofType: (type) => resources.filter((resource) => resource.type === type),
+    under: (prefix) => resources.filter((resource) => resource.name.startsWith(prefix)),
+  };
+}
+
+/** The statements of an inline role policy, parsed. */
+export function statementsOf(policy: RecordedResource): { Effect: string; Action: string[]; Resource: string[] }[] {
+  return (JSON.parse(String(policy.inputs.policy)) as { Statement: { Effect: string; Action: string[]; Resource: string[] }[] }).Statement;
+}

@@ -1,0 +1,123 @@
+/**
+ * The Lambda archive exactly as `CallbackFunction` hands it to Pulumi, written to a directory so
+ * it can be run in a fresh Node process and measured. Written outside the project, so that a
+ * package missing from the archive cannot be found in the project's own node_modules.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as zlib from "node:zlib";
+
+interface AssetLike {
+  readonly text?: Promise<string> | string;
+  readonly path?: Promise<string> | string;
+  readonly assets?: Promise<Record<string, AssetLike>> | Record<string, AssetLike>;
+}
+
+export interface WrittenArchive {
+  readonly dir: string;
+  readonly files: number;
+  /** Bytes on disk, uncompressed. */
+  readonly bytes: number;
+  /** Size of the zip Pulumi would upload: deflated entries plus zip headers. */
+  readonly zippedBytes: number;
+  /** The serialized handler (`__index.js`). */
+  readonly handlerSource: string;
+}
+
+/** Writes the function's `code` archive (as recorded under mocks) to a new temporary directory. */
+export async function writeArchive(code: unknown, label: string): Promise<WrittenArchive> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `archive-${label}-`));
+  const assets = await (code as AssetLike).assets;
+  if (!assets) throw new Error(`${label}: the function has no code archive (did serialization fail?)`);
+  for (const [entry, asset] of Object.entries(assets)) {
+    const target = path.join(dir, entry);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    if (asset.text !== undefined) {
+      fs.writeFileSync(target, await asset.text);
+    } else if (asset.path !== undefined) {
+      fs.cpSync(path.resolve(await asset.path), target, { recursive: true, dereference: true });
+    } else {
+      throw new Error(`${label}: archive entry ${entry} is neither text nor a path`);
+    }
+  }
+  const measured = measure(dir);
+  return { dir, ...measured, handlerSource: fs.readFileSync(path.join(dir, "__index.js"), "utf8") };
+}
+
+function measure(dir: string): { files: number; bytes: number; zippedBytes: number } {
+  let files = 0;
+  let bytes = 0;
+  let zippedBytes = 22; // end of central directory
+  const walk = (current: string) => {
+    for (const entry of fs.readdirSync(current, { withFileTypes: true })) {
+      const full = path.join(current, entry.name);
+      if (entry.isDirectory()) {
+        walk(full);
+        continue;
+      }
+      const content = fs.readFileSync(full);
+      const nameLength = Buffer.byteLength(path.relative(dir, full));
+      files += 1;
+      bytes += content.length;
+      // Local header (30) and central directory entry (46), each with the name, plus the data.
+      zippedBytes += 76 + 2 * nameLength + Math.min(content.length, zlib.deflateRawSync(content).length);
+    }
+  };
+  walk(dir);
+  return { files, bytes, zippedBytes };
+}
+
+export function removeArchive(archive: WrittenArchive): void {
+  fs.rmSync(archive.dir, { recursive: true, force: true });
+}
+
+export interface InvokeReport {
+  /** Time to require `__index.js` (the serialized handler and the packages it loads at cold start). */
+  readonly loadMs: number;
+  /** From the process's start to its first result, as a cold start would see it. */
+  readonly firstResultMs: number;
+  readonly invocations: { ms: number; result?: unknown; error?: { name: string; message: string } }[];
+  /** The JSON log lines the worker wrote, parsed. */
+  readonly logs: Record<string, unknown>[];
+}
+
+/**
+ * Runs a written archive in a fresh Node process with `event`, `times` times, and reports results
+ * and timings. `env` is the whole environment of the process, as Lambda would set it.
+ */
+export async function invokeArchive(
+  archive: WrittenArchive,
+  event: unknown,
+  env: Record<string, string>,
+  times = 1,
+): Promise<InvokeReport> {
+  const { execFile } = await import("node:child_process");
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "invoke-"));
+  const eventFile = path.join(work, "event.json");
+  const resultFile = path.join(work, "result.json");
+  fs.writeFileSync(eventFile, JSON.stringify(event));
+  const runner = path.join(__dirname, "invoke.js");
+  let stdout = "";
+  try {
+    await new Promise<void>((resolve, reject) => {
+      execFile(
+        process.execPath,
+        [runner, archive.dir, eventFile, resultFile, String(times)],
+        { cwd: archive.dir, env: { PATH: process.env.PATH ?? "", ...env }, timeout: 60_000 },
+        (error, out, stderr) => {
+          stdout = out;
+          if (error) reject(new Error(`archive run failed: ${error.message}\n${stderr}`));
+          else resolve();
+        },
+      );
+    });
+    const logs = stdout
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    return { ...(JSON.parse(fs.readFileSync(resultFile, "utf8")) as Omit<InvokeReport, "logs">), logs };
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
