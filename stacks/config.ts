@@ -148,9 +148,7 @@ export class StackConfigError extends Error {
     readonly stack: string,
     readonly problems: readonly string[],
   ) {
-    super(
-      `stack "${stack}": configuration (Pulumi.${stack}.yaml) is invalid:\n${problems.map((problem) => `  - ${problem}`).join("\n")}`,
-    );
+    super(`stack "${stack}": configuration is invalid:\n${problems.map((problem) => `  - ${problem}`).join("\n")}`);
     this.name = "StackConfigError";
   }
 }

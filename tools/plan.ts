@@ -15,11 +15,19 @@ import { describeResources, renderTree } from "./offline/describe";
 import { runOffline } from "./offline/runtime";
 import { readStackFile } from "./offline/stackFile";
 
-const USAGE = "usage: npm run plan -- --stack <qa1|dev1|preprod1|prod1> [--json <file>]";
+const USAGE = `usage: npm run plan -- --stack <qa1|dev1|preprod1|prod1> [--json <file>] [--stack-file <file>]
+  --stack       the stack to plan
+  --json        also write the planned resources, with their inputs, to this file
+  --stack-file  read the stack's configuration from this file instead of Pulumi.<stack>.yaml`;
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { stack: { type: "string" }, json: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      stack: { type: "string" },
+      json: { type: "string" },
+      "stack-file": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
   });
   if (values.help) {
     console.log(USAGE);
@@ -32,7 +40,7 @@ async function main(): Promise<number> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
   const root = projectRoot();
-  const stackFile = readStackFile(values.stack, root);
+  const stackFile = readStackFile(values.stack, root, values["stack-file"] && path.resolve(values["stack-file"]));
   const run = await runOffline({
     project: PROJECT,
     stack: values.stack,
@@ -49,7 +57,7 @@ async function main(): Promise<number> {
 
   const planned = await describeResources(run.resources);
   const custom = run.resources.filter((resource) => resource.custom && !resource.type.startsWith("pulumi:providers:"));
-  console.log(`Stack ${values.stack} (${path.basename(stackFile.file)}): ${custom.length} resources\n`);
+  console.log(`Stack ${values.stack} (${path.relative(root, stackFile.file)}): ${custom.length} resources\n`);
   console.log(renderTree(planned));
   console.log("\nOutputs:");
   for (const [key, value] of Object.entries(run.outputs as Record<string, unknown>)) console.log(`  ${key}: ${String(value)}`);

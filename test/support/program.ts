@@ -24,7 +24,10 @@ export interface PlannedStack {
 }
 
 /** A stack file's configuration, with top-level keys replaced or (for objects) merged. */
-export function stackConfig(stack: string, changes: Record<string, unknown> = {}): { values: ConfigValues; secretKeys: string[] } {
+export function stackConfig(
+  stack: string,
+  changes: Record<string, unknown> = {},
+): { values: ConfigValues; secretKeys: string[] } {
   const file = readStackFile(stack, projectRoot());
   const values = { ...file.values };
   for (const [key, change] of Object.entries(changes)) {
@@ -33,7 +36,8 @@ export function stackConfig(stack: string, changes: Record<string, unknown> = {}
       delete values[fullKey];
     } else if (typeof change === "object" && change !== null && !Array.isArray(change) && values[fullKey]?.startsWith("{")) {
       const merged = { ...(JSON.parse(values[fullKey]) as object), ...change };
-      for (const [field, value] of Object.entries(merged)) if (value === undefined) delete (merged as Record<string, unknown>)[field];
+      for (const [field, value] of Object.entries(merged))
+        if (value === undefined) delete (merged as Record<string, unknown>)[field];
       values[fullKey] = JSON.stringify(merged);
     } else {
       values[fullKey] = typeof change === "string" ? change : JSON.stringify(change);
@@ -74,5 +78,6 @@ export async function planStack(stack: string, changes: Record<string, unknown> 
 
 /** The statements of an inline role policy, parsed. */
 export function statementsOf(policy: RecordedResource): { Effect: string; Action: string[]; Resource: string[] }[] {
-  return (JSON.parse(String(policy.inputs.policy)) as { Statement: { Effect: string; Action: string[]; Resource: string[] }[] }).Statement;
+  return (JSON.parse(String(policy.inputs.policy)) as { Statement: { Effect: string; Action: string[]; Resource: string[] }[] })
+    .Statement;
 }

@@ -140,7 +140,7 @@ export function renderTree(planned: readonly PlannedResource[]): string {
       lines.push(`${indent}${branch}${resource.type}  ${resource.name}${region}`);
       const inner = indent === "" && parent === undefined ? "" : indent + (last ? "   " : "│  ");
       const detailIndent = inner + ((byParent.get(resource.urn) ?? []).length > 0 ? "│    " : "     ");
-      for (const setting of resource.settings) lines.push(`${detailIndent}${setting}`);
+      if (resource.settings.length > 0) lines.push(`${detailIndent}${resource.settings.join(" · ")}`);
       walk(resource.urn, inner);
     });
   };

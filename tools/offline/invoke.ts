@@ -15,8 +15,14 @@ async function main(): Promise<void> {
   if (!dir || !eventFile || !resultFile) throw new Error("usage: invoke.js <archiveDir> <eventFile> <resultFile> [times]");
   const event = JSON.parse(fs.readFileSync(eventFile, "utf8")) as unknown;
   const started = performance.now();
-  const { handler } = require(path.resolve(dir, "__index.js")) as { handler: (event: unknown, context: unknown) => Promise<unknown> };
-  const report: { -readonly [K in keyof Omit<InvokeReport, "logs">]: InvokeReport[K] } = { loadMs: performance.now() - started, invocations: [], firstResultMs: 0 };
+  const { handler } = require(path.resolve(dir, "__index.js")) as {
+    handler: (event: unknown, context: unknown) => Promise<unknown>;
+  };
+  const report: { -readonly [K in keyof Omit<InvokeReport, "logs">]: InvokeReport[K] } = {
+    loadMs: performance.now() - started,
+    invocations: [],
+    firstResultMs: 0,
+  };
   const context = {
     functionName: process.env.AWS_LAMBDA_FUNCTION_NAME ?? "local",
     awsRequestId: "00000000-0000-4000-8000-000000000000",

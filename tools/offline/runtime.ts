@@ -123,7 +123,12 @@ export async function runOffline<T>(options: OfflineOptions<T>): Promise<Offline
   const calls: RecordedCall[] = [];
   const errors: Error[] = [];
   const regionOfProvider = new Map<string, string>();
-  const onRejection = (reason: unknown) => errors.push(reason instanceof Error ? reason : new Error(String(reason)));
+  let failed: () => void = () => {};
+  const failure = new Promise<void>((resolve) => (failed = resolve));
+  const onRejection = (reason: unknown) => {
+    errors.push(reason instanceof Error ? reason : new Error(String(reason)));
+    failed();
+  };
   process.on("unhandledRejection", onRejection);
 
   // Links the registration in flight to the record `newResource` makes for it: the mock monitor
@@ -190,9 +195,13 @@ export async function runOffline<T>(options: OfflineOptions<T>): Promise<Offline
 
   try {
     const returned = options.program();
-    const outputs = await new Promise<T>((resolve) => pulumi.output(returned).apply((value) => resolve(value as T)));
-    await settle();
-    return { resources, calls, outputs, errors };
+    let outputs: { value: T } | undefined;
+    pulumi.output(returned).apply((value) => {
+      outputs = { value: value as T };
+    });
+    await settle(failure, () => resources.length);
+    if (!outputs) errors.push(new Error("the program's outputs never resolved: a resource failed to register"));
+    return { resources, calls, outputs: outputs?.value as T, errors };
   } finally {
     process.off("unhandledRejection", onRejection);
   }
@@ -202,10 +211,22 @@ interface RegisterRequest {
   getParent(): string;
 }
 
-/** Waits until no registration is in flight, including those started by applies that resolved meanwhile. */
-async function settle(): Promise<void> {
+/**
+ * Waits until no registration is in flight, including those started by applies that resolved
+ * meanwhile. A failed input (a rejected apply) leaves its resource's registration pending for
+ * ever; once a failure is seen, the run ends when no new resource has registered for a moment.
+ */
+async function settle(failure: Promise<void>, registered: () => number): Promise<void> {
+  const waitForRPCs = (settings as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs;
+  const quiet = async () => {
+    await failure;
+    for (let count = -1; count !== registered();) {
+      count = registered();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
   for (let round = 0; round < 3; round++) {
-    await (settings as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
+    await Promise.race([waitForRPCs(), quiet()]);
     await new Promise((resolve) => setImmediate(resolve));
   }
 }

@@ -44,8 +44,8 @@ function replaceSecureLeaves(value: unknown): { value: unknown; secret: boolean 
 const fullKey = (key: string) => (key.includes(":") ? key : `${PROJECT}:${key}`);
 const asText = (value: unknown) => (typeof value === "string" ? value : JSON.stringify(value));
 
-export function readStackFile(stack: string, root: string): StackFileConfig {
-  const file = path.join(root, `Pulumi.${stack}.yaml`);
+/** Reads `Pulumi.<stack>.yaml` in `root`, or the stack file given as `file`. */
+export function readStackFile(stack: string, root: string, file = path.join(root, `Pulumi.${stack}.yaml`)): StackFileConfig {
   if (!/^[a-z0-9-]+$/i.test(stack) || !fs.existsSync(file)) {
     const known = fs
       .readdirSync(root)
