@@ -10,6 +10,8 @@ export default tseslint.config(
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
       "@typescript-eslint/no-require-imports": "off",
+      // A server's handler refers to the object wrapping the server, assigned once it listens.
+      "prefer-const": ["error", { ignoreReadBeforeAssign: true }],
     },
   },
   {

@@ -46,7 +46,8 @@ export class WireServer {
           .then(() => responder(request))
           .then(async (answer) => {
             if (answer.delayMs) await new Promise((resolve) => setTimeout(resolve, answer.delayMs));
-            const body = answer.body === undefined ? "" : typeof answer.body === "string" ? answer.body : JSON.stringify(answer.body);
+            const body =
+              answer.body === undefined ? "" : typeof answer.body === "string" ? answer.body : JSON.stringify(answer.body);
             res.writeHead(answer.status ?? 200, { "content-type": "application/json", ...answer.headers });
             res.end(body);
           })
@@ -73,7 +74,9 @@ export class WireServer {
  * each operation answers with its handler's result, or with the AWS error shape when the handler
  * returns `{ error }`.
  */
-export type AwsOperation = (input: Record<string, unknown>) =>
+export type AwsOperation = (
+  input: Record<string, unknown>,
+) =>
   | Record<string, unknown>
   | { error: { type: string; message: string; status?: number } }
   | Promise<Record<string, unknown> | { error: { type: string; message: string; status?: number } }>;

@@ -1,5 +1,6 @@
 /**
- * Captures the JSON log lines a worker writes (Powertools writes to process.stdout).
+ * Captures the JSON log lines a worker writes. Powertools writes DEBUG and INFO lines to
+ * stdout and WARN and ERROR lines to stderr; both are collected, in order.
  */
 export interface LogLine {
   level: string;
@@ -9,19 +10,22 @@ export interface LogLine {
 
 export async function captureLogs<T>(action: () => Promise<T>): Promise<{ result: T; logs: LogLine[] }> {
   const lines: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-    const text = typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8");
-    if (text.trimStart().startsWith("{")) {
-      lines.push(...text.split("\n").filter((line) => line.trim().length > 0));
-      return true;
-    }
-    return write(chunk, ...(rest as []));
-  }) as typeof process.stdout.write;
+  const streams = [process.stdout, process.stderr];
+  const writes = streams.map((stream) => stream.write.bind(stream));
+  streams.forEach((stream, index) => {
+    stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      const text = typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8");
+      if (text.trimStart().startsWith("{")) {
+        lines.push(...text.split("\n").filter((line) => line.trim().length > 0));
+        return true;
+      }
+      return writes[index]!(chunk, ...(rest as []));
+    }) as typeof stream.write;
+  });
   try {
     const result = await action();
     return { result, logs: lines.map((line) => JSON.parse(line) as LogLine) };
   } finally {
-    process.stdout.write = write;
+    streams.forEach((stream, index) => (stream.write = writes[index]!));
   }
 }

@@ -121,3 +121,23 @@ export async function invokeArchive(
     fs.rmSync(work, { recursive: true, force: true });
   }
 }
+
+/**
+ * The environment Lambda gives a function: its own variables, its region and name, and (here)
+ * test credentials; `overrides` points service endpoints at local stand-ins.
+ */
+export function lambdaEnvironment(
+  fn: { inputs: Record<string, unknown> },
+  overrides: Record<string, string> = {},
+): Record<string, string> {
+  const variables = (fn.inputs.environment as { variables?: Record<string, string> } | undefined)?.variables ?? {};
+  return {
+    ...variables,
+    AWS_REGION: "us-east-1",
+    AWS_ACCESS_KEY_ID: "test",
+    AWS_SECRET_ACCESS_KEY: "test",
+    AWS_LAMBDA_FUNCTION_NAME: String(fn.inputs.name),
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+    ...overrides,
+  };
+}

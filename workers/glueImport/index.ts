@@ -15,7 +15,20 @@ const s3EventSchema = () =>
           eventName: z.string().optional(),
           s3: z.object({
             bucket: z.object({ name: z.string().min(1) }),
-            object: z.object({ key: z.string().min(1) }),
+            // Decoded here, so a key S3 could not have sent is reported with its path, before any run starts.
+            object: z.object({
+              key: z
+                .string()
+                .min(1)
+                .transform((key, context) => {
+                  try {
+                    return decodeS3Key(key);
+                  } catch (error) {
+                    context.issues.push({ code: "custom", message: (error as Error).message, input: key });
+                    return z.NEVER;
+                  }
+                }),
+            }),
           }),
         }),
       )
@@ -45,14 +58,14 @@ export function createGlueImport(deps: GlueImportDependencies) {
   return async function startImport(event: unknown): Promise<ImportSummary> {
     const parsed = schema.safeParse(event);
     if (!parsed.success) {
-      const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ");
+      const problems = parsed.error.issues.map((issue) => `${issue.path.join(".") || "(event)"}: ${issue.message}`).join("; ");
       throw new Error(`${deps.contract.name}: not an S3 event notification: ${problems}`);
     }
     const summary: ImportSummary = { started: [], skipped: [] };
     const failures: string[] = [];
     for (const record of parsed.data.Records) {
       const bucket = record.s3.bucket.name;
-      const key = decodeS3Key(record.s3.object.key);
+      const key = record.s3.object.key;
       const date = exportDate(key);
       if (date === undefined) {
         const reason = "key has no date=YYYY-MM-DD segment naming a real day";

@@ -1,0 +1,105 @@
+/**
+ * Archive size and cold-start cost of each worker, as deployed for qa1: the archive Pulumi would
+ * upload is written out, then started in fresh Node processes (as a cold Lambda container) and
+ * invoked with a real event against local stand-ins of the services it calls.
+ *
+ * Prints, per worker: files, size on disk, zipped size, time to load the handler module, and
+ * time from process start to the first result (median of the runs).
+ */
+import { loadStackConfig, PROJECT } from "../stacks/config";
+import { fanIdentityWorkers } from "../stacks/program";
+import { invokeArchive, lambdaEnvironment, removeArchive, writeArchive } from "../tools/offline/archive";
+import { runOffline } from "../tools/offline/runtime";
+import { readStackFile } from "../tools/offline/stackFile";
+import { projectRoot } from "../components/archive";
+import appsyncEvent from "../test/fixtures/events/appsync-authorizer.json";
+import s3Event from "../test/fixtures/events/s3-export-success.json";
+import { awsJsonResponder, WireServer } from "../test/support/http";
+import { createSigningKey, JwksServer, signSotc } from "../test/support/jwks";
+import { median, table } from "./report";
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const API_KEY = "bench-appsync-api-key-0000000001";
+
+export async function benchArchives(): Promise<void> {
+  const stack = "qa1";
+  const file = readStackFile(stack, projectRoot());
+  const run = await runOffline({
+    project: PROJECT,
+    stack,
+    config: file.values,
+    secretKeys: file.secretKeys,
+    accountId: file.values[`${PROJECT}:accountId`]!,
+    program: () => fanIdentityWorkers(loadStackConfig()),
+  });
+
+  const glue = await WireServer.start(awsJsonResponder({ StartWorkflowRun: () => ({ RunId: "wr_bench" }) }));
+  const secrets = await WireServer.start(
+    awsJsonResponder({
+      GetSecretValue: (input) => ({ ARN: input.SecretId, SecretString: JSON.stringify({ apiKeys: [API_KEY] }) }),
+    }),
+  );
+  const key = await createSigningKey("bench");
+  const jwks = await JwksServer.start([key]);
+
+  const functionOf = (worker: string) =>
+    run.resources.find(
+      (resource) => resource.type === "aws:lambda/function:Function" && String(resource.inputs.name).endsWith(`-${worker}`),
+    )!;
+  const validateToken = functionOf("validateToken");
+  const variables = (validateToken.inputs.environment as { variables: Record<string, string> }).variables;
+  const sotc = await signSotc(
+    key,
+    { email: "fan@example.com" },
+    {
+      issuer: variables.JWT_ISSUER,
+      audience: variables.JWT_AUDIENCE,
+      subject: "gu-1",
+      expiresAt: Math.floor(Date.now() / 1000) + 3600,
+    },
+  );
+
+  const cases: { worker: string; event: unknown; overrides: Record<string, string> }[] = [
+    {
+      worker: "validateToken",
+      event: { ...appsyncEvent, authorizationToken: `${API_KEY}:${sotc}` },
+      overrides: { JWKS_URL: jwks.url, AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url },
+    },
+    { worker: "startBotOrNotImport", event: s3Event, overrides: { AWS_ENDPOINT_URL_GLUE: glue.url } },
+    { worker: "startClusterImport", event: s3Event, overrides: { AWS_ENDPOINT_URL_GLUE: glue.url } },
+  ];
+
+  const rows: string[][] = [];
+  try {
+    for (const { worker, event, overrides } of cases) {
+      const fn = functionOf(worker);
+      const archive = await writeArchive(fn.inputs.code, worker);
+      const loads: number[] = [];
+      const firsts: number[] = [];
+      const warm: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        const report = await invokeArchive(archive, event, lambdaEnvironment(fn, overrides), 2);
+        if (report.invocations.some((invocation) => invocation.error)) {
+          throw new Error(`${worker} failed: ${JSON.stringify(report.invocations)}`);
+        }
+        loads.push(report.loadMs);
+        firsts.push(report.firstResultMs);
+        warm.push(report.invocations[1]!.ms);
+      }
+      rows.push([
+        worker,
+        String(archive.files),
+        `${(archive.bytes / 1e6).toFixed(2)} MB`,
+        `${(archive.zippedBytes / 1e6).toFixed(2)} MB`,
+        `${median(loads).toFixed(0)} ms`,
+        `${median(firsts).toFixed(0)} ms`,
+        `${median(warm).toFixed(2)} ms`,
+      ]);
+      removeArchive(archive);
+    }
+  } finally {
+    await Promise.all([glue.close(), secrets.close(), jwks.close()]);
+  }
+  console.log(`Lambda archives (stack ${stack}; median of ${RUNS} fresh processes, Node ${process.version})\n`);
+  console.log(table(["worker", "files", "on disk", "zipped", "load handler", "first result", "warm call"], rows));
+}

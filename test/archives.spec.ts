@@ -1,0 +1,152 @@
+/**
+ * What is serialized is what runs: each worker's archive, as Pulumi would upload it for qa1, is
+ * written outside the project and run in a fresh Node process with a real event, the planned
+ * environment, and the AWS services it calls faked at the wire.
+ */
+import { strict as assert } from "node:assert";
+import { builtinModules } from "node:module";
+import {
+  type InvokeReport,
+  invokeArchive,
+  lambdaEnvironment,
+  removeArchive,
+  type WrittenArchive,
+  writeArchive,
+} from "../tools/offline/archive";
+import { startBotOrNotImport } from "../workers/startBotOrNotImport";
+import { startClusterImport } from "../workers/startClusterImport";
+import { validateToken } from "../workers/validateToken";
+import appsyncEvent from "./fixtures/events/appsync-authorizer.json";
+import s3ClusterEvent from "./fixtures/events/s3-cluster-export-success.json";
+import s3Event from "./fixtures/events/s3-export-success.json";
+import { awsJsonResponder, WireServer } from "./support/http";
+import { createSigningKey, JwksServer, signSotc } from "./support/jwks";
+import { type PlannedStack, planStack } from "./support/program";
+
+const FUNCTION = "aws:lambda/function:Function";
+const API_KEY = "qa1-appsync-api-key-000000000001";
+
+describe("Lambda archives, run in a fresh process as Lambda runs them", function () {
+  let plan: PlannedStack;
+  let glue: WireServer;
+  let secrets: WireServer;
+  let jwks: JwksServer;
+  const archives = new Map<string, WrittenArchive>();
+
+  before(async function () {
+    plan = await planStack("qa1");
+    glue = await WireServer.start(awsJsonResponder({ StartWorkflowRun: () => ({ RunId: "wr_0123456789abcdef" }) }));
+    secrets = await WireServer.start(
+      awsJsonResponder({
+        GetSecretValue: (input) => ({
+          ARN: input.SecretId,
+          Name: "auth-api-keys",
+          SecretString: JSON.stringify({ apiKeys: [API_KEY] }),
+          VersionId: "v1",
+        }),
+      }),
+    );
+    jwks = await JwksServer.start([await createSigningKey("accounts-2026-11")]);
+  });
+
+  after(async function () {
+    archives.forEach(removeArchive);
+    await Promise.all([glue.close(), secrets.close(), jwks.close()]);
+  });
+
+  /** The planned function of a worker, its archive written out, and the environment Lambda would give it. */
+  async function deployed(component: string, worker: string) {
+    const fn = plan.find(FUNCTION, `${component}-${worker}-function`);
+    const archive = archives.get(worker) ?? (await writeArchive(fn.inputs.code, worker));
+    archives.set(worker, archive);
+    const planned = (fn.inputs.environment as { variables: Record<string, string> }).variables;
+    const lambdaEnv = (overrides: Record<string, string>) => lambdaEnvironment(fn, overrides);
+    return { archive, planned, lambdaEnv };
+  }
+
+  const results = (report: InvokeReport) =>
+    report.invocations.map((invocation) => {
+      assert.equal(invocation.error, undefined, `the handler threw: ${JSON.stringify(invocation.error)}`);
+      return invocation.result;
+    });
+
+  it("validateToken authorises a real AppSync authoriser event, reading its keys and JWKS once per container", async function () {
+    const { archive, planned, lambdaEnv } = await deployed("auth", "validateToken");
+    const [key] = jwks.published;
+    const sotc = await signSotc(
+      key!,
+      { email: "Fan@Example.COM", given_name: "Ada" },
+      {
+        issuer: planned.JWT_ISSUER,
+        audience: planned.JWT_AUDIENCE,
+        subject: "gu-1234",
+        expiresAt: Math.floor(Date.now() / 1000) + 3600,
+      },
+    );
+    const event = { ...appsyncEvent, authorizationToken: `${API_KEY}:${sotc}` };
+    const fetchesBefore = jwks.fetches;
+
+    const report = await invokeArchive(
+      archive,
+      event,
+      lambdaEnv({ JWKS_URL: jwks.url, AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url }),
+      2,
+    );
+
+    for (const result of results(report)) {
+      assert.deepEqual(result, {
+        isAuthorized: true,
+        resolverContext: { isLoggedIn: "true", globalUserId: "gu-1234", email: "fan@example.com", given_name: "Ada" },
+        ttlOverride: 300,
+      });
+    }
+    assert.equal(jwks.fetches - fetchesBefore, 1, "one JWKS fetch for two invocations");
+    assert.equal(secrets.requests.length, 1, "one secret read for two invocations");
+    assert.equal(JSON.parse(secrets.requests[0]!.body).SecretId, planned.API_KEYS_SECRET_ARN);
+  });
+
+  for (const [component, worker, event, key] of [
+    ["botornot", "startBotOrNotImport", s3Event, "bot-or-not/date=2026-11-24/_SUCCESS"],
+    ["clustering", "startClusterImport", s3ClusterEvent, "clustering/date=2026-11-24/_SUCCESS"],
+  ] as const) {
+    it(`${worker} starts its planned Glue workflow for a real S3 notification`, async function () {
+      const { archive, planned, lambdaEnv } = await deployed(component, worker);
+      glue.requests.length = 0;
+      const report = await invokeArchive(archive, event, lambdaEnv({ AWS_ENDPOINT_URL_GLUE: glue.url }));
+      const [result] = results(report);
+      assert.deepEqual(result, {
+        started: [{ bucket: event.Records[0]!.s3.bucket.name, key, date: "2026-11-24", runId: "wr_0123456789abcdef" }],
+        skipped: [],
+      });
+      assert.equal(glue.requests.length, 1);
+      assert.deepEqual(JSON.parse(glue.requests[0]!.body), {
+        Name: planned.GLUE_WORKFLOW_NAME,
+        RunProperties: { bucket: event.Records[0]!.s3.bucket.name, key, date: "2026-11-24" },
+      });
+      assert.ok(report.logs.some((line) => line.message === "import started" && line.service === worker));
+    });
+  }
+
+  it("require only the packages their contracts declare, and capture no live Set or Map", async function () {
+    const builtins = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
+    for (const [component, worker] of [
+      ["auth", validateToken],
+      ["botornot", startBotOrNotImport],
+      ["clustering", startClusterImport],
+    ] as const) {
+      const { archive } = await deployed(component, worker.contract.name);
+      const required = [...archive.handlerSource.matchAll(/require\("([^"]+)"\)/g)].map((match) => match[1]!);
+      const packages = required
+        .filter((name) => !builtins.has(name))
+        .map((name) =>
+          name
+            .split("/")
+            .slice(0, name.startsWith("@") ? 2 : 1)
+            .join("/"),
+        );
+      assert.deepEqual([...new Set(packages)].sort(), [...worker.contract.packages].sort(), worker.contract.name);
+      // A Set or Map held at module scope serializes as an empty object with borrowed methods.
+      assert.ok(!/global\.(Set|Map)\.prototype/.test(archive.handlerSource), `${worker.contract.name} captured a Set or Map`);
+    }
+  });
+});
