@@ -31,7 +31,7 @@ export interface OfflineRun<T> {
   readonly resources: RecordedResource[];
   readonly calls: RecordedCall[];
   /** What the program returned (its stack outputs), resolved. */
-  readonly outputs: T;
+  readonly outputs: pulumi.Unwrap<T>;
   /** Failures the program did not raise synchronously (rejected applies, serialization errors). */
   readonly errors: Error[];
 }
@@ -45,6 +45,8 @@ export interface OfflineOptions<T> {
   /** The account the mocks place resources in. */
   readonly accountId: string;
   readonly program: () => T;
+  /** Answers for provider functions, replacing the defaults (to model another environment). */
+  readonly answers?: Record<string, (inputs: Record<string, unknown>) => Record<string, unknown>>;
 }
 
 const OFFLINE_VPC = "vpc-0000000000000offl";
@@ -167,7 +169,9 @@ export async function runOffline<T>(options: OfflineOptions<T>): Promise<Offline
           inputs: args.inputs as Record<string, unknown>,
           providerUrn: providerUrnOf(args.provider),
         });
-        return answerCall(args.token, args.inputs as Record<string, unknown>, options.accountId);
+        const inputs = args.inputs as Record<string, unknown>;
+        const answer = options.answers?.[args.token];
+        return answer ? answer(inputs) : answerCall(args.token, inputs, options.accountId);
       },
     },
     options.project,
@@ -195,13 +199,13 @@ export async function runOffline<T>(options: OfflineOptions<T>): Promise<Offline
 
   try {
     const returned = options.program();
-    let outputs: { value: T } | undefined;
+    let outputs: { value: pulumi.Unwrap<T> } | undefined;
     pulumi.output(returned).apply((value) => {
-      outputs = { value: value as T };
+      outputs = { value: value as pulumi.Unwrap<T> };
     });
     await settle(failure, () => resources.length);
     if (!outputs) errors.push(new Error("the program's outputs never resolved: a resource failed to register"));
-    return { resources, calls, outputs: outputs?.value as T, errors };
+    return { resources, calls, outputs: outputs?.value as pulumi.Unwrap<T>, errors };
   } finally {
     process.off("unhandledRejection", onRejection);
   }
