@@ -25,7 +25,9 @@ export function splitAuthorizationToken(token: string): { apiKey: string; sotc?:
   return sotc.length > 0 ? { apiKey: token.slice(0, colon), sotc } : { apiKey: token.slice(0, colon) };
 }
 
-const digest = (value: string) => createHash("sha256").update(value, "utf8").digest();
+// UTF-16LE, not UTF-8: it encodes every code unit as is, so distinct strings never share a
+// digest input (UTF-8 turns each unpaired surrogate into U+FFFD, making "\ud800" equal "\ud801").
+const digest = (value: string) => createHash("sha256").update(value, "utf16le").digest();
 
 /**
  * True when `candidate` equals one of `accepted`. Every accepted key is compared, each in

@@ -1,0 +1,212 @@
+import * as assert from "node:assert/strict";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { z } from "zod";
+import { createSecretReader } from "../workers/runtime/secrets";
+import { type AwsOperation, awsJsonResponder, operationOf, WireServer } from "./support/http";
+
+const SECRET_ARN = "arn:aws:secretsmanager:us-east-1:254688921111:secret:fan-identity/appsync-api-keys-Q1w2E3";
+const API_KEYS = z.object({ apiKeys: z.array(z.string().min(1)).min(1) });
+const MAX_AGE_MS = 300_000;
+
+type GetSecretValueOutput = Awaited<ReturnType<AwsOperation>>;
+
+const stored = (secretString: string | undefined, versionId = "v-1"): GetSecretValueOutput => ({
+  ARN: SECRET_ARN,
+  Name: "fan-identity/appsync-api-keys",
+  ...(secretString === undefined ? {} : { SecretString: secretString }),
+  VersionId: versionId,
+});
+const document = (apiKeys: string[], versionId?: string) => stored(JSON.stringify({ apiKeys }), versionId);
+const failure = (type: string, message: string): GetSecretValueOutput => ({ error: { type, message } });
+const NOT_FOUND = failure("ResourceNotFoundException", "Secrets Manager can't find the specified secret.");
+const DENIED = failure("AccessDeniedException", "User is not authorized to perform: secretsmanager:GetSecretValue");
+
+describe("createSecretReader (Secrets Manager at the wire)", function () {
+  let server: WireServer;
+  let client: SecretsManagerClient;
+  /** What GetSecretValue answers next; each test sets it. */
+  let answer: () => GetSecretValueOutput | Promise<GetSecretValueOutput>;
+  let clock: number;
+
+  before(async function () {
+    server = await WireServer.start(awsJsonResponder({ GetSecretValue: () => answer() }));
+    client = new SecretsManagerClient({
+      endpoint: server.url,
+      region: "us-east-1",
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    });
+  });
+  after(async function () {
+    client?.destroy();
+    await server?.close();
+  });
+  beforeEach(function () {
+    server.requests.length = 0;
+    clock = 1_780_000_000_000;
+    answer = () => document(["key-one"]);
+  });
+
+  function reader(options: { onStale?: (error: unknown) => void; schema?: z.ZodType } = {}) {
+    return createSecretReader({
+      secretId: SECRET_ARN,
+      schema: options.schema ?? API_KEYS,
+      maxAgeMs: MAX_AGE_MS,
+      client,
+      now: () => clock,
+      onStale: options.onStale,
+    });
+  }
+
+  it("asks GetSecretValue for the configured secret and parses its JSON document", async function () {
+    const read = reader();
+    assert.deepEqual(await read(), { apiKeys: ["key-one"] });
+    assert.equal(server.requests.length, 1);
+    assert.equal(operationOf(server.requests[0]), "GetSecretValue");
+    assert.deepEqual(JSON.parse(server.requests[0].body), { SecretId: SECRET_ARN });
+  });
+
+  it("makes one request for any number of reads within maxAgeMs", async function () {
+    const read = reader();
+    for (let i = 0; i < 20; i++) {
+      clock += (MAX_AGE_MS - 1) / 20;
+      assert.deepEqual(await read(), { apiKeys: ["key-one"] });
+    }
+    assert.equal(server.requests.length, 1);
+  });
+
+  it("fetches again once maxAgeMs has passed, and picks up a rotated value", async function () {
+    const read = reader();
+    assert.deepEqual(await read(), { apiKeys: ["key-one"] });
+    answer = () => document(["key-one", "key-two"], "v-2");
+    clock += MAX_AGE_MS - 1;
+    assert.deepEqual(await read(), { apiKeys: ["key-one"] });
+    assert.equal(server.requests.length, 1);
+    clock += 1;
+    assert.deepEqual(await read(), { apiKeys: ["key-one", "key-two"] });
+    assert.equal(server.requests.length, 2);
+    // The new value is kept for a full period from when it was fetched.
+    clock += MAX_AGE_MS - 1;
+    assert.deepEqual(await read(), { apiKeys: ["key-one", "key-two"] });
+    assert.equal(server.requests.length, 2);
+  });
+
+  it("shares one request among concurrent reads, cold and on refresh", async function () {
+    answer = () => new Promise((resolve) => setTimeout(() => resolve(document(["key-one"])), 20));
+    const read = reader();
+    const cold = await Promise.all(Array.from({ length: 10 }, () => read()));
+    for (const value of cold) assert.deepEqual(value, { apiKeys: ["key-one"] });
+    assert.equal(server.requests.length, 1);
+
+    answer = () => new Promise((resolve) => setTimeout(() => resolve(document(["key-two"], "v-2")), 20));
+    clock += MAX_AGE_MS;
+    const refreshed = await Promise.all(Array.from({ length: 10 }, () => read()));
+    for (const value of refreshed) assert.deepEqual(value, { apiKeys: ["key-two"] });
+    assert.equal(server.requests.length, 2);
+  });
+
+  it("rejects a failed first read with an error naming the secret and the AWS error type, and tries again next time", async function () {
+    answer = () => NOT_FOUND;
+    const read = reader();
+    const rejection = await read().then(
+      () => assert.fail("expected the read to fail"),
+      (error: unknown) => error as Error,
+    );
+    assert.ok(rejection.message.includes(SECRET_ARN), rejection.message);
+    assert.ok(rejection.message.includes("ResourceNotFoundException"), rejection.message);
+    assert.equal((rejection.cause as Error).name, "ResourceNotFoundException");
+
+    await assert.rejects(read(), /ResourceNotFoundException/);
+    assert.equal(server.requests.length, 2);
+
+    answer = () => document(["key-one"]);
+    assert.deepEqual(await read(), { apiKeys: ["key-one"] });
+    assert.equal(server.requests.length, 3);
+  });
+
+  it("serves the previous value when a refresh fails, tells onStale, and retries on the next read", async function () {
+    const stale: unknown[] = [];
+    const read = reader({ onStale: (error) => stale.push(error) });
+    assert.deepEqual(await read(), { apiKeys: ["key-one"] });
+
+    answer = () => DENIED;
+    clock += MAX_AGE_MS;
+    assert.deepEqual(await read(), { apiKeys: ["key-one"] });
+    assert.equal(stale.length, 1);
+    assert.match((stale[0] as Error).message, /AccessDeniedException/);
+    assert.ok((stale[0] as Error).message.includes(SECRET_ARN));
+
+    // The failure is not cached: the next read asks again.
+    assert.deepEqual(await read(), { apiKeys: ["key-one"] });
+    assert.equal(stale.length, 2);
+    assert.equal(server.requests.length, 3);
+
+    answer = () => document(["key-two"], "v-2");
+    assert.deepEqual(await read(), { apiKeys: ["key-two"] });
+    assert.equal(stale.length, 2);
+    assert.equal(server.requests.length, 4);
+  });
+
+  it("serves the previous value when the rotated secret does not match the schema", async function () {
+    const stale: unknown[] = [];
+    const read = reader({ onStale: (error) => stale.push(error) });
+    assert.deepEqual(await read(), { apiKeys: ["key-one"] });
+    answer = () => stored(JSON.stringify({ apiKeys: [] }), "v-2");
+    clock += MAX_AGE_MS;
+    assert.deepEqual(await read(), { apiKeys: ["key-one"] });
+    assert.equal(stale.length, 1);
+    assert.match((stale[0] as Error).message, /apiKeys/);
+  });
+
+  it("rejects a SecretString that is not JSON, without echoing it", async function () {
+    const secretValue = "hunter2-s3cr3t-value{";
+    answer = () => stored(secretValue);
+    const error = await reader()().then(
+      () => assert.fail("expected the read to fail"),
+      (failed: unknown) => failed as Error,
+    );
+    assert.ok(error.message.includes(SECRET_ARN), error.message);
+    assert.match(error.message, /not a JSON document/);
+    assert.ok(!error.message.includes("hunter2"), error.message);
+    assert.ok(!JSON.stringify(error).includes("hunter2"));
+  });
+
+  it("rejects a document that does not match the schema, naming the field and never the value", async function () {
+    const cases: [document: unknown, field: RegExp][] = [
+      [{ apiKeys: "hunter2-single-key" }, /apiKeys: /],
+      [{ apiKeys: ["hunter2-good-key", ""] }, /apiKeys\.1: /],
+      [{ apiKeys: [] }, /apiKeys: /],
+      [{ keys: ["hunter2-wrong-field"] }, /apiKeys: /],
+      [["hunter2-not-an-object"], /\(document\): /],
+    ];
+    for (const [content, field] of cases) {
+      answer = () => stored(JSON.stringify(content));
+      const error = await reader()().then(
+        () => assert.fail(`expected ${JSON.stringify(content)} to be refused`),
+        (failed: unknown) => failed as Error,
+      );
+      assert.match(error.message, /does not have the expected shape/);
+      assert.match(error.message, field);
+      assert.ok(error.message.includes(SECRET_ARN), error.message);
+      assert.ok(!error.message.includes("hunter2"), error.message);
+    }
+  });
+
+  it("rejects a secret that has no SecretString (a binary secret)", async function () {
+    answer = () => ({ ...stored(undefined), SecretBinary: Buffer.from("hunter2").toString("base64") });
+    await assert.rejects(reader()(), (error: Error) => {
+      assert.match(error.message, /has no SecretString/);
+      assert.ok(error.message.includes(SECRET_ARN));
+      return true;
+    });
+  });
+
+  it("keeps separate readers separate", async function () {
+    const first = reader();
+    assert.deepEqual(await first(), { apiKeys: ["key-one"] });
+    answer = () => document(["key-two"], "v-2");
+    const second = reader();
+    assert.deepEqual(await second(), { apiKeys: ["key-two"] });
+    assert.deepEqual(await first(), { apiKeys: ["key-one"] });
+    assert.equal(server.requests.length, 2);
+  });
+});
