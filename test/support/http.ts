@@ -101,3 +101,52 @@ export function awsJsonResponder(operations: Record<string, AwsOperation>): Resp
 
 /** The AWS operation a recorded JSON-protocol request called. */
 export const operationOf = (request: RecordedRequest) => String(request.headers["x-amz-target"] ?? "").split(".")[1];
+
+/**
+ * A recording proxy in front of a real local service: every request is recorded (and can be
+ * counted by operation) and forwarded; `intercept` may answer a request itself, or rewrite the
+ * forwarded request's body and the answer's, to make the service misbehave as the real one can.
+ */
+export interface Interception {
+  /** Answer without forwarding. */
+  readonly answer?: Answer;
+  /** Forward this body instead. */
+  readonly forwardBody?: string;
+  /** Rewrite the service's answer body before returning it. */
+  readonly rewriteAnswer?: (body: string) => string;
+}
+
+export async function startProxy(
+  target: string,
+  intercept: (request: RecordedRequest) => Interception | undefined = () => undefined,
+): Promise<WireServer> {
+  return WireServer.start(async (request) => {
+    const plan = intercept(request) ?? {};
+    if (plan.answer) return plan.answer;
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (typeof value === "string" && !["host", "content-length", "connection"].includes(name)) headers[name] = value;
+    }
+    const response = await fetch(`${target}${request.url}`, {
+      method: request.method,
+      headers,
+      body: request.method === "GET" ? undefined : (plan.forwardBody ?? request.body),
+    });
+    const text = await response.text();
+    return {
+      status: response.status,
+      headers: { "content-type": response.headers.get("content-type") ?? "application/json" },
+      body: plan.rewriteAnswer ? plan.rewriteAnswer(text) : text,
+    };
+  });
+}
+
+/** How many requests a recording server saw for each AWS operation. */
+export function countOperations(server: WireServer): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const request of server.requests) {
+    const operation = operationOf(request) ?? "unknown";
+    counts[operation] = (counts[operation] ?? 0) + 1;
+  }
+  return counts;
+}

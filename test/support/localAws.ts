@@ -1,0 +1,136 @@
+/**
+ * Real local AWS services for the workers' tests: DynamoDB (dynalite) and SQS (local-aws-sqs),
+ * on loopback, each behind a recording proxy so tests count the calls at the service.
+ */
+import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
+import { CreateQueueCommand, ReceiveMessageCommand, SQSClient, type Message } from "@aws-sdk/client-sqs";
+import type { AddressInfo } from "node:net";
+import { startProxy, type Interception, type RecordedRequest, type WireServer } from "./http";
+
+const credentials = { accessKeyId: "test", secretAccessKey: "test" };
+const region = "us-east-1";
+
+type Intercept = (request: RecordedRequest) => Interception | undefined;
+
+export interface LocalDynamo {
+  /** The proxy's URL: point clients (or AWS_ENDPOINT_URL_DYNAMODB) here. */
+  readonly endpoint: string;
+  /** Requests the service received, through the proxy. */
+  readonly proxy: WireServer;
+  readonly client: DynamoDBClient;
+  readonly documents: DynamoDBDocumentClient;
+  /** Makes the proxy misbehave for the requests `intercept` picks (undefined: pass through). */
+  intercept: Intercept;
+  /** Creates a table keyed like the fan-identity table; returns its name. */
+  createFanTable(name?: string): Promise<string>;
+  /** Every item of a table. */
+  scan(table: string): Promise<Record<string, unknown>[]>;
+  close(): Promise<void>;
+}
+
+let tables = 0;
+
+export async function startDynamo(): Promise<LocalDynamo> {
+  const dynalite = (require("dynalite") as (options: object) => import("node:http").Server)({
+    createTableMs: 0,
+    deleteTableMs: 0,
+    updateTableMs: 0,
+  });
+  await new Promise<void>((resolve) => dynalite.listen(0, "127.0.0.1", resolve));
+  const target = `http://127.0.0.1:${(dynalite.address() as AddressInfo).port}`;
+  const local: { intercept: Intercept } = { intercept: () => undefined };
+  const proxy = await startProxy(target, (request) => local.intercept(request));
+  const client = new DynamoDBClient({ endpoint: proxy.url, region, credentials });
+  const documents = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  return Object.assign(local, {
+    endpoint: proxy.url,
+    proxy,
+    client,
+    documents,
+    async createFanTable(name = `fan-identity-table-${++tables}`) {
+      await client.send(
+        new CreateTableCommand({
+          TableName: name,
+          KeySchema: [{ AttributeName: "userId", KeyType: "HASH" }],
+          AttributeDefinitions: [{ AttributeName: "userId", AttributeType: "S" }],
+          BillingMode: "PAY_PER_REQUEST",
+        }),
+      );
+      return name;
+    },
+    async scan(table: string) {
+      const items: Record<string, unknown>[] = [];
+      let start: Record<string, unknown> | undefined;
+      do {
+        const page = await documents.send(new ScanCommand({ TableName: table, ExclusiveStartKey: start }));
+        items.push(...(page.Items ?? []));
+        start = page.LastEvaluatedKey;
+      } while (start);
+      return items;
+    },
+    async close() {
+      client.destroy();
+      await proxy.close();
+      await new Promise<void>((resolve) => dynalite.close(() => resolve()));
+    },
+  });
+}
+
+export interface LocalSqs {
+  readonly endpoint: string;
+  readonly proxy: WireServer;
+  readonly client: SQSClient;
+  intercept: Intercept;
+  /** Creates a queue (FIFO when the name ends in .fifo); returns its URL. */
+  createQueue(name: string): Promise<string>;
+  /** Receives until the queue is empty (visibility long enough that nothing comes back). */
+  drain(queueUrl: string): Promise<Message[]>;
+  close(): Promise<void>;
+}
+
+export async function startSqs(): Promise<LocalSqs> {
+  const { createSqsServer } = require("local-aws-sqs") as {
+    createSqsServer(options: object): Promise<import("node:http").Server>;
+  };
+  const server = await createSqsServer({ port: 0, hostname: "127.0.0.1", emulateQueueCreationLifecycle: false });
+  const target = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const local: { intercept: Intercept } = { intercept: () => undefined };
+  const proxy = await startProxy(target, (request) => local.intercept(request));
+  const client = new SQSClient({ endpoint: proxy.url, region, credentials });
+  return Object.assign(local, {
+    endpoint: proxy.url,
+    proxy,
+    client,
+    async createQueue(name: string) {
+      const fifo = name.endsWith(".fifo");
+      const answer = await client.send(
+        new CreateQueueCommand({
+          QueueName: name,
+          Attributes: fifo ? { FifoQueue: "true", VisibilityTimeout: "300" } : { VisibilityTimeout: "300" },
+        }),
+      );
+      return answer.QueueUrl!;
+    },
+    async drain(queueUrl: string) {
+      const messages: Message[] = [];
+      for (;;) {
+        const answer = await client.send(
+          new ReceiveMessageCommand({
+            QueueUrl: queueUrl,
+            MaxNumberOfMessages: 10,
+            MessageSystemAttributeNames: ["All"],
+            WaitTimeSeconds: 0,
+          }),
+        );
+        if (!answer.Messages?.length) return messages;
+        messages.push(...answer.Messages);
+      }
+    },
+    async close() {
+      client.destroy();
+      await proxy.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  });
+}

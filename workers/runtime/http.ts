@@ -1,0 +1,116 @@
+/**
+ * JSON over HTTP to the external services (accounts ARAI API, model serving): a time bound on
+ * every attempt, at most two retries with exponential backoff for what is worth retrying
+ * (network failures, timeouts, 429 and 5xx), and errors that say which service, which
+ * operation and what came back.
+ */
+import { withRetries } from "./retry";
+
+export interface HttpClientOptions {
+  /** Service name used in errors, e.g. "accounts ARAI API". */
+  readonly service: string;
+  /** Bound on each attempt. */
+  readonly timeoutMs: number;
+  /** @default 2 */
+  readonly retries?: number;
+  /** @default 100 */
+  readonly baseDelayMs?: number;
+  /** Headers sent with every request (credentials, client id). */
+  readonly headers?: () => Record<string, string> | Promise<Record<string, string>>;
+  readonly fetch?: typeof fetch;
+}
+
+export interface HttpRequest {
+  /** Operation name used in errors, e.g. "GET account activity". */
+  readonly operation: string;
+  readonly url: string;
+  readonly method?: "GET" | "POST";
+  readonly body?: unknown;
+}
+
+export interface HttpResponse {
+  readonly status: number;
+  readonly body: unknown;
+  readonly headers: Headers;
+}
+
+/** A failed call: names the service, the operation, and what came back (status and body start). */
+export class HttpServiceError extends Error {
+  constructor(
+    readonly service: string,
+    readonly operation: string,
+    readonly status: number | undefined,
+    detail: string,
+    readonly attempts: number,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `${service} ${operation} failed${attempts > 1 ? ` after ${attempts} attempts` : ""}: ${status === undefined ? "" : `HTTP ${status}: `}${detail}`,
+      options,
+    );
+    this.name = "HttpServiceError";
+  }
+
+  /** Not worth another attempt: the request itself was refused. */
+  get permanent(): boolean {
+    return this.status !== undefined && this.status >= 400 && this.status < 500 && this.status !== 408 && this.status !== 429;
+  }
+}
+
+const excerpt = (text: string) => (text.length > 300 ? `${text.slice(0, 300)}…` : text) || "(empty body)";
+
+export function createHttpClient(options: HttpClientOptions) {
+  const doFetch = options.fetch ?? fetch;
+  const retries = options.retries ?? 2;
+
+  return async function request(req: HttpRequest): Promise<HttpResponse> {
+    let attempts = 0;
+    return withRetries(
+      async () => {
+        attempts += 1;
+        const headers: Record<string, string> = { accept: "application/json", ...(await options.headers?.()) };
+        if (req.body !== undefined) headers["content-type"] = "application/json";
+        let response: Response;
+        try {
+          response = await doFetch(req.url, {
+            method: req.method ?? "GET",
+            headers,
+            body: req.body === undefined ? undefined : JSON.stringify(req.body),
+            signal: AbortSignal.timeout(options.timeoutMs),
+          });
+        } catch (error) {
+          const timedOut = (error as Error).name === "TimeoutError";
+          const detail = timedOut ? `no answer within ${options.timeoutMs} ms` : `${(error as Error).message}${causeOf(error)}`;
+          throw new HttpServiceError(options.service, req.operation, undefined, detail, attempts, { cause: error });
+        }
+        const text = await response.text();
+        if (!response.ok) throw new HttpServiceError(options.service, req.operation, response.status, excerpt(text), attempts);
+        try {
+          return {
+            status: response.status,
+            body: text.length > 0 ? (JSON.parse(text) as unknown) : undefined,
+            headers: response.headers,
+          };
+        } catch {
+          throw new HttpServiceError(
+            options.service,
+            req.operation,
+            response.status,
+            `answer is not JSON: ${excerpt(text)}`,
+            attempts,
+          );
+        }
+      },
+      {
+        attempts: retries + 1,
+        baseDelayMs: options.baseDelayMs ?? 100,
+        retryable: (error) => !(error instanceof HttpServiceError && error.permanent),
+      },
+    );
+  };
+}
+
+function causeOf(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  return cause ? ` (${cause.code ?? cause.message})` : "";
+}

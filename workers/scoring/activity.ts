@@ -1,0 +1,48 @@
+/**
+ * Activities: what a fan did, as the scoring queues carry it (SPEC §2).
+ */
+import { z } from "zod";
+
+/** Where an activity came from. */
+export const ACTIVITY_SOURCES = ["kafka", "vf", "demand", "purchase", "sqJourney", "rescore"] as const;
+export type ActivitySource = (typeof ACTIVITY_SOURCES)[number];
+
+/** Actions whose successful result makes an activity worth scoring. */
+export const SCORABLE_ACTIONS: readonly string[] = [
+  "add_phone",
+  "create_account",
+  "login",
+  "reset_password",
+  "update_account",
+  "update_email",
+  "update_phone",
+  "verify_otp",
+  "verify_otp_mfa",
+];
+
+/** `result == "success"` and a scorable action. */
+export function isScorable(activity: { readonly action?: unknown; readonly result?: unknown }): boolean {
+  return activity.result === "success" && typeof activity.action === "string" && SCORABLE_ACTIONS.includes(activity.action);
+}
+
+/** A globalUserId as the platform issues them: non-empty, no whitespace, short enough for a key. */
+export const globalUserIdSchema = () =>
+  z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[^\s#]+$/, "expected a globalUserId (no whitespace or #)");
+
+/** The body of a message on the account-activity and on-demand queues. */
+export const activityMessageSchema = () =>
+  z
+    .object({
+      globalUserId: globalUserIdSchema(),
+      source: z.enum(ACTIVITY_SOURCES),
+      action: z.string().min(1).max(64),
+      /** When the fan acted (or the rescore fell due), ISO 8601. */
+      at: z.iso.datetime({ offset: true }),
+    })
+    .strict();
+
+export type ActivityMessage = z.infer<ReturnType<typeof activityMessageSchema>>;
