@@ -39,7 +39,12 @@ export interface WorkerFunctionArgs {
   /** @default 256 */
   readonly memoryMb?: number;
   /** Subnets and security groups, for a worker that must run inside the VPC. */
-  readonly vpc?: { readonly subnetIds: pulumi.Input<string[]>; readonly securityGroupIds: pulumi.Input<string[]> };
+  readonly vpc?: {
+    readonly subnetIds: pulumi.Input<pulumi.Input<string>[]>;
+    readonly securityGroupIds: pulumi.Input<pulumi.Input<string>[]>;
+    /** Name of the inline policy allowing Lambda to manage the function's network interfaces. @default "network" */
+    readonly policyName?: string;
+  };
   /**
    * Where an asynchronous invocation (an S3 notification, say) goes once its retries are spent;
    * an SQS queue ARN. The function's role is allowed to send to it.
@@ -110,7 +115,7 @@ export class WorkerFunction extends pulumi.ComponentResource {
         timeout: args.timeoutSeconds ?? 30,
         memorySize: args.memoryMb ?? 256,
         environment: { variables: environment },
-        vpcConfig: args.vpc,
+        vpcConfig: args.vpc && { subnetIds: args.vpc.subnetIds, securityGroupIds: args.vpc.securityGroupIds },
         loggingConfig: { logFormat: "JSON", logGroup: this.logGroup.name, applicationLogLevel: "INFO", systemLogLevel: "WARN" },
         codePathOptions: packages,
         tags: platform.tags,
@@ -169,7 +174,7 @@ export class WorkerFunction extends pulumi.ComponentResource {
         collected[policy] = [{ actions: contract.access[policy]!.actions, resources: grants[policy]! }];
       }
       if (args.vpc) {
-        collected.network = [
+        collected[args.vpc.policyName ?? "network"] = [
           {
             actions: ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface"],
             resources: ["*"],

@@ -33,6 +33,68 @@ const exportImport = z
   })
   .strict();
 
+const kinesisStreamArn = arnOf("kinesis", "arn:aws:kinesis:us-east-1:123456789012:stream/purchase-stream");
+const httpsUrl = (what: string) => z.url({ protocol: /^https$/, error: `expected the https URL of ${what}` });
+
+/** One scoring region's own resources: the streams it reads. */
+const scoringRegion = z
+  .object({
+    /** The Kinesis streams whose activity the region's workers enqueue. */
+    inputStreams: z
+      .object({
+        vfArn: kinesisStreamArn,
+        demandArn: kinesisStreamArn,
+        purchaseArn: kinesisStreamArn,
+        sqJourneyArn: kinesisStreamArn,
+      })
+      .strict(),
+  })
+  .strict();
+
+const modelEndpoint = z
+  .object({
+    /** The serving endpoint's invocations URL: `https://<host>/serving-endpoints/<name>/invocations`. */
+    url: httpsUrl("a Databricks serving endpoint's invocations").refine(
+      (url) => /\/serving-endpoints\/[^/]+\/invocations$/.test(url),
+      "expected https://<host>/serving-endpoints/<name>/invocations",
+    ),
+    /** The model version the endpoint serves, stored with every score. */
+    version: z.string().min(1),
+  })
+  .strict();
+
+const scoring = z
+  .object({
+    /** Days after a purchase, queue join or registration when the fan is scored again. */
+    rescoreDelayDays: z.number().int().min(1).max(30).default(5),
+    /** Records per invocation of the stream consumers. */
+    streamBatchSize: z.number().int().min(1).max(10_000).default(100),
+    /** Messages per invocation of lookupArai. */
+    queueBatchSize: z.number().int().min(1).max(10).default(10),
+    /** Timeout of the enqueue workers, in seconds. */
+    enqueueTimeoutSeconds: z.number().int().min(3).max(900).default(30),
+    arai: z
+      .object({
+        /** The accounts ARAI API, with `{globalUserId}` where the fan's id goes. */
+        urlTemplate: httpsUrl("the accounts ARAI API").refine(
+          (url) => url.includes("{globalUserId}"),
+          "expected {globalUserId} in the URL",
+        ),
+        timeoutMs: z.number().int().min(100).max(10_000).default(2000),
+        /** ARAI younger than this is not fetched again. */
+        freshnessSeconds: z.number().int().min(0).max(86_400).default(300),
+        concurrency: z.number().int().min(1).max(50).default(10),
+      })
+      .strict(),
+    model: modelEndpoint.extend({ timeoutMs: z.number().int().min(100).max(30_000).default(3000) }).strict(),
+    stagingModel: modelEndpoint.extend({ timeoutMs: z.number().int().min(100).max(30_000).default(3000) }).strict(),
+    /** Records per model request. */
+    modelBatchSize: z.number().int().min(1).max(1000).default(100),
+    /** us-east-1, always deployed. */
+    east: scoringRegion,
+  })
+  .strict();
+
 /** Everything that is not a secret. Top-level keys are `fan-identity-workers:<key>` in the stack file. */
 export const plainConfigSchema = z
   .object({
@@ -97,6 +159,7 @@ export const plainConfigSchema = z
       .strict(),
     botOrNot: exportImport,
     clustering: exportImport,
+    scoring,
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -127,6 +190,16 @@ export const SECRET_KEYS = {
   authApiKeys: {
     schema: z.array(z.string().min(16, "API keys are at least 16 characters")).min(1),
     placeholder: ["offline-placeholder-api-key"],
+  },
+  /** The accounts ARAI API's basic credentials and client id. */
+  araiCredentials: {
+    schema: z.object({ username: z.string().min(1), password: z.string().min(1), clientId: z.string().min(1) }).strict(),
+    placeholder: { username: "offline", password: "offline", clientId: "offline" },
+  },
+  /** Bearer token of the Databricks model-serving endpoints. */
+  modelServingToken: {
+    schema: z.string().min(8),
+    placeholder: "offline-placeholder-token",
   },
 } as const;
 
@@ -195,8 +268,10 @@ export function parseStackConfig(
     if (!fullKey.startsWith(`${PROJECT}:`)) continue;
     const key = fullKey.slice(PROJECT.length + 1);
     const isSecretKey = key in SECRET_KEYS;
-    const fieldSchema = isSecretKey ? undefined : (plainConfigSchema.shape as Record<string, z.ZodType>)[key];
-    if (!isSecretKey && !fieldSchema) {
+    const fieldSchema: z.ZodType | undefined = isSecretKey
+      ? SECRET_KEYS[key as SecretKey].schema
+      : (plainConfigSchema.shape as Record<string, z.ZodType>)[key];
+    if (!fieldSchema) {
       problems.push(`${fullKey}: unknown key`);
       continue;
     }
@@ -204,8 +279,8 @@ export function parseStackConfig(
       problems.push(`${fullKey}: must be a secret; set it with pulumi config set --secret ${key} '<value>'`);
       continue;
     }
-    if (fieldSchema && holdsString(fieldSchema)) {
-      plain[key] = text;
+    if (holdsString(fieldSchema)) {
+      (isSecretKey ? secret : plain)[key] = text;
       continue;
     }
     try {

@@ -20,6 +20,8 @@ function parse(stack: string, changes: Record<string, unknown>, secretKeys?: str
   return parseStackConfig(stack, values, secretKeys ?? fileSecrets);
 }
 
+const unwrap = <T>(output: pulumi.Output<T>) => new Promise<T>((resolve) => output.apply(resolve));
+
 function problemsOf(action: () => unknown): string[] {
   try {
     action();
@@ -93,8 +95,10 @@ describe("stack configuration", function () {
 
   it("accepts secrets only as Pulumi secrets, and never echoes their value", function () {
     assert.deepEqual(
-      problemsOf(() => parse("qa1", {}, [])),
-      [`${KEY("authApiKeys")}: must be a secret; set it with pulumi config set --secret authApiKeys '<value>'`],
+      problemsOf(() => parse("qa1", {}, [KEY("araiCredentials")])),
+      ["authApiKeys", "modelServingToken"].map(
+        (key) => `${KEY(key)}: must be a secret; set it with pulumi config set --secret ${key} '<value>'`,
+      ),
     );
     const short = problemsOf(() => parse("qa1", { authApiKeys: JSON.stringify(["hunter2"]) }));
     assert.deepEqual(short, [`${KEY("authApiKeys")}[0]: API keys are at least 16 characters`]);
@@ -107,9 +111,22 @@ describe("stack configuration", function () {
     );
   });
 
-  it("keeps secrets secret inside the program", async function () {
-    const config = parse("qa1", {});
-    assert.equal(await pulumi.isSecret(config.secrets.authApiKeys), true);
+  it("keeps secrets secret inside the program, reading text secrets as text and others as JSON", async function () {
+    const config = parse("qa1", {
+      modelServingToken: "dapi-0123456789abcdef",
+      araiCredentials: JSON.stringify({ username: "svc", password: "pw", clientId: "vf" }),
+    });
+    for (const secret of Object.values(config.secrets))
+      assert.equal(await pulumi.isSecret(secret as pulumi.Output<unknown>), true);
+    assert.equal(await unwrap(config.secrets.modelServingToken), "dapi-0123456789abcdef");
+    assert.deepEqual(await unwrap(config.secrets.araiCredentials), { username: "svc", password: "pw", clientId: "vf" });
+    assert.deepEqual(
+      problemsOf(() => parse("qa1", { araiCredentials: JSON.stringify({ username: "svc" }) })),
+      [
+        `${KEY("araiCredentials")}[password]: Invalid input: expected string, received undefined`,
+        `${KEY("araiCredentials")}[clientId]: Invalid input: expected string, received undefined`,
+      ],
+    );
   });
 
   it("requires default providers to be disabled", function () {
