@@ -5,6 +5,7 @@ import { createRegionalPlatform } from "../components/platform";
 import { AuthStack } from "./authStack";
 import type { StackConfig } from "./config";
 import { BotOrNotStack, ClusteringStack, ExportNotifications } from "./exportImportStack";
+import { ScoringStack } from "./scoringStack";
 
 /** The primary region: everything but the west scoring component lives here. */
 export const PRIMARY_REGION = "us-east-1";
@@ -25,7 +26,21 @@ export function fanIdentityWorkers(config: StackConfig) {
     );
   }
 
+  const scoringEast = new ScoringStack(
+    "scoring-east",
+    {
+      platform: east,
+      scoring: config.scoring,
+      region: config.scoring.east,
+      araiCredentials: config.secrets.araiCredentials,
+      modelServingToken: config.secrets.modelServingToken,
+    },
+    inEast,
+  );
+
   return {
+    fanIdentityTableEast: scoringEast.table.name,
+    activityQueueUrlEast: scoringEast.activityQueue.url,
     validateTokenArn: auth.validateToken.function.arn,
     startBotOrNotImportArn: botOrNot.importFunction.function.arn,
     startClusterImportArn: clustering.importFunction.function.arn,

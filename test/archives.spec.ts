@@ -4,18 +4,8 @@
  * environment, and the AWS services it calls faked at the wire.
  */
 import { strict as assert } from "node:assert";
-import { builtinModules } from "node:module";
-import {
-  type InvokeReport,
-  invokeArchive,
-  lambdaEnvironment,
-  removeArchive,
-  type WrittenArchive,
-  writeArchive,
-} from "../tools/offline/archive";
-import { startBotOrNotImport } from "../workers/startBotOrNotImport";
-import { startClusterImport } from "../workers/startClusterImport";
-import { validateToken } from "../workers/validateToken";
+import { invokeArchive } from "../tools/offline/archive";
+import { archiveShelf, resultsOf } from "./support/archives";
 import appsyncEvent from "./fixtures/events/appsync-authorizer.json";
 import s3ClusterEvent from "./fixtures/events/s3-cluster-export-success.json";
 import s3Event from "./fixtures/events/s3-export-success.json";
@@ -23,7 +13,6 @@ import { awsJsonResponder, WireServer } from "./support/http";
 import { createSigningKey, JwksServer, signSotc } from "./support/jwks";
 import { type PlannedStack, planStack } from "./support/program";
 
-const FUNCTION = "aws:lambda/function:Function";
 const API_KEY = "qa1-appsync-api-key-000000000001";
 
 describe("Lambda archives, run in a fresh process as Lambda runs them", function () {
@@ -31,7 +20,7 @@ describe("Lambda archives, run in a fresh process as Lambda runs them", function
   let glue: WireServer;
   let secrets: WireServer;
   let jwks: JwksServer;
-  const archives = new Map<string, WrittenArchive>();
+  const shelf = archiveShelf();
 
   before(async function () {
     plan = await planStack("qa1");
@@ -50,25 +39,11 @@ describe("Lambda archives, run in a fresh process as Lambda runs them", function
   });
 
   after(async function () {
-    archives.forEach(removeArchive);
+    shelf.removeAll();
     await Promise.all([glue.close(), secrets.close(), jwks.close()]);
   });
 
-  /** The planned function of a worker, its archive written out, and the environment Lambda would give it. */
-  async function deployed(component: string, worker: string) {
-    const fn = plan.find(FUNCTION, `${component}-${worker}-function`);
-    const archive = archives.get(worker) ?? (await writeArchive(fn.inputs.code, worker));
-    archives.set(worker, archive);
-    const planned = (fn.inputs.environment as { variables: Record<string, string> }).variables;
-    const lambdaEnv = (overrides: Record<string, string>) => lambdaEnvironment(fn, overrides);
-    return { archive, planned, lambdaEnv };
-  }
-
-  const results = (report: InvokeReport) =>
-    report.invocations.map((invocation) => {
-      assert.equal(invocation.error, undefined, `the handler threw: ${JSON.stringify(invocation.error)}`);
-      return invocation.result;
-    });
+  const deployed = (component: string, worker: string) => shelf.deployed(plan, component, worker);
 
   it("validateToken authorises a real AppSync authoriser event, reading its keys and JWKS once per container", async function () {
     const { archive, planned, lambdaEnv } = await deployed("auth", "validateToken");
@@ -93,7 +68,7 @@ describe("Lambda archives, run in a fresh process as Lambda runs them", function
       2,
     );
 
-    for (const result of results(report)) {
+    for (const result of resultsOf(report)) {
       assert.deepEqual(result, {
         isAuthorized: true,
         resolverContext: { isLoggedIn: "true", globalUserId: "gu-1234", email: "fan@example.com", given_name: "Ada" },
@@ -113,7 +88,7 @@ describe("Lambda archives, run in a fresh process as Lambda runs them", function
       const { archive, planned, lambdaEnv } = await deployed(component, worker);
       glue.requests.length = 0;
       const report = await invokeArchive(archive, event, lambdaEnv({ AWS_ENDPOINT_URL_GLUE: glue.url }));
-      const [result] = results(report);
+      const [result] = resultsOf(report);
       assert.deepEqual(result, {
         started: [{ bucket: event.Records[0]!.s3.bucket.name, key, date: "2026-11-24", runId: "wr_0123456789abcdef" }],
         skipped: [],
@@ -126,27 +101,4 @@ describe("Lambda archives, run in a fresh process as Lambda runs them", function
       assert.ok(report.logs.some((line) => line.message === "import started" && line.service === worker));
     });
   }
-
-  it("require only the packages their contracts declare, and capture no live Set or Map", async function () {
-    const builtins = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
-    for (const [component, worker] of [
-      ["auth", validateToken],
-      ["botornot", startBotOrNotImport],
-      ["clustering", startClusterImport],
-    ] as const) {
-      const { archive } = await deployed(component, worker.contract.name);
-      const required = [...archive.handlerSource.matchAll(/require\("([^"]+)"\)/g)].map((match) => match[1]!);
-      const packages = required
-        .filter((name) => !builtins.has(name))
-        .map((name) =>
-          name
-            .split("/")
-            .slice(0, name.startsWith("@") ? 2 : 1)
-            .join("/"),
-        );
-      assert.deepEqual([...new Set(packages)].sort(), [...worker.contract.packages].sort(), worker.contract.name);
-      // A Set or Map held at module scope serializes as an empty object with borrowed methods.
-      assert.ok(!/global\.(Set|Map)\.prototype/.test(archive.handlerSource), `${worker.contract.name} captured a Set or Map`);
-    }
-  });
 });

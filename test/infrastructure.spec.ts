@@ -4,20 +4,41 @@
  * privilege) and against the seed's rows for the auth, bot-or-not and clustering stacks.
  */
 import { strict as assert } from "node:assert";
+import { builtinModules } from "node:module";
 import { NAME_RULES } from "../components/naming";
 import { REQUIRED_TAG_KEYS } from "../components/platform";
 import { WILDCARD_RESOURCE_ACTIONS } from "../components/iam";
 import { runtimeClosure } from "../components/archive";
-import { validateToken } from "../workers/validateToken";
+import { enqueueFromDemandStream } from "../workers/enqueueFromDemandStream";
+import { enqueueFromPurchaseStream } from "../workers/enqueueFromPurchaseStream";
+import { enqueueFromSQJourneyStream } from "../workers/enqueueFromSQJourneyStream";
+import { enqueueFromVfStream } from "../workers/enqueueFromVfStream";
+import { lookupArai } from "../workers/lookupArai";
+import { processRescoreEvents } from "../workers/processRescoreEvents";
+import { scoreUsers } from "../workers/scoreUsers";
+import { stagingScoreUsers } from "../workers/stagingScoreUsers";
 import { startBotOrNotImport } from "../workers/startBotOrNotImport";
 import { startClusterImport } from "../workers/startClusterImport";
+import { validateToken } from "../workers/validateToken";
 import { type PlannedStack, planStack, statementsOf } from "./support/program";
 import { isTaggable } from "./support/taggable";
 
 const STACKS = ["qa1", "dev1", "preprod1", "prod1"] as const;
 const FUNCTION = "aws:lambda/function:Function";
 const ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy";
-const WORKERS = [validateToken, startBotOrNotImport, startClusterImport];
+const WORKERS = [
+  validateToken,
+  startBotOrNotImport,
+  startClusterImport,
+  enqueueFromVfStream,
+  enqueueFromDemandStream,
+  enqueueFromPurchaseStream,
+  enqueueFromSQJourneyStream,
+  processRescoreEvents,
+  lookupArai,
+  scoreUsers,
+  stagingScoreUsers,
+];
 
 describe("every stack, under runtime mocks", function () {
   const planned = new Map<string, PlannedStack>();
@@ -71,6 +92,9 @@ describe("every stack, under runtime mocks", function () {
           "aws:iam/role:Role": "iamRole",
           "aws:sqs/queue:Queue": "sqsQueue",
           "aws:secretsmanager/secret:Secret": "secret",
+          "aws:dynamodb/table:Table": "dynamodbTable",
+          "aws:kinesis/stream:Stream": "kinesisStream",
+          "aws:ec2/securityGroup:SecurityGroup": "securityGroup",
         };
         let checked = 0;
         for (const resource of plan().awsResources) {
@@ -83,7 +107,7 @@ describe("every stack, under runtime mocks", function () {
           assert.match(name, rule.pattern);
           checked += 1;
         }
-        assert.ok(checked >= 9);
+        assert.ok(checked >= 35);
         for (const logGroup of plan().ofType("aws:cloudwatch/logGroup:LogGroup")) {
           assert.match(String(logGroup.inputs.name), new RegExp(`^/aws/lambda/${prefix}`));
         }
@@ -113,7 +137,7 @@ describe("every stack, under runtime mocks", function () {
         }
       });
 
-      it("gives every function its own role, a log group with retention, and an archive of only what its worker needs", async function () {
+      it("gives every function its own role, a log group with retention, and an archive of only the packages its worker requires", async function () {
         const functions = plan().ofType(FUNCTION);
         assert.equal(functions.length, WORKERS.length);
         const roles = new Set(functions.map((fn) => fn.inputs.role));
@@ -134,8 +158,13 @@ describe("every stack, under runtime mocks", function () {
           });
           assert.equal(fn.inputs.runtime, "nodejs24.x");
 
-          const entries = Object.keys(await (fn.inputs.code as { assets: Promise<Record<string, unknown>> }).assets);
+          const assets = await (fn.inputs.code as { assets: Promise<Record<string, { text?: Promise<string> }>> }).assets;
+          const entries = Object.keys(assets);
           assert.ok(entries.includes("__index.js"), `${worker.contract.name}: serialization produced no handler`);
+          const handler = await assets["__index.js"]!.text!;
+          assert.deepEqual(requiredPackages(handler), [...worker.contract.packages].sort(), `${worker.contract.name} requires`);
+          // A Set or Map held at module scope serializes as an empty object with borrowed methods.
+          assert.ok(!/global\.(Set|Map)\.prototype/.test(handler), `${worker.contract.name} captured a Set or Map`);
           const { needed } = runtimeClosure(worker.contract.packages);
           for (const entry of entries.filter((name) => name !== "__index.js")) {
             const name = entry.replace(/^node_modules\//, "");
@@ -246,6 +275,22 @@ describe("every stack, under runtime mocks", function () {
     assert.equal((notification!.inputs.lambdaFunctions as unknown[]).length, 2);
   });
 });
+
+const BUILTINS = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
+
+/** The npm packages serialized code requires, by package name. */
+function requiredPackages(source: string): string[] {
+  const names = [...source.matchAll(/require\("([^"]+)"\)/g)]
+    .map((match) => match[1]!)
+    .filter((name) => !BUILTINS.has(name))
+    .map((name) =>
+      name
+        .split("/")
+        .slice(0, name.startsWith("@") ? 2 : 1)
+        .join("/"),
+    );
+  return [...new Set(names)].sort();
+}
 
 const ACCOUNTS: Record<string, string> = {
   qa1: "210987654321",

@@ -11,13 +11,16 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { projectRoot } from "../components/archive";
 import { PROJECT, StackConfigError } from "../stacks/config";
+import { PRIMARY_REGION } from "../stacks/program";
 import { describeResources, renderTree } from "./offline/describe";
+import { renderFlow } from "./offline/diagram";
 import { runOffline } from "./offline/runtime";
 import { readStackFile } from "./offline/stackFile";
 
-const USAGE = `usage: npm run plan -- --stack <qa1|dev1|preprod1|prod1> [--json <file>] [--stack-file <file>]
+const USAGE = `usage: npm run plan -- --stack <qa1|dev1|preprod1|prod1> [--json <file>] [--diagram <file>] [--stack-file <file>]
   --stack       the stack to plan
   --json        also write the planned resources, with their inputs, to this file
+  --diagram     also write the event flow (streams, queues, workers, table) as a Mermaid flowchart to this file
   --stack-file  read the stack's configuration from this file instead of Pulumi.<stack>.yaml`;
 
 async function main(): Promise<number> {
@@ -25,6 +28,7 @@ async function main(): Promise<number> {
     options: {
       stack: { type: "string" },
       json: { type: "string" },
+      diagram: { type: "string" },
       "stack-file": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -64,6 +68,11 @@ async function main(): Promise<number> {
   for (const key of stackFile.unsetSecrets) {
     console.warn(`\nwarning: secret ${key} is not set for ${values.stack}; pulumi up stops until it is:`);
     console.warn(`  pulumi config set --secret ${key.slice(PROJECT.length + 1)} '<value>' -s ${values.stack}`);
+  }
+  if (values.diagram) {
+    const prefix = `${stackFile.values[`${PROJECT}:productCode`]}-${values.stack}-${PRIMARY_REGION}`;
+    fs.writeFileSync(values.diagram, `${renderFlow(planned, prefix)}\n`);
+    console.log(`\nWrote ${values.diagram}`);
   }
   if (values.json) {
     fs.writeFileSync(

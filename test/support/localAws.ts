@@ -4,7 +4,13 @@
  */
 import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
-import { CreateQueueCommand, ReceiveMessageCommand, SQSClient, type Message } from "@aws-sdk/client-sqs";
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+  type Message,
+} from "@aws-sdk/client-sqs";
 import type { AddressInfo } from "node:net";
 import { startProxy, type Interception, type RecordedRequest, type WireServer } from "./http";
 
@@ -82,9 +88,12 @@ export interface LocalSqs {
   readonly proxy: WireServer;
   readonly client: SQSClient;
   intercept: Intercept;
-  /** Creates a queue (FIFO when the name ends in .fifo); returns its URL. */
+  /**
+   * Creates a queue (FIFO when the name ends in .fifo); returns its URL, on the proxy's host: the
+   * SDK sends to the host of the queue URL it is given, so a worker given this URL is counted.
+   */
   createQueue(name: string): Promise<string>;
-  /** Receives until the queue is empty (visibility long enough that nothing comes back). */
+  /** Reads a queue as its consumer does: receive, then delete, until nothing is left (FIFO groups unblock as they go). */
   drain(queueUrl: string): Promise<Message[]>;
   close(): Promise<void>;
 }
@@ -110,7 +119,7 @@ export async function startSqs(): Promise<LocalSqs> {
           Attributes: fifo ? { FifoQueue: "true", VisibilityTimeout: "300" } : { VisibilityTimeout: "300" },
         }),
       );
-      return answer.QueueUrl!;
+      return `${proxy.url}${new URL(answer.QueueUrl!).pathname}`;
     },
     async drain(queueUrl: string) {
       const messages: Message[] = [];
@@ -119,12 +128,20 @@ export async function startSqs(): Promise<LocalSqs> {
           new ReceiveMessageCommand({
             QueueUrl: queueUrl,
             MaxNumberOfMessages: 10,
+            // Local SQS reads the older AttributeNames; SQS takes either.
+            AttributeNames: ["All"],
             MessageSystemAttributeNames: ["All"],
             WaitTimeSeconds: 0,
           }),
         );
         if (!answer.Messages?.length) return messages;
         messages.push(...answer.Messages);
+        await client.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: queueUrl,
+            Entries: answer.Messages.map((message, index) => ({ Id: `d${index}`, ReceiptHandle: message.ReceiptHandle! })),
+          }),
+        );
       }
     },
     async close() {

@@ -88,6 +88,37 @@ function settingsOf(resource: RecordedResource, inputs: Record<string, unknown>)
           (f: Record<string, string>) => `${short(f.lambdaFunctionArn)} on ${f.filterPrefix ?? ""}*${f.filterSuffix ?? ""}`,
         ),
       ];
+    case "aws:lambda/eventSourceMapping:EventSourceMapping":
+      return [
+        `${short(i.eventSourceArn)} → ${i.functionName}`,
+        `batch ${i.batchSize}`,
+        ...(i.startingPosition ? [`from ${i.startingPosition}`] : []),
+        ...(i.filterCriteria ? i.filterCriteria.filters.map((f: { pattern: string }) => `filter ${f.pattern}`) : []),
+        ...(i.functionResponseTypes?.includes("ReportBatchItemFailures") ? ["partial batch failures"] : []),
+        ...(i.bisectBatchOnFunctionError ? ["bisect on error"] : []),
+        ...(i.maximumRetryAttempts !== undefined ? [`${i.maximumRetryAttempts} retries`] : []),
+        ...(i.destinationConfig?.onFailure ? [`on failure ${short(i.destinationConfig.onFailure.destinationArn)}`] : []),
+      ];
+    case "aws:dynamodb/table:Table":
+      return [
+        i.name,
+        `key ${i.hashKey}${i.rangeKey ? ` + ${i.rangeKey}` : ""}`,
+        i.billingMode === "PAY_PER_REQUEST" ? "on demand" : String(i.billingMode),
+        ...(i.ttl?.enabled ? [`ttl ${i.ttl.attributeName}`] : []),
+        ...(i.pointInTimeRecovery?.enabled ? ["point-in-time recovery"] : []),
+        i.serverSideEncryption?.enabled ? "encrypted (KMS)" : "encrypted (AWS owned key)",
+      ];
+    case "aws:kinesis/stream:Stream":
+      return [
+        i.name,
+        String(i.streamModeDetails?.streamMode ?? `${i.shardCount} shards`).toLowerCase(),
+        `retention ${i.retentionPeriod} h`,
+        `encryption ${i.encryptionType}`,
+      ];
+    case "aws:dynamodb/kinesisStreamingDestination:KinesisStreamingDestination":
+      return [`${i.tableName} → ${short(i.streamArn)}`];
+    case "aws:ec2/securityGroup:SecurityGroup":
+      return [i.name, `vpc ${i.vpcId}`, `${(i.ingress ?? []).length} inbound rules`, `${(i.egress ?? []).length} outbound rules`];
     case "aws:secretsmanager/secret:Secret":
       return [i.name];
     case "aws:secretsmanager/secretVersion:SecretVersion":

@@ -1,0 +1,206 @@
+/**
+ * The accounts ARAI API client, against the API and Secrets Manager mocked at the wire: the
+ * request it makes, what it retries, and what it answers for a fan the service does not know.
+ */
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import * as fc from "fast-check";
+import { projectRoot } from "../components/archive";
+import { HttpServiceError } from "../workers/runtime/http";
+import { createSecretReader } from "../workers/runtime/secrets";
+import { araiCredentialsSchema, araiUrl, createAraiClient } from "../workers/lookupArai/araiClient";
+import { type Answer, awsJsonResponder, operationOf, WireServer } from "./support/http";
+
+const SECRET_ARN = "arn:aws:secretsmanager:us-east-1:254688921111:secret:fan-identity/arai-credentials-Zx81Qe";
+const CREDENTIALS = { username: "svc-fanid-qa1", password: "pä$$:w0rd", clientId: "verified-fan-scoring" };
+const ARAI = JSON.parse(fs.readFileSync(path.join(projectRoot(), "test", "fixtures", "arai", "account-activity.json"), "utf8"));
+const PATH_TEMPLATE = "/arai/v1/accounts/{globalUserId}/activity";
+
+describe("accounts ARAI API client", function () {
+  let api: WireServer;
+  let secrets: WireServer;
+  let secretsClient: SecretsManagerClient;
+  /** What the API answers to the n-th request (from 1) of a test. */
+  let answer: (attempt: number) => Answer;
+  let secretReadable: boolean;
+
+  before(async function () {
+    api = await WireServer.start(() => answer(api.requests.length));
+    secrets = await WireServer.start(
+      awsJsonResponder({
+        GetSecretValue: (input) =>
+          secretReadable
+            ? {
+                ARN: input.SecretId,
+                Name: "fan-identity/arai-credentials",
+                SecretString: JSON.stringify(CREDENTIALS),
+                VersionId: "v1",
+              }
+            : {
+                error: {
+                  type: "AccessDeniedException",
+                  message: "User is not authorized to perform: secretsmanager:GetSecretValue",
+                },
+              },
+      }),
+    );
+    secretsClient = new SecretsManagerClient({
+      endpoint: secrets.url,
+      region: "us-east-1",
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    });
+  });
+  after(async function () {
+    secretsClient?.destroy();
+    await Promise.all([api?.close(), secrets?.close()]);
+  });
+  beforeEach(function () {
+    api.requests.length = 0;
+    secrets.requests.length = 0;
+    secretReadable = true;
+    answer = () => ({ body: ARAI });
+  });
+
+  function araiClient(options: { timeoutMs?: number } = {}) {
+    const readCredentials = createSecretReader({
+      secretId: SECRET_ARN,
+      schema: araiCredentialsSchema(),
+      maxAgeMs: 300_000,
+      client: secretsClient,
+    });
+    return createAraiClient({
+      urlTemplate: `${api.url}${PATH_TEMPLATE}`,
+      timeoutMs: options.timeoutMs ?? 1000,
+      readCredentials,
+      baseDelayMs: 5,
+    });
+  }
+
+  async function rejection(promise: Promise<unknown>): Promise<Error> {
+    return promise.then(
+      () => assert.fail("expected the lookup to fail"),
+      (error: Error) => error,
+    );
+  }
+
+  it("GETs the fan's account activity with basic credentials and the client id, and answers the document", async function () {
+    const lookup = await araiClient().fetchArai("gu-7f3c2a91");
+    assert.deepEqual(lookup, { status: "found", arai: ARAI });
+    assert.equal(api.requests.length, 1);
+    const [request] = api.requests;
+    assert.equal(request!.method, "GET");
+    assert.equal(request!.url, "/arai/v1/accounts/gu-7f3c2a91/activity");
+    const [scheme, encoded] = String(request!.headers.authorization).split(" ");
+    assert.equal(scheme, "Basic");
+    assert.equal(Buffer.from(encoded!, "base64").toString("utf8"), `${CREDENTIALS.username}:${CREDENTIALS.password}`);
+    assert.equal(request!.headers["x-client-id"], CREDENTIALS.clientId);
+    assert.equal(request!.headers.accept, "application/json");
+    assert.deepEqual(secrets.requests.map(operationOf), ["GetSecretValue"]);
+    assert.equal(JSON.parse(secrets.requests[0]!.body).SecretId, SECRET_ARN);
+  });
+
+  it("URL-encodes the globalUserId into its path segment", async function () {
+    await araiClient().fetchArai("auth0|5f1c/ab?x=1%&y");
+    assert.equal(api.requests[0]!.url, "/arai/v1/accounts/auth0%7C5f1c%2Fab%3Fx%3D1%25%26y/activity");
+  });
+
+  it("keeps fields it does not know, and accepts a document without login history or linked accounts", async function () {
+    const bare: Record<string, unknown> = { ...ARAI };
+    delete bare.loginHistory;
+    delete bare.linkedAccounts;
+    answer = () => ({ body: { ...bare, deviceTrust: { score: 0.93 } } });
+    assert.deepEqual(await araiClient().fetchArai("gu-7f3c2a91"), {
+      status: "found",
+      arai: { ...bare, deviceTrust: { score: 0.93 } },
+    });
+  });
+
+  it("reads the credentials once for many lookups", async function () {
+    const client = araiClient();
+    await Promise.all(["gu-1", "gu-2", "gu-3"].map((id) => client.fetchArai(id)));
+    await client.fetchArai("gu-4");
+    assert.equal(api.requests.length, 4);
+    assert.equal(secrets.requests.length, 1);
+  });
+
+  it("succeeds after two 503s, in three requests", async function () {
+    answer = (attempt) => (attempt <= 2 ? { status: 503, body: { message: "Service Unavailable" } } : { body: ARAI });
+    assert.deepEqual(await araiClient().fetchArai("gu-7f3c2a91"), { status: "found", arai: ARAI });
+    assert.equal(api.requests.length, 3);
+  });
+
+  it("fails after three 503s, naming the service, the operation, the status and the body", async function () {
+    answer = () => ({ status: 503, body: { message: "Service Unavailable" } });
+    const error = await rejection(araiClient().fetchArai("gu-7f3c2a91"));
+    assert.ok(error instanceof HttpServiceError);
+    assert.equal(error.status, 503);
+    assert.equal(
+      error.message,
+      'accounts ARAI API GET account activity failed after 3 attempts: HTTP 503: {"message":"Service Unavailable"}',
+    );
+    assert.equal(api.requests.length, 3);
+  });
+
+  it("answers unknownFan for a 404, without retrying", async function () {
+    answer = () => ({ status: 404, body: { code: "ACCOUNT_NOT_FOUND", message: "no account for gu-unknown" } });
+    assert.deepEqual(await araiClient().fetchArai("gu-unknown"), { status: "unknownFan" });
+    assert.equal(api.requests.length, 1);
+  });
+
+  for (const status of [400, 401, 403]) {
+    it(`fails at once on ${status}: the request itself was refused`, async function () {
+      answer = () => ({ status, body: { message: "refused" } });
+      const error = await rejection(araiClient().fetchArai("gu-7f3c2a91"));
+      assert.match(error.message, new RegExp(`^accounts ARAI API GET account activity failed: HTTP ${status}: `));
+      assert.equal(api.requests.length, 1);
+    });
+  }
+
+  it("fails when the API hangs, within the timeout of each of its three attempts", async function () {
+    answer = () => ({ delayMs: 3000, body: ARAI });
+    const error = await rejection(araiClient({ timeoutMs: 200 }).fetchArai("gu-7f3c2a91"));
+    assert.equal(error.message, "accounts ARAI API GET account activity failed after 3 attempts: no answer within 200 ms");
+    assert.equal(api.requests.length, 3);
+  });
+
+  for (const [title, body] of [
+    ["a list", [ARAI]],
+    ["null", null],
+    ["a document whose loginHistory is not a list", { ...ARAI, loginHistory: { last: ARAI.loginHistory[0] } }],
+    ["a document whose linkedAccounts is not a list", { ...ARAI, linkedAccounts: "gu-2a6d90c1" }],
+  ] as const) {
+    it(`fails, saying what was wrong, when the API answers 200 with ${title}`, async function () {
+      answer = () => ({ body });
+      const error = await rejection(araiClient().fetchArai("gu-7f3c2a91"));
+      assert.match(error.message, /^accounts ARAI API GET account activity failed: HTTP 200: ARAI document is not as expected: /);
+    });
+  }
+
+  it("fails without calling the API when its credentials cannot be read, naming the secret", async function () {
+    secretReadable = false;
+    const error = await rejection(araiClient().fetchArai("gu-7f3c2a91"));
+    assert.ok(error.message.includes(SECRET_ARN) && error.message.includes("AccessDeniedException"), error.message);
+    assert.equal(api.requests.length, 0);
+  });
+
+  describe("araiUrl", function () {
+    it("puts the encoded id where the template says, every time it says so", function () {
+      assert.equal(araiUrl("https://a.test/v1/{globalUserId}", "gu-1"), "https://a.test/v1/gu-1");
+      assert.equal(araiUrl("https://a.test/{globalUserId}/x?id={globalUserId}", "a/b"), "https://a.test/a%2Fb/x?id=a%2Fb");
+      assert.equal(araiUrl("https://a.test/{globalUserId}", "$&$1"), "https://a.test/%24%26%241");
+    });
+
+    it("for any id: the path segment decodes back to the id and holds no / ? #", function () {
+      fc.assert(
+        fc.property(fc.string({ unit: "binary", minLength: 1 }), (id) => {
+          const url = araiUrl(`https://accounts.test${PATH_TEMPLATE}`, id);
+          const segment = url.slice("https://accounts.test/arai/v1/accounts/".length, -"/activity".length);
+          assert.ok(!/[/?#]/.test(segment), segment);
+          assert.equal(decodeURIComponent(segment), id);
+        }),
+      );
+    });
+  });
+});

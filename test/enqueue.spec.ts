@@ -1,0 +1,892 @@
+/**
+ * The stream enqueue workers against real local SQS and DynamoDB: what each stream's records
+ * become on the scoring queues and in the fan-identity table, what it costs at the service,
+ * and that a malformed record or a misbehaving dependency fails only the records it concerns.
+ */
+import * as assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { Logger } from "@aws-lambda-powertools/logger";
+import type { Message } from "@aws-sdk/client-sqs";
+import * as fc from "fast-check";
+import { createEnqueueFromDemandStream, enqueueFromDemandStream } from "../workers/enqueueFromDemandStream";
+import { createEnqueueFromPurchaseStream, enqueueFromPurchaseStream } from "../workers/enqueueFromPurchaseStream";
+import { createEnqueueFromSQJourneyStream, enqueueFromSQJourneyStream } from "../workers/enqueueFromSQJourneyStream";
+import { createEnqueueFromVfStream, enqueueFromVfStream } from "../workers/enqueueFromVfStream";
+import type { BatchResponse } from "../workers/runtime/batch";
+import type { KinesisRecord } from "../workers/runtime/records";
+import { activityMessageSchema } from "../workers/scoring/activity";
+import {
+  type ActivityStreamDependencies,
+  activityTime,
+  createDemandChangeReader,
+  createPurchaseReader,
+  createSQJourneyReader,
+  createStreamEnqueuer,
+  createVfLoginReader,
+  deduplicationId,
+  parseIsoDateTime,
+  planActivity,
+  plannedRescores,
+  type StreamReader,
+} from "../workers/scoring/enqueue";
+import { countOperations } from "./support/http";
+import { type LocalDynamo, type LocalSqs, startDynamo, startSqs } from "./support/localAws";
+import { captureLogs, type LogLine } from "./support/logs";
+import {
+  DYNAMO_INTERNAL_ERROR,
+  environmentSaver,
+  type KinesisFixtureRecord,
+  kinesisFixture,
+  payloadOf,
+  recordLike,
+  refuseEntries,
+  sequenceNumber,
+  serviceDown,
+  SQS_INTERNAL_ERROR,
+} from "./support/streams";
+
+const ENVIRONMENT = [
+  "ON_DEMAND_QUEUE_URL",
+  "ACTIVITY_QUEUE_URL",
+  "TABLE_NAME",
+  "RESCORE_DELAY_DAYS",
+  "AWS_REGION",
+  "AWS_DEFAULT_REGION",
+  "AWS_ACCESS_KEY_ID",
+  "AWS_SECRET_ACCESS_KEY",
+  "AWS_SESSION_TOKEN",
+  "AWS_PROFILE",
+  "AWS_ENDPOINT_URL",
+  "AWS_ENDPOINT_URL_SQS",
+  "AWS_ENDPOINT_URL_DYNAMODB",
+  "POWERTOOLS_LOG_LEVEL",
+] as const;
+
+/** The clock of direct tests: a day after the fixtures' activity. */
+const NOW = new Date("2026-11-25T12:00:00.000Z");
+const sha256 = (text: string) => createHash("sha256").update(text, "utf8").digest("hex");
+const bodyOf = (message: Message) => activityMessageSchema().parse(JSON.parse(message.Body!));
+const attribute = (message: Message, name: string) => message.Attributes?.[name as keyof Message["Attributes"]];
+const seqs = (indexes: readonly number[]) => indexes.map(sequenceNumber);
+const failuresOf = (response: BatchResponse) => response.batchItemFailures.map((failure) => failure.itemIdentifier);
+
+const vf = kinesisFixture("kinesis-vf-login.json").Records[0]!;
+const demand = kinesisFixture("kinesis-demand-insert.json").Records[0]!;
+const purchase = kinesisFixture("kinesis-purchase-success.json").Records[0]!;
+const sqJourney = kinesisFixture("kinesis-sq-journey.json").Records[0]!;
+
+/** Payloads like the fixtures', for another fan and time. */
+const payloads = {
+  vf: (globalUserId: string, timestamp = "2026-11-24T09:15:02.417Z") => ({
+    ...(payloadOf(vf) as object),
+    globalUserId,
+    timestamp,
+  }),
+  purchase: (globalUserId: string, timestamp = "2026-11-24T09:20:11.004Z") => {
+    const template = payloadOf(purchase) as { customer: object };
+    return { ...template, customer: { ...template.customer, globalUserId }, timestamp };
+  },
+  sqJourney: (globalUserId: string, timestamp = "2026-11-24T08:30:45.880Z") => ({
+    ...(payloadOf(sqJourney) as object),
+    globalUserId,
+    timestamp,
+  }),
+  demand: (globalUserId: string, eventName = "INSERT") => {
+    const template = payloadOf(demand) as { dynamodb: { NewImage: object; Keys: object } };
+    return {
+      ...template,
+      eventName,
+      dynamodb: {
+        ...template.dynamodb,
+        Keys: { ...template.dynamodb.Keys, userId: { S: globalUserId } },
+        NewImage: { ...template.dynamodb.NewImage, userId: { S: globalUserId }, globalUserId: { S: globalUserId } },
+      },
+    };
+  },
+};
+
+/** The activity-stream workers (FIFO queue and rescores), each with what its fixture must produce. */
+const activityWorkers = [
+  {
+    worker: enqueueFromDemandStream,
+    create: createEnqueueFromDemandStream,
+    source: "demand",
+    fixtureFile: "kinesis-demand-insert.json",
+    template: demand,
+    payload: payloads.demand,
+    fixture: { globalUserId: "gu-2b91d0e4", at: "2026-11-24T09:15:55.370Z", rescoreDate: "2026-11-29" },
+  },
+  {
+    worker: enqueueFromPurchaseStream,
+    create: createEnqueueFromPurchaseStream,
+    source: "purchase",
+    fixtureFile: "kinesis-purchase-success.json",
+    template: purchase,
+    payload: payloads.purchase,
+    fixture: { globalUserId: "gu-a04c77e2", at: "2026-11-24T09:20:11.004Z", rescoreDate: "2026-11-29" },
+  },
+  {
+    worker: enqueueFromSQJourneyStream,
+    create: createEnqueueFromSQJourneyStream,
+    source: "sqJourney",
+    fixtureFile: "kinesis-sq-journey.json",
+    template: sqJourney,
+    payload: payloads.sqJourney,
+    // The event's own time, given with a +01:00 offset, in UTC.
+    fixture: { globalUserId: "gu-5d13f0b8", at: "2026-11-24T08:30:45.880Z", rescoreDate: "2026-11-29" },
+  },
+] as const;
+
+describe("stream enqueue workers", function () {
+  let sqs: LocalSqs;
+  let dynamo: LocalDynamo;
+  let queues = 0;
+  const environment = environmentSaver(ENVIRONMENT);
+
+  before(async function () {
+    [sqs, dynamo] = await Promise.all([startSqs(), startDynamo()]);
+  });
+
+  after(async function () {
+    await Promise.all([sqs.close(), dynamo.close()]);
+  });
+
+  beforeEach(function () {
+    environment.save();
+    sqs.intercept = () => undefined;
+    dynamo.intercept = () => undefined;
+  });
+
+  afterEach(function () {
+    environment.restore();
+  });
+
+  /** Fresh queues and table, and the service call counts from now on. */
+  async function resources() {
+    queues += 1;
+    const [activityQueue, onDemandQueue, table] = await Promise.all([
+      sqs.createQueue(`vfid-qa1-us-east-1-account-activity-${queues}.fifo`),
+      sqs.createQueue(`vfid-qa1-us-east-1-on-demand-scoring-${queues}`),
+      dynamo.createFanTable(`vfid-qa1-us-east-1-fan-identity-${queues}`),
+    ]);
+    sqs.proxy.requests.length = 0;
+    dynamo.proxy.requests.length = 0;
+    return { activityQueue: activityQueue, onDemandQueue: onDemandQueue, table };
+  }
+
+  /** Sets the environment a deployed worker gets, pointed at the local services. */
+  function deploy(variables: Record<string, string>) {
+    environment.set({
+      AWS_REGION: "us-east-1",
+      AWS_ACCESS_KEY_ID: "test",
+      AWS_SECRET_ACCESS_KEY: "test",
+      AWS_ENDPOINT_URL_SQS: sqs.endpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      POWERTOOLS_LOG_LEVEL: "WARN",
+      ...variables,
+    });
+  }
+
+  const logger = (serviceName: string) => new Logger({ serviceName, logLevel: "DEBUG" });
+
+  /** A worker built directly on the local services' clients. */
+  function direct(
+    create: (deps: ActivityStreamDependencies) => (event: unknown) => Promise<BatchResponse>,
+    env: { activityQueue: string; table: string },
+    name = "test",
+  ) {
+    return create({
+      env: { ACTIVITY_QUEUE_URL: env.activityQueue, TABLE_NAME: env.table, RESCORE_DELAY_DAYS: 5 },
+      sqs: sqs.client,
+      dynamo: dynamo.documents,
+      logger: logger(name),
+      now: () => NOW,
+    });
+  }
+
+  const sendCalls = () => countOperations(sqs.proxy).SendMessageBatch ?? 0;
+  const putCalls = () => countOperations(dynamo.proxy).PutItem ?? 0;
+  const warnings = (logs: LogLine[]) => logs.filter((line) => line.level === "WARN");
+
+  describe("reading records", function () {
+    it("takes an ISO 8601 date-time with a zone as the instant it names, whatever the instant", function () {
+      // Years that stay four digits in any zone.
+      const instant = fc.date({
+        min: new Date("0001-01-02T00:00:00Z"),
+        max: new Date("9999-12-30T23:59:59Z"),
+        noInvalidDate: true,
+      });
+      fc.assert(
+        fc.property(instant, fc.integer({ min: -14 * 60, max: 14 * 60 }), (date, offsetMinutes) => {
+          assert.equal(parseIsoDateTime(date.toISOString())?.getTime(), date.getTime());
+          // The same instant written in another zone.
+          const local = new Date(date.getTime() + offsetMinutes * 60_000).toISOString().slice(0, 23);
+          const sign = offsetMinutes < 0 ? "-" : "+";
+          const zone = `${sign}${String(Math.floor(Math.abs(offsetMinutes) / 60)).padStart(2, "0")}:${String(Math.abs(offsetMinutes) % 60).padStart(2, "0")}`;
+          assert.equal(parseIsoDateTime(`${local}${zone}`)?.getTime(), date.getTime());
+        }),
+      );
+    });
+
+    it("does not take a date-time without a zone, one that names no real day or time, or anything not a string", function () {
+      for (const value of [
+        "2026-11-24T09:15:02",
+        "2026-11-24",
+        "2026-02-30T00:00:00Z",
+        "2025-02-29T00:00:00Z",
+        "2026-13-01T00:00:00Z",
+        "2026-11-24T24:00:00Z",
+        "2026-11-24T09:60:00Z",
+        "2026-11-24T09:15:02+25:00",
+        "24/11/2026 09:15",
+        "",
+        1795511702417,
+        null,
+        undefined,
+        { iso: "2026-11-24T09:15:02Z" },
+      ]) {
+        assert.equal(parseIsoDateTime(value), undefined, String(value));
+      }
+      assert.equal(parseIsoDateTime("2024-02-29T23:59:59.999999+00:00")?.toISOString(), "2024-02-29T23:59:59.999Z");
+    });
+
+    it("agrees with Date.parse on every date-time it takes, and takes exactly those naming a real day and time", function () {
+      const two = (value: number) => String(value).padStart(2, "0");
+      const parts = fc.record({
+        year: fc.integer({ min: 1, max: 9998 }),
+        month: fc.integer({ min: 0, max: 13 }),
+        day: fc.integer({ min: 0, max: 32 }),
+        hour: fc.integer({ min: 0, max: 24 }),
+        minute: fc.integer({ min: 0, max: 60 }),
+        second: fc.integer({ min: 0, max: 60 }),
+        ms: fc.integer({ min: 0, max: 999 }),
+        zone: fc.constantFrom("Z", "z", "+00:00", "+05:30", "-08:00", "+14:00", "-12:45"),
+      });
+      fc.assert(
+        fc.property(parts, ({ year, month, day, hour, minute, second, ms, zone }) => {
+          const text = `${String(year).padStart(4, "0")}-${two(month)}-${two(day)}T${two(hour)}:${two(minute)}:${two(second)}.${String(ms).padStart(3, "0")}${zone}`;
+          const daysInMonth = month >= 1 && month <= 12 ? new Date(Date.UTC(2001, month, 0)).getUTCDate() : 0;
+          const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+          const realDay = day >= 1 && (day <= daysInMonth || (month === 2 && day === 29 && leap));
+          const valid = realDay && hour <= 23 && minute <= 59 && second <= 59;
+          const parsed = parseIsoDateTime(text);
+          assert.equal(parsed !== undefined, valid, text);
+          if (parsed) assert.equal(parsed.getTime(), Date.parse(text.toUpperCase()), text);
+        }),
+        { numRuns: 2000 },
+      );
+      assert.equal(parseIsoDateTime("2026-11-24t09:15:02z")?.toISOString(), "2026-11-24T09:15:02.000Z");
+      assert.equal(parseIsoDateTime("2026-11-24T09:15+01:00")?.toISOString(), "2026-11-24T08:15:00.000Z");
+      assert.equal(parseIsoDateTime("0000-01-01T00:30:00+01:00"), undefined, "an instant before year 0");
+    });
+
+    it("dates an activity by the event's own time, else by its arrival in Kinesis, else now; always as the queues expect", function () {
+      assert.equal(activityTime("2026-11-24T10:15:02.417+01:00", 1795511703.102, NOW), "2026-11-24T09:15:02.417Z");
+      assert.equal(activityTime("yesterday", 1795511703.102, NOW), "2026-11-24T09:15:03.102Z");
+      assert.equal(activityTime(undefined, 1795511703.102, NOW), "2026-11-24T09:15:03.102Z");
+      assert.equal(activityTime(undefined, undefined, NOW), NOW.toISOString());
+      assert.equal(activityTime("2026-02-30T00:00:00Z", Number.NaN, NOW), NOW.toISOString());
+      const atSchema = activityMessageSchema().shape.at;
+      fc.assert(
+        fc.property(fc.anything(), fc.option(fc.double({ min: 0, max: 253402300799 })), (timestamp, arrival) => {
+          assert.ok(atSchema.safeParse(activityTime(timestamp, arrival ?? undefined, NOW)).success);
+        }),
+      );
+    });
+
+    it("identifies a FIFO message by the sha256 of the source, the stream and the record's position in it", function () {
+      const record = vf as unknown as KinesisRecord;
+      const planned = planActivity("purchase", "purchase", record, { kind: "activity", globalUserId: "gu-1" }, NOW);
+      assert.equal(planned.deduplicationId, sha256(`purchase\n${vf.eventSourceARN}\n${vf.kinesis.sequenceNumber}`));
+      assert.match(planned.deduplicationId, /^[0-9a-f]{64}$/);
+      const ids = new Set([
+        planned.deduplicationId,
+        planActivity("demand", "demand", record, { kind: "activity", globalUserId: "gu-1" }, NOW).deduplicationId,
+        planActivity(
+          "purchase",
+          "purchase",
+          { ...record, eventSourceARN: "arn:other" },
+          { kind: "activity", globalUserId: "gu-1" },
+          NOW,
+        ).deduplicationId,
+        planActivity(
+          "purchase",
+          "purchase",
+          { ...record, kinesis: { ...record.kinesis, sequenceNumber: sequenceNumber(1) } },
+          { kind: "activity", globalUserId: "gu-1" },
+          NOW,
+        ).deduplicationId,
+      ]);
+      assert.equal(ids.size, 4);
+      assert.equal(deduplicationId("rescore#gu-1#2026-11-29"), sha256("rescore#gu-1#2026-11-29"));
+    });
+
+    const read = (reader: StreamReader, template: KinesisFixtureRecord, payload: unknown, rawData?: string) =>
+      reader(recordLike(template, 1, payload, { rawData }) as unknown as KinesisRecord);
+
+    it("reads each stream's events as activity, skips what is not activity, and fails what is malformed, saying what was wrong", function () {
+      const vfReader = createVfLoginReader();
+      const purchaseReader = createPurchaseReader();
+      const sqReader = createSQJourneyReader();
+      const demandReader = createDemandChangeReader();
+      const cases: [StreamReader, KinesisFixtureRecord, unknown, string | undefined, string, RegExp | string][] = [
+        [vfReader, vf, payloadOf(vf), undefined, "activity", "gu-7f3c2a91"],
+        [vfReader, vf, { ...(payloadOf(vf) as object), type: "vfLogout" }, undefined, "skip", /vfLogout is not vfLogin/],
+        [vfReader, vf, { type: "vfLogin", timestamp: "2026-11-24T09:15:02.417Z" }, undefined, "fail", /globalUserId/],
+        [vfReader, vf, { type: "vfLogin", globalUserId: 42 }, undefined, "fail", /globalUserId: .*string/],
+        [vfReader, vf, { type: "vfLogin", globalUserId: "gu with space" }, undefined, "fail", /globalUserId/],
+        [vfReader, vf, { globalUserId: "gu-1" }, undefined, "fail", /type/],
+        [vfReader, vf, ["vfLogin"], undefined, "fail", /VF login event is not as expected/],
+        [vfReader, vf, undefined, "not base64!", "fail", "data is not base64"],
+        [vfReader, vf, undefined, Buffer.from("{not json").toString("base64"), "fail", /data is not JSON/],
+        [purchaseReader, purchase, payloadOf(purchase), undefined, "activity", "gu-a04c77e2"],
+        [purchaseReader, purchase, { ...(payloadOf(purchase) as object), status: "FAILED" }, undefined, "skip", /FAILED/],
+        [purchaseReader, purchase, { ...(payloadOf(purchase) as object), customer: undefined }, undefined, "fail", /customer/],
+        [
+          purchaseReader,
+          purchase,
+          { ...(payloadOf(purchase) as object), customer: {} },
+          undefined,
+          "fail",
+          /customer\.globalUserId/,
+        ],
+        [purchaseReader, purchase, { ...(payloadOf(purchase) as object), status: 1 }, undefined, "fail", /status/],
+        [sqReader, sqJourney, payloadOf(sqJourney), undefined, "activity", "gu-5d13f0b8"],
+        [sqReader, sqJourney, { journeyStep: "queue_joined" }, undefined, "fail", /globalUserId/],
+        [sqReader, sqJourney, "gu-5d13f0b8", undefined, "fail", /queue-journey event is not as expected/],
+        [demandReader, demand, payloadOf(demand), undefined, "activity", "gu-2b91d0e4"],
+        [demandReader, demand, payloads.demand("gu-1", "MODIFY"), undefined, "activity", "gu-1"],
+        [demandReader, demand, payloads.demand("gu-1", "REMOVE"), undefined, "skip", /removed/],
+        [demandReader, demand, { ...(payloadOf(demand) as object), eventName: "UPDATE" }, undefined, "fail", /eventName/],
+        [demandReader, demand, { ...(payloadOf(demand) as object), dynamodb: { Keys: {} } }, undefined, "fail", /no new image/],
+        [
+          demandReader,
+          demand,
+          { ...(payloadOf(demand) as object), dynamodb: { Keys: {}, NewImage: { globalUserId: { N: "12" } } } },
+          undefined,
+          "fail",
+          /new image is not as expected: globalUserId/,
+        ],
+        [demandReader, demand, { purchaseId: "ord-1" }, undefined, "fail", /DynamoDB change record is not as expected/],
+      ];
+      for (const [reader, template, payload, raw, kind, expected] of cases) {
+        const reading = read(reader, template, payload, raw);
+        const label = `${JSON.stringify(payload) ?? raw} → ${JSON.stringify(reading)}`;
+        assert.equal(reading.kind, kind, label);
+        if (reading.kind === "activity") assert.equal(reading.globalUserId, expected, label);
+        else if (typeof expected === "string") assert.equal(reading.reason, expected, label);
+        else assert.match(reading.reason, expected, label);
+      }
+    });
+
+    it("dates a demand change by when DynamoDB made it, in milliseconds or microseconds", function () {
+      const reader = createDemandChangeReader();
+      const payload = payloadOf(demand) as { dynamodb: object };
+      const micro = {
+        ...payload,
+        dynamodb: {
+          ...payload.dynamodb,
+          ApproximateCreationDateTime: Date.parse("2026-11-24T09:15:55.370Z") * 1000 + 123,
+          ApproximateCreationDateTimePrecision: "MICROSECOND",
+        },
+      };
+      for (const change of [payload, micro]) {
+        const reading = read(reader, demand, change);
+        assert.equal(reading.kind, "activity");
+        assert.equal(activityTime((reading as { timestamp?: unknown }).timestamp, undefined, NOW), "2026-11-24T09:15:55.370Z");
+      }
+    });
+
+    it("plans one rescore per fan and date, naming every record that depends on it", function () {
+      const plan = (index: number, globalUserId: string, at: string) =>
+        planActivity(
+          "purchase",
+          "purchase",
+          recordLike(purchase, index, payloads.purchase(globalUserId, at)) as unknown as KinesisRecord,
+          { kind: "activity", globalUserId, timestamp: at },
+          NOW,
+        );
+      const rescores = plannedRescores(
+        [
+          plan(1, "gu-1", "2026-11-24T01:00:00Z"),
+          plan(2, "gu-2", "2026-11-24T02:00:00Z"),
+          plan(3, "gu-1", "2026-11-24T23:59:59Z"),
+          plan(4, "gu-1", "2026-11-25T00:00:00Z"),
+        ],
+        NOW,
+        5,
+      );
+      assert.deepEqual(
+        rescores.map(({ item, records }) => [item.userId, item.expiresOn, records]),
+        [
+          ["rescore#gu-1#2026-11-29", Date.UTC(2026, 10, 29) / 1000, seqs([1, 3])],
+          ["rescore#gu-2#2026-11-29", Date.UTC(2026, 10, 29) / 1000, seqs([2])],
+          ["rescore#gu-1#2026-11-30", Date.UTC(2026, 10, 30) / 1000, seqs([4])],
+        ],
+      );
+    });
+  });
+
+  describe("enqueueFromVfStream", function () {
+    it("sends a VF login to the on-demand standard queue, without group or deduplication id, and schedules no rescore", async function () {
+      const { onDemandQueue, table } = await resources();
+      deploy({ ON_DEMAND_QUEUE_URL: onDemandQueue });
+      const handler = enqueueFromVfStream.factory();
+
+      const response = await handler(kinesisFixture("kinesis-vf-login.json"));
+
+      assert.deepEqual(response, { batchItemFailures: [] });
+      const messages = await sqs.drain(onDemandQueue);
+      assert.equal(messages.length, 1);
+      assert.deepEqual(bodyOf(messages[0]!), {
+        globalUserId: "gu-7f3c2a91",
+        source: "vf",
+        action: "vfLogin",
+        at: "2026-11-24T09:15:02.417Z",
+      });
+      assert.equal(attribute(messages[0]!, "MessageGroupId"), undefined);
+      assert.equal(attribute(messages[0]!, "MessageDeduplicationId"), undefined);
+      assert.deepEqual(countOperations(sqs.proxy), { SendMessageBatch: 1, ReceiveMessage: 2, DeleteMessageBatch: 1 });
+      assert.deepEqual(countOperations(dynamo.proxy), {});
+      assert.deepEqual(await dynamo.scan(table), []);
+    });
+
+    for (const n of [1, 9, 10, 11, 25, 1000]) {
+      it(`sends ${n} logins in ceil(${n}/10) = ${Math.ceil(n / 10)} SendMessageBatch calls, every one reaching the queue`, async function () {
+        const { onDemandQueue } = await resources();
+        const handler = createEnqueueFromVfStream({
+          env: { ON_DEMAND_QUEUE_URL: onDemandQueue },
+          sqs: sqs.client,
+          logger: logger("enqueueFromVfStream"),
+          now: () => NOW,
+        });
+        const records = Array.from({ length: n }, (_, index) => recordLike(vf, index, payloads.vf(`gu-${index % 97}`)));
+
+        const { result, logs } = await captureLogs(() => handler({ Records: records }));
+
+        assert.deepEqual(result, { batchItemFailures: [] });
+        assert.equal(sendCalls(), Math.ceil(n / 10));
+        const messages = await sqs.drain(onDemandQueue);
+        assert.equal(messages.length, n);
+        assert.deepEqual(
+          messages.map((message) => bodyOf(message).globalUserId).sort(),
+          records.map((_, index) => `gu-${index % 97}`).sort(),
+        );
+        const summary = logs.find((line) => line.message === "batch enqueued");
+        assert.equal(summary?.sent, n);
+        assert.equal(summary?.sendCalls, Math.ceil(n / 10));
+      });
+    }
+
+    it("skips an event that is not a vfLogin, logged at debug, not a failure", async function () {
+      const { onDemandQueue } = await resources();
+      const handler = createEnqueueFromVfStream({
+        env: { ON_DEMAND_QUEUE_URL: onDemandQueue },
+        sqs: sqs.client,
+        logger: logger("enqueueFromVfStream"),
+      });
+      const { result, logs } = await captureLogs(() =>
+        handler({
+          Records: [
+            recordLike(vf, 1, { ...(payloadOf(vf) as object), type: "vfRegistration" }),
+            recordLike(vf, 2, payloadOf(vf)),
+          ],
+        }),
+      );
+
+      assert.deepEqual(result, { batchItemFailures: [] });
+      const skipped = logs.filter((line) => line.message === "record skipped");
+      assert.deepEqual(
+        skipped.map((line) => [line.level, line.record, line.reason]),
+        [["DEBUG", sequenceNumber(1), "event type vfRegistration is not vfLogin"]],
+      );
+      assert.equal((await sqs.drain(onDemandQueue)).length, 1);
+    });
+  });
+
+  for (const spec of activityWorkers) {
+    describe(spec.worker.contract.name, function () {
+      it(`sends its fixture's ${spec.source} activity to the account-activity FIFO queue and schedules one rescore 5 days later`, async function () {
+        const { activityQueue, table } = await resources();
+        deploy({ ACTIVITY_QUEUE_URL: activityQueue, TABLE_NAME: table });
+        const handler = spec.worker.factory();
+        const event = kinesisFixture(spec.fixtureFile);
+        const before = Date.now();
+
+        const response = await handler(event);
+
+        assert.deepEqual(response, { batchItemFailures: [] });
+        const [record] = event.Records;
+        const messages = await sqs.drain(activityQueue);
+        assert.equal(messages.length, 1);
+        const [message] = messages;
+        assert.deepEqual(bodyOf(message!), {
+          globalUserId: spec.fixture.globalUserId,
+          source: spec.source,
+          action: spec.source,
+          at: spec.fixture.at,
+        });
+        assert.equal(attribute(message!, "MessageGroupId"), spec.fixture.globalUserId);
+        assert.equal(
+          attribute(message!, "MessageDeduplicationId"),
+          sha256(`${spec.source}\n${record!.eventSourceARN}\n${record!.kinesis.sequenceNumber}`),
+        );
+
+        const items = await dynamo.scan(table);
+        assert.equal(items.length, 1);
+        const { dateCreated, ...item } = items[0] as { dateCreated: string };
+        assert.deepEqual(item, {
+          userId: `rescore#${spec.fixture.globalUserId}#${spec.fixture.rescoreDate}`,
+          type: "rescore",
+          globalUserId: spec.fixture.globalUserId,
+          rescoreDate: spec.fixture.rescoreDate,
+          source: spec.source,
+          expiresOn: Date.parse(`${spec.fixture.rescoreDate}T00:00:00Z`) / 1000,
+        });
+        assert.ok(Date.parse(dateCreated) >= before - 1000 && Date.parse(dateCreated) <= Date.now(), dateCreated);
+        assert.equal(sendCalls(), 1);
+        assert.equal(putCalls(), 1);
+      });
+
+      it("fails at cold start, naming ACTIVITY_QUEUE_URL, when the queue is not a FIFO queue", async function () {
+        const { onDemandQueue, table } = await resources();
+        deploy({ ACTIVITY_QUEUE_URL: onDemandQueue, TABLE_NAME: table });
+        assert.throws(
+          () => spec.worker.factory(),
+          (error: Error) =>
+            error.message.startsWith(`${spec.worker.contract.name}: environment`) &&
+            /ACTIVITY_QUEUE_URL: .*FIFO/.test(error.message),
+        );
+      });
+    });
+  }
+
+  describe("the account-activity workers at the service", function () {
+    it("sends 1,000 queue-journey activities of 250 fans in 100 SendMessageBatch calls and writes 250 rescores; a second run writes and enqueues nothing new", async function () {
+      const { activityQueue, table } = await resources();
+      deploy({ ACTIVITY_QUEUE_URL: activityQueue, TABLE_NAME: table, RESCORE_DELAY_DAYS: "5", POWERTOOLS_LOG_LEVEL: "INFO" });
+      const handler = enqueueFromSQJourneyStream.factory();
+      const fan = (index: number) => `gu-${String(index % 250).padStart(4, "0")}`;
+      const event = {
+        Records: Array.from({ length: 1000 }, (_, index) =>
+          recordLike(
+            sqJourney,
+            index,
+            // A minute apart, all on 24 November: stream order is time order.
+            payloads.sqJourney(fan(index), new Date(Date.UTC(2026, 10, 24) + index * 60_000).toISOString()),
+          ),
+        ),
+      };
+
+      const first = await captureLogs(() => handler(event));
+
+      assert.deepEqual(first.result, { batchItemFailures: [] });
+      assert.equal(sendCalls(), 100);
+      assert.equal(putCalls(), 250, "one PutItem per fan and date");
+      const items = await dynamo.scan(table);
+      assert.equal(items.length, 250);
+      for (const item of items) {
+        assert.equal(item.userId, `rescore#${String(item.globalUserId)}#2026-11-29`);
+        assert.equal(item.expiresOn, Date.UTC(2026, 10, 29) / 1000);
+        assert.equal(item.source, "sqJourney");
+      }
+      // Kinesis redelivers the batch (say a later record failed). Read the queue only afterwards:
+      // local SQS, unlike SQS, forgets a deduplication id once its message is deleted.
+      sqs.proxy.requests.length = 0;
+      dynamo.proxy.requests.length = 0;
+      const second = await captureLogs(() => handler(event));
+
+      assert.deepEqual(second.result, { batchItemFailures: [] });
+      assert.equal(sendCalls(), 100);
+      assert.equal(putCalls(), 250, "one conditional PutItem per fan and date, each finding the record there");
+      assert.equal((await dynamo.scan(table)).length, 250, "no second rescore record");
+      const summary = second.logs.find((line) => line.message === "batch enqueued");
+      assert.equal(summary?.rescoresScheduled, 0);
+      assert.equal(summary?.rescoresExisting, 250);
+
+      const messages = await sqs.drain(activityQueue);
+      assert.equal(messages.length, 1000, "SQS dropped the redelivered messages as duplicates");
+      assert.deepEqual(
+        messages.map((message) => attribute(message, "MessageDeduplicationId")).sort(),
+        event.Records.map((record) => sha256(`sqJourney\n${record.eventSourceARN}\n${record.kinesis.sequenceNumber}`)).sort(),
+      );
+      for (const message of messages) assert.equal(attribute(message, "MessageGroupId"), bodyOf(message).globalUserId);
+      // Within a fan's group, messages arrive in the order of the stream.
+      const byFan = new Map<string, string[]>();
+      for (const { globalUserId, at } of messages.map(bodyOf)) byFan.set(globalUserId, [...(byFan.get(globalUserId) ?? []), at]);
+      assert.equal(byFan.size, 250);
+      for (const [fanId, times] of byFan) assert.deepEqual(times, [...times].sort(), fanId);
+    });
+
+    it("for any batch size, makes ceil(n/10) SendMessageBatch calls and one PutItem per distinct fan and date", async function () {
+      await fc.assert(
+        fc.asyncProperty(fc.integer({ min: 1, max: 60 }), fc.integer({ min: 1, max: 12 }), async (n, fans) => {
+          const { activityQueue, table } = await resources();
+          const handler = direct(createEnqueueFromPurchaseStream, { activityQueue, table });
+          const records = Array.from({ length: n }, (_, index) =>
+            recordLike(purchase, index, payloads.purchase(`gu-${index % fans}`, `2026-11-2${index % 2}T10:00:00Z`)),
+          );
+          const distinct = new Set(records.map((_, index) => `${index % fans}/${index % 2}`)).size;
+
+          const { result: response } = await captureLogs(() => handler({ Records: records }));
+
+          assert.deepEqual(response, { batchItemFailures: [] });
+          assert.equal(sendCalls(), Math.ceil(n / 10));
+          assert.equal(putCalls(), distinct);
+          assert.equal((await dynamo.scan(table)).length, distinct);
+          assert.equal((await sqs.drain(activityQueue)).length, n);
+        }),
+        { numRuns: 15 },
+      );
+    });
+  });
+
+  describe("malformed records", function () {
+    it("fail one by one, each logged with what was wrong, while the rest of the batch reaches the queue and the table", async function () {
+      const { activityQueue, table } = await resources();
+      const handler = direct(createEnqueueFromPurchaseStream, { activityQueue, table }, "enqueueFromPurchaseStream");
+      const good = (index: number) => recordLike(purchase, index, payloads.purchase(`gu-good-${index}`));
+      const event = {
+        Records: [
+          good(0),
+          recordLike(purchase, 1, undefined, { rawData: "%%% not base64 %%%" }),
+          good(2),
+          recordLike(purchase, 3, undefined, { rawData: Buffer.from('{"purchaseId": "ord-1", ').toString("base64") }),
+          recordLike(purchase, 4, { ...(payloadOf(purchase) as object), customer: { country: "US" } }),
+          recordLike(purchase, 5, { ...(payloadOf(purchase) as object), customer: { globalUserId: 1234 } }),
+          recordLike(purchase, 6, { ...(payloadOf(purchase) as object), customer: undefined }),
+          recordLike(purchase, 7, { ...(payloadOf(purchase) as object), status: "PAYMENT_DECLINED" }),
+          good(8),
+        ],
+      };
+
+      const { result, logs } = await captureLogs(() => handler(event));
+
+      assert.deepEqual(failuresOf(result), seqs([1, 3, 4, 5, 6]));
+      const reasons = new Map(warnings(logs).map((line) => [line.record, String(line.reason)]));
+      assert.equal(reasons.size, 5, JSON.stringify(warnings(logs)));
+      assert.equal(reasons.get(sequenceNumber(1)), "data is not base64");
+      assert.match(reasons.get(sequenceNumber(3))!, /^data is not JSON/);
+      assert.match(reasons.get(sequenceNumber(4))!, /^purchase event is not as expected: customer\.globalUserId: /);
+      assert.match(reasons.get(sequenceNumber(5))!, /customer\.globalUserId: .*expected string/);
+      assert.match(reasons.get(sequenceNumber(6))!, /^purchase event is not as expected: customer: /);
+      for (const line of warnings(logs)) assert.equal(line.message, "record failed");
+      const messages = await sqs.drain(activityQueue);
+      assert.deepEqual(messages.map((message) => bodyOf(message).globalUserId).sort(), ["gu-good-0", "gu-good-2", "gu-good-8"]);
+      assert.deepEqual((await dynamo.scan(table)).map((item) => item.globalUserId).sort(), [
+        "gu-good-0",
+        "gu-good-2",
+        "gu-good-8",
+      ]);
+    });
+
+    it("of a VF login and of a demand change fail alone too", async function () {
+      const { activityQueue, onDemandQueue, table } = await resources();
+      const vfHandler = createEnqueueFromVfStream({
+        env: { ON_DEMAND_QUEUE_URL: onDemandQueue },
+        sqs: sqs.client,
+        logger: logger("enqueueFromVfStream"),
+      });
+      const vfRun = await captureLogs(() =>
+        vfHandler({
+          Records: [
+            recordLike(vf, 0, { type: "vfLogin", timestamp: "2026-11-24T09:15:02.417Z" }),
+            recordLike(vf, 1, payloadOf(vf)),
+            recordLike(vf, 2, { type: "vfLogin", globalUserId: ["gu-1"] }),
+          ],
+        }),
+      );
+      assert.deepEqual(failuresOf(vfRun.result), seqs([0, 2]));
+      assert.deepEqual(
+        warnings(vfRun.logs).map((line) => line.reason),
+        [
+          "VF login event is not as expected: globalUserId: Invalid input: expected string, received undefined",
+          "VF login event is not as expected: globalUserId: Invalid input: expected string, received array",
+        ],
+      );
+      assert.equal((await sqs.drain(onDemandQueue)).length, 1);
+
+      const demandHandler = direct(createEnqueueFromDemandStream, { activityQueue, table });
+      const demandRun = await captureLogs(() =>
+        demandHandler({
+          Records: [
+            recordLike(demand, 0, payloads.demand("gu-d1")),
+            recordLike(demand, 1, {
+              ...payloads.demand("gu-d2"),
+              dynamodb: { Keys: { userId: { S: "gu-d2" } }, NewImage: { globalUserId: { BOOL: true } } },
+            }),
+            recordLike(demand, 2, payloads.demand("gu-d3", "REMOVE")),
+            recordLike(demand, 3, { ...payloads.demand("gu-d4"), dynamodb: "nope" }),
+          ],
+        }),
+      );
+      assert.deepEqual(failuresOf(demandRun.result), seqs([1, 3]));
+      assert.match(String(warnings(demandRun.logs)[0]!.reason), /^demand INSERT new image is not as expected: globalUserId/);
+      assert.match(String(warnings(demandRun.logs)[1]!.reason), /^DynamoDB change record is not as expected: dynamodb/);
+      assert.deepEqual(
+        (await sqs.drain(activityQueue)).map((message) => bodyOf(message).globalUserId),
+        ["gu-d1"],
+      );
+    });
+
+    it("fail alone even when reading one throws", async function () {
+      const { onDemandQueue } = await resources();
+      const handler = createStreamEnqueuer(
+        { worker: "enqueueFromVfStream", sqs: sqs.client, logger: logger("enqueueFromVfStream") },
+        {
+          source: "vf",
+          action: "vfLogin",
+          queueUrl: onDemandQueue,
+          fifo: false,
+          read: (record) => {
+            if (record.kinesis.sequenceNumber === sequenceNumber(1)) throw new TypeError("Cannot read properties of null");
+            return { kind: "activity", globalUserId: "gu-1" };
+          },
+        },
+      );
+      const { result, logs } = await captureLogs(() => handler({ Records: [0, 1, 2].map((index) => recordLike(vf, index, {})) }));
+      assert.deepEqual(failuresOf(result), seqs([1]));
+      assert.equal(warnings(logs)[0]!.reason, "record could not be read: Cannot read properties of null");
+      assert.equal((await sqs.drain(onDemandQueue)).length, 2);
+    });
+
+    it("that are not a Kinesis event at all fail the invocation, naming the worker", async function () {
+      const { activityQueue, table } = await resources();
+      const handler = direct(createEnqueueFromSQJourneyStream, { activityQueue, table }, "enqueueFromSQJourneyStream");
+      await assert.rejects(
+        handler({ Records: [{ messageId: "69bc4bbd", body: "{}" }] }),
+        /^Error: enqueueFromSQJourneyStream: not a Kinesis event: Records\.0\.kinesis/,
+      );
+      assert.equal(sendCalls(), 0);
+    });
+  });
+
+  describe("dates", function () {
+    it("take the arrival in Kinesis when the event's timestamp is missing or invalid, and now when there is no arrival either", async function () {
+      const { activityQueue, table } = await resources();
+      const handler = direct(createEnqueueFromSQJourneyStream, { activityQueue, table });
+      const untimed: Record<string, unknown> = { ...payloads.sqJourney("gu-2") };
+      delete untimed.timestamp;
+      await captureLogs(() =>
+        handler({
+          Records: [
+            recordLike(sqJourney, 0, payloads.sqJourney("gu-1", "2026-11-24T25:00:00Z"), {
+              arrival: Date.parse("2026-11-24T08:30:46.021Z") / 1000,
+            }),
+            recordLike(sqJourney, 1, untimed, { arrival: Date.parse("2026-11-26T08:00:00.000Z") / 1000 }),
+            recordLike(sqJourney, 2, payloads.sqJourney("gu-3", "not a time"), { arrival: null }),
+          ],
+        }),
+      );
+      const messages = await sqs.drain(activityQueue);
+      assert.deepEqual(Object.fromEntries(messages.map((message) => [bodyOf(message).globalUserId, bodyOf(message).at])), {
+        "gu-1": "2026-11-24T08:30:46.021Z",
+        "gu-2": "2026-11-26T08:00:00.000Z",
+        "gu-3": NOW.toISOString(),
+      });
+      assert.deepEqual((await dynamo.scan(table)).map((item) => item.userId).sort(), [
+        "rescore#gu-1#2026-11-29",
+        "rescore#gu-2#2026-12-01",
+        "rescore#gu-3#2026-11-30",
+      ]);
+    });
+
+    it("schedule rescores RESCORE_DELAY_DAYS after the activity", async function () {
+      const { activityQueue, table } = await resources();
+      deploy({ ACTIVITY_QUEUE_URL: activityQueue, TABLE_NAME: table, RESCORE_DELAY_DAYS: "12" });
+      await enqueueFromPurchaseStream.factory()(kinesisFixture("kinesis-purchase-success.json"));
+      assert.deepEqual(
+        (await dynamo.scan(table)).map((item) => [item.userId, item.rescoreDate, item.expiresOn]),
+        [["rescore#gu-a04c77e2#2026-12-06", "2026-12-06", Date.UTC(2026, 11, 6) / 1000]],
+      );
+    });
+  });
+
+  describe("when SQS or DynamoDB misbehaves", function () {
+    const batch = (count: number) => ({
+      Records: Array.from({ length: count }, (_, index) => recordLike(purchase, index, payloads.purchase(`gu-${index}`))),
+    });
+
+    it("retries entries SQS could not take for a moment (SenderFault false) and sends them all", async function () {
+      const { activityQueue, table } = await resources();
+      const handler = direct(createEnqueueFromPurchaseStream, { activityQueue, table });
+      sqs.intercept = refuseEntries({ pick: (entry) => /"gu-(3|7|11)"/.test(entry.MessageBody), senderFault: false, times: 1 });
+
+      const { result, logs } = await captureLogs(() => handler(batch(15)));
+
+      assert.deepEqual(result, { batchItemFailures: [] });
+      assert.equal(sendCalls(), 2 + 2, "two batches, each retried once for its refused entries");
+      assert.deepEqual(warnings(logs), []);
+      const messages = await sqs.drain(activityQueue);
+      assert.equal(messages.length, 15);
+    });
+
+    it("fails the records whose messages SQS refuses as malformed (SenderFault true), and only those", async function () {
+      const { activityQueue, table } = await resources();
+      const handler = direct(createEnqueueFromPurchaseStream, { activityQueue, table });
+      sqs.intercept = refuseEntries({ pick: (entry) => /"gu-(3|12)"/.test(entry.MessageBody), senderFault: true });
+
+      const { result, logs } = await captureLogs(() => handler(batch(15)));
+
+      assert.deepEqual(failuresOf(result), seqs([3, 12]));
+      assert.equal(sendCalls(), 2, "a sender fault is not retried");
+      for (const line of warnings(logs)) {
+        assert.match(String(line.reason), /^SQS refused the message: InvalidParameterValue: /);
+      }
+      const errors = logs.filter((line) => line.level === "ERROR");
+      assert.deepEqual(
+        errors.map((line) => [line.message, line.count]),
+        [["activity messages not sent", 2]],
+      );
+      assert.equal((await sqs.drain(activityQueue)).length, 13);
+    });
+
+    it("fails every record while SQS is down, and claims nothing as sent", async function () {
+      const { activityQueue, table } = await resources();
+      const handler = direct(createEnqueueFromPurchaseStream, { activityQueue, table });
+      sqs.intercept = serviceDown(["SendMessageBatch"], SQS_INTERNAL_ERROR);
+
+      const { result, logs } = await captureLogs(() => handler(batch(12)));
+
+      assert.deepEqual(failuresOf(result), seqs([...Array(12).keys()]));
+      for (const line of warnings(logs)) assert.match(String(line.reason), /^SendMessageBatch to .* failed: InternalError: /);
+      const summary = logs.find((line) => line.message === "batch enqueued");
+      assert.equal(summary?.sent, 0);
+      // Two batches, three attempts each by sendMessages, each of those tried three times by the SDK.
+      assert.equal(summary?.sendCalls, 6);
+      assert.equal(sendCalls(), 18);
+      sqs.intercept = () => undefined;
+      assert.deepEqual(await sqs.drain(activityQueue), []);
+    });
+
+    it("fails the records whose rescore could not be written, all of that fan's records for that date, and only those", async function () {
+      const { activityQueue, table } = await resources();
+      const handler = direct(createEnqueueFromPurchaseStream, { activityQueue, table });
+      dynamo.intercept = serviceDown(["PutItem"], DYNAMO_INTERNAL_ERROR, (request) => request.body.includes('"rescore#gu-2#'));
+      const event = {
+        Records: [0, 1, 2, 3, 4].map((index) => recordLike(purchase, index, payloads.purchase(`gu-${index % 3}`))),
+      };
+
+      const { result, logs } = await captureLogs(() => handler(event));
+
+      assert.deepEqual(failuresOf(result), seqs([2]));
+      assert.match(String(warnings(logs)[0]!.reason), /^rescore not scheduled: PutItem on .* failed: InternalServerError: /);
+      assert.deepEqual((await dynamo.scan(table)).map((item) => item.globalUserId).sort(), ["gu-0", "gu-1"]);
+
+      dynamo.intercept = serviceDown(["PutItem"], DYNAMO_INTERNAL_ERROR, (request) => request.body.includes('"rescore#gu-1#'));
+      const { result: again } = await captureLogs(() => handler(event));
+      assert.deepEqual(failuresOf(again), seqs([1, 4]), "both records of gu-1 depend on its one rescore");
+    });
+
+    it("fails every record while DynamoDB is down", async function () {
+      const { activityQueue, table } = await resources();
+      const handler = direct(createEnqueueFromDemandStream, { activityQueue, table });
+      dynamo.intercept = serviceDown(["PutItem"], DYNAMO_INTERNAL_ERROR);
+      const event = { Records: [0, 1, 2].map((index) => recordLike(demand, index, payloads.demand(`gu-${index}`))) };
+
+      const { result } = await captureLogs(() => handler(event));
+
+      assert.deepEqual(failuresOf(result), seqs([0, 1, 2]));
+    });
+  });
+});

@@ -1,0 +1,812 @@
+/**
+ * lookupArai against a real local DynamoDB (dynalite, calls counted at the service), the accounts
+ * ARAI API and Secrets Manager mocked at the wire, with SQS events in the shapes Lambda delivers
+ * from the account-activity FIFO queue and the on-demand standard queue.
+ */
+import * as assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Logger } from "@aws-lambda-powertools/logger";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import * as fc from "fast-check";
+import { projectRoot } from "../components/archive";
+import type { BatchResponse } from "../workers/runtime/batch";
+import { loadEnvironment } from "../workers/runtime/environment";
+import { createSecretReader } from "../workers/runtime/secrets";
+import { type ActivityMessage, ACTIVITY_SOURCES } from "../workers/scoring/activity";
+import { createLookupArai, lookupArai } from "../workers/lookupArai";
+import { araiCredentialsSchema, createAraiClient } from "../workers/lookupArai/araiClient";
+import { lookupAraiContract } from "../workers/lookupArai/contract";
+import { fansOf, isFresh, lastActivityOf } from "../workers/lookupArai/fans";
+import { LOGIN_HISTORY_LIMIT } from "../workers/lookupArai/trim";
+import { type Answer, awsJsonResponder, countOperations, type RecordedRequest, WireServer } from "./support/http";
+import { type LocalDynamo, startDynamo } from "./support/localAws";
+import { captureLogs, type LogLine } from "./support/logs";
+
+const SECRET_ARN = "arn:aws:secretsmanager:us-east-1:254688921111:secret:fan-identity/arai-credentials-Zx81Qe";
+const CREDENTIALS = { username: "svc-fanid-qa1", password: "s3cr3t-pw", clientId: "verified-fan-scoring" };
+const PATH_TEMPLATE = "/arai/v1/accounts/{globalUserId}/activity";
+const ACCOUNT_PATH = /^\/arai\/v1\/accounts\/([^/]+)\/activity$/;
+/** The batch's clock: the fixtures' activities happen around 18:09 on 2026-11-24. */
+const NOW = Date.parse("2026-11-24T18:10:00.000Z");
+const FRESHNESS_SECONDS = 300;
+
+const readFixture = (...parts: string[]) =>
+  JSON.parse(fs.readFileSync(path.join(projectRoot(), "test", "fixtures", ...parts), "utf8")) as Record<string, unknown>;
+const ARAI = readFixture("arai", "account-activity.json");
+type SqsRecord = { messageId: string; body: string; attributes: Record<string, string>; md5OfBody: string };
+const FIFO_RECORD = (readFixture("events", "sqs-account-activity-fifo.json").Records as SqsRecord[])[0]!;
+const STANDARD_RECORD = (readFixture("events", "sqs-on-demand-standard.json").Records as SqsRecord[])[0]!;
+
+const md5 = (text: string) => createHash("md5").update(text).digest("hex");
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+
+/** A message for the batch: an activity of `fan`, or a raw `body`; `group` defaults to the fan (FIFO only). */
+interface Message {
+  readonly fan?: string;
+  readonly action?: string;
+  readonly source?: ActivityMessage["source"];
+  readonly at?: string;
+  readonly body?: string;
+  readonly group?: string;
+}
+
+let messageCount = 0;
+const messageId = () => `6f1c2a3b-0d4e-4f5a-9b6c-${String(++messageCount).padStart(12, "0")}`;
+/** Activities one second apart from 18:09:00, in the order given, unless `at` says otherwise. */
+const activityAt = (index: number) => new Date(Date.parse("2026-11-24T18:09:00.000Z") + index * 1000).toISOString();
+
+function bodyOf(message: Message, index: number): string {
+  if (message.body !== undefined) return message.body;
+  return JSON.stringify({
+    globalUserId: message.fan,
+    source: message.source ?? "kafka",
+    action: message.action ?? "login",
+    at: message.at ?? activityAt(index),
+  });
+}
+
+/** An event from the account-activity FIFO queue, as Lambda delivers it. */
+function fifoEvent(messages: readonly Message[]) {
+  return {
+    Records: messages.map((message, index) => {
+      const body = bodyOf(message, index);
+      return {
+        ...structuredClone(FIFO_RECORD),
+        messageId: messageId(),
+        body,
+        md5OfBody: md5(body),
+        attributes: {
+          ...FIFO_RECORD.attributes,
+          SequenceNumber: String(18873177232222703872n + BigInt(index)),
+          MessageGroupId: message.group ?? message.fan ?? "gu-unknown",
+          MessageDeduplicationId: sha256(`shardId-000000000000:${index}`),
+        },
+      };
+    }),
+  };
+}
+
+/** An event from the on-demand standard queue (no group, sequence or deduplication attributes). */
+function standardEvent(messages: readonly Message[]) {
+  return {
+    Records: messages.map((message, index) => {
+      const body = bodyOf(message, index);
+      return { ...structuredClone(STANDARD_RECORD), messageId: messageId(), body, md5OfBody: md5(body) };
+    }),
+  };
+}
+
+const idsOf = (event: { Records: { messageId: string }[] }, ...indexes: number[]) =>
+  indexes.map((index) => event.Records[index]!.messageId);
+const failuresOf = (response: BatchResponse) => response.batchItemFailures.map((failure) => failure.itemIdentifier);
+
+/** The ARAI document the fake API serves for a fan. */
+const araiOf = (globalUserId: string) => ({ ...ARAI, globalUserId });
+
+describe("lookupArai", function () {
+  let dynamo: LocalDynamo;
+  let api: WireServer;
+  let secrets: WireServer;
+  let secretsClient: SecretsManagerClient;
+  let table: string;
+  /** How the API answers for a fan (by decoded globalUserId) on its n-th request (from 1); found by default. */
+  let behaviour: Map<string, (attempt: number) => Answer | Promise<Answer>>;
+  let attemptsPerFan: Map<string, number>;
+  let inFlight: number;
+  let maxInFlight: number;
+
+  before(async function () {
+    dynamo = await startDynamo();
+    api = await WireServer.start(async (request) => {
+      const match = ACCOUNT_PATH.exec(request.url);
+      if (!match) return { status: 400, body: { message: `no route for ${request.url}` } };
+      const fan = decodeURIComponent(match[1]!);
+      const attempt = (attemptsPerFan.get(fan) ?? 0) + 1;
+      attemptsPerFan.set(fan, attempt);
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      try {
+        return await (behaviour.get(fan) ?? (() => ({ body: araiOf(fan) })))(attempt);
+      } finally {
+        inFlight -= 1;
+      }
+    });
+    secrets = await WireServer.start(
+      awsJsonResponder({
+        GetSecretValue: (input) => ({
+          ARN: input.SecretId,
+          Name: "fan-identity/arai-credentials",
+          SecretString: JSON.stringify(CREDENTIALS),
+          VersionId: "v1",
+        }),
+      }),
+    );
+    secretsClient = new SecretsManagerClient({
+      endpoint: secrets.url,
+      region: "us-east-1",
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    });
+  });
+
+  after(async function () {
+    secretsClient?.destroy();
+    await Promise.all([dynamo?.close(), api?.close(), secrets?.close()]);
+  });
+
+  beforeEach(async function () {
+    table = await dynamo.createFanTable();
+    dynamo.intercept = () => undefined;
+    dynamo.proxy.requests.length = 0;
+    api.requests.length = 0;
+    secrets.requests.length = 0;
+    behaviour = new Map();
+    attemptsPerFan = new Map();
+    inFlight = 0;
+    maxInFlight = 0;
+  });
+
+  interface Options {
+    readonly timeoutMs?: number;
+    readonly concurrency?: number;
+    readonly now?: () => number;
+  }
+
+  /** The worker built from its parts, as the factory builds it, against the local services. */
+  function worker(options: Options = {}) {
+    const readCredentials = createSecretReader({
+      secretId: SECRET_ARN,
+      schema: araiCredentialsSchema(),
+      maxAgeMs: 300_000,
+      client: secretsClient,
+    });
+    const arai = createAraiClient({
+      urlTemplate: `${api.url}${PATH_TEMPLATE}`,
+      timeoutMs: options.timeoutMs ?? 1000,
+      readCredentials,
+      baseDelayMs: 5,
+    });
+    const handler = createLookupArai({
+      env: { TABLE_NAME: table, ARAI_FRESHNESS_SECONDS: FRESHNESS_SECONDS, ARAI_CONCURRENCY: options.concurrency ?? 10 },
+      dynamo: dynamo.documents,
+      fetchArai: arai.fetchArai,
+      logger: new Logger({ serviceName: lookupAraiContract.name, logLevel: "DEBUG" }),
+      now: options.now ?? (() => NOW),
+      readOptions: { baseDelayMs: 1 },
+    });
+    return async (event: unknown): Promise<{ response: BatchResponse; logs: LogLine[] }> => {
+      const { result, logs } = await captureLogs(() => handler(event));
+      return { response: result, logs };
+    };
+  }
+
+  const fanRecord = async (globalUserId: string) =>
+    (await dynamo.documents.send(new GetCommand({ TableName: table, Key: { userId: globalUserId } }))).Item;
+  const putFanRecord = (item: Record<string, unknown>) => dynamo.documents.send(new PutCommand({ TableName: table, Item: item }));
+  /** Calls DynamoDB received after the test's setup. */
+  const dynamoCalls = () => countOperations(dynamo.proxy);
+  const apiRequestsFor = (fan: string) => attemptsPerFan.get(fan) ?? 0;
+
+  /** A scored fan whose ARAI was stored `ageSeconds` before NOW. */
+  const scoredFan = (globalUserId: string, ageSeconds: number) => ({
+    userId: globalUserId,
+    type: "score",
+    globalUserId,
+    arai: { globalUserId, loginCounts: { last24h: 1 } },
+    araiUpdatedAt: new Date(NOW - ageSeconds * 1000).toISOString(),
+    araiVersion: 4,
+    lastActivity: { action: "login", source: "kafka", at: "2026-11-20T08:00:00.000Z" },
+    score: 0.87,
+    scoreVersion: "fanrisk-2026-10",
+    scoredAraiVersion: 4,
+    dateCreated: "2026-10-02T11:00:00.000Z",
+    dateUpdated: "2026-11-20T08:00:05.000Z",
+  });
+
+  describe("a burst of activity", function () {
+    it("costs one BatchGetItem, and one ARAI fetch and one UpdateItem per fan: 30 messages of 3 fans", async function () {
+      const fans = ["gu-7f3c2a91", "gu-0b5e9d44", "gu-c41f07e8"];
+      const event = standardEvent(Array.from({ length: 30 }, (_, index) => ({ fan: fans[index % 3], action: "login" })));
+      const { response, logs } = await worker()(event);
+
+      assert.deepEqual(response, { batchItemFailures: [] });
+      assert.deepEqual(dynamoCalls(), { BatchGetItem: 1, UpdateItem: 3 });
+      assert.equal(api.requests.length, 3);
+      assert.deepEqual(
+        fans.map((fan) => apiRequestsFor(fan)),
+        [1, 1, 1],
+      );
+      assert.equal(secrets.requests.length, 1, "credentials read once");
+      for (const fan of fans) {
+        const item = await fanRecord(fan);
+        assert.equal(item?.type, "activityData");
+        assert.equal(item?.globalUserId, fan);
+        assert.deepEqual(item?.arai, araiOf(fan));
+        assert.equal(item?.araiVersion, 1);
+        assert.equal(item?.araiUpdatedAt, new Date(NOW).toISOString());
+        assert.equal(item?.dateUpdated, new Date(NOW).toISOString());
+        assert.equal(item?.score, undefined);
+        assert.equal(item?.dateCreated, undefined);
+      }
+      const summary = logs.find((line) => line.message === "batch done");
+      assert.ok(summary, "a summary line per batch");
+      const { messages, fans: fanCount, fresh, fetched, written, unknownFans, failedMessages } = summary;
+      assert.deepEqual(
+        { messages, fanCount, fresh, fetched, written, unknownFans, failedMessages },
+        { messages: 30, fanCount: 3, fresh: 0, fetched: 3, written: 3, unknownFans: 0, failedMessages: 0 },
+      );
+    });
+
+    it("sets lastActivity to the fan's latest message by time, wherever it sits in the batch", async function () {
+      const fan = "gu-7f3c2a91";
+      const event = standardEvent([
+        { fan, action: "login", at: "2026-11-24T18:09:10.000Z" },
+        { fan, action: "update_phone", source: "vf", at: "2026-11-24T18:09:40.000+00:00" },
+        { fan, action: "verify_otp", at: "2026-11-24T19:09:20.000+01:00" },
+      ]);
+      await worker()(event);
+      assert.deepEqual((await fanRecord(fan))?.lastActivity, {
+        action: "update_phone",
+        source: "vf",
+        at: "2026-11-24T18:09:40.000+00:00",
+      });
+    });
+
+    it("fetches at most ARAI_CONCURRENCY fans at a time", async function () {
+      const fans = Array.from({ length: 7 }, (_, index) => `gu-concurrent-${index}`);
+      for (const fan of fans) {
+        behaviour.set(fan, async () => {
+          await new Promise((resolve) => setTimeout(resolve, 40));
+          return { body: araiOf(fan) };
+        });
+      }
+      const { response } = await worker({ concurrency: 2 })(standardEvent(fans.map((fan) => ({ fan }))));
+      assert.deepEqual(response.batchItemFailures, []);
+      assert.equal(api.requests.length, 7);
+      assert.equal(maxInFlight, 2);
+    });
+
+    it("stores the trimmed snapshot: the 100 most recent logins", async function () {
+      const fan = "gu-frequent-flyer";
+      const loginHistory = Array.from({ length: 140 }, (_, index) => ({
+        ...(ARAI.loginHistory as object[])[0],
+        time: new Date(Date.parse("2026-11-01T00:00:00Z") + index * 3_600_000).toISOString(),
+      }));
+      behaviour.set(fan, () => ({ body: { ...araiOf(fan), loginHistory } }));
+      await worker()(standardEvent([{ fan }]));
+      const stored = (await fanRecord(fan))?.arai as { loginHistory: unknown[] };
+      assert.equal(stored.loginHistory.length, LOGIN_HISTORY_LIMIT);
+      assert.deepEqual(stored.loginHistory, loginHistory.slice(40));
+    });
+  });
+
+  describe("freshness", function () {
+    it("neither fetches nor writes a fan whose ARAI is younger than the window; its messages succeed", async function () {
+      const fan = "gu-7f3c2a91";
+      await putFanRecord(scoredFan(fan, 60));
+      dynamo.proxy.requests.length = 0;
+      const event = fifoEvent([{ fan }, { fan, action: "update_email" }]);
+      const { response } = await worker()(event);
+
+      assert.deepEqual(response, { batchItemFailures: [] });
+      assert.equal(api.requests.length, 0);
+      assert.deepEqual(dynamoCalls(), { BatchGetItem: 1 });
+      assert.deepEqual(await fanRecord(fan), scoredFan(fan, 60));
+    });
+
+    it("fetches a fan whose ARAI is as old as the window or older, and a fan without a record", async function () {
+      await putFanRecord(scoredFan("gu-at-window", FRESHNESS_SECONDS));
+      await putFanRecord(scoredFan("gu-stale", 3600));
+      await putFanRecord(scoredFan("gu-fresh", FRESHNESS_SECONDS - 1));
+      dynamo.proxy.requests.length = 0;
+      const { response } = await worker()(
+        standardEvent([{ fan: "gu-at-window" }, { fan: "gu-stale" }, { fan: "gu-fresh" }, { fan: "gu-new" }]),
+      );
+      assert.deepEqual(response, { batchItemFailures: [] });
+      assert.deepEqual([...attemptsPerFan.keys()].sort(), ["gu-at-window", "gu-new", "gu-stale"]);
+      assert.deepEqual(dynamoCalls(), { BatchGetItem: 1, UpdateItem: 3 });
+      assert.equal((await fanRecord("gu-stale"))?.araiVersion, 5);
+      assert.equal((await fanRecord("gu-new"))?.araiVersion, 1);
+      assert.equal((await fanRecord("gu-fresh"))?.araiVersion, 4);
+    });
+
+    it("increments araiVersion with every write, and leaves score fields written by someone else alone", async function () {
+      const fan = "gu-7f3c2a91";
+      let clock = NOW;
+      const handler = worker({ now: () => clock });
+      await handler(fifoEvent([{ fan }]));
+      assert.equal((await fanRecord(fan))?.araiVersion, 1);
+
+      // scoreUsers scores the fan meanwhile.
+      const scored = { ...(await fanRecord(fan))!, type: "score", score: 0.42, scoreVersion: "fanrisk-2026-10" };
+      await putFanRecord({ ...scored, scoredAraiVersion: 1, dateCreated: "2026-11-24T18:10:01.000Z" });
+
+      // Within the window: nothing happens.
+      clock = NOW + 120_000;
+      await handler(fifoEvent([{ fan, action: "verify_otp", at: "2026-11-24T18:11:30.000Z" }]));
+      assert.equal((await fanRecord(fan))?.araiVersion, 1);
+      assert.equal(apiRequestsFor(fan), 1);
+
+      clock = NOW + FRESHNESS_SECONDS * 1000 + 1;
+      await handler(fifoEvent([{ fan, action: "update_phone", at: "2026-11-24T18:15:00.500Z" }]));
+      const item = await fanRecord(fan);
+      assert.equal(apiRequestsFor(fan), 2);
+      assert.equal(item?.araiVersion, 2);
+      assert.equal(item?.type, "activityData");
+      assert.equal(item?.araiUpdatedAt, new Date(clock).toISOString());
+      assert.deepEqual(item?.lastActivity, { action: "update_phone", source: "kafka", at: "2026-11-24T18:15:00.500Z" });
+      assert.equal(item?.score, 0.42);
+      assert.equal(item?.scoreVersion, "fanrisk-2026-10");
+      assert.equal(item?.scoredAraiVersion, 1);
+      assert.equal(item?.dateCreated, "2026-11-24T18:10:01.000Z");
+    });
+  });
+
+  describe("the accounts API", function () {
+    it("is called with basic credentials, the client id, and the fan's id URL-encoded", async function () {
+      const fan = "auth0|5f1c/ab?x=1%";
+      await worker()(standardEvent([{ fan }]));
+      assert.equal(api.requests.length, 1);
+      const request = api.requests[0] as RecordedRequest;
+      assert.equal(request.url, "/arai/v1/accounts/auth0%7C5f1c%2Fab%3Fx%3D1%25/activity");
+      assert.equal(request.headers.authorization, `Basic ${Buffer.from("svc-fanid-qa1:s3cr3t-pw").toString("base64")}`);
+      assert.equal(request.headers["x-client-id"], "verified-fan-scoring");
+      assert.equal((await fanRecord(fan))?.globalUserId, fan);
+    });
+
+    it("answering 503 twice then 200: the fan is written after three requests", async function () {
+      const fan = "gu-7f3c2a91";
+      behaviour.set(fan, (attempt) =>
+        attempt <= 2 ? { status: 503, body: { message: "Service Unavailable" } } : { body: araiOf(fan) },
+      );
+      const { response } = await worker()(fifoEvent([{ fan }, { fan }]));
+      assert.deepEqual(response, { batchItemFailures: [] });
+      assert.equal(apiRequestsFor(fan), 3);
+      assert.equal((await fanRecord(fan))?.araiVersion, 1);
+    });
+
+    it("answering 503 always: that fan's messages fail, logged with service, operation and status; other fans are written", async function () {
+      const [down, fine] = ["gu-7f3c2a91", "gu-0b5e9d44"];
+      behaviour.set(down, () => ({ status: 503, body: { message: "Service Unavailable" } }));
+      const event = standardEvent([{ fan: down }, { fan: fine }, { fan: down }]);
+      const { response, logs } = await worker()(event);
+
+      assert.deepEqual(failuresOf(response), idsOf(event, 0, 2));
+      assert.equal(apiRequestsFor(down), 3);
+      assert.deepEqual(dynamoCalls(), { BatchGetItem: 1, UpdateItem: 1 });
+      assert.equal(await fanRecord(down), undefined);
+      assert.equal((await fanRecord(fine))?.type, "activityData");
+
+      const error = logs.find((line) => line.message === "ARAI lookup failed");
+      assert.equal(error?.level, "ERROR");
+      assert.equal(error?.globalUserId, down);
+      assert.equal(error?.messages, 2);
+      assert.deepEqual(error?.error, {
+        service: "accounts ARAI API",
+        operation: "GET account activity",
+        status: 503,
+        message: 'accounts ARAI API GET account activity failed after 3 attempts: HTTP 503: {"message":"Service Unavailable"}',
+      });
+      const failed = logs.filter((line) => line.message === "record failed");
+      assert.deepEqual(
+        failed.map((line) => line.record),
+        idsOf(event, 0, 2),
+      );
+      for (const line of failed)
+        assert.match(String(line.reason), /^ARAI lookup failed: accounts ARAI API GET account activity .*HTTP 503/);
+    });
+
+    it("answering 404: the fan is unknown, its messages succeed with a warning, nothing is written", async function () {
+      const fan = "gu-deleted-account";
+      behaviour.set(fan, () => ({ status: 404, body: { code: "ACCOUNT_NOT_FOUND", message: `no account for ${fan}` } }));
+      const { response, logs } = await worker()(fifoEvent([{ fan }, { fan }]));
+
+      assert.deepEqual(response, { batchItemFailures: [] });
+      assert.equal(apiRequestsFor(fan), 1, "not retried");
+      assert.deepEqual(dynamoCalls(), { BatchGetItem: 1 });
+      assert.deepEqual(await dynamo.scan(table), []);
+      const warning = logs.find((line) => line.level === "WARN");
+      assert.equal(warning?.message, "fan unknown to the accounts service; messages let go");
+      assert.equal(warning?.globalUserId, fan);
+      assert.equal(warning?.messages, 2);
+    });
+
+    it("hanging: the fan's messages fail once its attempts time out (200 ms each); other fans are written", async function () {
+      const [hung, fine] = ["gu-7f3c2a91", "gu-0b5e9d44"];
+      behaviour.set(hung, () => ({ delayMs: 5000, body: araiOf(hung) }));
+      const event = standardEvent([{ fan: hung }, { fan: fine }]);
+      const { response, logs } = await worker({ timeoutMs: 200 })(event);
+
+      assert.deepEqual(failuresOf(response), idsOf(event, 0));
+      assert.equal(apiRequestsFor(hung), 3);
+      assert.equal(await fanRecord(hung), undefined);
+      assert.equal((await fanRecord(fine))?.araiVersion, 1);
+      const failed = logs.find((line) => line.message === "record failed");
+      assert.match(String(failed?.reason), /no answer within 200 ms/);
+    });
+
+    it("answering 200 with a body that is not ARAI: the fan's messages fail, saying so", async function () {
+      const fan = "gu-7f3c2a91";
+      behaviour.set(fan, () => ({ body: { ...araiOf(fan), loginHistory: "unavailable" } }));
+      const event = standardEvent([{ fan }]);
+      const { response, logs } = await worker()(event);
+      assert.deepEqual(failuresOf(response), idsOf(event, 0));
+      const failed = logs.find((line) => line.message === "record failed");
+      assert.match(String(failed?.reason), /HTTP 200: ARAI document is not as expected: loginHistory/);
+    });
+  });
+
+  describe("malformed messages", function () {
+    it("fail only themselves, each with its reason logged", async function () {
+      const fan = "gu-7f3c2a91";
+      const valid = { globalUserId: fan, source: "kafka", action: "login", at: "2026-11-24T18:09:01.000Z" };
+      const event = standardEvent([
+        { fan },
+        { body: "not json {" },
+        { body: JSON.stringify({ ...valid, source: "carrier-pigeon" }) },
+        { body: JSON.stringify({ ...valid, at: "yesterday" }) },
+        { body: JSON.stringify({ ...valid, globalUserId: "has space" }) },
+        { body: JSON.stringify({ ...valid, extra: true }) },
+        { body: JSON.stringify([valid]) },
+        { fan: "gu-0b5e9d44" },
+      ]);
+      const { response, logs } = await worker()(event);
+
+      assert.deepEqual(failuresOf(response), idsOf(event, 1, 2, 3, 4, 5, 6));
+      assert.equal((await fanRecord(fan))?.araiVersion, 1);
+      assert.equal((await fanRecord("gu-0b5e9d44"))?.araiVersion, 1);
+      const reasons = Object.fromEntries(
+        logs.filter((line) => line.message === "record failed").map((line) => [line.record, String(line.reason)]),
+      );
+      const [json, source, at, id, extra, list] = idsOf(event, 1, 2, 3, 4, 5, 6);
+      assert.match(reasons[json!]!, /^message body is not JSON/);
+      assert.match(reasons[source!]!, /^activity message is not as expected: source: /);
+      assert.match(reasons[at!]!, /^activity message is not as expected: at: /);
+      assert.match(reasons[id!]!, /^activity message is not as expected: globalUserId: /);
+      assert.match(reasons[extra!]!, /^activity message is not as expected: .*extra/);
+      assert.match(reasons[list!]!, /^activity message is not as expected: \(root\): /);
+    });
+
+    it("rejects an event that is not an SQS event, naming the worker", async function () {
+      await assert.rejects(worker()({ Records: [{ kinesis: { data: "e30=" } }] }), /^Error: lookupArai: not a SQS event: /);
+    });
+  });
+
+  describe("FIFO message groups", function () {
+    it("a malformed message in g1 fails the later messages of g1, not the earlier ones, and not g2", async function () {
+      const [a, b] = ["gu-7f3c2a91", "gu-0b5e9d44"];
+      const event = fifoEvent([
+        { fan: a, action: "login" },
+        { fan: b, action: "login" },
+        { body: "{", group: a },
+        { fan: a, action: "update_email" },
+        { fan: b, action: "update_phone" },
+        { fan: a, action: "verify_otp" },
+      ]);
+      const { response, logs } = await worker()(event);
+
+      assert.deepEqual(failuresOf(response), idsOf(event, 2, 3, 5));
+      const reasons = logs.filter((line) => line.message === "record failed").map((line) => String(line.reason));
+      assert.match(reasons[0]!, /^message body is not JSON/);
+      assert.equal(reasons[1], `follows failed message ${idsOf(event, 2)[0]} in message group ${a}`);
+      // The fan's messages before the failure were handled; those after are retried from the queue.
+      assert.deepEqual((await fanRecord(a))?.lastActivity, { action: "login", source: "kafka", at: activityAt(0) });
+      assert.deepEqual((await fanRecord(b))?.lastActivity, { action: "update_phone", source: "kafka", at: activityAt(4) });
+    });
+
+    it("a fan failing in g1 fails every later message of g1, whichever fan it is for, and nothing of g2", async function () {
+      const [down, other, elsewhere] = ["gu-7f3c2a91", "gu-0b5e9d44", "gu-c41f07e8"];
+      behaviour.set(down, () => ({ status: 503, body: { message: "Service Unavailable" } }));
+      const event = fifoEvent([
+        { fan: other, group: "g1" },
+        { fan: down, group: "g1" },
+        { fan: elsewhere, group: "g2" },
+        { fan: other, group: "g1" },
+        { fan: elsewhere, group: "g2" },
+      ]);
+      const { response } = await worker()(event);
+      assert.deepEqual(failuresOf(response), idsOf(event, 1, 3));
+      assert.equal((await fanRecord(elsewhere))?.araiVersion, 1);
+    });
+
+    it("a fan failing in one group does not touch a standard-queue batch's other messages", async function () {
+      const [down, fine] = ["gu-7f3c2a91", "gu-0b5e9d44"];
+      behaviour.set(down, () => ({ status: 500, body: "" }));
+      const event = standardEvent([{ fan: down }, { fan: fine }, { fan: fine }]);
+      const { response } = await worker()(event);
+      assert.deepEqual(failuresOf(response), idsOf(event, 0));
+    });
+  });
+
+  describe("DynamoDB failures", function () {
+    const keysIn = (request: RecordedRequest, tableName: string) =>
+      (JSON.parse(request.body) as { RequestItems: Record<string, { Keys: { userId: { S: string } }[] }> }).RequestItems[
+        tableName
+      ]!.Keys;
+
+    it("fans DynamoDB keeps leaving unread fail without an ARAI fetch; the others go on", async function () {
+      const [unread, fine] = ["gu-7f3c2a91", "gu-0b5e9d44"];
+      dynamo.intercept = (request) => {
+        if (request.headers["x-amz-target"] !== "DynamoDB_20120810.BatchGetItem") return undefined;
+        const keys = keysIn(request, table);
+        const { ProjectionExpression, ExpressionAttributeNames } = JSON.parse(request.body).RequestItems[table];
+        const left = keys.filter((key) => key.userId.S === unread);
+        const rest = keys.filter((key) => key.userId.S !== unread);
+        const unprocessed = left.length > 0 ? { [table]: { Keys: left, ProjectionExpression, ExpressionAttributeNames } } : {};
+        if (rest.length === 0) {
+          const headers = { "content-type": "application/x-amz-json-1.0" };
+          return { answer: { headers, body: { Responses: { [table]: [] }, UnprocessedKeys: unprocessed } } };
+        }
+        return {
+          forwardBody: JSON.stringify({
+            RequestItems: { [table]: { Keys: rest, ProjectionExpression, ExpressionAttributeNames } },
+          }),
+          rewriteAnswer: (body) => JSON.stringify({ ...JSON.parse(body), UnprocessedKeys: unprocessed }),
+        };
+      };
+      const event = standardEvent([{ fan: unread }, { fan: fine }]);
+      const { response, logs } = await worker()(event);
+
+      assert.deepEqual(failuresOf(response), idsOf(event, 0));
+      assert.equal(apiRequestsFor(unread), 0);
+      assert.deepEqual(dynamoCalls(), { BatchGetItem: 5, UpdateItem: 1 }, "the unread key was asked for 5 times");
+      assert.equal((await fanRecord(fine))?.araiVersion, 1);
+      const failed = logs.find((line) => line.message === "record failed");
+      assert.match(String(failed?.reason), /still unprocessed by BatchGetItem/);
+    });
+
+    it("when the fan records cannot be read at all, every message fails and the API is not called", async function () {
+      dynamo.intercept = (request) =>
+        request.headers["x-amz-target"] === "DynamoDB_20120810.BatchGetItem"
+          ? {
+              answer: {
+                status: 400,
+                headers: { "content-type": "application/x-amz-json-1.0" },
+                body: {
+                  __type: "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
+                  message: "Requested resource not found",
+                },
+              },
+            }
+          : undefined;
+      const event = fifoEvent([{ fan: "gu-7f3c2a91" }, { body: "{" }, { fan: "gu-0b5e9d44" }]);
+      const { response, logs } = await worker()(event);
+      assert.deepEqual(failuresOf(response), idsOf(event, 0, 1, 2));
+      assert.equal(api.requests.length, 0);
+      const error = logs.find((line) => line.message === "fan records not read");
+      assert.equal((error?.error as { code?: string }).code, "ResourceNotFoundException");
+    });
+
+    it("a refused UpdateItem fails that fan's messages, with the reason; others are written", async function () {
+      const [refused, fine] = ["gu-7f3c2a91", "gu-0b5e9d44"];
+      dynamo.intercept = (request) =>
+        request.headers["x-amz-target"] === "DynamoDB_20120810.UpdateItem" && request.body.includes(`"${refused}"`)
+          ? {
+              answer: {
+                status: 400,
+                headers: { "content-type": "application/x-amz-json-1.0" },
+                body: {
+                  __type: "com.amazonaws.dynamodb.v20120810#ValidationException",
+                  message: "Item size has exceeded the maximum allowed size",
+                },
+              },
+            }
+          : undefined;
+      const event = standardEvent([{ fan: refused }, { fan: fine }]);
+      const { response, logs } = await worker()(event);
+      assert.deepEqual(failuresOf(response), idsOf(event, 0));
+      assert.equal((await fanRecord(fine))?.araiVersion, 1);
+      const failed = logs.find((line) => line.message === "record failed");
+      assert.equal(
+        failed?.reason,
+        `UpdateItem on ${table} failed: ValidationException: Item size has exceeded the maximum allowed size`,
+      );
+    });
+  });
+
+  describe("built by its factory, as Lambda runs it", function () {
+    const VARIABLES = [
+      "TABLE_NAME",
+      "ARAI_URL_TEMPLATE",
+      "ARAI_CREDENTIALS_SECRET_ARN",
+      "ARAI_TIMEOUT_MS",
+      "ARAI_FRESHNESS_SECONDS",
+      "ARAI_CONCURRENCY",
+      "AWS_REGION",
+      "AWS_ACCESS_KEY_ID",
+      "AWS_SECRET_ACCESS_KEY",
+      "AWS_SESSION_TOKEN",
+      "AWS_PROFILE",
+      "AWS_ENDPOINT_URL",
+      "AWS_ENDPOINT_URL_DYNAMODB",
+      "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    ];
+    let saved: Record<string, string | undefined>;
+
+    beforeEach(function () {
+      saved = Object.fromEntries(VARIABLES.map((name) => [name, process.env[name]]));
+      for (const name of VARIABLES) delete process.env[name];
+    });
+    afterEach(function () {
+      for (const name of VARIABLES) {
+        if (saved[name] === undefined) delete process.env[name];
+        else process.env[name] = saved[name];
+      }
+    });
+
+    it("reads its environment, credentials and table through the AWS endpoints, and writes the fixture's fan", async function () {
+      Object.assign(process.env, {
+        TABLE_NAME: table,
+        ARAI_URL_TEMPLATE: `${api.url}${PATH_TEMPLATE}`,
+        ARAI_CREDENTIALS_SECRET_ARN: SECRET_ARN,
+        ARAI_TIMEOUT_MS: "500",
+        AWS_REGION: "us-east-1",
+        AWS_ACCESS_KEY_ID: "test",
+        AWS_SECRET_ACCESS_KEY: "test",
+        AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
+      });
+      const handler = lookupArai.factory();
+      const fifo = readFixture("events", "sqs-account-activity-fifo.json");
+      const standard = readFixture("events", "sqs-on-demand-standard.json");
+      const first = await captureLogs(() => handler(fifo));
+      const second = await captureLogs(() => handler(standard));
+
+      assert.deepEqual(first.result, { batchItemFailures: [] });
+      assert.deepEqual(second.result, { batchItemFailures: [] });
+      assert.deepEqual(dynamoCalls(), { BatchGetItem: 2, UpdateItem: 2 });
+      assert.equal(secrets.requests.length, 1, "credentials read once per container");
+      assert.equal(JSON.parse(secrets.requests[0]!.body).SecretId, SECRET_ARN);
+      assert.deepEqual(
+        api.requests.map((request) => request.url),
+        ["/arai/v1/accounts/gu-7f3c2a91/activity", "/arai/v1/accounts/gu-0b5e9d44/activity"],
+      );
+      const item = await fanRecord("gu-7f3c2a91");
+      assert.equal(item?.type, "activityData");
+      assert.deepEqual(item?.arai, araiOf("gu-7f3c2a91"));
+      assert.deepEqual(item?.lastActivity, { action: "login", source: "kafka", at: "2026-11-24T18:09:15.370Z" });
+      assert.ok(Math.abs(Date.parse(String(item?.araiUpdatedAt)) - Date.now()) < 60_000);
+      assert.deepEqual((await fanRecord("gu-0b5e9d44"))?.lastActivity, {
+        action: "verify_otp",
+        source: "vf",
+        at: "2026-11-24T18:11:02.004Z",
+      });
+    });
+
+    it("fails at cold start, naming each variable that is missing or malformed", function () {
+      Object.assign(process.env, { TABLE_NAME: table, ARAI_URL_TEMPLATE: "https://accounts.test/arai/v1/accounts/activity" });
+      assert.throws(
+        () => lookupArai.factory(),
+        (error: Error) =>
+          error.message.startsWith("lookupArai: environment does not meet the worker's contract: ") &&
+          error.message.includes("ARAI_URL_TEMPLATE: expected {globalUserId} in the URL") &&
+          error.message.includes("ARAI_CREDENTIALS_SECRET_ARN"),
+      );
+    });
+  });
+
+  describe("contract", function () {
+    const base = { TABLE_NAME: "fanid-qa1-fan-identity", ARAI_CREDENTIALS_SECRET_ARN: SECRET_ARN };
+
+    it("defaults the timeout to 2 s, the freshness window to 5 minutes and the concurrency to 10", function () {
+      const env = loadEnvironment(lookupAraiContract, {
+        ...base,
+        ARAI_URL_TEMPLATE: "https://accounts-qa1.verifiedfan.example.com/arai/v1/accounts/{globalUserId}/activity",
+      });
+      assert.equal(env.ARAI_TIMEOUT_MS, 2000);
+      assert.equal(env.ARAI_FRESHNESS_SECONDS, 300);
+      assert.equal(env.ARAI_CONCURRENCY, 10);
+    });
+
+    it("takes an https template with {globalUserId}, or http only to a loopback stand-in", function () {
+      const accepts = (url: string) => lookupAraiContract.environment().safeParse({ ...base, ARAI_URL_TEMPLATE: url }).success;
+      assert.equal(accepts("https://accounts.example.com/arai/v1/accounts/{globalUserId}/activity"), true);
+      assert.equal(accepts("http://127.0.0.1:4010/arai/v1/accounts/{globalUserId}/activity"), true);
+      assert.equal(accepts("http://localhost:4010/{globalUserId}"), true);
+      assert.equal(accepts("http://accounts.example.com/arai/v1/accounts/{globalUserId}/activity"), false);
+      assert.equal(accepts("https://accounts.example.com/arai/v1/accounts/activity"), false);
+      assert.equal(accepts("ftp://accounts.example.com/{globalUserId}"), false);
+      assert.equal(accepts("{globalUserId}"), false);
+    });
+
+    it("lists exactly the access it uses", function () {
+      assert.deepEqual(lookupAraiContract.access, {
+        dynamodb_fan_records: { actions: ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], on: "the fan-identity table" },
+        arai_credentials: { actions: ["secretsmanager:GetSecretValue"], on: "the accounts API credentials secret" },
+      });
+    });
+  });
+});
+
+describe("lookupArai rules (fans.ts)", function () {
+  const message = (globalUserId: string, at: string, action = "login"): ActivityMessage => ({
+    globalUserId,
+    source: "kafka",
+    action,
+    at,
+  });
+
+  it("groups messages by fan in the order first seen, each fan with its latest activity", function () {
+    const fans = fansOf([
+      { id: "m1", message: message("gu-b", "2026-11-24T18:00:00Z") },
+      { id: "m2", message: message("gu-a", "2026-11-24T18:00:05Z", "update_email") },
+      { id: "m3", message: message("gu-b", "2026-11-24T17:59:00Z") },
+      { id: "m4", message: message("gu-a", "2026-11-24T19:00:05+01:00", "verify_otp") },
+    ]);
+    assert.deepEqual(fans, [
+      { globalUserId: "gu-b", messageIds: ["m1", "m3"], latest: message("gu-b", "2026-11-24T18:00:00Z") },
+      // Same instant: the later in the batch wins.
+      { globalUserId: "gu-a", messageIds: ["m2", "m4"], latest: message("gu-a", "2026-11-24T19:00:05+01:00", "verify_otp") },
+    ]);
+  });
+
+  it("for any batch: every message belongs to exactly one fan, and no message of a fan is later than its latest", function () {
+    const record = fc.record({
+      fan: fc.constantFrom("gu-1", "gu-2", "gu-3", "gu-4"),
+      at: fc.date({ min: new Date("2026-01-01"), max: new Date("2027-01-01"), noInvalidDate: true }),
+      source: fc.constantFrom(...ACTIVITY_SOURCES),
+    });
+    fc.assert(
+      fc.property(fc.array(record, { maxLength: 40 }), (batch) => {
+        const records = batch.map((item, index) => ({
+          id: `m${index}`,
+          message: { globalUserId: item.fan, source: item.source, action: "login", at: item.at.toISOString() },
+        }));
+        const fans = fansOf(records);
+        assert.deepEqual(fans.flatMap((fan) => fan.messageIds).sort(), records.map((item) => item.id).sort());
+        assert.equal(new Set(fans.map((fan) => fan.globalUserId)).size, fans.length);
+        for (const fan of fans) {
+          const own = records.filter((item) => item.message.globalUserId === fan.globalUserId);
+          assert.deepEqual(
+            fan.messageIds,
+            own.map((item) => item.id),
+          );
+          assert.ok(own.every((item) => Date.parse(item.message.at) <= Date.parse(fan.latest.at)));
+          assert.ok(own.some((item) => item.message === fan.latest));
+        }
+      }),
+    );
+  });
+
+  it("lastActivity holds action, source and at", function () {
+    assert.deepEqual(lastActivityOf(message("gu-a", "2026-11-24T18:00:00Z", "add_phone")), {
+      action: "add_phone",
+      source: "kafka",
+      at: "2026-11-24T18:00:00Z",
+    });
+  });
+
+  it("ARAI is fresh while younger than the window, and a stamp a little ahead of the clock counts as fresh", function () {
+    const now = Date.parse("2026-11-24T18:10:00.000Z");
+    const window = 300_000;
+    assert.equal(isFresh("2026-11-24T18:09:00.000Z", now, window), true);
+    assert.equal(isFresh("2026-11-24T18:05:00.001Z", now, window), true);
+    assert.equal(isFresh("2026-11-24T18:05:00.000Z", now, window), false);
+    assert.equal(isFresh("2026-11-24T18:10:00.250Z", now, window), true);
+    assert.equal(isFresh("2026-11-25T18:10:00.000Z", now, window), false, "a stamp far in the future is replaced");
+    assert.equal(isFresh("2026-11-24T18:09:00.000Z", now, 0), false, "a window of 0 always fetches");
+    for (const stamp of [undefined, null, "", "recently", 1_795_543_740_000]) assert.equal(isFresh(stamp, now, window), false);
+  });
+});

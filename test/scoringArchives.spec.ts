@@ -1,0 +1,116 @@
+/**
+ * The scoring workers' archives, as Pulumi would upload them for qa1, run in fresh Node
+ * processes with real events against local DynamoDB and SQS and the HTTP services at the wire.
+ */
+import { strict as assert } from "node:assert";
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { invokeArchive } from "../tools/offline/archive";
+import araiDocument from "./fixtures/arai/account-activity.json";
+import { archiveShelf, resultsOf } from "./support/archives";
+import { fixture, ModelServer } from "./support/fanTableStream";
+import { awsJsonResponder, WireServer } from "./support/http";
+import { type LocalDynamo, type LocalSqs, startDynamo, startSqs } from "./support/localAws";
+import { type PlannedStack, planStack } from "./support/program";
+
+describe("scoring archives, run in a fresh process as Lambda runs them", function () {
+  let plan: PlannedStack;
+  let dynamo: LocalDynamo;
+  let sqs: LocalSqs;
+  let secrets: WireServer;
+  let arai: WireServer;
+  let model: ModelServer;
+  let table: string;
+  let activityQueue: string;
+  let onDemandQueue: string;
+  const shelf = archiveShelf();
+
+  before(async function () {
+    plan = await planStack("qa1");
+    [dynamo, sqs] = await Promise.all([startDynamo(), startSqs()]);
+    table = await dynamo.createFanTable();
+    activityQueue = await sqs.createQueue("acct-activity-sqs.fifo");
+    onDemandQueue = await sqs.createQueue("on-demand-scoring-sqs");
+    secrets = await WireServer.start(
+      awsJsonResponder({
+        GetSecretValue: (input) => ({
+          ARN: input.SecretId,
+          SecretString: String(input.SecretId).includes("arai")
+            ? JSON.stringify({ username: "svc-scoring", password: "pw", clientId: "fan-identity" })
+            : JSON.stringify({ token: "dapi-archive-test" }),
+        }),
+      }),
+    );
+    arai = await WireServer.start((request) => ({
+      body: { ...araiDocument, globalUserId: decodeURIComponent(request.url.split("/")[4]!) },
+    }));
+    model = await ModelServer.start();
+  });
+
+  after(async function () {
+    shelf.removeAll();
+    await Promise.all([dynamo.close(), sqs.close(), secrets.close(), arai.close(), model.close()]);
+  });
+
+  const services = () => ({
+    AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+    AWS_ENDPOINT_URL_SQS: sqs.endpoint,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
+    TABLE_NAME: table,
+  });
+
+  async function run(worker: string, event: unknown, overrides: Record<string, string> = {}) {
+    const { archive, lambdaEnv } = await shelf.deployed(plan, "scoring-east", worker);
+    const report = await invokeArchive(archive, event, lambdaEnv({ ...services(), ...overrides }));
+    const [result] = resultsOf(report);
+    return result;
+  }
+
+  for (const [worker, event, queue] of [
+    ["enqueueFromVfStream", "kinesis-vf-login.json", "onDemand"],
+    ["enqueueFromDemandStream", "kinesis-demand-insert.json", "activity"],
+    ["enqueueFromPurchaseStream", "kinesis-purchase-success.json", "activity"],
+    ["enqueueFromSQJourneyStream", "kinesis-sq-journey.json", "activity"],
+    ["processRescoreEvents", "kinesis-rescore-ttl-removal.json", "activity"],
+  ] as const) {
+    it(`${worker} enqueues the fan of a real Kinesis record`, async function () {
+      const url = queue === "activity" ? activityQueue : onDemandQueue;
+      const result = await run(worker, fixture(event), { ACTIVITY_QUEUE_URL: activityQueue, ON_DEMAND_QUEUE_URL: onDemandQueue });
+      assert.deepEqual(result, { batchItemFailures: [] });
+      const messages = await sqs.drain(url);
+      assert.equal(messages.length, 1);
+      const body = JSON.parse(messages[0]!.Body!) as { globalUserId: string; source: string };
+      assert.match(body.globalUserId, /^gu-/);
+    });
+  }
+
+  it("lookupArai fetches the fan's ARAI over HTTP and writes the fan record", async function () {
+    const event = fixture<{ Records: { body: string }[] }>("sqs-account-activity-fifo.json");
+    const { globalUserId } = JSON.parse(event.Records[0]!.body) as { globalUserId: string };
+    const result = await run("lookupArai", event, { ARAI_URL_TEMPLATE: `${arai.url}/arai/v1/accounts/{globalUserId}/activity` });
+    assert.deepEqual(result, { batchItemFailures: [] });
+    assert.equal(arai.requests.length, 1);
+    assert.equal(arai.requests[0]!.headers["x-client-id"], "fan-identity");
+    const { Item } = await dynamo.documents.send(new GetCommand({ TableName: table, Key: { userId: globalUserId } }));
+    assert.equal(Item?.type, "activityData");
+    assert.equal(Item?.araiVersion, 1);
+    assert.equal((Item?.arai as { globalUserId: string }).globalUserId, globalUserId);
+  });
+
+  for (const [worker, key] of [
+    ["scoreUsers", (id: string) => id],
+    ["stagingScoreUsers", (id: string) => `staging#${id}`],
+  ] as const) {
+    it(`${worker} scores a real table change through the model and stores the score`, async function () {
+      const event = fixture("kinesis-fan-table-activity-data.json");
+      const result = await run(worker, event, { MODEL_URL: model.url() });
+      assert.deepEqual(result, { batchItemFailures: [] });
+      const stored = (await dynamo.scan(table)).find((item) => item.userId === key("gu-3b9e51d7"));
+      assert.ok(stored, `no ${key("gu-3b9e51d7")} item`);
+      assert.equal(typeof stored.score, "number");
+      assert.equal(
+        stored[worker === "scoreUsers" ? "scoreVersion" : "version"],
+        worker === "scoreUsers" ? "fan-risk-7" : "fan-risk-8-rc1",
+      );
+    });
+  }
+});

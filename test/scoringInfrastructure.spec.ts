@@ -1,0 +1,301 @@
+/**
+ * The scoring stack under runtime mocks, row by row against the seed's scoring sections and
+ * SPEC §3 and §6: the table, its stream, the queues, every event source mapping and every
+ * function's policies.
+ */
+import { strict as assert } from "node:assert";
+import { type PlannedStack, planStack, statementsOf } from "./support/program";
+import type { RecordedResource } from "../tools/offline/runtime";
+
+const ACCOUNT = "410987654321";
+const PREFIX = "vfid-prod1-us-east-1";
+const ESM = "aws:lambda/eventSourceMapping:EventSourceMapping";
+const inputStream = (name: string) => `arn:aws:kinesis:us-east-1:${ACCOUNT}:stream/${name}-prod1`;
+
+describe("the scoring stack (prod1, us-east-1), under runtime mocks", function () {
+  let plan: PlannedStack;
+  before(async function () {
+    plan = await planStack("prod1");
+  });
+
+  const fn = (worker: string) => plan.find("aws:lambda/function:Function", `scoring-east-${worker}-function`);
+  const policies = (worker: string) =>
+    Object.fromEntries(
+      plan
+        .ofType("aws:iam/rolePolicy:RolePolicy")
+        .filter((policy) => policy.name.startsWith(`scoring-east-${worker}-`))
+        .map((policy) => [
+          policy.inputs.name as string,
+          statementsOf(policy).map(({ Action, Resource }) => ({ Action, Resource })),
+        ]),
+    );
+  const arnOf = (type: string, name: string) => String(plan.find(type, name).state.arn);
+  const tableArn = () => arnOf("aws:dynamodb/table:Table", "scoring-east-table");
+  const tableStreamArn = () => arnOf("aws:kinesis/stream:Stream", "scoring-east-table-stream");
+  const queueArn = (name: string) => arnOf("aws:sqs/queue:Queue", `scoring-east-${name}-queue`);
+  const failuresArn = () => queueArn("stream-failures");
+
+  it("creates the fan-identity table: key userId (S) only, TTL on expiresOn, point-in-time recovery, encryption", function () {
+    const table = plan.find("aws:dynamodb/table:Table", "scoring-east-table");
+    assert.equal(table.inputs.name, `${PREFIX}-fan-identity-table`);
+    assert.equal(table.inputs.hashKey, "userId");
+    assert.equal(table.inputs.rangeKey, undefined);
+    assert.deepEqual(table.inputs.attributes, [{ name: "userId", type: "S" }]);
+    assert.deepEqual(table.inputs.ttl, { attributeName: "expiresOn", enabled: true });
+    assert.deepEqual(table.inputs.pointInTimeRecovery, { enabled: true });
+    assert.deepEqual(table.inputs.serverSideEncryption, { enabled: true });
+    assert.equal(table.inputs.billingMode, "PAY_PER_REQUEST");
+  });
+
+  it("streams the table's changes to the fan-identity-table-stream it creates", function () {
+    const stream = plan.find("aws:kinesis/stream:Stream", "scoring-east-table-stream");
+    assert.equal(stream.inputs.name, `${PREFIX}-fan-identity-table-stream`);
+    assert.equal(stream.inputs.encryptionType, "KMS");
+    const destination = plan.find(
+      "aws:dynamodb/kinesisStreamingDestination:KinesisStreamingDestination",
+      "scoring-east-table-streaming",
+    );
+    assert.equal(destination.inputs.streamArn, stream.state.arn);
+    assert.equal(destination.inputs.tableName, `${PREFIX}-fan-identity-table`);
+  });
+
+  it("creates the account-activity FIFO queue and the on-demand standard queue, encrypted, each with a dead-letter queue", function () {
+    for (const [name, physical, fifo] of [
+      ["activity", "acct-activity-sqs.fifo", true],
+      ["on-demand", "on-demand-scoring-sqs", false],
+    ] as const) {
+      const queue = plan.find("aws:sqs/queue:Queue", `scoring-east-${name}-queue`);
+      const dlq = plan.find("aws:sqs/queue:Queue", `scoring-east-${name}-dlq`);
+      assert.equal(queue.inputs.name, `${PREFIX}-${physical}`);
+      assert.equal(Boolean(queue.inputs.fifoQueue), fifo);
+      assert.equal(Boolean(dlq.inputs.fifoQueue), fifo, "a FIFO queue's dead letters need a FIFO queue");
+      assert.equal(queue.inputs.sqsManagedSseEnabled, true);
+      assert.equal(dlq.inputs.sqsManagedSseEnabled, true);
+      const redrive = JSON.parse(String(queue.inputs.redrivePolicy)) as { deadLetterTargetArn: string; maxReceiveCount: number };
+      assert.equal(redrive.deadLetterTargetArn, dlq.state.arn);
+      assert.ok(redrive.maxReceiveCount >= 1);
+      const lookupTimeout = Number(fn("lookupArai").inputs.timeout);
+      assert.ok(
+        Number(queue.inputs.visibilityTimeoutSeconds) >= 6 * lookupTimeout,
+        "visibility timeout at least 6× the consumer's",
+      );
+    }
+  });
+
+  const kinesisMappings: [string, string, () => string, object][] = [
+    [
+      "table-to-scoreUsers",
+      "scoreUsers",
+      () => tableStreamArn(),
+      { data: { eventName: ["INSERT", "MODIFY"], dynamodb: { NewImage: { type: { S: ["activityData"] } } } } },
+    ],
+    [
+      "table-to-stagingScoreUsers",
+      "stagingScoreUsers",
+      () => tableStreamArn(),
+      { data: { eventName: ["INSERT", "MODIFY"], dynamodb: { NewImage: { type: { S: ["activityData"] } } } } },
+    ],
+    [
+      "table-to-processRescoreEvents",
+      "processRescoreEvents",
+      () => tableStreamArn(),
+      {
+        data: {
+          eventName: ["REMOVE"],
+          userIdentity: { type: ["Service"], principalId: ["dynamodb.amazonaws.com"] },
+          dynamodb: { OldImage: { type: { S: ["rescore"] } } },
+        },
+      },
+    ],
+    ["vf-to-enqueue", "enqueueFromVfStream", () => inputStream("vf-input-stream"), { data: { type: ["vfLogin"] } }],
+    [
+      "demand-to-enqueue",
+      "enqueueFromDemandStream",
+      () => inputStream("dmnd-table-stream"),
+      { data: { eventName: ["INSERT", "MODIFY"], dynamodb: { NewImage: { globalUserId: { S: [{ exists: true }] } } } } },
+    ],
+    [
+      "purchase-to-enqueue",
+      "enqueueFromPurchaseStream",
+      () => inputStream("purchase-stream"),
+      { data: { status: ["SUCCESS"], customer: { globalUserId: [{ exists: true }] } } },
+    ],
+    [
+      "sq-journey-to-enqueue",
+      "enqueueFromSQJourneyStream",
+      () => inputStream("sq-journey-stream"),
+      { data: { globalUserId: [{ exists: true }] } },
+    ],
+  ];
+
+  for (const [mapping, worker, source, filter] of kinesisMappings) {
+    it(`maps ${mapping}: from LATEST, filtered, batched, partial failures, bisect, 2 retries, on-failure queue`, function () {
+      const esm = plan.find(ESM, `scoring-east-${mapping}`);
+      assert.equal(esm.inputs.functionName, fn(worker).inputs.name);
+      assert.equal(esm.inputs.eventSourceArn, source());
+      assert.equal(esm.inputs.startingPosition, "LATEST");
+      assert.equal(esm.inputs.batchSize, 100);
+      assert.deepEqual(esm.inputs.functionResponseTypes, ["ReportBatchItemFailures"]);
+      assert.equal(esm.inputs.bisectBatchOnFunctionError, true);
+      assert.equal(esm.inputs.maximumRetryAttempts, 2);
+      assert.deepEqual(esm.inputs.destinationConfig, { onFailure: { destinationArn: failuresArn() } });
+      const patterns = (esm.inputs.filterCriteria as { filters: { pattern: string }[] }).filters.map((f) =>
+        JSON.parse(f.pattern),
+      );
+      assert.deepEqual(patterns, [filter]);
+    });
+  }
+
+  for (const [mapping, queue, fifo] of [
+    ["activity-to-lookupArai", "activity", true],
+    ["on-demand-to-lookupArai", "on-demand", false],
+  ] as const) {
+    it(`maps ${mapping} with partial batch failures`, function () {
+      const esm = plan.find(ESM, `scoring-east-${mapping}`);
+      assert.equal(esm.inputs.functionName, fn("lookupArai").inputs.name);
+      assert.equal(esm.inputs.eventSourceArn, queueArn(queue));
+      assert.equal(esm.inputs.batchSize, 10);
+      assert.deepEqual(esm.inputs.functionResponseTypes, ["ReportBatchItemFailures"]);
+      assert.equal(esm.inputs.maximumBatchingWindowInSeconds, fifo ? undefined : 1);
+    });
+  }
+
+  it("has no other mappings", function () {
+    assert.equal(plan.ofType(ESM).length, kinesisMappings.length + 2);
+  });
+
+  const kinesisConsumer = (stream: string) => [
+    {
+      Action: [
+        "kinesis:DescribeStream",
+        "kinesis:DescribeStreamSummary",
+        "kinesis:GetRecords",
+        "kinesis:GetShardIterator",
+        "kinesis:ListShards",
+      ],
+      Resource: [stream],
+    },
+    { Action: ["sqs:SendMessage"], Resource: [failuresArn()] },
+  ];
+  const network = [
+    { Action: ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface"], Resource: ["*"] },
+  ];
+  const logs = (worker: string) => [
+    {
+      Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
+      Resource: [`arn:aws:logs:us-east-1:${ACCOUNT}:log-group:/aws/lambda/${PREFIX}-${worker}:*`],
+    },
+  ];
+
+  it("grants each enqueue worker only its stream, its queue, its table writes and its network", function () {
+    for (const [worker, stream] of [
+      ["enqueueFromDemandStream", "dmnd-table-stream"],
+      ["enqueueFromPurchaseStream", "purchase-stream"],
+      ["enqueueFromSQJourneyStream", "sq-journey-stream"],
+    ]) {
+      assert.deepEqual(policies(worker!), {
+        lambda_sqs_producer: [{ Action: ["sqs:SendMessage"], Resource: [queueArn("activity")] }],
+        dynamodb_enqueue_from_streams: [{ Action: ["dynamodb:PutItem"], Resource: [tableArn()] }],
+        fan_identity_kinesis_consumer_policy: kinesisConsumer(inputStream(stream!)),
+        enqueue_from_streams_network: network,
+        logs: logs(worker!),
+      });
+    }
+    assert.deepEqual(policies("enqueueFromVfStream"), {
+      lambda_sqs_producer: [{ Action: ["sqs:SendMessage"], Resource: [queueArn("on-demand")] }],
+      fan_identity_kinesis_consumer_policy: kinesisConsumer(inputStream("vf-input-stream")),
+      enqueue_from_streams_network: network,
+      logs: logs("enqueueFromVfStream"),
+    });
+    assert.deepEqual(policies("processRescoreEvents"), {
+      lambda_sqs_producer: [{ Action: ["sqs:SendMessage"], Resource: [queueArn("activity")] }],
+      fan_identity_kinesis_consumer_policy: kinesisConsumer(tableStreamArn()),
+      enqueue_from_streams_network: network,
+      logs: logs("processRescoreEvents"),
+    });
+  });
+
+  it("grants lookupArai the queues it consumes, the fan records and the ARAI credentials", function () {
+    assert.deepEqual(policies("lookupArai"), {
+      dynamodb_fan_records: [{ Action: ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], Resource: [tableArn()] }],
+      arai_credentials: [
+        {
+          Action: ["secretsmanager:GetSecretValue"],
+          Resource: [arnOf("aws:secretsmanager/secret:Secret", "scoring-east-arai-credentials-secret")],
+        },
+      ],
+      lambda_sqs_consumer: [
+        {
+          Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
+          Resource: [queueArn("activity"), queueArn("on-demand")],
+        },
+      ],
+      network,
+      logs: logs("lookupArai"),
+    });
+  });
+
+  it("grants the scorers the table stream, their score writes and the model token", function () {
+    const token = arnOf("aws:secretsmanager/secret:Secret", "scoring-east-model-token-secret");
+    for (const [worker, action] of [
+      ["scoreUsers", "dynamodb:UpdateItem"],
+      ["stagingScoreUsers", "dynamodb:BatchWriteItem"],
+    ]) {
+      assert.deepEqual(policies(worker!), {
+        dynamodb_write_scores: [{ Action: [action!], Resource: [tableArn()] }],
+        model_token: [{ Action: ["secretsmanager:GetSecretValue"], Resource: [token] }],
+        fan_identity_kinesis_consumer_policy: kinesisConsumer(tableStreamArn()),
+        network,
+        logs: logs(worker!),
+      });
+    }
+  });
+
+  it("runs every scoring worker in the app tier, behind an outbound-only security group", function () {
+    const group: RecordedResource = plan.find("aws:ec2/securityGroup:SecurityGroup", "scoring-east-workers-sg");
+    assert.equal(group.inputs.ingress, undefined);
+    assert.equal(group.inputs.vpcId, "vpc-0f1e2d3c4b5a69788");
+    for (const worker of [
+      "enqueueFromVfStream",
+      "enqueueFromDemandStream",
+      "enqueueFromPurchaseStream",
+      "enqueueFromSQJourneyStream",
+      "processRescoreEvents",
+      "lookupArai",
+      "scoreUsers",
+      "stagingScoreUsers",
+    ]) {
+      const vpcConfig = fn(worker).inputs.vpcConfig as { subnetIds: string[]; securityGroupIds: string[] };
+      assert.ok(vpcConfig.subnetIds.length > 0 && vpcConfig.subnetIds.every((id) => id.startsWith("subnet-app")), worker);
+      assert.deepEqual(vpcConfig.securityGroupIds, [group.state.id ?? `${group.inputs.name}-id`]);
+    }
+  });
+
+  it("points each worker at its resources through its environment", function () {
+    const env = (worker: string) => (fn(worker).inputs.environment as { variables: Record<string, string> }).variables;
+    const activityUrl = `https://sqs.us-east-1.amazonaws.com/${ACCOUNT}/${PREFIX}-acct-activity-sqs.fifo`;
+    assert.deepEqual(env("enqueueFromPurchaseStream"), {
+      ACTIVITY_QUEUE_URL: activityUrl,
+      TABLE_NAME: `${PREFIX}-fan-identity-table`,
+      RESCORE_DELAY_DAYS: "5",
+    });
+    assert.deepEqual(env("enqueueFromVfStream"), {
+      ON_DEMAND_QUEUE_URL: `https://sqs.us-east-1.amazonaws.com/${ACCOUNT}/${PREFIX}-on-demand-scoring-sqs`,
+    });
+    assert.deepEqual(env("processRescoreEvents"), { ACTIVITY_QUEUE_URL: activityUrl });
+    assert.equal(
+      env("lookupArai").ARAI_URL_TEMPLATE,
+      "https://accounts.verifiedfan.example.com/arai/v1/accounts/{globalUserId}/activity",
+    );
+    assert.equal(
+      env("scoreUsers").MODEL_URL,
+      "https://dbc-prod.cloud.databricks.com/serving-endpoints/fan-risk-prod1/invocations",
+    );
+    assert.equal(env("scoreUsers").MODEL_VERSION, "fan-risk-7");
+    assert.equal(
+      env("stagingScoreUsers").MODEL_URL,
+      "https://dbc-prod.cloud.databricks.com/serving-endpoints/fan-risk-prod1-staging/invocations",
+    );
+    assert.equal(env("stagingScoreUsers").MODEL_VERSION, "fan-risk-8-rc1");
+  });
+});

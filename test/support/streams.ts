@@ -1,0 +1,162 @@
+/**
+ * Kinesis events built from the fixtures in test/fixtures/events, the scoring queues read back
+ * as a consumer reads them, and the ways SQS and DynamoDB misbehave, for the stream workers' tests.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { type Interception, operationOf, type RecordedRequest } from "./http";
+
+export interface KinesisFixtureRecord {
+  kinesis: {
+    kinesisSchemaVersion: string;
+    partitionKey: string;
+    sequenceNumber: string;
+    data: string;
+    approximateArrivalTimestamp?: number;
+  };
+  eventSource: string;
+  eventVersion: string;
+  eventID: string;
+  eventName: string;
+  invokeIdentityArn: string;
+  awsRegion: string;
+  eventSourceARN: string;
+}
+
+export interface KinesisFixtureEvent {
+  Records: KinesisFixtureRecord[];
+}
+
+/** A Kinesis event from test/fixtures/events (read from the source tree; tsc does not copy JSON). */
+export function kinesisFixture(name: string): KinesisFixtureEvent {
+  return JSON.parse(
+    fs.readFileSync(path.resolve(__dirname, "../../../test/fixtures/events", name), "utf8"),
+  ) as KinesisFixtureEvent;
+}
+
+/** The JSON a Kinesis record carries. */
+export function payloadOf(record: KinesisFixtureRecord): unknown {
+  return JSON.parse(Buffer.from(record.kinesis.data, "base64").toString("utf8"));
+}
+
+const base64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
+
+/** A shard position: 56 digits like Kinesis's, increasing with `index`. */
+export const sequenceNumber = (index: number) =>
+  `4965782840918770152001999524250839011995335832${String(index).padStart(10, "0")}`;
+
+export interface RecordOptions {
+  /** `data` exactly as given (not JSON-encoded, not base64-encoded). */
+  readonly rawData?: string;
+  /** Arrival time in epoch seconds; null leaves it out. Defaults to the template's. */
+  readonly arrival?: number | null;
+}
+
+/** The template record at shard position `index`, carrying `payload` (JSON) instead. */
+export function recordLike(
+  template: KinesisFixtureRecord,
+  index: number,
+  payload: unknown,
+  options: RecordOptions = {},
+): KinesisFixtureRecord {
+  const seq = sequenceNumber(index);
+  const kinesis = {
+    ...template.kinesis,
+    sequenceNumber: seq,
+    data: options.rawData ?? base64(JSON.stringify(payload)),
+  };
+  if (options.arrival === null) delete kinesis.approximateArrivalTimestamp;
+  else if (options.arrival !== undefined) kinesis.approximateArrivalTimestamp = options.arrival;
+  return { ...template, kinesis, eventID: `shardId-000000000000:${seq}` };
+}
+
+type SendEntry = { Id: string; MessageBody: string; MessageGroupId?: string; MessageDeduplicationId?: string };
+
+const SQS_JSON = { "content-type": "application/x-amz-json-1.0" };
+
+export interface Refusal {
+  /** The entries SQS refuses. */
+  readonly pick: (entry: SendEntry) => boolean;
+  /** True: the message itself is at fault (not retried); false: SQS could not take it for now. */
+  readonly senderFault: boolean;
+  readonly code?: string;
+  /** How many times each picked entry is refused. @default always */
+  readonly times?: number;
+}
+
+/**
+ * SQS refusing some SendMessageBatch entries, as `refusals` pick them (the first that picks an
+ * entry decides): the others are forwarded to the queue, the refused come back in `Failed` as
+ * SQS reports them.
+ */
+export function refuseEntries(...refusals: readonly Refusal[]): (request: RecordedRequest) => Interception | undefined {
+  const counts = new Map<string, number>();
+  const failed = (entry: SendEntry, refusal: Refusal) => ({
+    Id: entry.Id,
+    SenderFault: refusal.senderFault,
+    Code: refusal.code ?? (refusal.senderFault ? "InvalidParameterValue" : "InternalError"),
+    Message: refusal.senderFault ? "Value for parameter MessageBody is invalid." : "We encountered an internal error.",
+  });
+  return (request) => {
+    if (operationOf(request) !== "SendMessageBatch") return undefined;
+    const body = JSON.parse(request.body) as { QueueUrl: string; Entries: SendEntry[] };
+    const refused: { entry: SendEntry; refusal: Refusal }[] = [];
+    for (const entry of body.Entries) {
+      const refusal = refusals.find((candidate) => candidate.pick(entry));
+      const count = counts.get(entry.MessageBody) ?? 0;
+      if (!refusal || count >= (refusal.times ?? Number.POSITIVE_INFINITY)) continue;
+      counts.set(entry.MessageBody, count + 1);
+      refused.push({ entry, refusal });
+    }
+    if (refused.length === 0) return undefined;
+    const answers = refused.map(({ entry, refusal }) => failed(entry, refusal));
+    const passed = body.Entries.filter((entry) => !refused.some((item) => item.entry === entry));
+    if (passed.length === 0) return { answer: { status: 200, headers: SQS_JSON, body: { Successful: [], Failed: answers } } };
+    return {
+      forwardBody: JSON.stringify({ ...body, Entries: passed }),
+      rewriteAnswer: (text) => {
+        const answer = JSON.parse(text) as { Successful?: unknown[]; Failed?: unknown[] };
+        return JSON.stringify({ ...answer, Failed: [...(answer.Failed ?? []), ...answers] });
+      },
+    };
+  };
+}
+
+/** A service down: every request for `operations` answers HTTP 500 in the service's error shape. */
+export function serviceDown(
+  operations: readonly string[],
+  error: { type: string; message: string },
+  when: (request: RecordedRequest) => boolean = () => true,
+): (request: RecordedRequest) => Interception | undefined {
+  return (request) =>
+    operations.includes(operationOf(request) ?? "") && when(request)
+      ? { answer: { status: 500, headers: SQS_JSON, body: { __type: error.type, message: error.message } } }
+      : undefined;
+}
+
+export const SQS_INTERNAL_ERROR = { type: "com.amazonaws.sqs#InternalError", message: "We encountered an internal error." };
+export const DYNAMO_INTERNAL_ERROR = {
+  type: "com.amazonaws.dynamodb.v20120810#InternalServerError",
+  message: "Internal server error",
+};
+
+/** The environment variables a test sets, restored afterwards. */
+export function environmentSaver(names: readonly string[]) {
+  let saved: Record<string, string | undefined> = {};
+  return {
+    save() {
+      saved = Object.fromEntries(names.map((name) => [name, process.env[name]]));
+    },
+    /** Clears `names`, then sets `values`. */
+    set(values: Record<string, string>) {
+      for (const name of names) delete process.env[name];
+      Object.assign(process.env, values);
+    },
+    restore() {
+      for (const name of names) {
+        if (saved[name] === undefined) delete process.env[name];
+        else process.env[name] = saved[name];
+      }
+    },
+  };
+}

@@ -1,0 +1,17 @@
+import { defineContract } from "../runtime/contract";
+import { ACTIVITY_STREAM_ACCESS, activityStreamEnvironment } from "../scoring/enqueue";
+
+export const enqueueFromDemandStreamContract = defineContract({
+  name: "enqueueFromDemandStream",
+  description: "Enqueues fans whose demand changes on dmnd-table-stream for scoring, and schedules their rescore",
+  environment: activityStreamEnvironment,
+  access: ACTIVITY_STREAM_ACCESS,
+  packages: [
+    "zod",
+    "@aws-lambda-powertools/logger",
+    "@aws-sdk/client-sqs",
+    "@aws-sdk/client-dynamodb",
+    "@aws-sdk/lib-dynamodb",
+    "@aws-sdk/util-dynamodb",
+  ],
+});

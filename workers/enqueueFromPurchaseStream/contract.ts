@@ -1,0 +1,10 @@
+import { defineContract } from "../runtime/contract";
+import { ACTIVITY_STREAM_ACCESS, activityStreamEnvironment } from "../scoring/enqueue";
+
+export const enqueueFromPurchaseStreamContract = defineContract({
+  name: "enqueueFromPurchaseStream",
+  description: "Enqueues fans with a successful purchase on purchase-stream for scoring, and schedules their rescore",
+  environment: activityStreamEnvironment,
+  access: ACTIVITY_STREAM_ACCESS,
+  packages: ["zod", "@aws-lambda-powertools/logger", "@aws-sdk/client-sqs", "@aws-sdk/client-dynamodb", "@aws-sdk/lib-dynamodb"],
+});

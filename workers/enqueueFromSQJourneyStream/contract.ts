@@ -1,0 +1,10 @@
+import { defineContract } from "../runtime/contract";
+import { ACTIVITY_STREAM_ACCESS, activityStreamEnvironment } from "../scoring/enqueue";
+
+export const enqueueFromSQJourneyStreamContract = defineContract({
+  name: "enqueueFromSQJourneyStream",
+  description: "Enqueues fans moving through the smart queue on sq-journey-stream for scoring, and schedules their rescore",
+  environment: activityStreamEnvironment,
+  access: ACTIVITY_STREAM_ACCESS,
+  packages: ["zod", "@aws-lambda-powertools/logger", "@aws-sdk/client-sqs", "@aws-sdk/client-dynamodb", "@aws-sdk/lib-dynamodb"],
+});

@@ -1,0 +1,29 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { defineWorker } from "../runtime/contract";
+import { loadEnvironment } from "../runtime/environment";
+import { createLogger } from "../runtime/logging";
+import { type ActivityStreamDependencies, createActivityStreamEnqueuer, createSQJourneyReader } from "../scoring/enqueue";
+import { enqueueFromSQJourneyStreamContract } from "./contract";
+
+/** Queue-journey steps to the account-activity queue, each with a rescore. */
+export function createEnqueueFromSQJourneyStream(deps: ActivityStreamDependencies) {
+  return createActivityStreamEnqueuer(deps, {
+    worker: enqueueFromSQJourneyStreamContract.name,
+    source: "sqJourney",
+    read: createSQJourneyReader(),
+  });
+}
+
+export const enqueueFromSQJourneyStream = defineWorker(enqueueFromSQJourneyStreamContract, () => {
+  const env = loadEnvironment(enqueueFromSQJourneyStreamContract);
+  const logger = createLogger(enqueueFromSQJourneyStreamContract);
+  const handler = createEnqueueFromSQJourneyStream({
+    env,
+    logger,
+    sqs: new SQSClient({}),
+    dynamo: DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } }),
+  });
+  return (event: unknown) => handler(event);
+});

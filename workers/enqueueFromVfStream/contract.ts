@@ -1,0 +1,18 @@
+import { z } from "zod";
+import { defineContract } from "../runtime/contract";
+
+export const enqueueFromVfStreamContract = defineContract({
+  name: "enqueueFromVfStream",
+  description: "Enqueues every Verified Fan login on vf-input-stream for on-demand scoring",
+  environment: () =>
+    z.object({
+      /** The on-demand scoring queue (a standard queue). */
+      ON_DEMAND_QUEUE_URL: z.url({ protocol: /^https?$/ }),
+    }),
+  access: {
+    lambda_sqs_producer: { actions: ["sqs:SendMessage"], on: "the on-demand scoring queue" },
+  },
+  packages: ["zod", "@aws-lambda-powertools/logger", "@aws-sdk/client-sqs"],
+});
+
+export type EnqueueFromVfStreamEnvironment = z.infer<ReturnType<typeof enqueueFromVfStreamContract.environment>>;

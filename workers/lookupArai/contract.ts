@@ -1,0 +1,54 @@
+import { z } from "zod";
+import { defineContract } from "../runtime/contract";
+
+const LOOPBACK_HOSTS: readonly string[] = ["127.0.0.1", "localhost", "[::1]"];
+
+/**
+ * https, with `{globalUserId}` where the fan's id goes. Plain http is accepted only to a
+ * loopback host, for a local stand-in of the API; the stack's configuration requires https.
+ */
+const araiUrlTemplate = () =>
+  z
+    .string()
+    .refine((value) => value.includes("{globalUserId}"), "expected {globalUserId} in the URL")
+    .refine((value) => {
+      try {
+        const url = new URL(value.replaceAll("{globalUserId}", "x"));
+        return url.protocol === "https:" || (url.protocol === "http:" && LOOPBACK_HOSTS.includes(url.hostname));
+      } catch {
+        return false;
+      }
+    }, "expected an https URL");
+
+export const lookupAraiContract = defineContract({
+  name: "lookupArai",
+  description:
+    "Consumes the account-activity and on-demand queues: fetches each fan's ARAI from the accounts service (unless fresh) and writes it to the fan record for scoring",
+  environment: () =>
+    z.object({
+      /** The fan-identity table of the region. */
+      TABLE_NAME: z.string().regex(/^[\w.-]{3,255}$/, "expected a DynamoDB table name"),
+      ARAI_URL_TEMPLATE: araiUrlTemplate(),
+      /** Secrets Manager secret holding `{"username", "password", "clientId"}`. */
+      ARAI_CREDENTIALS_SECRET_ARN: z.string().min(1),
+      /** Bound on each ARAI request (there are at most two retries). */
+      ARAI_TIMEOUT_MS: z.coerce.number().int().min(100).max(10_000).default(2000),
+      /** ARAI younger than this is not fetched again. */
+      ARAI_FRESHNESS_SECONDS: z.coerce.number().int().min(0).max(86_400).default(300),
+      /** ARAI requests in flight per invocation. */
+      ARAI_CONCURRENCY: z.coerce.number().int().min(1).max(50).default(10),
+    }),
+  access: {
+    dynamodb_fan_records: { actions: ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], on: "the fan-identity table" },
+    arai_credentials: { actions: ["secretsmanager:GetSecretValue"], on: "the accounts API credentials secret" },
+  },
+  packages: [
+    "zod",
+    "@aws-lambda-powertools/logger",
+    "@aws-sdk/client-dynamodb",
+    "@aws-sdk/lib-dynamodb",
+    "@aws-sdk/client-secrets-manager",
+  ],
+});
+
+export type LookupAraiEnvironment = z.infer<ReturnType<typeof lookupAraiContract.environment>>;

@@ -1,0 +1,194 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { type BatchResponse, partialBatchResponse, type RecordFailure, stopGroupsAtFirstFailure } from "../runtime/batch";
+import { defineWorker } from "../runtime/contract";
+import { batchGetItems, type BatchOptions } from "../runtime/dynamo";
+import { loadEnvironment } from "../runtime/environment";
+import { HttpServiceError } from "../runtime/http";
+import { createLogger, describeError, type Logger } from "../runtime/logging";
+import { decodeJson, decodeWith, parseEvent, sqsEventSchema } from "../runtime/records";
+import { mapConcurrently } from "../runtime/retry";
+import { createSecretReader } from "../runtime/secrets";
+import { activityMessageSchema } from "../scoring/activity";
+import { fanKey, KEY, RECORD_TYPES } from "../scoring/table";
+import { type AraiLookup, araiCredentialsSchema, createAraiClient } from "./araiClient";
+import { lookupAraiContract, type LookupAraiEnvironment } from "./contract";
+import { type ActivityRecord, type FanLookup, fansOf, isFresh, lastActivityOf } from "./fans";
+import { trimArai } from "./trim";
+
+/** How long the API credentials are reused before Secrets Manager is asked again (picks up rotation). */
+const CREDENTIALS_MAX_AGE_MS = 300_000;
+
+export interface LookupAraiDependencies {
+  readonly env: Pick<LookupAraiEnvironment, "TABLE_NAME" | "ARAI_FRESHNESS_SECONDS" | "ARAI_CONCURRENCY">;
+  readonly dynamo: DynamoDBDocumentClient;
+  readonly fetchArai: (globalUserId: string) => Promise<AraiLookup>;
+  readonly logger: Logger;
+  readonly now?: () => number;
+  /** Retries of the fan records DynamoDB leaves unread. */
+  readonly readOptions?: BatchOptions;
+}
+
+/** What a log line says about a failure: for the ARAI API, the service, operation and status apart. */
+function failureDetails(error: unknown): Record<string, unknown> {
+  if (error instanceof HttpServiceError) {
+    return { service: error.service, operation: error.operation, status: error.status, message: error.message };
+  }
+  return describeError(error);
+}
+
+/**
+ * The worker with its dependencies passed in. Per batch: decode each message; read the fans'
+ * `araiUpdatedAt` in one BatchGetItem; fetch the ARAI of each fan whose stored ARAI is not fresh,
+ * once, at most ARAI_CONCURRENCY at a time; write it with one UpdateItem per fan. A failure fails
+ * the messages it concerns (and, on a FIFO queue, the rest of their message group), nothing else.
+ */
+export function createLookupArai(deps: LookupAraiDependencies) {
+  const { env, dynamo, logger } = deps;
+  const now = deps.now ?? Date.now;
+  const eventSchema = sqsEventSchema();
+  const messageSchema = activityMessageSchema();
+  const table = env.TABLE_NAME;
+  const freshnessMs = env.ARAI_FRESHNESS_SECONDS * 1000;
+
+  /**
+   * Splits the fans by their stored ARAI: fresh (done), stale or absent (to fetch), or unknown
+   * because the fan record could not be read (failed).
+   */
+  async function byFreshness(
+    fans: readonly FanLookup[],
+    fail: (fan: FanLookup, reason: string) => void,
+  ): Promise<{ stale: FanLookup[]; fresh: number }> {
+    if (fans.length === 0) return { stale: [], fresh: 0 };
+    const keys = fans.map((fan) => fanKey(fan.globalUserId));
+    let read: Awaited<ReturnType<typeof batchGetItems>>;
+    try {
+      read = await batchGetItems(dynamo, table, KEY, keys, [KEY, "araiUpdatedAt"], deps.readOptions);
+    } catch (error) {
+      // Retried later rather than fetched blind: no ARAI traffic for writes that would fail too.
+      const reason = `BatchGetItem on ${table} failed: ${(error as Error).name}: ${(error as Error).message}`;
+      logger.error("fan records not read", { table, fans: fans.length, error: describeError(error) });
+      fans.forEach((fan) => fail(fan, reason));
+      return { stale: [], fresh: 0 };
+    }
+    const unread = new Set(read.unread.map((key) => String(key[KEY])));
+    const updatedAt = new Map(read.items.map((item) => [String(item[KEY]), item.araiUpdatedAt]));
+    const nowMs = now();
+    const stale: FanLookup[] = [];
+    let fresh = 0;
+    for (const fan of fans) {
+      const key = fanKey(fan.globalUserId);
+      if (unread.has(key)) fail(fan, `fan record still unprocessed by BatchGetItem on ${table} after retries`);
+      else if (isFresh(updatedAt.get(key), nowMs, freshnessMs)) fresh += 1;
+      else stale.push(fan);
+    }
+    return { stale, fresh };
+  }
+
+  /** Fetches and writes one fan's ARAI; says why not when it could not. */
+  async function refresh(fan: FanLookup): Promise<"written" | "unknownFan" | { failed: string }> {
+    const { globalUserId } = fan;
+    let lookup: AraiLookup;
+    try {
+      lookup = await deps.fetchArai(globalUserId);
+    } catch (error) {
+      logger.error("ARAI lookup failed", { globalUserId, messages: fan.messageIds.length, error: failureDetails(error) });
+      return { failed: `ARAI lookup failed: ${(error as Error).message}` };
+    }
+    if (lookup.status === "unknownFan") {
+      // Not retryable: asking again gives the same answer. There is nothing to score.
+      logger.warn("fan unknown to the accounts service; messages let go", { globalUserId, messages: fan.messageIds.length });
+      return "unknownFan";
+    }
+    const trimmed = trimArai(lookup.arai);
+    if (!trimmed.ok) {
+      logger.error("ARAI not stored", { globalUserId, reason: trimmed.reason });
+      return { failed: trimmed.reason };
+    }
+    if (trimmed.dropped.loginHistory > 0 || trimmed.dropped.linkedAccounts > 0) {
+      logger.debug("ARAI trimmed", { globalUserId, bytes: trimmed.bytes, dropped: trimmed.dropped });
+    }
+    const stamp = new Date(now()).toISOString();
+    try {
+      await dynamo.send(
+        new UpdateCommand({
+          TableName: table,
+          Key: { [KEY]: fanKey(globalUserId) },
+          // Score fields are never touched: scoreUsers writes them, conditioned on araiVersion.
+          UpdateExpression:
+            "SET #type = :activityData, globalUserId = :g, arai = :arai, araiUpdatedAt = :now, lastActivity = :latest, dateUpdated = :now ADD araiVersion :one",
+          ExpressionAttributeNames: { "#type": "type" },
+          ExpressionAttributeValues: {
+            ":activityData": RECORD_TYPES.activityData,
+            ":g": globalUserId,
+            ":arai": trimmed.snapshot,
+            ":now": stamp,
+            ":latest": lastActivityOf(fan.latest),
+            ":one": 1,
+          },
+        }),
+      );
+    } catch (error) {
+      const reason = `UpdateItem on ${table} failed: ${(error as Error).name}: ${(error as Error).message}`;
+      logger.error("ARAI not written", { globalUserId, table, error: describeError(error) });
+      return { failed: reason };
+    }
+    return "written";
+  }
+
+  return async function lookupArai(event: unknown): Promise<BatchResponse> {
+    const { Records: records } = parseEvent(eventSchema, event, lookupAraiContract.name, "SQS");
+    // FIFO order is per message group; a standard-queue message has none and stands alone.
+    const ordered = records.map((record) => ({
+      id: record.messageId,
+      group: record.attributes.MessageGroupId ?? `(no group) ${record.messageId}`,
+    }));
+
+    const failures: RecordFailure[] = [];
+    const decoded: ActivityRecord[] = [];
+    for (const record of records) {
+      const json = decodeJson(record.body, "message body");
+      const message = json.ok ? decodeWith(messageSchema, json.value, "activity message") : json;
+      if (message.ok) decoded.push({ id: record.messageId, message: message.value });
+      else failures.push({ id: record.messageId, reason: message.reason });
+    }
+    // Messages behind a malformed one in their group are failed regardless: not looked up now.
+    const blocked = new Set(stopGroupsAtFirstFailure(ordered, failures).map((failure) => failure.id));
+    const fans = fansOf(decoded.filter((record) => !blocked.has(record.id)));
+    const fail = (fan: FanLookup, reason: string) => failures.push(...fan.messageIds.map((id) => ({ id, reason })));
+
+    const { stale, fresh } = await byFreshness(fans, fail);
+    const outcomes = await mapConcurrently(stale, env.ARAI_CONCURRENCY, async (fan) => {
+      const outcome = await refresh(fan);
+      if (typeof outcome === "object") fail(fan, outcome.failed);
+      return outcome;
+    });
+
+    const reported = stopGroupsAtFirstFailure(ordered, failures);
+    logger.info("batch done", {
+      messages: records.length,
+      fans: fans.length,
+      fresh,
+      fetched: stale.length,
+      written: outcomes.filter((outcome) => outcome === "written").length,
+      unknownFans: outcomes.filter((outcome) => outcome === "unknownFan").length,
+      failedMessages: reported.length,
+    });
+    return partialBatchResponse(reported, logger);
+  };
+}
+
+export const lookupArai = defineWorker(lookupAraiContract, () => {
+  const env = loadEnvironment(lookupAraiContract);
+  const logger = createLogger(lookupAraiContract);
+  const readCredentials = createSecretReader({
+    secretId: env.ARAI_CREDENTIALS_SECRET_ARN,
+    schema: araiCredentialsSchema(),
+    maxAgeMs: CREDENTIALS_MAX_AGE_MS,
+    onStale: (error) => logger.warn("using cached ARAI credentials: refresh failed", { error: describeError(error) }),
+  });
+  const arai = createAraiClient({ urlTemplate: env.ARAI_URL_TEMPLATE, timeoutMs: env.ARAI_TIMEOUT_MS, readCredentials });
+  const dynamo = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+  const handler = createLookupArai({ env, dynamo, logger, fetchArai: arai.fetchArai });
+  return (event: unknown) => handler(event);
+});

@@ -1,0 +1,19 @@
+import { z } from "zod";
+import { defineContract } from "../runtime/contract";
+import { fifoQueueUrl } from "../scoring/enqueue";
+
+export const processRescoreEventsContract = defineContract({
+  name: "processRescoreEvents",
+  description: "Enqueues a fan for scoring when TTL deletes one of their rescore records from the fan-identity table",
+  environment: () =>
+    z.object({
+      /** The account-activity FIFO queue. */
+      ACTIVITY_QUEUE_URL: fifoQueueUrl(),
+    }),
+  access: {
+    lambda_sqs_producer: { actions: ["sqs:SendMessage"], on: "the account-activity queue" },
+  },
+  packages: ["zod", "@aws-lambda-powertools/logger", "@aws-sdk/client-sqs", "@aws-sdk/util-dynamodb"],
+});
+
+export type ProcessRescoreEventsEnvironment = z.infer<ReturnType<typeof processRescoreEventsContract.environment>>;

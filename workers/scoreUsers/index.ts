@@ -1,0 +1,102 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient, UpdateCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
+import { defineWorker } from "../runtime/contract";
+import { loadEnvironment } from "../runtime/environment";
+import { createLogger, describeError, type Logger } from "../runtime/logging";
+import { mapConcurrently } from "../runtime/retry";
+import { createModelClient, createModelTokenReader, type ModelClient } from "../scoring/modelServing";
+import { createStreamScorer, type ScoredFan, type WriteOutcome } from "../scoring/score";
+import { fanKey, KEY, RECORD_TYPES } from "../scoring/table";
+import { scoreUsersContract, type ScoringEnvironment } from "./contract";
+
+/** Score writes in flight at once: enough to keep up with a full batch, few enough not to throttle. */
+export const WRITE_CONCURRENCY = 16;
+
+/**
+ * The one conditional UpdateItem storing a fan's score. The condition keeps a score computed
+ * from older ARAI (a retried or late batch) from overwriting one computed from newer ARAI;
+ * `type=score` takes the record out of the stream filter, so the write is not scored again.
+ */
+export function scoreUpdate(table: string, scored: ScoredFan, version: string, now: string): UpdateCommandInput {
+  return {
+    TableName: table,
+    Key: { [KEY]: fanKey(scored.globalUserId) },
+    UpdateExpression:
+      "SET score = :score, scoreVersion = :version, scoredAraiVersion = :v, #type = :score_type, dateUpdated = :now, dateCreated = if_not_exists(dateCreated, :now)",
+    ConditionExpression: "attribute_not_exists(scoredAraiVersion) OR scoredAraiVersion < :v",
+    ExpressionAttributeNames: { "#type": "type" },
+    ExpressionAttributeValues: {
+      ":score": scored.score,
+      ":version": version,
+      ":v": scored.araiVersion,
+      ":score_type": RECORD_TYPES.score,
+      ":now": now,
+    },
+  };
+}
+
+export interface ScoreUsersDependencies {
+  readonly env: Pick<ScoringEnvironment, "TABLE_NAME" | "MODEL_VERSION" | "MODEL_BATCH_SIZE">;
+  readonly logger: Logger;
+  readonly documents: DynamoDBDocumentClient;
+  readonly model: ModelClient;
+  readonly now?: () => Date;
+}
+
+/** Scores the batch's fans and stores each score on the fan record. */
+export function createScoreUsers(deps: ScoreUsersDependencies) {
+  const { env, logger, documents } = deps;
+  const now = deps.now ?? (() => new Date());
+
+  async function writeScores(scores: readonly ScoredFan[]): Promise<WriteOutcome> {
+    const failed: { globalUserId: string; reason: string }[] = [];
+    let stale = 0;
+    await mapConcurrently(scores, WRITE_CONCURRENCY, async (scored) => {
+      try {
+        await documents.send(new UpdateCommand(scoreUpdate(env.TABLE_NAME, scored, env.MODEL_VERSION, now().toISOString())));
+      } catch (error) {
+        if ((error as Error).name === "ConditionalCheckFailedException") {
+          // Not a failure: the stored score already comes from this ARAI or a newer one.
+          stale += 1;
+          logger.info("score not stored: the fan was already scored from this or newer ARAI", {
+            globalUserId: scored.globalUserId,
+            araiVersion: scored.araiVersion,
+          });
+          return;
+        }
+        const { message, code } = describeError(error);
+        logger.error("score not stored", { globalUserId: scored.globalUserId, error: { message, code } });
+        failed.push({
+          globalUserId: scored.globalUserId,
+          reason: `UpdateItem on ${env.TABLE_NAME} failed: ${code ?? "Error"}: ${message}`,
+        });
+      }
+    });
+    return { failed, stats: { updateCalls: scores.length, stale } };
+  }
+
+  return createStreamScorer({
+    worker: scoreUsersContract.name,
+    logger,
+    model: deps.model,
+    modelBatchSize: env.MODEL_BATCH_SIZE,
+    write: writeScores,
+  });
+}
+
+export const scoreUsers = defineWorker(scoreUsersContract, () => {
+  const env = loadEnvironment(scoreUsersContract);
+  const logger = createLogger(scoreUsersContract);
+  const model = createModelClient({
+    url: env.MODEL_URL,
+    timeoutMs: env.MODEL_TIMEOUT_MS,
+    service: "scoring model",
+    readToken: createModelTokenReader({
+      secretId: env.MODEL_TOKEN_SECRET_ARN,
+      onStale: (error) => logger.warn("using the cached model token: refresh failed", { error: describeError(error) }),
+    }),
+  });
+  const documents = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+  const handler = createScoreUsers({ env, logger, documents, model });
+  return (event: unknown) => handler(event);
+});

@@ -1,0 +1,418 @@
+/**
+ * The stream enqueue workers (SPEC §4.1–4.4): each Kinesis record that says a fan did something
+ * becomes one activity message on a scoring queue and, for the demand, purchase and queue-journey
+ * streams, a rescore record some days later. Reading a record is a pure function per stream;
+ * the I/O (one `sendMessages` call and one `scheduleRescores` call per batch) is at the edge.
+ */
+import { createHash } from "node:crypto";
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { z } from "zod";
+import { type BatchResponse, partialBatchResponse, type RecordFailure } from "../runtime/batch";
+import type { Logger } from "../runtime/logging";
+import {
+  createDynamoChangeDecoder,
+  type Decoded,
+  decodeKinesisData,
+  decodeWith,
+  type KinesisRecord,
+  kinesisEventSchema,
+  parseEvent,
+} from "../runtime/records";
+import { type OutgoingMessage, sendMessages } from "../runtime/sqs";
+import { type ActivityMessage, type ActivitySource, globalUserIdSchema } from "./activity";
+import { rescoreItem, type RescoreItem, scheduleRescores, type ScheduleResult } from "./rescore";
+import { RECORD_TYPES, TTL_PRINCIPAL } from "./table";
+
+/** What one stream record means for scoring. */
+export type StreamReading =
+  | {
+      readonly kind: "activity";
+      readonly globalUserId: string;
+      /** The event's own time, as the event gives it (used when it is a valid ISO 8601 date-time). */
+      readonly timestamp?: unknown;
+      /** What identifies the producing record, when not the record's stream position (hashed into the FIFO deduplication id). */
+      readonly identity?: string;
+    }
+  | { readonly kind: "skip"; readonly reason: string }
+  | { readonly kind: "fail"; readonly reason: string };
+
+/** Reads one Kinesis record (its `data` still encoded). */
+export type StreamReader = (record: KinesisRecord) => StreamReading;
+
+// RFC 3339: a date, a time and a zone (Z or ±hh:mm).
+const ISO_DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:Z|([+-])(\d{2}):(\d{2}))$/i;
+
+/**
+ * The instant an ISO 8601 date-time with a zone names, or undefined when it is not one or names
+ * no real day or time. Computed from its parts: Date.parse rolls 2026-02-30 over to 2 March.
+ */
+export function parseIsoDateTime(value: unknown): Date | undefined {
+  if (typeof value !== "string") return undefined;
+  const match = ISO_DATE_TIME.exec(value);
+  if (!match) return undefined;
+  const [, year, month, day, hour, minute, second = "0", fraction = "", sign, offsetHour = "0", offsetMinute = "0"] = match;
+  const local = new Date(0);
+  // setUTCFullYear, unlike Date.UTC, takes years 0-99 as they are.
+  local.setUTCFullYear(Number(year), Number(month) - 1, Number(day));
+  if (local.getUTCMonth() !== Number(month) - 1 || local.getUTCDate() !== Number(day)) return undefined;
+  if (Number(hour) > 23 || Number(minute) > 59 || Number(second) > 59) return undefined;
+  if (Number(offsetHour) > 23 || Number(offsetMinute) > 59) return undefined;
+  local.setUTCHours(Number(hour), Number(minute), Number(second), Number(fraction.slice(0, 3).padEnd(3, "0")));
+  const offsetMs = (sign === "-" ? -1 : 1) * (Number(offsetHour) * 60 + Number(offsetMinute)) * 60_000;
+  const instant = new Date(local.getTime() - offsetMs);
+  // Only what ISO 8601 writes with four-digit years, as the queues' messages carry it.
+  const utcYear = instant.getUTCFullYear();
+  return utcYear >= 0 && utcYear <= 9999 ? instant : undefined;
+}
+
+/**
+ * When the fan acted: the event's own timestamp when present and valid, else when Kinesis took
+ * the record (`approximateArrivalTimestamp`, epoch seconds), else now. ISO 8601, UTC.
+ */
+export function activityTime(timestamp: unknown, arrivalSeconds: number | undefined, now: Date): string {
+  const own = parseIsoDateTime(timestamp);
+  if (own) return own.toISOString();
+  if (arrivalSeconds !== undefined && Number.isFinite(arrivalSeconds) && arrivalSeconds > 0) {
+    const arrival = new Date(Math.round(arrivalSeconds * 1000));
+    if (!Number.isNaN(arrival.getTime())) return arrival.toISOString();
+  }
+  return now.toISOString();
+}
+
+/** A stable FIFO deduplication id: the sha256 (hex) of what identifies the producing record. */
+export function deduplicationId(...identity: readonly string[]): string {
+  return createHash("sha256").update(identity.join("\n"), "utf8").digest("hex");
+}
+
+/** What identifies a stream record for an activity of `source`: the stream and the record's position in it. */
+export function streamRecordIdentity(source: ActivitySource, record: KinesisRecord): string[] {
+  return [source, record.eventSourceARN ?? "", record.kinesis.sequenceNumber];
+}
+
+// Readers of each stream. Each builds its schemas once (at cold start) and returns the reader.
+
+/** vf-input-stream: `{ type: "vfLogin", globalUserId, timestamp, … }`; other types are not ours. */
+export function createVfLoginReader(): StreamReader {
+  const schema = z.object({ type: z.literal("vfLogin"), globalUserId: globalUserIdSchema(), timestamp: z.unknown().optional() });
+  return (record) =>
+    readJson(record, (data) => {
+      const type = (data as { type?: unknown } | null)?.type;
+      // The event source mapping filters on type; anything else that gets through is not a failure.
+      if (typeof type === "string" && type !== "vfLogin") return { kind: "skip", reason: `event type ${type} is not vfLogin` };
+      return activityFrom(
+        decodeWith(schema, data, "VF login event"),
+        (event) => event.globalUserId,
+        (event) => event.timestamp,
+      );
+    });
+}
+
+/** purchase-stream: a purchase event; only successful purchases are activity. */
+export function createPurchaseReader(): StreamReader {
+  const schema = z.object({
+    status: z.literal("SUCCESS"),
+    customer: z.object({ globalUserId: globalUserIdSchema() }),
+    timestamp: z.unknown().optional(),
+  });
+  return (record) =>
+    readJson(record, (data) => {
+      const status = (data as { status?: unknown } | null)?.status;
+      if (typeof status === "string" && status !== "SUCCESS") return { kind: "skip", reason: `purchase status is ${status}` };
+      return activityFrom(
+        decodeWith(schema, data, "purchase event"),
+        (event) => event.customer.globalUserId,
+        (event) => event.timestamp,
+      );
+    });
+}
+
+/** sq-journey-stream: a queue-journey event `{ globalUserId, journeyStep, timestamp, … }`. */
+export function createSQJourneyReader(): StreamReader {
+  const schema = z.object({ globalUserId: globalUserIdSchema(), timestamp: z.unknown().optional() });
+  return (record) =>
+    readJson(record, (data) =>
+      activityFrom(
+        decodeWith(schema, data, "queue-journey event"),
+        (event) => event.globalUserId,
+        (event) => event.timestamp,
+      ),
+    );
+}
+
+/** dmnd-table-stream: changes of the demand table; a fan registering or updating demand is activity, a removal is not. */
+export function createDemandChangeReader(): StreamReader {
+  const decodeChange = createDynamoChangeDecoder();
+  const image = z.object({ globalUserId: globalUserIdSchema() });
+  return (record) =>
+    readJson(record, (data) => {
+      const change = decodeChange(data);
+      if (!change.ok) return { kind: "fail", reason: change.reason };
+      const { eventName, newImage, changedAt } = change.value;
+      if (eventName === "REMOVE") return { kind: "skip", reason: "demand record removed" };
+      if (!newImage) return { kind: "fail", reason: `demand ${eventName} carries no new image` };
+      return activityFrom(
+        decodeWith(image, newImage, `demand ${eventName} new image`),
+        (demand) => demand.globalUserId,
+        () => (changedAt === undefined ? undefined : new Date(changedAt).toISOString()),
+      );
+    });
+}
+
+/**
+ * The fan-identity table's stream: a rescore record deleted by TTL means the fan is due again.
+ * Everything else on the stream (fan records, a rescore written or deleted by hand) is not ours.
+ */
+export function createRescoreRemovalReader(): StreamReader {
+  const decodeChange = createDynamoChangeDecoder();
+  const rescore = z.object({
+    userId: z.string().min(1),
+    globalUserId: globalUserIdSchema(),
+    rescoreDate: z.string().refine((date) => parseIsoDateTime(`${date}T00:00:00Z`) !== undefined, "expected YYYY-MM-DD"),
+  });
+  return (record) =>
+    readJson(record, (data) => {
+      const change = decodeChange(data);
+      if (!change.ok) return { kind: "fail", reason: change.reason };
+      const { eventName, oldImage, userIdentity, keys } = change.value;
+      if (eventName !== "REMOVE") return { kind: "skip", reason: `${eventName} is not a removal` };
+      if (!oldImage) {
+        // Without the old image a TTL deletion of a rescore could not be told apart: never let one pass silently.
+        return String(keys.userId).startsWith(`${RECORD_TYPES.rescore}#`)
+          ? { kind: "fail", reason: "rescore removal carries no old image (the stream must carry old images)" }
+          : { kind: "skip", reason: "removal carries no old image" };
+      }
+      if (oldImage.type !== RECORD_TYPES.rescore)
+        return { kind: "skip", reason: `removed record is of type ${String(oldImage.type)}` };
+      if (userIdentity?.type !== "Service" || userIdentity.principalId !== TTL_PRINCIPAL) {
+        return { kind: "skip", reason: "rescore record removed by a user, not by TTL" };
+      }
+      const decoded = decodeWith(rescore, oldImage, "rescore record");
+      if (!decoded.ok) return { kind: "fail", reason: decoded.reason };
+      return {
+        kind: "activity",
+        globalUserId: decoded.value.globalUserId,
+        timestamp: `${decoded.value.rescoreDate}T00:00:00.000Z`,
+        identity: decoded.value.userId,
+      };
+    });
+}
+
+function readJson(record: KinesisRecord, read: (data: unknown) => StreamReading): StreamReading {
+  const data = decodeKinesisData(record);
+  return data.ok ? read(data.value) : { kind: "fail", reason: data.reason };
+}
+
+function activityFrom<T>(
+  decoded: Decoded<T>,
+  globalUserId: (value: T) => string,
+  timestamp: (value: T) => unknown,
+): StreamReading {
+  if (!decoded.ok) return { kind: "fail", reason: decoded.reason };
+  return { kind: "activity", globalUserId: globalUserId(decoded.value), timestamp: timestamp(decoded.value) };
+}
+
+/** A record read as activity, ready to send. */
+export interface PlannedActivity {
+  /** The record's sequence number: its identifier in the batch response. */
+  readonly id: string;
+  readonly message: ActivityMessage;
+  readonly deduplicationId: string;
+}
+
+/** The activity a reading stands for, with the FIFO deduplication id of its record. */
+export function planActivity(
+  source: ActivitySource,
+  action: string,
+  record: KinesisRecord,
+  reading: Extract<StreamReading, { kind: "activity" }>,
+  now: Date,
+): PlannedActivity {
+  const at = activityTime(reading.timestamp, record.kinesis.approximateArrivalTimestamp, now);
+  const identity = reading.identity === undefined ? streamRecordIdentity(source, record) : [reading.identity];
+  return {
+    id: record.kinesis.sequenceNumber,
+    message: { globalUserId: reading.globalUserId, source, action, at },
+    deduplicationId: deduplicationId(...identity),
+  };
+}
+
+/** The outgoing message of an activity: FIFO queues group by fan and deduplicate by record. */
+export function outgoingMessage(activity: PlannedActivity, fifo: boolean): OutgoingMessage {
+  const body = JSON.stringify(activity.message);
+  return fifo
+    ? { id: activity.id, body, groupId: activity.message.globalUserId, deduplicationId: activity.deduplicationId }
+    : { id: activity.id, body };
+}
+
+/**
+ * The rescore records a batch's activities call for, one per fan and date, each with the
+ * records that depend on it (so a failed write fails each of them).
+ */
+export function plannedRescores(
+  activities: readonly PlannedActivity[],
+  now: Date,
+  delayDays: number,
+): { item: RescoreItem; records: string[] }[] {
+  const byKey = new Map<string, { item: RescoreItem; records: string[] }>();
+  for (const activity of activities) {
+    const { globalUserId, source, at } = activity.message;
+    const item = rescoreItem(globalUserId, source, new Date(at), now, delayDays);
+    const planned = byKey.get(item.userId);
+    if (planned) planned.records.push(activity.id);
+    else byKey.set(item.userId, { item, records: [activity.id] });
+  }
+  return [...byKey.values()];
+}
+
+export interface StreamEnqueueDependencies {
+  /** The worker's name, for errors about the event as a whole. */
+  readonly worker: string;
+  readonly sqs: SQSClient;
+  readonly logger: Logger;
+  readonly now?: () => Date;
+}
+
+export interface StreamEnqueueOptions {
+  readonly source: ActivitySource;
+  readonly action: string;
+  readonly read: StreamReader;
+  readonly queueUrl: string;
+  /** A FIFO queue: messages grouped by fan, deduplicated by record, sent in order. */
+  readonly fifo: boolean;
+  /** Schedules rescores for the activities, when the stream calls for them. */
+  readonly rescore?: {
+    readonly delayDays: number;
+    readonly schedule: (items: readonly RescoreItem[]) => Promise<ScheduleResult>;
+  };
+}
+
+/** The handler of a stream enqueue worker: reads each record, sends the activities, schedules rescores, reports failures. */
+export function createStreamEnqueuer(deps: StreamEnqueueDependencies, options: StreamEnqueueOptions) {
+  const { logger, sqs } = deps;
+  const clock = deps.now ?? (() => new Date());
+  const eventSchema = kinesisEventSchema();
+
+  return async function enqueue(event: unknown): Promise<BatchResponse> {
+    const { Records: records } = parseEvent(eventSchema, event, deps.worker, "Kinesis");
+    const now = clock();
+    const failures: RecordFailure[] = [];
+    const activities: PlannedActivity[] = [];
+    let skipped = 0;
+
+    for (const record of records) {
+      const id = record.kinesis.sequenceNumber;
+      let reading: StreamReading;
+      try {
+        reading = options.read(record);
+      } catch (error) {
+        // A reader should say what is wrong rather than throw; if one throws, it fails only its record.
+        reading = { kind: "fail", reason: `record could not be read: ${(error as Error).message}` };
+      }
+      if (reading.kind === "fail") failures.push({ id, reason: reading.reason });
+      else if (reading.kind === "skip") {
+        skipped += 1;
+        logger.debug("record skipped", { record: id, reason: reading.reason });
+      } else activities.push(planActivity(options.source, options.action, record, reading, now));
+    }
+
+    const rescores = options.rescore ? plannedRescores(activities, now, options.rescore.delayDays) : [];
+    const [sent, scheduled] = await Promise.all([
+      sendMessages(
+        sqs,
+        options.queueUrl,
+        activities.map((activity) => outgoingMessage(activity, options.fifo)),
+        { ordered: options.fifo },
+      ),
+      options.rescore && rescores.length > 0 ? options.rescore.schedule(rescores.map((planned) => planned.item)) : undefined,
+    ]);
+
+    failures.push(...sent.failed);
+    if (sent.failed.length > 0) {
+      logger.error("activity messages not sent", {
+        queue: options.queueUrl,
+        count: sent.failed.length,
+        reason: sent.failed[0]!.reason,
+      });
+    }
+    if (scheduled && scheduled.failed.length > 0) {
+      const reasons = new Map(scheduled.failed.map((failure) => [failure.key, failure.reason]));
+      for (const planned of rescores) {
+        const reason = reasons.get(planned.item.userId);
+        if (reason !== undefined)
+          failures.push(...planned.records.map((id) => ({ id, reason: `rescore not scheduled: ${reason}` })));
+      }
+      logger.error("rescores not scheduled", { count: scheduled.failed.length, reason: scheduled.failed[0]!.reason });
+    }
+
+    // Kinesis resumes from the lowest failed sequence number: report in batch order.
+    const order = new Map(records.map((record, index) => [record.kinesis.sequenceNumber, index]));
+    failures.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+    const response = partialBatchResponse(failures, logger);
+    logger.info("batch enqueued", {
+      records: records.length,
+      activities: activities.length,
+      sent: activities.length - sent.failed.length,
+      skipped,
+      failed: response.batchItemFailures.length,
+      sendCalls: sent.calls,
+      ...(scheduled ? { rescoresScheduled: scheduled.scheduled, rescoresExisting: scheduled.existing } : {}),
+    });
+    return response;
+  };
+}
+
+/** The URL of a FIFO queue (its name ends in .fifo). */
+export const fifoQueueUrl = () =>
+  z
+    .url({ protocol: /^https?$/ })
+    .refine((url) => url.endsWith(".fifo"), "expected the URL of a FIFO queue (name ending in .fifo)");
+
+/** The environment of the workers that enqueue to the account-activity queue and schedule rescores. */
+export const activityStreamEnvironment = () =>
+  z.object({
+    /** The account-activity FIFO queue. */
+    ACTIVITY_QUEUE_URL: fifoQueueUrl(),
+    /** The fan-identity table, where rescore records go. */
+    TABLE_NAME: z.string().regex(/^[A-Za-z0-9_.-]{3,255}$/, "expected a DynamoDB table name"),
+    /** Days after the activity when the fan is scored again. */
+    RESCORE_DELAY_DAYS: z.coerce.number().int().min(1).max(30).default(5),
+  });
+
+export type ActivityStreamEnvironment = z.infer<ReturnType<typeof activityStreamEnvironment>>;
+
+/** The access of the workers that enqueue to the account-activity queue and schedule rescores. */
+export const ACTIVITY_STREAM_ACCESS = {
+  lambda_sqs_producer: { actions: ["sqs:SendMessage"], on: "the account-activity queue" },
+  dynamodb_enqueue_from_streams: { actions: ["dynamodb:PutItem"], on: "the fan-identity table" },
+};
+
+export interface ActivityStreamDependencies {
+  readonly env: ActivityStreamEnvironment;
+  readonly sqs: SQSClient;
+  readonly dynamo: DynamoDBDocumentClient;
+  readonly logger: Logger;
+  readonly now?: () => Date;
+}
+
+/**
+ * The demand, purchase and queue-journey workers: each activity to the account-activity FIFO
+ * queue, and a rescore `RESCORE_DELAY_DAYS` later (one per fan and date).
+ */
+export function createActivityStreamEnqueuer(
+  deps: ActivityStreamDependencies,
+  stream: { readonly worker: string; readonly source: ActivitySource; readonly read: StreamReader },
+) {
+  const { env, dynamo } = deps;
+  return createStreamEnqueuer(
+    { worker: stream.worker, sqs: deps.sqs, logger: deps.logger, now: deps.now },
+    {
+      source: stream.source,
+      action: stream.source,
+      read: stream.read,
+      queueUrl: env.ACTIVITY_QUEUE_URL,
+      fifo: true,
+      rescore: { delayDays: env.RESCORE_DELAY_DAYS, schedule: (items) => scheduleRescores(dynamo, env.TABLE_NAME, items) },
+    },
+  );
+}

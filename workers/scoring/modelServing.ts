@@ -1,0 +1,104 @@
+/**
+ * The Databricks model-serving client (SPEC §4.5): `POST <host>/serving-endpoints/<name>/invocations`
+ * with `{"dataframe_records": [{globalUserId, raw_json_string}]}`, answered by
+ * `{"predictions": [number, ...]}` in input order; bearer token from Secrets Manager.
+ */
+import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { z } from "zod";
+import { createHttpClient, HttpServiceError } from "../runtime/http";
+import { createSecretReader } from "../runtime/secrets";
+
+/** One fan to score: the ARAI snapshot as the JSON text the model reads. */
+export interface ModelInput {
+  readonly globalUserId: string;
+  readonly rawJson: string;
+}
+
+export interface ModelClientOptions {
+  /** The full invocations URL. */
+  readonly url: string;
+  /** Bound on each attempt. */
+  readonly timeoutMs: number;
+  /** The bearer token, read on every request (the reader caches it). */
+  readonly readToken: () => Promise<string>;
+  /** Service name used in errors, e.g. "scoring model". */
+  readonly service: string;
+  /** @default 2 */
+  readonly retries?: number;
+  /** @default 100 */
+  readonly baseDelayMs?: number;
+}
+
+export interface ModelClient {
+  /** One score in [0, 1] per input, in input order. */
+  predict(records: readonly ModelInput[]): Promise<number[]>;
+}
+
+/** A token in the secret is reused this long, so a rotated token is picked up within five minutes. */
+export const MODEL_TOKEN_MAX_AGE_MS = 5 * 60_000;
+
+/** Reads the bearer token from the Secrets Manager JSON secret `{"token": "…"}`. */
+export function createModelTokenReader(options: {
+  readonly secretId: string;
+  readonly onStale?: (error: unknown) => void;
+  readonly client?: SecretsManagerClient;
+}): () => Promise<string> {
+  const read = createSecretReader({
+    secretId: options.secretId,
+    schema: z.object({ token: z.string().min(1) }),
+    maxAgeMs: MODEL_TOKEN_MAX_AGE_MS,
+    onStale: options.onStale,
+    client: options.client,
+  });
+  return async () => (await read()).token;
+}
+
+/**
+ * Why `body` is not a valid answer to `count` inputs, or undefined when it is: `predictions`
+ * must be an array of exactly `count` finite numbers in [0, 1].
+ */
+export function invalidPredictions(body: unknown, count: number): string | undefined {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return `answer is not a JSON object: ${excerpt(body)}`;
+  const predictions = (body as { predictions?: unknown }).predictions;
+  if (!Array.isArray(predictions)) return `answer has no predictions array: ${excerpt(body)}`;
+  if (predictions.length !== count) {
+    return `answer has ${predictions.length} predictions for ${count} records: ${excerpt(body)}`;
+  }
+  const index = predictions.findIndex((value) => typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > 1);
+  if (index >= 0) return `prediction ${index} is ${excerpt(predictions[index])}, not a score in [0, 1]`;
+  return undefined;
+}
+
+const excerpt = (value: unknown) => {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+};
+
+export function createModelClient(options: ModelClientOptions): ModelClient {
+  const request = createHttpClient({
+    service: options.service,
+    timeoutMs: options.timeoutMs,
+    retries: options.retries,
+    baseDelayMs: options.baseDelayMs,
+    headers: async () => ({ authorization: `Bearer ${await options.readToken()}` }),
+  });
+  const operation = `POST ${new URL(options.url).pathname}`;
+
+  return {
+    async predict(records) {
+      if (records.length === 0) return [];
+      const answer = await request({
+        operation,
+        url: options.url,
+        method: "POST",
+        body: {
+          dataframe_records: records.map((record) => ({ globalUserId: record.globalUserId, raw_json_string: record.rawJson })),
+        },
+      });
+      const problem = invalidPredictions(answer.body, records.length);
+      // Not retried: the endpoint answered, and the same request would get the same answer.
+      if (problem !== undefined) throw new HttpServiceError(options.service, operation, answer.status, problem, 1);
+      return (answer.body as { predictions: number[] }).predictions;
+    },
+  };
+}

@@ -1,0 +1,202 @@
+/**
+ * Scoring from the fan-identity table's change stream (SPEC §4.5), shared by `scoreUsers` and
+ * `stagingScoreUsers`: decode the Kinesis batch, keep the fans whose fresh ARAI awaits scoring,
+ * score each fan once per batch (its newest ARAI), and hand the scores to the worker's writer.
+ * Every record ends scored, skipped (not for us) or failed with a reason; none is dropped.
+ */
+import { z } from "zod";
+import { type BatchResponse, partialBatchResponse, type RecordFailure } from "../runtime/batch";
+import { describeError, type Logger } from "../runtime/logging";
+import {
+  createDynamoChangeDecoder,
+  decodeKinesisData,
+  decodeWith,
+  type DynamoChange,
+  kinesisEventSchema,
+  parseEvent,
+} from "../runtime/records";
+import { chunk, mapConcurrently } from "../runtime/retry";
+import { globalUserIdSchema } from "./activity";
+import type { ModelClient } from "./modelServing";
+import { RECORD_TYPES } from "./table";
+
+/** What scoring reads from a fan record's new image. */
+export interface ScoringInput {
+  readonly globalUserId: string;
+  readonly arai: Record<string, unknown>;
+  readonly araiVersion: number;
+}
+
+/** The fields of an activityData image scoring needs; other fields are ignored. */
+export const fanImageSchema = () =>
+  z.object({
+    globalUserId: globalUserIdSchema(),
+    arai: z.record(z.string(), z.unknown()),
+    araiVersion: z.number().int().min(1),
+  });
+
+export type ScoringDecision =
+  | { readonly action: "score"; readonly input: ScoringInput }
+  | { readonly action: "skip"; readonly reason: string }
+  | { readonly action: "fail"; readonly reason: string };
+
+/**
+ * What a change asks of the scorer. Only INSERT and MODIFY whose new image is `activityData`
+ * are scored: the score write itself (type=score), staging scores, rescore records and removals
+ * come back through the same stream and must not be scored again (the feedback-loop guard,
+ * checked here as well as in the event source mapping's filter).
+ */
+export function scoringDecision(change: DynamoChange, imageSchema: ReturnType<typeof fanImageSchema>): ScoringDecision {
+  if (change.eventName === "REMOVE") return { action: "skip", reason: "REMOVE" };
+  const type = change.newImage?.type;
+  if (type !== RECORD_TYPES.activityData) {
+    return { action: "skip", reason: `${change.eventName} of a record of type ${JSON.stringify(type)}, not activityData` };
+  }
+  const decoded = decodeWith(imageSchema, change.newImage, "activityData image");
+  return decoded.ok ? { action: "score", input: decoded.value } : { action: "fail", reason: decoded.reason };
+}
+
+/** A record of the batch to score, by its identifier in the batch response. */
+export interface PendingRecord {
+  readonly id: string;
+  readonly input: ScoringInput;
+}
+
+/** A fan to score once: its newest ARAI in the batch, and every record of the batch about it. */
+export interface FanToScore extends ScoringInput {
+  readonly records: readonly string[];
+}
+
+/**
+ * One entry per fan, in order of first appearance, holding the highest araiVersion (on a tie,
+ * the later record). All of a fan's records share the outcome of that one score: a burst of
+ * ARAI writes costs one model call and one write.
+ */
+export function collapseByFan(records: readonly PendingRecord[]): FanToScore[] {
+  const fans = new Map<string, { input: ScoringInput; records: string[] }>();
+  for (const record of records) {
+    const fan = fans.get(record.input.globalUserId);
+    if (!fan) fans.set(record.input.globalUserId, { input: record.input, records: [record.id] });
+    else {
+      fan.records.push(record.id);
+      if (record.input.araiVersion >= fan.input.araiVersion) fan.input = record.input;
+    }
+  }
+  return [...fans.values()].map(({ input, records: ids }) => ({ ...input, records: ids }));
+}
+
+/** A score to store. */
+export interface ScoredFan {
+  readonly globalUserId: string;
+  /** The ARAI version the score was computed from. */
+  readonly araiVersion: number;
+  readonly score: number;
+}
+
+export interface WriteOutcome {
+  /** Fans whose score was not stored, with why: their records fail. */
+  readonly failed: readonly { readonly globalUserId: string; readonly reason: string }[];
+  /** Figures for the batch's summary log line (calls made, stale scores not written…). */
+  readonly stats?: Record<string, number>;
+}
+
+export interface StreamScorerDependencies {
+  /** The worker's name, for errors about the event itself. */
+  readonly worker: string;
+  readonly logger: Logger;
+  readonly model: ModelClient;
+  /** Fans per model request. */
+  readonly modelBatchSize: number;
+  /** Stores the batch's scores; reports per fan what it could not store. */
+  readonly write: (scores: readonly ScoredFan[]) => Promise<WriteOutcome>;
+  /** Model requests in flight at once. @default 4 */
+  readonly modelConcurrency?: number;
+}
+
+/** The handler both scoring workers run, around their writer. */
+export function createStreamScorer(deps: StreamScorerDependencies) {
+  const { logger } = deps;
+  const eventSchema = kinesisEventSchema();
+  const decodeChange = createDynamoChangeDecoder();
+  const imageSchema = fanImageSchema();
+
+  return async function scoreBatch(event: unknown): Promise<BatchResponse> {
+    const { Records } = parseEvent(eventSchema, event, deps.worker, "Kinesis");
+    const failures: RecordFailure[] = [];
+    const pending: PendingRecord[] = [];
+    let skipped = 0;
+
+    for (const record of Records) {
+      const id = record.kinesis.sequenceNumber;
+      const data = decodeKinesisData(record);
+      const change = data.ok ? decodeChange(data.value) : data;
+      if (!change.ok) {
+        failures.push({ id, reason: change.reason });
+        continue;
+      }
+      const decision = scoringDecision(change.value, imageSchema);
+      if (decision.action === "score") pending.push({ id, input: decision.input });
+      else if (decision.action === "fail") failures.push({ id, reason: decision.reason });
+      else {
+        skipped += 1;
+        logger.debug("record skipped", { record: id, reason: decision.reason });
+      }
+    }
+
+    const fans = collapseByFan(pending);
+    const scored: ScoredFan[] = [];
+    const chunks = chunk(fans, deps.modelBatchSize);
+    await mapConcurrently(chunks, deps.modelConcurrency ?? 4, async (group) => {
+      try {
+        const predictions = await deps.model.predict(
+          group.map((fan) => ({ globalUserId: fan.globalUserId, rawJson: JSON.stringify(fan.arai) })),
+        );
+        group.forEach((fan, index) =>
+          scored.push({ globalUserId: fan.globalUserId, araiVersion: fan.araiVersion, score: predictions[index]! }),
+        );
+      } catch (error) {
+        // The fans go back to the stream to be scored on the retry, never dropped.
+        const { service, status } = error as { service?: string; status?: number };
+        const records = group.flatMap((fan) => fan.records);
+        // `dependency`, not `service`: the logger's own `service` key names the worker.
+        logger.error("model call failed; its fans' records fail", {
+          dependency: service,
+          status,
+          fans: group.length,
+          records: records.length,
+          error: describeError(error),
+        });
+        const reason = `not scored: ${describeError(error).message}`;
+        failures.push(...records.map((id) => ({ id, reason })));
+      }
+    });
+
+    let outcome: WriteOutcome = { failed: [] };
+    if (scored.length > 0) {
+      try {
+        outcome = await deps.write(scored);
+      } catch (error) {
+        logger.error("scores not stored", { fans: scored.length, error: describeError(error) });
+        outcome = { failed: scored.map((fan) => ({ globalUserId: fan.globalUserId, reason: describeError(error).message })) };
+      }
+    }
+    const recordsOf = new Map(fans.map((fan) => [fan.globalUserId, fan.records]));
+    for (const { globalUserId, reason } of outcome.failed) {
+      failures.push(...(recordsOf.get(globalUserId) ?? []).map((id) => ({ id, reason: `score not stored: ${reason}` })));
+    }
+
+    logger.info("batch scored", {
+      records: Records.length,
+      skipped,
+      fans: fans.length,
+      scored: scored.length - outcome.failed.length,
+      modelCalls: chunks.length,
+      failedRecords: failures.length,
+      ...outcome.stats,
+    });
+    // In batch order, so the log reads like the stream.
+    const position = new Map(Records.map((record, index) => [record.kinesis.sequenceNumber, index]));
+    failures.sort((a, b) => position.get(a.id)! - position.get(b.id)!);
+    return partialBatchResponse(failures, logger);
+  };
+}

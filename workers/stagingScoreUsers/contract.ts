@@ -1,0 +1,13 @@
+import { defineContract } from "../runtime/contract";
+import { SCORING_PACKAGES, scoringEnvironment } from "../scoreUsers/contract";
+
+export const stagingScoreUsersContract = defineContract({
+  name: "stagingScoreUsers",
+  description: "Scores the same fans with the staging model and stores the results in staging items, apart from the fan records",
+  environment: scoringEnvironment,
+  access: {
+    dynamodb_write_scores: { actions: ["dynamodb:BatchWriteItem"], on: "the fan-identity table" },
+    model_token: { actions: ["secretsmanager:GetSecretValue"], on: "the model-serving token secret" },
+  },
+  packages: SCORING_PACKAGES,
+});

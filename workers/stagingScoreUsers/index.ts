@@ -1,0 +1,80 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { defineWorker } from "../runtime/contract";
+import { type BatchOptions, batchPutItems } from "../runtime/dynamo";
+import { loadEnvironment } from "../runtime/environment";
+import { createLogger, describeError, type Logger } from "../runtime/logging";
+import { createModelClient, createModelTokenReader, type ModelClient } from "../scoring/modelServing";
+import { createStreamScorer, type ScoredFan, type WriteOutcome } from "../scoring/score";
+import { KEY, RECORD_TYPES, stagingKey } from "../scoring/table";
+import type { ScoringEnvironment } from "../scoreUsers/contract";
+import { stagingScoreUsersContract } from "./contract";
+
+/**
+ * The staging item for a fan's score. Its own item, never the fan record: the fan record's
+ * stream events stay those of the production scorer, and a staging write is not an activityData
+ * change, so it is never scored again.
+ */
+export function stagingScoreItem(scored: ScoredFan, version: string, now: string) {
+  return {
+    [KEY]: stagingKey(scored.globalUserId),
+    type: RECORD_TYPES.stagingScore,
+    globalUserId: scored.globalUserId,
+    score: scored.score,
+    version,
+    dateUpdated: now,
+  };
+}
+
+export interface StagingScoreUsersDependencies {
+  readonly env: Pick<ScoringEnvironment, "TABLE_NAME" | "MODEL_VERSION" | "MODEL_BATCH_SIZE">;
+  readonly logger: Logger;
+  readonly documents: DynamoDBDocumentClient;
+  readonly model: ModelClient;
+  readonly now?: () => Date;
+  /** Attempts and backoff of the batch writes. */
+  readonly batchOptions?: BatchOptions;
+}
+
+/** Scores the batch's fans with the staging model and puts the staging items, 25 per call. */
+export function createStagingScoreUsers(deps: StagingScoreUsersDependencies) {
+  const { env, logger, documents } = deps;
+  const now = deps.now ?? (() => new Date());
+
+  async function writeStagingScores(scores: readonly ScoredFan[]): Promise<WriteOutcome> {
+    const at = now().toISOString();
+    const items = scores.map((scored) => stagingScoreItem(scored, env.MODEL_VERSION, at));
+    const { unwritten, calls } = await batchPutItems(documents, env.TABLE_NAME, KEY, items, deps.batchOptions);
+    for (const { item, reason } of unwritten)
+      logger.error("staging score not stored", { globalUserId: item.globalUserId, reason });
+    return {
+      failed: unwritten.map(({ item, reason }) => ({ globalUserId: String(item.globalUserId), reason })),
+      stats: { batchWriteCalls: calls },
+    };
+  }
+
+  return createStreamScorer({
+    worker: stagingScoreUsersContract.name,
+    logger,
+    model: deps.model,
+    modelBatchSize: env.MODEL_BATCH_SIZE,
+    write: writeStagingScores,
+  });
+}
+
+export const stagingScoreUsers = defineWorker(stagingScoreUsersContract, () => {
+  const env = loadEnvironment(stagingScoreUsersContract);
+  const logger = createLogger(stagingScoreUsersContract);
+  const model = createModelClient({
+    url: env.MODEL_URL,
+    timeoutMs: env.MODEL_TIMEOUT_MS,
+    service: "staging scoring model",
+    readToken: createModelTokenReader({
+      secretId: env.MODEL_TOKEN_SECRET_ARN,
+      onStale: (error) => logger.warn("using the cached model token: refresh failed", { error: describeError(error) }),
+    }),
+  });
+  const documents = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+  const handler = createStagingScoreUsers({ env, logger, documents, model });
+  return (event: unknown) => handler(event);
+});
