@@ -48,6 +48,11 @@ const expectedScore = (globalUserId: string, arai: unknown) =>
   predictionFor({ globalUserId, raw_json_string: JSON.stringify(arai) });
 
 const imageOf = (change: ChangeRecord) => unmarshall(change.dynamodb.NewImage as never);
+/** A fan record as lookupArai first writes it: no score yet. */
+const unscored = (image: Item): Item => {
+  const { score: _score, scoreVersion: _version, scoredAraiVersion: _scored, dateCreated: _created, ...fresh } = image;
+  return fresh;
+};
 
 describe("scoreUsers", function () {
   let dynamo: LocalDynamo;
@@ -148,6 +153,16 @@ describe("scoreUsers", function () {
       { records: summary?.records, fans: summary?.fans, scored: summary?.scored, modelCalls: summary?.modelCalls },
       { records: 1, fans: 1, scored: 1, modelCalls: 1 },
     );
+  });
+
+  it("does not bring back a fan record deleted before its score was written, and does not fail the record", async function () {
+    const event = fixture<{ Records: unknown[] }>("kinesis-fan-table-activity-data.json");
+
+    const { result } = await worker()(event);
+
+    assert.deepEqual(result, { batchItemFailures: [] });
+    assert.deepEqual(countOperations(dynamo.proxy), { UpdateItem: 1 });
+    assert.equal(await stored(RECORDED_FAN), undefined);
   });
 
   it("sets dateCreated on a fan's first score and keeps it on the next", async function () {
@@ -321,6 +336,7 @@ describe("scoreUsers", function () {
     ];
     const { event, sequenceNumbers } = kinesisEvent([entries[0]!.entry, valid, ...entries.slice(1).map(({ entry }) => entry)]);
     const [firstBad, validSequence, ...otherBad] = sequenceNumbers;
+    await seed([unscored(imageOf(valid))]);
 
     const { result, logs } = await worker()(event);
 
@@ -400,9 +416,9 @@ describe("scoreUsers", function () {
       records.some((record) => record.globalUserId === "gu-c4a70003")
         ? { status: 500, body: { error_code: "INTERNAL_ERROR" } }
         : { body: { predictions: records.map(predictionFor) } };
-    const { event, sequenceNumbers } = kinesisEvent(
-      fans.map((globalUserId) => activityDataChange({ globalUserId, araiVersion: 1 })),
-    );
+    const changes = fans.map((globalUserId) => activityDataChange({ globalUserId, araiVersion: 1 }));
+    const { event, sequenceNumbers } = kinesisEvent(changes);
+    await seed(changes.map((change) => unscored(imageOf(change))));
 
     const { result } = await worker({ MODEL_BATCH_SIZE: "2" })(event);
 
@@ -426,12 +442,14 @@ describe("scoreUsers", function () {
             },
           }
         : undefined;
-    const { event, sequenceNumbers } = kinesisEvent([
+    const changes = [
       activityDataChange({ globalUserId: "gu-f41100b1", araiVersion: 1 }),
       activityDataChange({ globalUserId: "gu-f41100b2", araiVersion: 1 }),
       activityDataChange({ globalUserId: "gu-f41100b3", araiVersion: 1 }),
       activityDataChange({ globalUserId: "gu-f41100b2", araiVersion: 2 }),
-    ]);
+    ];
+    const { event, sequenceNumbers } = kinesisEvent(changes);
+    await seed(changes.slice(0, 3).map((change) => unscored(imageOf(change))));
 
     const { result, logs } = await worker()(event);
 
@@ -442,7 +460,7 @@ describe("scoreUsers", function () {
     }
     assert.equal((await stored("gu-f41100b1"))?.type, "score");
     assert.equal((await stored("gu-f41100b3"))?.type, "score");
-    assert.equal(await stored("gu-f41100b2"), undefined);
+    assert.equal((await stored("gu-f41100b2"))?.type, "activityData");
   });
 
   it("rejects an event that is not a Kinesis event, naming the worker", async function () {
@@ -590,7 +608,10 @@ describe("scoreUsers", function () {
         MODEL_VERSION,
         "2026-11-24T00:00:00.000Z",
       );
-      assert.equal(update.ConditionExpression, "attribute_not_exists(scoredAraiVersion) OR scoredAraiVersion < :v");
+      assert.equal(
+        update.ConditionExpression,
+        "attribute_exists(#key) AND (attribute_not_exists(scoredAraiVersion) OR scoredAraiVersion < :v)",
+      );
       assert.deepEqual(update.Key, { userId: "gu-1" });
       assert.equal(update.ExpressionAttributeValues?.[":v"], 7);
       assert.equal(update.ExpressionAttributeValues?.[":score_type"], "score");

@@ -14,8 +14,9 @@ export const WRITE_CONCURRENCY = 16;
 
 /**
  * The one conditional UpdateItem storing a fan's score. The condition keeps a score computed
- * from older ARAI (a retried or late batch) from overwriting one computed from newer ARAI;
- * `type=score` takes the record out of the stream filter, so the write is not scored again.
+ * from older ARAI (a retried or late batch) from overwriting one computed from newer ARAI, and
+ * a fan record deleted meanwhile from coming back as a bare score; `type=score` takes the
+ * record out of the stream filter, so the write is not scored again.
  */
 export function scoreUpdate(table: string, scored: ScoredFan, version: string, now: string): UpdateCommandInput {
   return {
@@ -23,8 +24,8 @@ export function scoreUpdate(table: string, scored: ScoredFan, version: string, n
     Key: { [KEY]: fanKey(scored.globalUserId) },
     UpdateExpression:
       "SET score = :score, scoreVersion = :version, scoredAraiVersion = :v, #type = :score_type, dateUpdated = :now, dateCreated = if_not_exists(dateCreated, :now)",
-    ConditionExpression: "attribute_not_exists(scoredAraiVersion) OR scoredAraiVersion < :v",
-    ExpressionAttributeNames: { "#type": "type" },
+    ConditionExpression: "attribute_exists(#key) AND (attribute_not_exists(scoredAraiVersion) OR scoredAraiVersion < :v)",
+    ExpressionAttributeNames: { "#type": "type", "#key": KEY },
     ExpressionAttributeValues: {
       ":score": scored.score,
       ":version": version,
@@ -56,9 +57,10 @@ export function createScoreUsers(deps: ScoreUsersDependencies) {
         await documents.send(new UpdateCommand(scoreUpdate(env.TABLE_NAME, scored, env.MODEL_VERSION, now().toISOString())));
       } catch (error) {
         if ((error as Error).name === "ConditionalCheckFailedException") {
-          // Not a failure: the stored score already comes from this ARAI or a newer one.
+          // Not a failure: the stored score already comes from this ARAI or a newer one, or the
+          // fan record is gone.
           stale += 1;
-          logger.info("score not stored: the fan was already scored from this or newer ARAI", {
+          logger.info("score not stored: the fan was already scored from this or newer ARAI, or its record is gone", {
             globalUserId: scored.globalUserId,
             araiVersion: scored.araiVersion,
           });
