@@ -4,6 +4,9 @@
  * function's policies.
  */
 import { strict as assert } from "node:assert";
+import { FILTERS } from "../stacks/scoringStack";
+import { deliversKinesisRecord } from "./support/eventFilter";
+import { fixture } from "./support/fixtures";
 import { type PlannedStack, planStack, statementsOf } from "./support/program";
 import type { RecordedResource } from "../tools/offline/runtime";
 
@@ -297,5 +300,51 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
       "https://dbc-prod.cloud.databricks.com/serving-endpoints/fan-risk-prod1-staging/invocations",
     );
     assert.equal(env("stagingScoreUsers").MODEL_VERSION, "fan-risk-8-rc1");
+  });
+});
+
+describe("the scoring mappings' filters, on recorded events", function () {
+  const first = (name: string) => fixture<{ Records: { kinesis: { data: string } }[] }>(name).Records[0]!;
+  const withData = (record: { kinesis: { data: string } }, change: (data: Record<string, unknown>) => void) => {
+    const data = JSON.parse(Buffer.from(record.kinesis.data, "base64").toString("utf8")) as Record<string, unknown>;
+    change(data);
+    return { ...record, kinesis: { ...record.kinesis, data: Buffer.from(JSON.stringify(data)).toString("base64") } };
+  };
+
+  it("deliver each input stream's recorded event to its worker, and nothing else's", function () {
+    const recorded = {
+      vfLogin: first("kinesis-vf-login.json"),
+      demand: first("kinesis-demand-insert.json"),
+      successfulPurchase: first("kinesis-purchase-success.json"),
+      sqJourney: first("kinesis-sq-journey.json"),
+    };
+    for (const [filter, record] of Object.entries(recorded)) {
+      assert.ok(deliversKinesisRecord(FILTERS[filter as keyof typeof recorded], record), `${filter} delivers its own stream's event`);
+    }
+    assert.ok(!deliversKinesisRecord(FILTERS.vfLogin, withData(recorded.vfLogin, (data) => (data.type = "vfLogout"))));
+    assert.ok(!deliversKinesisRecord(FILTERS.successfulPurchase, withData(recorded.successfulPurchase, (data) => (data.status = "FAILED"))));
+    assert.ok(
+      !deliversKinesisRecord(
+        FILTERS.successfulPurchase,
+        withData(recorded.successfulPurchase, (data) => delete (data.customer as Record<string, unknown>).globalUserId),
+      ),
+    );
+    assert.ok(!deliversKinesisRecord(FILTERS.sqJourney, withData(recorded.sqJourney, (data) => delete data.globalUserId)));
+    assert.ok(!deliversKinesisRecord(FILTERS.demand, withData(recorded.demand, (data) => (data.eventName = "REMOVE"))));
+  });
+
+  it("deliver fresh ARAI to the scorers and TTL deletions of rescores to processRescoreEvents, never a written score", function () {
+    const activity = first("kinesis-fan-table-activity-data.json");
+    const ttl = first("kinesis-rescore-ttl-removal.json");
+    assert.ok(deliversKinesisRecord(FILTERS.activityData, activity));
+    assert.ok(!deliversKinesisRecord(FILTERS.rescoreExpired, activity));
+    assert.ok(deliversKinesisRecord(FILTERS.rescoreExpired, ttl));
+    assert.ok(!deliversKinesisRecord(FILTERS.activityData, ttl));
+    const scoreWrite = withData(activity, (data) => {
+      ((data.dynamodb as Record<string, Record<string, unknown>>).NewImage!.type as { S: string }).S = "score";
+    });
+    assert.ok(!deliversKinesisRecord(FILTERS.activityData, scoreWrite));
+    const manualDelete = withData(ttl, (data) => (data.userIdentity = null));
+    assert.ok(!deliversKinesisRecord(FILTERS.rescoreExpired, manualDelete));
   });
 });
