@@ -5,9 +5,11 @@
  * they assert nothing.
  */
 import { benchArchives } from "./archives";
+import { benchScoring } from "./scoring";
 
 const BENCHMARKS: Record<string, () => Promise<void>> = {
   archives: benchArchives,
+  scoring: benchScoring,
 };
 
 async function main(): Promise<void> {
