@@ -7,6 +7,9 @@ import * as path from "node:path";
 import type { z } from "zod";
 import { projectRoot } from "../components/archive";
 import { plainConfigSchema, SECRET_KEYS } from "../stacks/config";
+import { describeResources } from "../tools/offline/describe";
+import { renderFlow } from "../tools/offline/diagram";
+import { planStack } from "./support/program";
 
 /** Dotted names of every key the schema accepts (objects are walked, lists are not). */
 function schemaKeys(schema: z.ZodType, prefix = ""): string[] {
@@ -49,5 +52,16 @@ describe("README", function () {
     const ci = fs.readFileSync(path.join(projectRoot(), ".ci/run"), "utf8");
     assert.match(ci, /^npm ci/m);
     assert.match(ci, /^npm test$/m);
+  });
+});
+
+describe("README event flow", function () {
+  it("is the diagram the program draws for qa1", async function () {
+    const readme = fs.readFileSync(path.join(projectRoot(), "README.md"), "utf8");
+    const documented = /## Event flow[\s\S]*?```mermaid\n([\s\S]*?)\n```/.exec(readme)?.[1];
+    assert.ok(documented, "README has no mermaid block under Event flow");
+    const plan = await planStack("qa1");
+    const drawn = renderFlow(await describeResources(plan.resources), "vfid-qa1-us-east-1");
+    assert.equal(documented, drawn, "README's diagram is out of date: npm run plan -- --stack qa1 --diagram flow.mmd");
   });
 });

@@ -7,10 +7,12 @@
 import type { PlannedResource } from "./describe";
 
 interface Node {
-  readonly id: string;
   readonly label: string;
   readonly shape: "worker" | "queue" | "stream" | "table" | "external";
 }
+
+/** Left to right: where events come from, the workers, where they go. */
+const SHAPE_ORDER: readonly Node["shape"][] = ["external", "stream", "worker", "queue", "table"];
 
 const WRITE_ACTIONS: Record<string, string> = {
   "sqs:SendMessage": "sends",
@@ -33,39 +35,38 @@ function shapeOf(arn: string): Node["shape"] {
   return "external";
 }
 
-const render = (node: Node) => {
+const render = (id: string, node: Node) => {
   const label = node.label.replace(/"/g, "'");
   switch (node.shape) {
     case "worker":
-      return `${node.id}["${label}"]`;
+      return `${id}["${label}"]`;
     case "queue":
-      return `${node.id}[["${label}"]]`;
+      return `${id}[["${label}"]]`;
     case "stream":
-      return `${node.id}>"${label}"]`;
+      return `${id}>"${label}"]`;
     case "table":
-      return `${node.id}[("${label}")]`;
+      return `${id}[("${label}")]`;
     default:
-      return `${node.id}{{"${label}"}}`;
+      return `${id}{{"${label}"}}`;
   }
 };
 
 export function renderFlow(planned: readonly PlannedResource[], prefix: string): string {
   const nodes = new Map<string, Node>();
-  const edges = new Set<string>();
+  /** from key, arrow, to key; the resources register in no fixed order, so ids are given at the end. */
+  const edges = new Map<string, readonly [string, string, string]>();
+  const edge = (from: string, arrow: string, to: string) => edges.set(`${from}\0${arrow}\0${to}`, [from, arrow, to]);
   const strip = (name: string) => (name.startsWith(`${prefix}-`) ? name.slice(prefix.length + 1) : name);
   const nodeFor = (key: string, label: string, shape: Node["shape"]) => {
-    let node = nodes.get(key);
-    if (!node) {
-      node = { id: `n${nodes.size + 1}`, label: strip(label), shape };
-      nodes.set(key, node);
-    }
-    return node.id;
+    if (!nodes.has(key)) nodes.set(key, { label: strip(label), shape });
+    return key;
   };
-  const arnNode = (arn: string) => nodeFor(arn, arnName(arn), shapeOf(arn));
+  // Keyed by kind and name: a table is named by the streaming destination and by ARN in policies.
+  const arnNode = (arn: string) => nodeFor(`${shapeOf(arn)}:${arnName(arn)}`, arnName(arn), shapeOf(arn));
 
   const functions = planned.filter((resource) => resource.type === "aws:lambda/function:Function");
   for (const fn of functions) nodeFor(String(fn.inputs.name), String(fn.inputs.name), "worker");
-  const workerOf = (name: unknown) => nodes.get(String(name))?.id;
+  const workerOf = (name: unknown) => (nodes.has(String(name)) ? String(name) : undefined);
   /** Queues that only receive what a mapping or an asynchronous invocation gave up on. */
   const failureQueues = new Set(
     planned.flatMap((resource) => {
@@ -81,20 +82,18 @@ export function renderFlow(planned: readonly PlannedResource[], prefix: string):
     switch (resource.type) {
       case "aws:lambda/eventSourceMapping:EventSourceMapping": {
         const target = workerOf(inputs.functionName);
-        if (target) edges.add(`${arnNode(String(inputs.eventSourceArn))} --> ${target}`);
+        if (target) edge(arnNode(String(inputs.eventSourceArn)), "-->", target);
         break;
       }
       case "aws:dynamodb/kinesisStreamingDestination:KinesisStreamingDestination": {
-        const table = [...nodes.entries()].find(([key]) => key.endsWith(`:table/${inputs.tableName}`))?.[1].id;
-        edges.add(
-          `${table ?? nodeFor(String(inputs.tableName), String(inputs.tableName), "table")} --> ${arnNode(String(inputs.streamArn))}`,
-        );
+        const table = nodeFor(`table:${inputs.tableName}`, String(inputs.tableName), "table");
+        edge(table, "-->", arnNode(String(inputs.streamArn)));
         break;
       }
       case "aws:lambda/permission:Permission": {
         const target = workerOf(inputs.function);
         if (target && inputs.sourceArn)
-          edges.add(`${nodeFor(String(inputs.sourceArn), arnName(String(inputs.sourceArn)), "external")} -.-> ${target}`);
+          edge(nodeFor(String(inputs.sourceArn), arnName(String(inputs.sourceArn)), "external"), "-.->", target);
         break;
       }
       case "aws:iam/rolePolicy:RolePolicy": {
@@ -107,7 +106,7 @@ export function renderFlow(planned: readonly PlannedResource[], prefix: string):
           if (verbs.length === 0) continue;
           for (const arn of statement.Resource) {
             // Failure destinations are drawn dashed: Lambda, not the worker, sends to them.
-            edges.add(`${source} ${failureQueues.has(arn) ? "-. failures .->" : `-- ${verbs[0]} -->`} ${arnNode(arn)}`);
+            edge(source, failureQueues.has(arn) ? "-. failures .->" : `-- ${verbs[0]} -->`, arnNode(arn));
           }
         }
         break;
@@ -115,10 +114,17 @@ export function renderFlow(planned: readonly PlannedResource[], prefix: string):
     }
   }
 
+  const order = [...nodes.entries()].sort(
+    ([, a], [, b]) => SHAPE_ORDER.indexOf(a.shape) - SHAPE_ORDER.indexOf(b.shape) || a.label.localeCompare(b.label),
+  );
+  const rank = new Map(order.map(([key], index) => [key, index]));
+  const id = (key: string) => `n${rank.get(key)! + 1}`;
   const lines = [
     "flowchart LR",
-    ...[...nodes.values()].map((node) => `  ${render(node)}`),
-    ...[...edges].sort().map((edge) => `  ${edge}`),
+    ...order.map(([key, node]) => `  ${render(id(key), node)}`),
+    ...[...edges.values()]
+      .sort(([fromA, , toA], [fromB, , toB]) => rank.get(fromA)! - rank.get(fromB)! || rank.get(toA)! - rank.get(toB)!)
+      .map(([from, arrow, to]) => `  ${id(from)} ${arrow} ${id(to)}`),
   ];
   return lines.join("\n");
 }
