@@ -158,9 +158,14 @@ describe("npm run plan", function () {
       );
     });
 
-  it("prints the resource tree of qa1 and writes the same as JSON", async function () {
-    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "plan-")), "qa1.json");
-    const { code, stdout, stderr } = await plan(["--stack", "qa1", "--json", out]);
+  it("prints the resource tree of qa1 and writes the same as JSON, and the event flow as a diagram", async function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "plan-"));
+    const out = path.join(dir, "qa1.json");
+    const diagram = path.join(dir, "qa1.mmd");
+    const { code, stdout, stderr } = await plan(["--stack", "qa1", "--json", out, "--diagram", diagram]);
+    const flow = fs.readFileSync(diagram, "utf8");
+    assert.match(flow, /^flowchart LR\n/);
+    assert.match(flow, / n\d+\["scoreUsers"\]\n/);
     assert.equal(code, 0, stderr);
     assert.match(stdout, /^Stack qa1 \(Pulumi\.qa1\.yaml\): \d+ resources/);
     assert.match(stdout, /fan-identity:stacks:AuthStack {2}auth\n/);
