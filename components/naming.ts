@@ -28,6 +28,7 @@ export const NAME_RULES = {
   securityGroup: { maxLength: 255, pattern: /^[\w .:/()#,@[\]+=&;{}!$*-]+$/ },
   restApi: { maxLength: 1024, pattern: /^[\w .-]+$/ },
   eventSourceMapping: { maxLength: 140, pattern: /^[A-Za-z0-9_-]+$/ },
+  logDestination: { maxLength: 512, pattern: /^[^:*]+$/ },
 } as const satisfies Record<string, NameRule>;
 
 export type NameKind = keyof typeof NAME_RULES;

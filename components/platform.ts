@@ -23,8 +23,8 @@ export interface PlatformSettings {
     readonly logRetentionDays: number;
   };
   readonly network: {
-    /** The environment's VPC. Found by its `Environment` tag when not given. */
-    readonly vpcId?: string;
+    /** The environment's VPC per region. Found by its `Environment` tag where not given. */
+    readonly vpcIds: Readonly<Partial<Record<string, string>>>;
     /** Tag whose value (`web`, `app`) marks a subnet's tier. */
     readonly tierTagKey: string;
   };
@@ -47,18 +47,22 @@ export class RegionalPlatform {
   readonly tags: Record<string, string>;
   readonly prefix: string;
   readonly network: NetworkTiers;
+  /** The configuration name the region's workers run under: `prod1`, or `prod1w` in the west region. */
+  readonly deployment: string;
 
   constructor(
     readonly settings: PlatformSettings,
     readonly region: string,
     readonly provider: aws.Provider,
+    configSuffix = "",
   ) {
+    this.deployment = `${settings.environment}${configSuffix}`;
     this.tags = standardTags(settings);
     this.prefix = namePrefix(settings.productCode, settings.environment, region);
     this.network = new NetworkTiers({
       environment: settings.environment,
       region,
-      vpcId: settings.network.vpcId,
+      vpcId: settings.network.vpcIds[region],
       tierTagKey: settings.network.tierTagKey,
       provider,
     });
@@ -84,11 +88,11 @@ export class RegionalPlatform {
  * The regional provider. Default providers are disabled for the project, so a resource created
  * without one of these fails instead of landing in whatever region the shell points at.
  */
-export function createRegionalPlatform(settings: PlatformSettings, region: string): RegionalPlatform {
+export function createRegionalPlatform(settings: PlatformSettings, region: string, configSuffix = ""): RegionalPlatform {
   const provider = new aws.Provider(`aws-${region}`, {
     region: region as aws.Region,
     allowedAccountIds: [settings.accountId],
     defaultTags: { tags: standardTags(settings) },
   });
-  return new RegionalPlatform(settings, region, provider);
+  return new RegionalPlatform(settings, region, provider, configSuffix);
 }

@@ -10,7 +10,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { z } from "zod";
-import { knownVariables, requiredVariables, type WorkerDefinition } from "../workers/runtime/contract";
+import { knownVariables, PLATFORM_VARIABLES, requiredVariables, type WorkerDefinition } from "../workers/runtime/contract";
 import { archivePackages } from "./archive";
 import { checkStatement, LAMBDA_ASSUME_ROLE_POLICY, policyDocument, type Statement } from "./iam";
 import type { RegionalPlatform } from "./platform";
@@ -50,6 +50,14 @@ export interface WorkerFunctionArgs {
    * an SQS queue ARN. The function's role is allowed to send to it.
    */
   readonly asyncFailureQueueArn?: pulumi.Input<string>;
+  /** Where the function's log group is subscribed: the central log stream, or a destination pointing at it. */
+  readonly logShipping?: LogShippingTarget;
+}
+
+/** A subscription target for log groups: a Kinesis stream with the role CloudWatch Logs writes with, or a logs destination. */
+export interface LogShippingTarget {
+  readonly destinationArn: pulumi.Input<string>;
+  readonly roleArn?: pulumi.Input<string>;
 }
 
 export class WorkerFunction extends pulumi.ComponentResource {
@@ -114,7 +122,9 @@ export class WorkerFunction extends pulumi.ComponentResource {
         architectures: [platform.settings.lambda.architecture],
         timeout: args.timeoutSeconds ?? 30,
         memorySize: args.memoryMb ?? 256,
-        environment: { variables: environment },
+        environment: {
+          variables: pulumi.output(environment).apply((values) => ({ ...values, DEPLOYMENT: platform.deployment })),
+        },
         vpcConfig: args.vpc && { subnetIds: args.vpc.subnetIds, securityGroupIds: args.vpc.securityGroupIds },
         loggingConfig: { logFormat: "JSON", logGroup: this.logGroup.name, applicationLogLevel: "INFO", systemLogLevel: "WARN" },
         codePathOptions: packages,
@@ -123,6 +133,20 @@ export class WorkerFunction extends pulumi.ComponentResource {
       // The policies first: event source mappings created against this function check its role.
       { parent: this, dependsOn: [this.logGroup, ...this.policies] },
     );
+
+    if (args.logShipping) {
+      new aws.cloudwatch.LogSubscriptionFilter(
+        `${name}-log-shipping`,
+        {
+          name: "log-shipping",
+          logGroup: this.logGroup.name,
+          filterPattern: "",
+          destinationArn: args.logShipping.destinationArn,
+          roleArn: args.logShipping.roleArn,
+        },
+        { parent: this },
+      );
+    }
 
     if (args.asyncFailureQueueArn) {
       new aws.lambda.FunctionEventInvokeConfig(
@@ -142,6 +166,8 @@ export class WorkerFunction extends pulumi.ComponentResource {
       const given = args.environment ?? {};
       const known = knownVariables(contract);
       const missing = requiredVariables(contract).filter((variable) => !(variable in given));
+      const platformSet = Object.keys(given).filter((variable) => PLATFORM_VARIABLES.includes(variable));
+      if (platformSet.length > 0) throw new Error(`${where}: ${platformSet.join(", ")} is set by the platform, not the stack`);
       const unknown = Object.keys(given).filter((variable) => !known.includes(variable));
       if (missing.length > 0)
         throw new Error(`${where}: the stack does not set ${missing.join(", ")}, which the worker requires`);

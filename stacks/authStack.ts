@@ -5,7 +5,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { RegionalPlatform } from "../components/platform";
 import { SecretDocument } from "../components/secretDocument";
-import { WorkerFunction } from "../components/workerFunction";
+import { type LogShippingTarget, WorkerFunction } from "../components/workerFunction";
 import { validateToken } from "../workers/validateToken";
 import type { StackConfig } from "./config";
 
@@ -14,6 +14,7 @@ export interface AuthStackArgs {
   readonly auth: StackConfig["auth"];
   /** The accepted API keys (a Pulumi secret). */
   readonly apiKeys: pulumi.Input<string[]>;
+  readonly logShipping?: LogShippingTarget;
 }
 
 export class AuthStack extends pulumi.ComponentResource {
@@ -54,6 +55,7 @@ export class AuthStack extends pulumi.ComponentResource {
           AUTHORIZED_TTL_SECONDS: String(auth.authorizedTtlSeconds),
         },
         grants: { api_keys_secret: [apiKeys.arn] },
+        logShipping: args.logShipping,
       },
       { parent: this },
     );

@@ -36,7 +36,10 @@ const exportImport = z
 const kinesisStreamArn = arnOf("kinesis", "arn:aws:kinesis:us-east-1:123456789012:stream/purchase-stream");
 const httpsUrl = (what: string) => z.url({ protocol: /^https$/, error: `expected the https URL of ${what}` });
 
-/** One scoring region's own resources: the streams it reads. */
+const vpcId = z.string().regex(/^vpc-[0-9a-f]{8,17}$/, "expected a VPC id such as vpc-0123456789abcdef0");
+const redisUrl = z.url({ protocol: /^rediss?$/, error: "expected a redis:// or rediss:// URL" });
+
+/** One scoring region's own resources: the streams it reads, its Kafka topic, its ARM Redis. */
 const scoringRegion = z
   .object({
     /** The Kinesis streams whose activity the region's workers enqueue. */
@@ -46,6 +49,25 @@ const scoringRegion = z
         demandArn: kinesisStreamArn,
         purchaseArn: kinesisStreamArn,
         sqJourneyArn: kinesisStreamArn,
+      })
+      .strict(),
+    /** The region's Kafka cluster and user-activity topic. */
+    kafka: z
+      .object({
+        bootstrapServers: z.array(z.string().regex(/^[\w.-]+:\d{1,5}$/, "expected host:port")).min(1),
+        topic: z.string().regex(/^[\w.-]{1,249}$/, "expected a Kafka topic name"),
+        /** Secrets Manager secret in the region with the brokers' username and password (kept by the Kafka team). */
+        authSecretArn: arnOf("secretsmanager", "arn:aws:secretsmanager:us-east-1:123456789012:secret:kafka-user-activity-AbCdEf"),
+      })
+      .strict()
+      .optional(),
+    /** The ARM team's Redis, read by getArmScore. */
+    armRedis: z
+      .object({
+        url: redisUrl,
+        /** A read replica's endpoint; reads go there when set. */
+        readOnlyUrl: redisUrl.optional(),
+        clusterMode: z.boolean().default(false),
       })
       .strict(),
   })
@@ -90,10 +112,61 @@ const scoring = z
     stagingModel: modelEndpoint.extend({ timeoutMs: z.number().int().min(100).max(30_000).default(3000) }).strict(),
     /** Records per model request. */
     modelBatchSize: z.number().int().min(1).max(1000).default(100),
+    /** The user-activity consumer (enqueueFromActivityStream), one per region, when enabled. */
+    kafka: z
+      .object({
+        enabled: z.boolean(),
+        /** How Lambda authenticates to the brokers, with the credentials in each region's `authSecretArn`. */
+        authType: z.enum(["SASL_SCRAM_512_AUTH", "SASL_SCRAM_256_AUTH", "BASIC_AUTH"]).default("SASL_SCRAM_512_AUTH"),
+        consumerGroupId: z.string().regex(/^[\w.-]{1,200}$/, "expected a consumer group id"),
+        batchSize: z.number().int().min(1).max(10_000).default(100),
+        /** Provisioned pollers: the mode in which Lambda offers Kafka sources partial batch responses and retries. */
+        minimumPollers: z.number().int().min(1).max(200).default(1),
+        maximumPollers: z.number().int().min(1).max(2000).default(2),
+      })
+      .strict(),
     /** us-east-1, always deployed. */
     east: scoringRegion,
+    /** us-west-2: deployed when its Kafka topic is configured. */
+    west: scoringRegion.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((scoring, ctx) => {
+    if (scoring.kafka.enabled && !scoring.east.kafka) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["east", "kafka"],
+        message: "kafka.enabled is true but the east region has no Kafka topic",
+      });
+    }
+    if (scoring.west && !scoring.west.kafka) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["west", "kafka"],
+        message: "the west region is deployed only with its Kafka topic configured",
+      });
+    }
+    // Each region reads streams, and Lambda reads the Kafka secret, in the region itself.
+    for (const [region, name] of [
+      ["east", "us-east-1"],
+      ["west", "us-west-2"],
+    ] as const) {
+      const settings = scoring[region];
+      if (!settings) continue;
+      const arns: [string[], string][] = [
+        ...Object.entries(settings.inputStreams).map(([key, arn]): [string[], string] => [["inputStreams", key], arn]),
+        ...(settings.kafka ? [[["kafka", "authSecretArn"], settings.kafka.authSecretArn] as [string[], string]] : []),
+      ];
+      for (const [path, arn] of arns) {
+        if (arn.split(":")[3] !== name) {
+          ctx.addIssue({ code: "custom", path: [region, ...path], message: `expected an ARN in ${name}, the ${region} region` });
+        }
+      }
+    }
+    if (scoring.kafka.minimumPollers > scoring.kafka.maximumPollers) {
+      ctx.addIssue({ code: "custom", path: ["kafka", "minimumPollers"], message: "more than maximumPollers" });
+    }
+  });
 
 /** Everything that is not a secret. Top-level keys are `fan-identity-workers:<key>` in the stack file. */
 export const plainConfigSchema = z
@@ -121,14 +194,17 @@ export const plainConfigSchema = z
       .prefault({}),
     network: z
       .object({
-        vpcId: z
-          .string()
-          .regex(/^vpc-[0-9a-f]{8,17}$/, "expected a VPC id such as vpc-0123456789abcdef0")
-          .optional(),
+        /** The environment's VPC per region; where none is given, the VPC tagged `Environment=<env>`. */
+        vpcIds: z.object({ "us-east-1": vpcId.optional(), "us-west-2": vpcId.optional() }).strict().prefault({}),
         tierTagKey: z.string().min(1).default("Tier"),
       })
       .strict()
       .prefault({}),
+    /** The central log stream (a Kinesis stream in us-east-1) every worker's logs are sent to. */
+    logShipping: z
+      .object({ streamArn: arnOf("kinesis", "arn:aws:kinesis:us-east-1:123456789012:stream/central-logs") })
+      .strict()
+      .optional(),
     auth: z
       .object({
         /** The AppSync API allowed to invoke the authoriser. */
@@ -169,6 +245,20 @@ export const plainConfigSchema = z
         code: "custom",
         path: ["dataScience", "bucketOwnerAccountId"],
         message: `bucketInThisAccount is true but the owner ${dataScience.bucketOwnerAccountId} is not accountId ${config.accountId}`,
+      });
+    }
+    if (config.scoring.west && !config.logShipping) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["logShipping", "streamArn"],
+        message: "missing; the west region's logs are sent to the east region's log stream",
+      });
+    }
+    if (config.logShipping && !config.logShipping.streamArn.startsWith("arn:aws:kinesis:us-east-1:")) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["logShipping", "streamArn"],
+        message: "expected a stream in us-east-1, where logs are kept",
       });
     }
     const [a, b] = [botOrNot.exportPrefix, clustering.exportPrefix];

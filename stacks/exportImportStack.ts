@@ -6,7 +6,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { RegionalPlatform } from "../components/platform";
 import { Queue } from "../components/queue";
-import { WorkerFunction } from "../components/workerFunction";
+import { type LogShippingTarget, WorkerFunction } from "../components/workerFunction";
 import type { WorkerDefinition } from "../workers/runtime/contract";
 import { startBotOrNotImport } from "../workers/startBotOrNotImport";
 import { startClusterImport } from "../workers/startClusterImport";
@@ -16,6 +16,7 @@ export interface ExportImportStackArgs {
   readonly platform: RegionalPlatform;
   readonly dataScience: StackConfig["dataScience"];
   readonly exportImport: StackConfig["botOrNot"];
+  readonly logShipping?: LogShippingTarget;
 }
 
 /** What the bucket's notification configuration needs to send an import its exports. */
@@ -59,6 +60,7 @@ abstract class ExportImportStack extends pulumi.ComponentResource {
         environment: { GLUE_WORKFLOW_NAME: exportImport.glueWorkflowName },
         grants: { glue_policy: [workflowArn] },
         asyncFailureQueueArn: this.failures.arn,
+        logShipping: args.logShipping,
       },
       { parent: this },
     );

@@ -1,7 +1,8 @@
 /**
  * The whole deployment of one stack (qa1, dev1, preprod1, prod1), built from its configuration.
  */
-import { createRegionalPlatform } from "../components/platform";
+import { LogShipping } from "../components/logShipping";
+import { createRegionalPlatform, type RegionalPlatform } from "../components/platform";
 import { AuthStack } from "./authStack";
 import type { StackConfig } from "./config";
 import { BotOrNotStack, ClusteringStack, ExportNotifications } from "./exportImportStack";
@@ -9,13 +10,22 @@ import { ScoringStack } from "./scoringStack";
 
 /** The primary region: everything but the west scoring component lives here. */
 export const PRIMARY_REGION = "us-east-1";
+/** The second scoring region, deployed when its Kafka topic is configured. */
+export const WEST_REGION = "us-west-2";
 
 export function fanIdentityWorkers(config: StackConfig) {
   const east = createRegionalPlatform(config.platform, PRIMARY_REGION);
   const inEast = east.componentOptions();
+  const logShipping =
+    config.logShipping && new LogShipping("log-shipping", { platform: east, streamArn: config.logShipping.streamArn }, inEast);
+  const logsOf = (platform: RegionalPlatform) => logShipping?.targetFor(platform);
 
-  const auth = new AuthStack("auth", { platform: east, auth: config.auth, apiKeys: config.secrets.authApiKeys }, inEast);
-  const exportsBucket = { platform: east, dataScience: config.dataScience };
+  const auth = new AuthStack(
+    "auth",
+    { platform: east, auth: config.auth, apiKeys: config.secrets.authApiKeys, logShipping: logsOf(east) },
+    inEast,
+  );
+  const exportsBucket = { platform: east, dataScience: config.dataScience, logShipping: logsOf(east) };
   const botOrNot = new BotOrNotStack("botornot", { ...exportsBucket, exportImport: config.botOrNot }, inEast);
   const clustering = new ClusteringStack("clustering", { ...exportsBucket, exportImport: config.clustering }, inEast);
   if (config.dataScience.bucketInThisAccount) {
@@ -26,21 +36,29 @@ export function fanIdentityWorkers(config: StackConfig) {
     );
   }
 
-  const scoringEast = new ScoringStack(
-    "scoring-east",
-    {
-      platform: east,
-      scoring: config.scoring,
-      region: config.scoring.east,
-      araiCredentials: config.secrets.araiCredentials,
-      modelServingToken: config.secrets.modelServingToken,
-    },
-    inEast,
-  );
+  const scoringIn = (platform: RegionalPlatform, region: StackConfig["scoring"]["east"]) =>
+    new ScoringStack(
+      `scoring-${platform === east ? "east" : "west"}`,
+      {
+        platform,
+        scoring: config.scoring,
+        region,
+        araiCredentials: config.secrets.araiCredentials,
+        modelServingToken: config.secrets.modelServingToken,
+        appsyncApiArn: config.auth.appsyncApiArn,
+        logShipping: logsOf(platform),
+      },
+      platform.componentOptions(),
+    );
+  const scoringEast = scoringIn(east, config.scoring.east);
+  // The west region has its own provider, queues, table and streams, runs as `<env>w`, and ships its logs east.
+  const scoringWest =
+    config.scoring.west && scoringIn(createRegionalPlatform(config.platform, WEST_REGION, "w"), config.scoring.west);
 
   return {
     fanIdentityTableEast: scoringEast.table.name,
     activityQueueUrlEast: scoringEast.activityQueue.url,
+    ...(scoringWest ? { fanIdentityTableWest: scoringWest.table.name, activityQueueUrlWest: scoringWest.activityQueue.url } : {}),
     validateTokenArn: auth.validateToken.function.arn,
     startBotOrNotImportArn: botOrNot.importFunction.function.arn,
     startClusterImportArn: clustering.importFunction.function.arn,

@@ -15,7 +15,7 @@ import type { Statement } from "../components/iam";
 import type { RegionalPlatform } from "../components/platform";
 import { Queue } from "../components/queue";
 import { SecretDocument } from "../components/secretDocument";
-import { WorkerFunction, type WorkerFunctionArgs } from "../components/workerFunction";
+import { type LogShippingTarget, WorkerFunction, type WorkerFunctionArgs } from "../components/workerFunction";
 import { enqueueFromDemandStream } from "../workers/enqueueFromDemandStream";
 import { enqueueFromPurchaseStream } from "../workers/enqueueFromPurchaseStream";
 import { enqueueFromSQJourneyStream } from "../workers/enqueueFromSQJourneyStream";
@@ -36,6 +36,9 @@ export interface ScoringStackArgs {
   readonly region: RegionConfig;
   readonly araiCredentials: pulumi.Input<Record<string, string>>;
   readonly modelServingToken: pulumi.Input<string>;
+  /** The AppSync API allowed to invoke getArmScore. */
+  readonly appsyncApiArn?: string;
+  readonly logShipping?: LogShippingTarget;
 }
 
 /** Event filter patterns (SPEC §6), matched by Lambda against each record with `data` parsed as JSON. */
@@ -170,7 +173,7 @@ export class ScoringStack extends pulumi.ComponentResource {
       fan_identity_kinesis_consumer_policy: kinesisConsumerStatements([streamArn], this.streamFailures.arn),
     });
     const worker = (workerName: string, workerArgs: Omit<WorkerFunctionArgs, "platform">) =>
-      new WorkerFunction(`${name}-${workerName}`, { platform, ...workerArgs }, child);
+      new WorkerFunction(`${name}-${workerName}`, { platform, logShipping: args.logShipping, ...workerArgs }, child);
 
     // Stream → queue (SPEC §4.2–4.4).
     const enqueueToActivity = (definition: WorkerFunctionArgs["worker"], streamArn: string) =>

@@ -136,6 +136,39 @@ describe("stack configuration", function () {
     );
   });
 
+  it("checks the scoring regions: west needs its Kafka topic and log shipping, and each region's ARNs are its own", function () {
+    const prod1 = JSON.parse(stackConfig("prod1").values[KEY("scoring")]!) as {
+      west: { kafka?: unknown; inputStreams: Record<string, string> };
+      kafka: Record<string, unknown>;
+    };
+    const { kafka: _kafka, ...westWithoutKafka } = prod1.west;
+    assert.deepEqual(
+      problemsOf(() => parse("prod1", { scoring: { west: westWithoutKafka } })),
+      [`${KEY("scoring.west.kafka")}: the west region is deployed only with its Kafka topic configured`],
+    );
+    assert.deepEqual(
+      problemsOf(() => parse("prod1", { logShipping: undefined })),
+      [`${KEY("logShipping.streamArn")}: missing; the west region's logs are sent to the east region's log stream`],
+    );
+    const wrongRegion = {
+      ...prod1.west,
+      inputStreams: { ...prod1.west.inputStreams, vfArn: prod1.west.inputStreams.vfArn!.replace("us-west-2", "us-east-1") },
+    };
+    assert.deepEqual(
+      problemsOf(() => parse("prod1", { scoring: { west: wrongRegion } })),
+      [`${KEY("scoring.west.inputStreams.vfArn")}: expected an ARN in us-west-2, the west region`],
+    );
+    assert.deepEqual(
+      problemsOf(() => parse("prod1", { scoring: { kafka: { ...prod1.kafka, minimumPollers: 5, maximumPollers: 2 } } })),
+      [`${KEY("scoring.kafka.minimumPollers")}: more than maximumPollers`],
+    );
+  });
+
+  it("deploys the west region only when it is configured", function () {
+    assert.ok(parse("prod1", {}).scoring.west);
+    assert.equal(parse("qa1", {}).scoring.west, undefined);
+  });
+
   it("checks the exports bucket and prefixes against each other", function () {
     assert.deepEqual(
       problemsOf(() =>

@@ -20,6 +20,7 @@ import { stagingScoreUsers } from "../workers/stagingScoreUsers";
 import { startBotOrNotImport } from "../workers/startBotOrNotImport";
 import { startClusterImport } from "../workers/startClusterImport";
 import { validateToken } from "../workers/validateToken";
+import type { RecordedResource } from "../tools/offline/runtime";
 import { type PlannedStack, planStack, statementsOf } from "./support/program";
 import { isTaggable } from "./support/taggable";
 
@@ -86,7 +87,7 @@ describe("every stack, under runtime mocks", function () {
       });
 
       it("names resources <productCode>-<env>-<region>-<name>, within each type's limits", function () {
-        const prefix = `vfid-${stack}-us-east-1-`;
+        const prefixOf = (resource: RecordedResource) => `vfid-${stack}-${regionOf(plan(), resource)}-`;
         const kinds: Record<string, keyof typeof NAME_RULES> = {
           [FUNCTION]: "lambdaFunction",
           "aws:iam/role:Role": "iamRole",
@@ -101,6 +102,7 @@ describe("every stack, under runtime mocks", function () {
           const kind = kinds[resource.type];
           if (!kind) continue;
           const name = String(resource.inputs.name);
+          const prefix = prefixOf(resource);
           assert.ok(name.startsWith(prefix), `${resource.type} ${name} does not start with ${prefix}`);
           const rule = resource.inputs.fifoQueue ? NAME_RULES.sqsFifoQueue : NAME_RULES[kind];
           assert.ok(name.length <= rule.maxLength, `${name} is longer than ${rule.maxLength}`);
@@ -109,7 +111,7 @@ describe("every stack, under runtime mocks", function () {
         }
         assert.ok(checked >= 35);
         for (const logGroup of plan().ofType("aws:cloudwatch/logGroup:LogGroup")) {
-          assert.match(String(logGroup.inputs.name), new RegExp(`^/aws/lambda/${prefix}`));
+          assert.ok(String(logGroup.inputs.name).startsWith(`/aws/lambda/${prefixOf(logGroup)}`), String(logGroup.inputs.name));
         }
       });
 
@@ -128,23 +130,35 @@ describe("every stack, under runtime mocks", function () {
           }
         }
         assert.equal(plan().ofType("aws:iam/rolePolicyAttachment:RolePolicyAttachment").length, 0, "no managed policies");
+        const functionRoles = plan()
+          .ofType(FUNCTION)
+          .map((fn) => fn.inputs.role);
         for (const role of plan().ofType("aws:iam/role:Role")) {
           const trust = JSON.parse(String(role.inputs.assumeRolePolicy)) as { Statement: { Principal: unknown }[] };
+          // Function roles trust Lambda; the log-shipping role, CloudWatch Logs of this account.
+          const service = functionRoles.includes(role.state.arn) ? "lambda.amazonaws.com" : "logs.amazonaws.com";
           assert.deepEqual(
             trust.Statement.map((statement) => statement.Principal),
-            [{ Service: "lambda.amazonaws.com" }],
+            [{ Service: service }],
+            String(role.inputs.name),
           );
         }
       });
 
       it("gives every function its own role, a log group with retention, and an archive of only the packages its worker requires", async function () {
         const functions = plan().ofType(FUNCTION);
-        assert.equal(functions.length, WORKERS.length);
         const roles = new Set(functions.map((fn) => fn.inputs.role));
         assert.equal(roles.size, functions.length);
-        for (const worker of WORKERS) {
-          const fn = functions.find((candidate) => String(candidate.inputs.name).endsWith(`-${worker.contract.name}`));
-          assert.ok(fn, `no function for ${worker.contract.name}`);
+        const workerOf = (fn: RecordedResource) =>
+          WORKERS.find((worker) => String(fn.inputs.name).endsWith(`-${worker.contract.name}`));
+        for (const worker of WORKERS)
+          assert.ok(
+            functions.some((fn) => workerOf(fn) === worker),
+            `no function for ${worker.contract.name}`,
+          );
+        for (const fn of functions) {
+          const worker = workerOf(fn);
+          assert.ok(worker, `${fn.inputs.name} runs no known worker`);
           const logGroup = plan()
             .ofType("aws:cloudwatch/logGroup:LogGroup")
             .find((group) => group.inputs.name === `/aws/lambda/${fn.inputs.name}`);
@@ -224,6 +238,7 @@ describe("every stack, under runtime mocks", function () {
           const fn = plan().find(FUNCTION, `${component}-${worker}-function`);
           assert.deepEqual((fn.inputs.environment as { variables: object }).variables, {
             GLUE_WORKFLOW_NAME: `vfid-${stack}-${workflow}`,
+            DEPLOYMENT: stack,
           });
 
           const failures = plan().find("aws:sqs/queue:Queue", `${component}-failures-queue`);
@@ -275,6 +290,12 @@ describe("every stack, under runtime mocks", function () {
     assert.equal((notification!.inputs.lambdaFunctions as unknown[]).length, 2);
   });
 });
+
+/** The region of the provider a resource was created through. */
+function regionOf(plan: PlannedStack, resource: RecordedResource): string {
+  const provider = plan.resources.find((candidate) => candidate.urn === resource.providerUrn);
+  return String(provider?.inputs.region);
+}
 
 const BUILTINS = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
 

@@ -3,14 +3,16 @@
  * processes with real events against local DynamoDB and SQS and the HTTP services at the wire.
  */
 import { strict as assert } from "node:assert";
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { invokeArchive } from "../tools/offline/archive";
-import araiDocument from "./fixtures/arai/account-activity.json";
 import { archiveShelf, resultsOf } from "./support/archives";
-import { fixture, ModelServer } from "./support/fanTableStream";
-import { awsJsonResponder, WireServer } from "./support/http";
+import { ModelServer } from "./support/fanTableStream";
+import { fixture } from "./support/fixtures";
+import { WireServer } from "./support/http";
 import { type LocalDynamo, type LocalSqs, startDynamo, startSqs } from "./support/localAws";
 import { type PlannedStack, planStack } from "./support/program";
+import { startSecrets } from "./support/secrets";
+
+const araiDocument = fixture("arai/account-activity.json");
 
 describe("scoring archives, run in a fresh process as Lambda runs them", function () {
   let plan: PlannedStack;
@@ -30,15 +32,10 @@ describe("scoring archives, run in a fresh process as Lambda runs them", functio
     table = await dynamo.createFanTable();
     activityQueue = await sqs.createQueue("acct-activity-sqs.fifo");
     onDemandQueue = await sqs.createQueue("on-demand-scoring-sqs");
-    secrets = await WireServer.start(
-      awsJsonResponder({
-        GetSecretValue: (input) => ({
-          ARN: input.SecretId,
-          SecretString: String(input.SecretId).includes("arai")
-            ? JSON.stringify({ username: "svc-scoring", password: "pw", clientId: "fan-identity" })
-            : JSON.stringify({ token: "dapi-archive-test" }),
-        }),
-      }),
+    secrets = await startSecrets((secretId) =>
+      secretId.includes("arai")
+        ? { username: "svc-scoring", password: "pw", clientId: "fan-identity" }
+        : { token: "dapi-archive-test" },
     );
     arai = await WireServer.start((request) => ({
       body: { ...araiDocument, globalUserId: decodeURIComponent(request.url.split("/")[4]!) },
@@ -90,7 +87,7 @@ describe("scoring archives, run in a fresh process as Lambda runs them", functio
     assert.deepEqual(result, { batchItemFailures: [] });
     assert.equal(arai.requests.length, 1);
     assert.equal(arai.requests[0]!.headers["x-client-id"], "fan-identity");
-    const { Item } = await dynamo.documents.send(new GetCommand({ TableName: table, Key: { userId: globalUserId } }));
+    const Item = await dynamo.item(table, globalUserId);
     assert.equal(Item?.type, "activityData");
     assert.equal(Item?.araiVersion, 1);
     assert.equal((Item?.arai as { globalUserId: string }).globalUserId, globalUserId);

@@ -164,7 +164,7 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
   }
 
   it("has no other mappings", function () {
-    assert.equal(plan.ofType(ESM).length, kinesisMappings.length + 2);
+    assert.equal(plan.ofType(ESM).filter((esm) => esm.name.startsWith("scoring-east-")).length, kinesisMappings.length + 2);
   });
 
   const kinesisConsumer = (stream: string) => [
@@ -281,11 +281,13 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
       ACTIVITY_QUEUE_URL: activityUrl,
       TABLE_NAME: `${PREFIX}-fan-identity-table`,
       RESCORE_DELAY_DAYS: "5",
+      DEPLOYMENT: "prod1",
     });
     assert.deepEqual(env("enqueueFromVfStream"), {
       ON_DEMAND_QUEUE_URL: `https://sqs.us-east-1.amazonaws.com/${ACCOUNT}/${PREFIX}-on-demand-scoring-sqs`,
+      DEPLOYMENT: "prod1",
     });
-    assert.deepEqual(env("processRescoreEvents"), { ACTIVITY_QUEUE_URL: activityUrl });
+    assert.deepEqual(env("processRescoreEvents"), { ACTIVITY_QUEUE_URL: activityUrl, DEPLOYMENT: "prod1" });
     assert.equal(
       env("lookupArai").ARAI_URL_TEMPLATE,
       "https://accounts.verifiedfan.example.com/arai/v1/accounts/{globalUserId}/activity",
@@ -319,18 +321,41 @@ describe("the scoring mappings' filters, on recorded events", function () {
       sqJourney: first("kinesis-sq-journey.json"),
     };
     for (const [filter, record] of Object.entries(recorded)) {
-      assert.ok(deliversKinesisRecord(FILTERS[filter as keyof typeof recorded], record), `${filter} delivers its own stream's event`);
+      assert.ok(
+        deliversKinesisRecord(FILTERS[filter as keyof typeof recorded], record),
+        `${filter} delivers its own stream's event`,
+      );
     }
-    assert.ok(!deliversKinesisRecord(FILTERS.vfLogin, withData(recorded.vfLogin, (data) => (data.type = "vfLogout"))));
-    assert.ok(!deliversKinesisRecord(FILTERS.successfulPurchase, withData(recorded.successfulPurchase, (data) => (data.status = "FAILED"))));
+    assert.ok(
+      !deliversKinesisRecord(
+        FILTERS.vfLogin,
+        withData(recorded.vfLogin, (data) => (data.type = "vfLogout")),
+      ),
+    );
+    assert.ok(
+      !deliversKinesisRecord(
+        FILTERS.successfulPurchase,
+        withData(recorded.successfulPurchase, (data) => (data.status = "FAILED")),
+      ),
+    );
     assert.ok(
       !deliversKinesisRecord(
         FILTERS.successfulPurchase,
         withData(recorded.successfulPurchase, (data) => delete (data.customer as Record<string, unknown>).globalUserId),
       ),
     );
-    assert.ok(!deliversKinesisRecord(FILTERS.sqJourney, withData(recorded.sqJourney, (data) => delete data.globalUserId)));
-    assert.ok(!deliversKinesisRecord(FILTERS.demand, withData(recorded.demand, (data) => (data.eventName = "REMOVE"))));
+    assert.ok(
+      !deliversKinesisRecord(
+        FILTERS.sqJourney,
+        withData(recorded.sqJourney, (data) => delete data.globalUserId),
+      ),
+    );
+    assert.ok(
+      !deliversKinesisRecord(
+        FILTERS.demand,
+        withData(recorded.demand, (data) => (data.eventName = "REMOVE")),
+      ),
+    );
   });
 
   it("deliver fresh ARAI to the scorers and TTL deletions of rescores to processRescoreEvents, never a written score", function () {

@@ -15,7 +15,7 @@ const settings: PlatformSettings = {
   iacRepo: "https://github.com/verified-fan/fan-identity-workers",
   accountId: "210987654321",
   lambda: { runtime: "nodejs24.x", architecture: "arm64", logRetentionDays: 14 },
-  network: { tierTagKey: "Tier" },
+  network: { vpcIds: {}, tierTagKey: "Tier" },
 };
 
 function deploy(args: Partial<WorkerFunctionArgs>) {

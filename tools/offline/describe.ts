@@ -119,6 +119,10 @@ function settingsOf(resource: RecordedResource, inputs: Record<string, unknown>)
       return [`${i.tableName} → ${short(i.streamArn)}`];
     case "aws:ec2/securityGroup:SecurityGroup":
       return [i.name, `vpc ${i.vpcId}`, `${(i.ingress ?? []).length} inbound rules`, `${(i.egress ?? []).length} outbound rules`];
+    case "aws:cloudwatch/logSubscriptionFilter:LogSubscriptionFilter":
+      return [`${i.logGroup} → ${i.destinationArn}`];
+    case "aws:cloudwatch/logDestination:LogDestination":
+      return [i.name, `→ ${i.targetArn}`];
     case "aws:secretsmanager/secret:Secret":
       return [i.name];
     case "aws:secretsmanager/secretVersion:SecretVersion":

@@ -103,6 +103,10 @@ function resourceState(
       state.url = `https://sqs.${region}.amazonaws.com/${accountId}/${physical}`;
       id = state.url as string;
       break;
+    case "cloudwatch/logDestination":
+      state.arn = arn("logs", `destination:${physical}`);
+      id = physical;
+      break;
     case "secretsmanager/secret":
       state.arn = arn("secretsmanager", `secret:${physical}-AbCdEf`);
       id = state.arn as string;

@@ -44,6 +44,12 @@ export interface WorkerDefinition<Env extends z.ZodObject = z.ZodObject, Event =
   readonly factory: () => (event: Event, context?: unknown) => Promise<Result>;
 }
 
+/**
+ * Variables every worker receives from the platform rather than from its stack: `DEPLOYMENT` is
+ * the stack's configuration name (`prod1`, or `prod1w` for the west region), logged with every line.
+ */
+export const PLATFORM_VARIABLES: readonly string[] = ["DEPLOYMENT"];
+
 const WORKER_NAME = /^[a-z][A-Za-z0-9]{2,40}$/;
 const IAM_ACTION = /^[a-z0-9-]+:[A-Za-z0-9]+$/;
 
