@@ -3,20 +3,17 @@
  * request it makes, what it retries, and what it answers for a fan the service does not know.
  */
 import * as assert from "node:assert/strict";
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import * as fc from "fast-check";
-import { projectRoot } from "../components/archive";
 import { HttpServiceError } from "../workers/runtime/http";
-import { createSecretReader } from "../workers/runtime/secrets";
-import { araiCredentialsSchema, araiUrl, createAraiClient } from "../workers/lookupArai/araiClient";
-import { type Answer, awsJsonResponder, operationOf, WireServer } from "./support/http";
+import { araiUrl } from "../workers/lookupArai/araiClient";
+import { ARAI_PATH_TEMPLATE as PATH_TEMPLATE, ARAI_SECRET_ARN as SECRET_ARN, araiClientFor } from "./support/arai";
+import { fixture } from "./support/fixtures";
+import { type Answer, operationOf, WireServer } from "./support/http";
+import { ACCESS_DENIED, secretsManagerClient, startSecrets } from "./support/secrets";
 
-const SECRET_ARN = "arn:aws:secretsmanager:us-east-1:254688921111:secret:fan-identity/arai-credentials-Zx81Qe";
 const CREDENTIALS = { username: "svc-fanid-qa1", password: "pä$$:w0rd", clientId: "verified-fan-scoring" };
-const ARAI = JSON.parse(fs.readFileSync(path.join(projectRoot(), "test", "fixtures", "arai", "account-activity.json"), "utf8"));
-const PATH_TEMPLATE = "/arai/v1/accounts/{globalUserId}/activity";
+const ARAI = fixture<Record<string, unknown> & { loginHistory: unknown[] }>("arai/account-activity.json");
 
 describe("accounts ARAI API client", function () {
   let api: WireServer;
@@ -28,29 +25,8 @@ describe("accounts ARAI API client", function () {
 
   before(async function () {
     api = await WireServer.start(() => answer(api.requests.length));
-    secrets = await WireServer.start(
-      awsJsonResponder({
-        GetSecretValue: (input) =>
-          secretReadable
-            ? {
-                ARN: input.SecretId,
-                Name: "fan-identity/arai-credentials",
-                SecretString: JSON.stringify(CREDENTIALS),
-                VersionId: "v1",
-              }
-            : {
-                error: {
-                  type: "AccessDeniedException",
-                  message: "User is not authorized to perform: secretsmanager:GetSecretValue",
-                },
-              },
-      }),
-    );
-    secretsClient = new SecretsManagerClient({
-      endpoint: secrets.url,
-      region: "us-east-1",
-      credentials: { accessKeyId: "test", secretAccessKey: "test" },
-    });
+    secrets = await startSecrets(() => (secretReadable ? CREDENTIALS : ACCESS_DENIED));
+    secretsClient = secretsManagerClient(secrets);
   });
   after(async function () {
     secretsClient?.destroy();
@@ -63,20 +39,7 @@ describe("accounts ARAI API client", function () {
     answer = () => ({ body: ARAI });
   });
 
-  function araiClient(options: { timeoutMs?: number } = {}) {
-    const readCredentials = createSecretReader({
-      secretId: SECRET_ARN,
-      schema: araiCredentialsSchema(),
-      maxAgeMs: 300_000,
-      client: secretsClient,
-    });
-    return createAraiClient({
-      urlTemplate: `${api.url}${PATH_TEMPLATE}`,
-      timeoutMs: options.timeoutMs ?? 1000,
-      readCredentials,
-      baseDelayMs: 5,
-    });
-  }
+  const araiClient = (options: { timeoutMs?: number } = {}) => araiClientFor(api.url, secretsClient, options);
 
   async function rejection(promise: Promise<unknown>): Promise<Error> {
     return promise.then(

@@ -6,14 +6,18 @@
 import { strict as assert } from "node:assert";
 import { invokeArchive } from "../tools/offline/archive";
 import { archiveShelf, resultsOf } from "./support/archives";
-import appsyncEvent from "./fixtures/events/appsync-authorizer.json";
-import s3ClusterEvent from "./fixtures/events/s3-cluster-export-success.json";
-import s3Event from "./fixtures/events/s3-export-success.json";
+import { fixture } from "./support/fixtures";
 import { awsJsonResponder, WireServer } from "./support/http";
 import { createSigningKey, JwksServer, signSotc } from "./support/jwks";
 import { type PlannedStack, planStack } from "./support/program";
+import { startSecrets } from "./support/secrets";
 
 const API_KEY = "qa1-appsync-api-key-000000000001";
+
+type S3Notification = { Records: { s3: { bucket: { name: string } } }[] };
+const appsyncEvent = fixture("appsync-authorizer.json");
+const s3ClusterEvent = fixture<S3Notification>("s3-cluster-export-success.json");
+const s3Event = fixture<S3Notification>("s3-export-success.json");
 
 describe("Lambda archives, run in a fresh process as Lambda runs them", function () {
   let plan: PlannedStack;
@@ -25,16 +29,7 @@ describe("Lambda archives, run in a fresh process as Lambda runs them", function
   before(async function () {
     plan = await planStack("qa1");
     glue = await WireServer.start(awsJsonResponder({ StartWorkflowRun: () => ({ RunId: "wr_0123456789abcdef" }) }));
-    secrets = await WireServer.start(
-      awsJsonResponder({
-        GetSecretValue: (input) => ({
-          ARN: input.SecretId,
-          Name: "auth-api-keys",
-          SecretString: JSON.stringify({ apiKeys: [API_KEY] }),
-          VersionId: "v1",
-        }),
-      }),
-    );
+    secrets = await startSecrets(() => ({ apiKeys: [API_KEY] }));
     jwks = await JwksServer.start([await createSigningKey("accounts-2026-11")]);
   });
 

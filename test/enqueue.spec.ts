@@ -4,9 +4,7 @@
  * and that a malformed record or a misbehaving dependency fails only the records it concerns.
  */
 import * as assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { Logger } from "@aws-lambda-powertools/logger";
-import type { Message } from "@aws-sdk/client-sqs";
 import * as fc from "fast-check";
 import { createEnqueueFromDemandStream, enqueueFromDemandStream } from "../workers/enqueueFromDemandStream";
 import { createEnqueueFromPurchaseStream, enqueueFromPurchaseStream } from "../workers/enqueueFromPurchaseStream";
@@ -29,19 +27,25 @@ import {
   plannedRescores,
   type StreamReader,
 } from "../workers/scoring/enqueue";
+import { failuresOf } from "./support/batch";
+import { AWS_VARIABLES, environmentPerTest, LAMBDA_AWS } from "./support/environment";
+import { fixture } from "./support/fixtures";
 import { countOperations } from "./support/http";
 import { type LocalDynamo, type LocalSqs, startDynamo, startSqs } from "./support/localAws";
-import { captureLogs, type LogLine } from "./support/logs";
+import { captureLogs, linesAt, warnings } from "./support/logs";
 import {
+  attribute,
+  bodyOf,
   DYNAMO_INTERNAL_ERROR,
-  environmentSaver,
+  type KinesisFixtureEvent,
   type KinesisFixtureRecord,
-  kinesisFixture,
   payloadOf,
   recordLike,
   refuseEntries,
   sequenceNumber,
+  seqs,
   serviceDown,
+  sha256,
   SQS_INTERNAL_ERROR,
 } from "./support/streams";
 
@@ -50,13 +54,7 @@ const ENVIRONMENT = [
   "ACTIVITY_QUEUE_URL",
   "TABLE_NAME",
   "RESCORE_DELAY_DAYS",
-  "AWS_REGION",
-  "AWS_DEFAULT_REGION",
-  "AWS_ACCESS_KEY_ID",
-  "AWS_SECRET_ACCESS_KEY",
-  "AWS_SESSION_TOKEN",
-  "AWS_PROFILE",
-  "AWS_ENDPOINT_URL",
+  ...AWS_VARIABLES,
   "AWS_ENDPOINT_URL_SQS",
   "AWS_ENDPOINT_URL_DYNAMODB",
   "POWERTOOLS_LOG_LEVEL",
@@ -64,16 +62,11 @@ const ENVIRONMENT = [
 
 /** The clock of direct tests: a day after the fixtures' activity. */
 const NOW = new Date("2026-11-25T12:00:00.000Z");
-const sha256 = (text: string) => createHash("sha256").update(text, "utf8").digest("hex");
-const bodyOf = (message: Message) => activityMessageSchema().parse(JSON.parse(message.Body!));
-const attribute = (message: Message, name: string) => message.Attributes?.[name as keyof Message["Attributes"]];
-const seqs = (indexes: readonly number[]) => indexes.map(sequenceNumber);
-const failuresOf = (response: BatchResponse) => response.batchItemFailures.map((failure) => failure.itemIdentifier);
 
-const vf = kinesisFixture("kinesis-vf-login.json").Records[0]!;
-const demand = kinesisFixture("kinesis-demand-insert.json").Records[0]!;
-const purchase = kinesisFixture("kinesis-purchase-success.json").Records[0]!;
-const sqJourney = kinesisFixture("kinesis-sq-journey.json").Records[0]!;
+const vf = fixture<KinesisFixtureEvent>("kinesis-vf-login.json").Records[0]!;
+const demand = fixture<KinesisFixtureEvent>("kinesis-demand-insert.json").Records[0]!;
+const purchase = fixture<KinesisFixtureEvent>("kinesis-purchase-success.json").Records[0]!;
+const sqJourney = fixture<KinesisFixtureEvent>("kinesis-sq-journey.json").Records[0]!;
 
 /** Payloads like the fixtures', for another fan and time. */
 const payloads = {
@@ -141,7 +134,7 @@ describe("stream enqueue workers", function () {
   let sqs: LocalSqs;
   let dynamo: LocalDynamo;
   let queues = 0;
-  const environment = environmentSaver(ENVIRONMENT);
+  const setWorkerEnvironment = environmentPerTest(ENVIRONMENT);
 
   before(async function () {
     [sqs, dynamo] = await Promise.all([startSqs(), startDynamo()]);
@@ -152,13 +145,8 @@ describe("stream enqueue workers", function () {
   });
 
   beforeEach(function () {
-    environment.save();
     sqs.intercept = () => undefined;
     dynamo.intercept = () => undefined;
-  });
-
-  afterEach(function () {
-    environment.restore();
   });
 
   /** Fresh queues and table, and the service call counts from now on. */
@@ -176,10 +164,8 @@ describe("stream enqueue workers", function () {
 
   /** Sets the environment a deployed worker gets, pointed at the local services. */
   function deploy(variables: Record<string, string>) {
-    environment.set({
-      AWS_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: "test",
-      AWS_SECRET_ACCESS_KEY: "test",
+    setWorkerEnvironment({
+      ...LAMBDA_AWS,
       AWS_ENDPOINT_URL_SQS: sqs.endpoint,
       AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
       POWERTOOLS_LOG_LEVEL: "WARN",
@@ -206,7 +192,6 @@ describe("stream enqueue workers", function () {
 
   const sendCalls = () => countOperations(sqs.proxy).SendMessageBatch ?? 0;
   const putCalls = () => countOperations(dynamo.proxy).PutItem ?? 0;
-  const warnings = (logs: LogLine[]) => logs.filter((line) => line.level === "WARN");
 
   describe("reading records", function () {
     it("takes an ISO 8601 date-time with a zone as the instant it names, whatever the instant", function () {
@@ -433,7 +418,7 @@ describe("stream enqueue workers", function () {
       deploy({ ON_DEMAND_QUEUE_URL: onDemandQueue });
       const handler = enqueueFromVfStream.factory();
 
-      const response = await handler(kinesisFixture("kinesis-vf-login.json"));
+      const response = await handler(fixture<KinesisFixtureEvent>("kinesis-vf-login.json"));
 
       assert.deepEqual(response, { batchItemFailures: [] });
       const messages = await sqs.drain(onDemandQueue);
@@ -510,7 +495,7 @@ describe("stream enqueue workers", function () {
         const { activityQueue, table } = await resources();
         deploy({ ACTIVITY_QUEUE_URL: activityQueue, TABLE_NAME: table });
         const handler = spec.worker.factory();
-        const event = kinesisFixture(spec.fixtureFile);
+        const event = fixture<KinesisFixtureEvent>(spec.fixtureFile);
         const before = Date.now();
 
         const response = await handler(event);
@@ -794,7 +779,7 @@ describe("stream enqueue workers", function () {
     it("schedule rescores RESCORE_DELAY_DAYS after the activity", async function () {
       const { activityQueue, table } = await resources();
       deploy({ ACTIVITY_QUEUE_URL: activityQueue, TABLE_NAME: table, RESCORE_DELAY_DAYS: "12" });
-      await enqueueFromPurchaseStream.factory()(kinesisFixture("kinesis-purchase-success.json"));
+      await enqueueFromPurchaseStream.factory()(fixture<KinesisFixtureEvent>("kinesis-purchase-success.json"));
       assert.deepEqual(
         (await dynamo.scan(table)).map((item) => [item.userId, item.rescoreDate, item.expiresOn]),
         [["rescore#gu-a04c77e2#2026-12-06", "2026-12-06", Date.UTC(2026, 11, 6) / 1000]],
@@ -833,7 +818,7 @@ describe("stream enqueue workers", function () {
       for (const line of warnings(logs)) {
         assert.match(String(line.reason), /^SQS refused the message: InvalidParameterValue: /);
       }
-      const errors = logs.filter((line) => line.level === "ERROR");
+      const errors = linesAt(logs, "ERROR");
       assert.deepEqual(
         errors.map((line) => [line.message, line.count]),
         [["activity messages not sent", 2]],

@@ -3,38 +3,25 @@
  * the wire: what S3 notifications start, what they skip, and that nothing is silently lost.
  */
 import * as assert from "node:assert/strict";
-import * as fs from "node:fs";
-import * as path from "node:path";
 import type { ImportSummary } from "../workers/glueImport";
 import { startBotOrNotImport } from "../workers/startBotOrNotImport";
 import { startClusterImport } from "../workers/startClusterImport";
+import { AWS_VARIABLES, environmentPerTest, LAMBDA_AWS } from "./support/environment";
+import { fixture } from "./support/fixtures";
 import { type AwsOperation, awsJsonResponder, operationOf, type RecordedRequest, WireServer } from "./support/http";
-import { captureLogs, type LogLine } from "./support/logs";
+import { captureLogs, linesAt, type LogLine } from "./support/logs";
 
 const BUCKET = "ds-exports-dev1";
 
-/** An S3 notification from test/fixtures/events (read from the source tree; tsc does not copy JSON). */
-function fixture(name: string): { Records: { s3: { bucket: { name: string }; object: { key: string } } }[] } {
-  return JSON.parse(fs.readFileSync(path.resolve(__dirname, "../../test/fixtures/events", name), "utf8"));
-}
+type S3Notification = { Records: { s3: { bucket: { name: string }; object: { key: string } } }[] };
 
 /** The fixture's single record with another key, as S3 would send it. */
 function eventFor(...keys: string[]) {
-  const template = fixture("s3-export-success.json").Records[0]!;
+  const template = fixture<S3Notification>("s3-export-success.json").Records[0]!;
   return { Records: keys.map((key) => ({ ...template, s3: { ...template.s3, object: { ...template.s3.object, key } } })) };
 }
 
-const ENVIRONMENT = [
-  "GLUE_WORKFLOW_NAME",
-  "AWS_REGION",
-  "AWS_DEFAULT_REGION",
-  "AWS_ACCESS_KEY_ID",
-  "AWS_SECRET_ACCESS_KEY",
-  "AWS_SESSION_TOKEN",
-  "AWS_PROFILE",
-  "AWS_ENDPOINT_URL",
-  "AWS_ENDPOINT_URL_GLUE",
-] as const;
+const ENVIRONMENT = ["GLUE_WORKFLOW_NAME", ...AWS_VARIABLES, "AWS_ENDPOINT_URL_GLUE"] as const;
 
 const workers = [
   {
@@ -59,18 +46,17 @@ describe("data-science import workers", () => {
   let server: WireServer;
   /** What the fake Glue answers to StartWorkflowRun; each test may replace it. */
   let startWorkflowRun: AwsOperation;
-  let saved: Partial<Record<(typeof ENVIRONMENT)[number], string>>;
+  const setWorkerEnvironment = environmentPerTest(ENVIRONMENT);
 
   /** Sets the environment a deployed import worker gets, pointed at the fake Glue. */
   function deploy(workflow: string | undefined) {
-    for (const name of ENVIRONMENT) delete process.env[name];
-    Object.assign(process.env, {
-      AWS_REGION: "us-east-1",
+    setWorkerEnvironment({
+      ...LAMBDA_AWS,
       AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE",
       AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
       AWS_ENDPOINT_URL_GLUE: server.url,
+      GLUE_WORKFLOW_NAME: workflow,
     });
-    if (workflow !== undefined) process.env.GLUE_WORKFLOW_NAME = workflow;
   }
 
   /** Runs one event through a freshly built handler, collecting its log lines whether it resolves or rejects. */
@@ -89,16 +75,11 @@ describe("data-science import workers", () => {
   const bodyOf = (request: RecordedRequest) => JSON.parse(request.body) as unknown;
 
   beforeEach(async () => {
-    saved = Object.fromEntries(ENVIRONMENT.map((name) => [name, process.env[name]]));
     startWorkflowRun = (input) => ({ RunId: `wr_${String((input.RunProperties as { date?: string }).date)}` });
     server = await WireServer.start(awsJsonResponder({ StartWorkflowRun: (input) => startWorkflowRun(input) }));
   });
 
   afterEach(async () => {
-    for (const name of ENVIRONMENT) {
-      if (saved[name] === undefined) delete process.env[name];
-      else process.env[name] = saved[name];
-    }
     await server.close();
   });
 
@@ -183,7 +164,7 @@ describe("data-science import workers", () => {
       assert.equal(value?.skipped[0]?.bucket, BUCKET);
       assert.equal(value?.skipped[0]?.key, "bot-or-not/latest/_SUCCESS");
       assert.match(value?.skipped[0]?.reason ?? "", /date=YYYY-MM-DD/);
-      const warnings = logs.filter((line) => line.level === "WARN");
+      const warnings = linesAt(logs, "WARN");
       assert.equal(warnings.length, 1, JSON.stringify(logs));
       assert.equal(warnings[0]!.service, "startBotOrNotImport");
       assert.equal(warnings[0]!.key, "bot-or-not/latest/_SUCCESS");
@@ -201,7 +182,7 @@ describe("data-science import workers", () => {
         ["bot-or-not/date=2026-02-30/_SUCCESS"],
       );
       assert.deepEqual(
-        logs.filter((line) => line.level === "WARN").map((line) => line.key),
+        linesAt(logs, "WARN").map((line) => line.key),
         ["bot-or-not/date=2026-02-30/_SUCCESS"],
       );
     });
@@ -247,7 +228,7 @@ describe("data-science import workers", () => {
         ["bot-or-not/manifest/_SUCCESS", "bot-or-not/mydate=2026-11-25/_SUCCESS"],
       );
       assert.deepEqual(
-        logs.filter((line) => line.level === "WARN").map((line) => line.key),
+        linesAt(logs, "WARN").map((line) => line.key),
         ["bot-or-not/manifest/_SUCCESS", "bot-or-not/mydate=2026-11-25/_SUCCESS"],
       );
     });
@@ -278,7 +259,7 @@ describe("data-science import workers", () => {
         ]) {
           assert.ok(error.message.includes(fact), `error message lacks "${fact}": ${error.message}`);
         }
-        const errors = logs.filter((line) => line.level === "ERROR");
+        const errors = linesAt(logs, "ERROR");
         assert.equal(errors.length, 1, JSON.stringify(logs));
         assert.equal(errors[0]!.service, "startBotOrNotImport");
         assert.equal(errors[0]!.workflow, botOrNot.workflow);
@@ -308,7 +289,7 @@ describe("data-science import workers", () => {
       assert.ok(error.message.includes(`s3://${BUCKET}/bot-or-not/date=2026-11-24/_SUCCESS`), error.message);
       assert.ok(!error.message.includes("date=2026-11-25"), `the started export is not reported as failed: ${error.message}`);
       assert.deepEqual(
-        logs.filter((line) => line.level === "ERROR").map((line) => line.key),
+        linesAt(logs, "ERROR").map((line) => line.key),
         ["bot-or-not/date=2026-11-24/_SUCCESS"],
       );
     });
@@ -327,7 +308,7 @@ describe("data-science import workers", () => {
 
   describe("malformed events", () => {
     const botOrNot = workers[0];
-    const valid = fixture("s3-export-success.json").Records[0]!;
+    const valid = fixture<S3Notification>("s3-export-success.json").Records[0]!;
 
     for (const { title, event, path: wrong } of [
       { title: "an empty object", event: {}, path: "Records" },

@@ -5,40 +5,38 @@
  */
 import * as assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { Logger } from "@aws-lambda-powertools/logger";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import * as fc from "fast-check";
-import { projectRoot } from "../components/archive";
 import type { BatchResponse } from "../workers/runtime/batch";
 import { loadEnvironment } from "../workers/runtime/environment";
-import { createSecretReader } from "../workers/runtime/secrets";
 import { type ActivityMessage, ACTIVITY_SOURCES } from "../workers/scoring/activity";
 import { createLookupArai, lookupArai } from "../workers/lookupArai";
-import { araiCredentialsSchema, createAraiClient } from "../workers/lookupArai/araiClient";
 import { lookupAraiContract } from "../workers/lookupArai/contract";
 import { fansOf, isFresh, lastActivityOf } from "../workers/lookupArai/fans";
 import { LOGIN_HISTORY_LIMIT } from "../workers/lookupArai/trim";
-import { type Answer, awsJsonResponder, countOperations, type RecordedRequest, WireServer } from "./support/http";
+import { ARAI_PATH_TEMPLATE as PATH_TEMPLATE, ARAI_SECRET_ARN as SECRET_ARN, araiClientFor } from "./support/arai";
+import { failureReasons, failuresOf } from "./support/batch";
+import { AWS_VARIABLES, environmentPerTest, LAMBDA_AWS } from "./support/environment";
+import { fixture } from "./support/fixtures";
+import { type Answer, countOperations, type RecordedRequest, WireServer } from "./support/http";
 import { type LocalDynamo, startDynamo } from "./support/localAws";
-import { captureLogs, type LogLine } from "./support/logs";
+import { captureLogs, linesAt, type LogLine } from "./support/logs";
+import { secretsManagerClient, startSecrets } from "./support/secrets";
+import { DYNAMO_ITEM_TOO_LARGE, serviceRefuses } from "./support/streams";
 
-const SECRET_ARN = "arn:aws:secretsmanager:us-east-1:254688921111:secret:fan-identity/arai-credentials-Zx81Qe";
 const CREDENTIALS = { username: "svc-fanid-qa1", password: "s3cr3t-pw", clientId: "verified-fan-scoring" };
-const PATH_TEMPLATE = "/arai/v1/accounts/{globalUserId}/activity";
 const ACCOUNT_PATH = /^\/arai\/v1\/accounts\/([^/]+)\/activity$/;
 /** The batch's clock: the fixtures' activities happen around 18:09 on 2026-11-24. */
 const NOW = Date.parse("2026-11-24T18:10:00.000Z");
 const FRESHNESS_SECONDS = 300;
 
-const readFixture = (...parts: string[]) =>
-  JSON.parse(fs.readFileSync(path.join(projectRoot(), "test", "fixtures", ...parts), "utf8")) as Record<string, unknown>;
-const ARAI = readFixture("arai", "account-activity.json");
+const ARAI = fixture("arai/account-activity.json");
 type SqsRecord = { messageId: string; body: string; attributes: Record<string, string>; md5OfBody: string };
-const FIFO_RECORD = (readFixture("events", "sqs-account-activity-fifo.json").Records as SqsRecord[])[0]!;
-const STANDARD_RECORD = (readFixture("events", "sqs-on-demand-standard.json").Records as SqsRecord[])[0]!;
+type SqsEvent = { Records: SqsRecord[] };
+const FIFO_RECORD = fixture<SqsEvent>("sqs-account-activity-fifo.json").Records[0]!;
+const STANDARD_RECORD = fixture<SqsEvent>("sqs-on-demand-standard.json").Records[0]!;
 
 const md5 = (text: string) => createHash("md5").update(text).digest("hex");
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
@@ -101,7 +99,6 @@ function standardEvent(messages: readonly Message[]) {
 
 const idsOf = (event: { Records: { messageId: string }[] }, ...indexes: number[]) =>
   indexes.map((index) => event.Records[index]!.messageId);
-const failuresOf = (response: BatchResponse) => response.batchItemFailures.map((failure) => failure.itemIdentifier);
 
 /** The ARAI document the fake API serves for a fan. */
 const araiOf = (globalUserId: string) => ({ ...ARAI, globalUserId });
@@ -134,21 +131,8 @@ describe("lookupArai", function () {
         inFlight -= 1;
       }
     });
-    secrets = await WireServer.start(
-      awsJsonResponder({
-        GetSecretValue: (input) => ({
-          ARN: input.SecretId,
-          Name: "fan-identity/arai-credentials",
-          SecretString: JSON.stringify(CREDENTIALS),
-          VersionId: "v1",
-        }),
-      }),
-    );
-    secretsClient = new SecretsManagerClient({
-      endpoint: secrets.url,
-      region: "us-east-1",
-      credentials: { accessKeyId: "test", secretAccessKey: "test" },
-    });
+    secrets = await startSecrets({ [SECRET_ARN]: CREDENTIALS });
+    secretsClient = secretsManagerClient(secrets);
   });
 
   after(async function () {
@@ -176,18 +160,7 @@ describe("lookupArai", function () {
 
   /** The worker built from its parts, as the factory builds it, against the local services. */
   function worker(options: Options = {}) {
-    const readCredentials = createSecretReader({
-      secretId: SECRET_ARN,
-      schema: araiCredentialsSchema(),
-      maxAgeMs: 300_000,
-      client: secretsClient,
-    });
-    const arai = createAraiClient({
-      urlTemplate: `${api.url}${PATH_TEMPLATE}`,
-      timeoutMs: options.timeoutMs ?? 1000,
-      readCredentials,
-      baseDelayMs: 5,
-    });
+    const arai = araiClientFor(api.url, secretsClient, { timeoutMs: options.timeoutMs });
     const handler = createLookupArai({
       env: { TABLE_NAME: table, ARAI_FRESHNESS_SECONDS: FRESHNESS_SECONDS, ARAI_CONCURRENCY: options.concurrency ?? 10 },
       dynamo: dynamo.documents,
@@ -202,8 +175,7 @@ describe("lookupArai", function () {
     };
   }
 
-  const fanRecord = async (globalUserId: string) =>
-    (await dynamo.documents.send(new GetCommand({ TableName: table, Key: { userId: globalUserId } }))).Item;
+  const fanRecord = (globalUserId: string) => dynamo.item(table, globalUserId);
   const putFanRecord = (item: Record<string, unknown>) => dynamo.documents.send(new PutCommand({ TableName: table, Item: item }));
   /** Calls DynamoDB received after the test's setup. */
   const dynamoCalls = () => countOperations(dynamo.proxy);
@@ -427,7 +399,7 @@ describe("lookupArai", function () {
       assert.equal(apiRequestsFor(fan), 1, "not retried");
       assert.deepEqual(dynamoCalls(), { BatchGetItem: 1 });
       assert.deepEqual(await dynamo.scan(table), []);
-      const warning = logs.find((line) => line.level === "WARN");
+      const warning = linesAt(logs, "WARN")[0];
       assert.equal(warning?.message, "fan unknown to the accounts service; messages let go");
       assert.equal(warning?.globalUserId, fan);
       assert.equal(warning?.messages, 2);
@@ -508,7 +480,7 @@ describe("lookupArai", function () {
       const { response, logs } = await worker()(event);
 
       assert.deepEqual(failuresOf(response), idsOf(event, 2, 3, 5));
-      const reasons = logs.filter((line) => line.message === "record failed").map((line) => String(line.reason));
+      const reasons = failureReasons(logs);
       assert.match(reasons[0]!, /^message body is not JSON/);
       assert.equal(reasons[1], `follows failed message ${idsOf(event, 2)[0]} in message group ${a}`);
       // The fan's messages before the failure were handled; those after are retried from the queue.
@@ -578,19 +550,10 @@ describe("lookupArai", function () {
     });
 
     it("when the fan records cannot be read at all, every message fails and the API is not called", async function () {
-      dynamo.intercept = (request) =>
-        request.headers["x-amz-target"] === "DynamoDB_20120810.BatchGetItem"
-          ? {
-              answer: {
-                status: 400,
-                headers: { "content-type": "application/x-amz-json-1.0" },
-                body: {
-                  __type: "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
-                  message: "Requested resource not found",
-                },
-              },
-            }
-          : undefined;
+      dynamo.intercept = serviceRefuses(["BatchGetItem"], {
+        type: "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
+        message: "Requested resource not found",
+      });
       const event = fifoEvent([{ fan: "gu-7f3c2a91" }, { body: "{" }, { fan: "gu-0b5e9d44" }]);
       const { response, logs } = await worker()(event);
       assert.deepEqual(failuresOf(response), idsOf(event, 0, 1, 2));
@@ -601,19 +564,9 @@ describe("lookupArai", function () {
 
     it("a refused UpdateItem fails that fan's messages, with the reason; others are written", async function () {
       const [refused, fine] = ["gu-7f3c2a91", "gu-0b5e9d44"];
-      dynamo.intercept = (request) =>
-        request.headers["x-amz-target"] === "DynamoDB_20120810.UpdateItem" && request.body.includes(`"${refused}"`)
-          ? {
-              answer: {
-                status: 400,
-                headers: { "content-type": "application/x-amz-json-1.0" },
-                body: {
-                  __type: "com.amazonaws.dynamodb.v20120810#ValidationException",
-                  message: "Item size has exceeded the maximum allowed size",
-                },
-              },
-            }
-          : undefined;
+      dynamo.intercept = serviceRefuses(["UpdateItem"], DYNAMO_ITEM_TOO_LARGE, (request) =>
+        request.body.includes(`"${refused}"`),
+      );
       const event = standardEvent([{ fan: refused }, { fan: fine }]);
       const { response, logs } = await worker()(event);
       assert.deepEqual(failuresOf(response), idsOf(event, 0));
@@ -634,43 +587,26 @@ describe("lookupArai", function () {
       "ARAI_TIMEOUT_MS",
       "ARAI_FRESHNESS_SECONDS",
       "ARAI_CONCURRENCY",
-      "AWS_REGION",
-      "AWS_ACCESS_KEY_ID",
-      "AWS_SECRET_ACCESS_KEY",
-      "AWS_SESSION_TOKEN",
-      "AWS_PROFILE",
-      "AWS_ENDPOINT_URL",
+      ...AWS_VARIABLES,
       "AWS_ENDPOINT_URL_DYNAMODB",
       "AWS_ENDPOINT_URL_SECRETS_MANAGER",
     ];
-    let saved: Record<string, string | undefined>;
-
-    beforeEach(function () {
-      saved = Object.fromEntries(VARIABLES.map((name) => [name, process.env[name]]));
-      for (const name of VARIABLES) delete process.env[name];
-    });
-    afterEach(function () {
-      for (const name of VARIABLES) {
-        if (saved[name] === undefined) delete process.env[name];
-        else process.env[name] = saved[name];
-      }
-    });
+    /** Sets the worker's environment to the variables given, and no other of VARIABLES. */
+    const deploy = environmentPerTest(VARIABLES);
 
     it("reads its environment, credentials and table through the AWS endpoints, and writes the fixture's fan", async function () {
-      Object.assign(process.env, {
+      deploy({
+        ...LAMBDA_AWS,
         TABLE_NAME: table,
         ARAI_URL_TEMPLATE: `${api.url}${PATH_TEMPLATE}`,
         ARAI_CREDENTIALS_SECRET_ARN: SECRET_ARN,
         ARAI_TIMEOUT_MS: "500",
-        AWS_REGION: "us-east-1",
-        AWS_ACCESS_KEY_ID: "test",
-        AWS_SECRET_ACCESS_KEY: "test",
         AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
         AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
       });
       const handler = lookupArai.factory();
-      const fifo = readFixture("events", "sqs-account-activity-fifo.json");
-      const standard = readFixture("events", "sqs-on-demand-standard.json");
+      const fifo = fixture("sqs-account-activity-fifo.json");
+      const standard = fixture("sqs-on-demand-standard.json");
       const first = await captureLogs(() => handler(fifo));
       const second = await captureLogs(() => handler(standard));
 
@@ -696,7 +632,7 @@ describe("lookupArai", function () {
     });
 
     it("fails at cold start, naming each variable that is missing or malformed", function () {
-      Object.assign(process.env, { TABLE_NAME: table, ARAI_URL_TEMPLATE: "https://accounts.test/arai/v1/accounts/activity" });
+      deploy({ TABLE_NAME: table, ARAI_URL_TEMPLATE: "https://accounts.test/arai/v1/accounts/activity" });
       assert.throws(
         () => lookupArai.factory(),
         (error: Error) =>

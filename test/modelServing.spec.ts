@@ -13,10 +13,10 @@ import {
   ModelServer,
   modelRecordsOf,
   predictionFor,
-  secretsClient,
   startModelTokenSecrets,
 } from "./support/fanTableStream";
 import type { WireServer } from "./support/http";
+import { secretsManagerClient } from "./support/secrets";
 
 const SERVICE = "scoring model";
 
@@ -43,7 +43,10 @@ describe("model serving client", function () {
       timeoutMs: options.timeoutMs ?? 1000,
       service: SERVICE,
       baseDelayMs: 10,
-      readToken: createModelTokenReader({ secretId: options.secretId ?? MODEL_TOKEN_SECRET_ARN, client: secretsClient(secrets) }),
+      readToken: createModelTokenReader({
+        secretId: options.secretId ?? MODEL_TOKEN_SECRET_ARN,
+        client: secretsManagerClient(secrets),
+      }),
     });
   }
 

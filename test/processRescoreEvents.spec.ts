@@ -4,47 +4,32 @@
  * table's stream does, and nothing else is a failure.
  */
 import * as assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { Logger } from "@aws-lambda-powertools/logger";
-import type { Message } from "@aws-sdk/client-sqs";
 import { createProcessRescoreEvents, processRescoreEvents } from "../workers/processRescoreEvents";
-import type { BatchResponse } from "../workers/runtime/batch";
-import { activityMessageSchema } from "../workers/scoring/activity";
+import { failuresOf } from "./support/batch";
+import { AWS_VARIABLES, environmentPerTest, LAMBDA_AWS } from "./support/environment";
+import { fixture } from "./support/fixtures";
 import { countOperations } from "./support/http";
 import { type LocalSqs, startSqs } from "./support/localAws";
-import { captureLogs, type LogLine } from "./support/logs";
+import { captureLogs, warnings } from "./support/logs";
 import {
-  environmentSaver,
-  kinesisFixture,
+  attribute,
+  bodyOf,
+  type KinesisFixtureEvent,
   payloadOf,
   recordLike,
   refuseEntries,
   sequenceNumber,
+  seqs,
   serviceDown,
+  sha256,
   SQS_INTERNAL_ERROR,
 } from "./support/streams";
 
-const ENVIRONMENT = [
-  "ACTIVITY_QUEUE_URL",
-  "AWS_REGION",
-  "AWS_DEFAULT_REGION",
-  "AWS_ACCESS_KEY_ID",
-  "AWS_SECRET_ACCESS_KEY",
-  "AWS_SESSION_TOKEN",
-  "AWS_PROFILE",
-  "AWS_ENDPOINT_URL",
-  "AWS_ENDPOINT_URL_SQS",
-  "POWERTOOLS_LOG_LEVEL",
-] as const;
+const ENVIRONMENT = ["ACTIVITY_QUEUE_URL", ...AWS_VARIABLES, "AWS_ENDPOINT_URL_SQS", "POWERTOOLS_LOG_LEVEL"] as const;
 
-const sha256 = (text: string) => createHash("sha256").update(text, "utf8").digest("hex");
-const bodyOf = (message: Message) => activityMessageSchema().parse(JSON.parse(message.Body!));
-const attribute = (message: Message, name: string) => message.Attributes?.[name as keyof Message["Attributes"]];
-const seqs = (indexes: readonly number[]) => indexes.map(sequenceNumber);
-const failuresOf = (response: BatchResponse) => response.batchItemFailures.map((failure) => failure.itemIdentifier);
-
-const fixture = kinesisFixture("kinesis-rescore-ttl-removal.json");
-const template = fixture.Records[0]!;
+const ttlRemoval = fixture<KinesisFixtureEvent>("kinesis-rescore-ttl-removal.json");
+const template = ttlRemoval.Records[0]!;
 
 type Change = {
   eventName: string;
@@ -103,7 +88,7 @@ function fanChange(eventName: string, userIdentity: unknown): Change {
 describe("processRescoreEvents", function () {
   let sqs: LocalSqs;
   let queues = 0;
-  const environment = environmentSaver(ENVIRONMENT);
+  const setWorkerEnvironment = environmentPerTest(ENVIRONMENT);
 
   before(async function () {
     sqs = await startSqs();
@@ -114,12 +99,7 @@ describe("processRescoreEvents", function () {
   });
 
   beforeEach(function () {
-    environment.save();
     sqs.intercept = () => undefined;
-  });
-
-  afterEach(function () {
-    environment.restore();
   });
 
   async function activityQueue() {
@@ -138,21 +118,18 @@ describe("processRescoreEvents", function () {
   }
 
   const sendCalls = () => countOperations(sqs.proxy).SendMessageBatch ?? 0;
-  const warnings = (logs: LogLine[]) => logs.filter((line) => line.level === "WARN");
 
   it("enqueues the fan of a rescore record TTL deleted, once, at 00:00 UTC of its date, deduplicated by its key", async function () {
     const queueUrl = await activityQueue();
-    environment.set({
+    setWorkerEnvironment({
+      ...LAMBDA_AWS,
       ACTIVITY_QUEUE_URL: queueUrl,
-      AWS_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: "test",
-      AWS_SECRET_ACCESS_KEY: "test",
       AWS_ENDPOINT_URL_SQS: sqs.endpoint,
       POWERTOOLS_LOG_LEVEL: "WARN",
     });
     const handler = processRescoreEvents.factory();
 
-    const response = await handler(fixture);
+    const response = await handler(ttlRemoval);
 
     assert.deepEqual(response, { batchItemFailures: [] });
     assert.equal(sendCalls(), 1);
@@ -315,7 +292,7 @@ describe("processRescoreEvents", function () {
   });
 
   it("fails at cold start, naming ACTIVITY_QUEUE_URL, when it is not a FIFO queue's URL", function () {
-    environment.set({
+    setWorkerEnvironment({
       ACTIVITY_QUEUE_URL: "https://sqs.us-east-1.amazonaws.com/210987654321/vfid-qa1-us-east-1-on-demand-scoring",
     });
     assert.throws(() => processRescoreEvents.factory(), /^Error: processRescoreEvents: environment .*ACTIVITY_QUEUE_URL: .*FIFO/);

@@ -24,10 +24,11 @@ import {
 import { backoffDelay, chunk, mapConcurrently, withRetries } from "../workers/runtime/retry";
 import { type OutgoingMessage, sendMessages } from "../workers/runtime/sqs";
 import { z } from "zod";
+import { fixture } from "./support/fixtures";
 import { countOperations, type Interception, type RecordedRequest } from "./support/http";
 import { type LocalDynamo, type LocalSqs, startDynamo, startSqs } from "./support/localAws";
 import { captureLogs } from "./support/logs";
-import { DYNAMO_INTERNAL_ERROR, kinesisFixture, refuseEntries, serviceDown, SQS_INTERNAL_ERROR } from "./support/streams";
+import { DYNAMO_INTERNAL_ERROR, refuseEntries, serviceDown, SQS_INTERNAL_ERROR } from "./support/streams";
 
 const credentials = { accessKeyId: "test", secretAccessKey: "test" };
 const region = "us-east-1";
@@ -77,7 +78,7 @@ describe("scoring runtime", function () {
     });
 
     it("parses Lambda's Kinesis and SQS events, and throws naming the worker and the wrong fields otherwise", function () {
-      const kinesis = parseEvent(kinesisEventSchema(), kinesisFixture("kinesis-vf-login.json"), "w", "Kinesis");
+      const kinesis = parseEvent(kinesisEventSchema(), fixture("kinesis-vf-login.json"), "w", "Kinesis");
       assert.equal(kinesis.Records[0]!.kinesis.sequenceNumber, "49657828409187701520019995242508390119953358325192589314");
       assert.equal(kinesis.Records[0]!.eventSourceARN, "arn:aws:kinesis:us-east-1:210987654321:stream/vf-input-stream-qa1");
       const sqsRecord = {

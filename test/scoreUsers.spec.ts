@@ -5,47 +5,45 @@
  */
 import * as assert from "node:assert/strict";
 import { Logger } from "@aws-lambda-powertools/logger";
-import { BatchWriteCommand, GetCommand } from "@aws-sdk/lib-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import * as fc from "fast-check";
 import type { BatchResponse } from "../workers/runtime/batch";
 import { loadEnvironment } from "../workers/runtime/environment";
 import { createDynamoChangeDecoder, type DynamoChange } from "../workers/runtime/records";
 import { chunk } from "../workers/runtime/retry";
-import { createModelClient, createModelTokenReader } from "../workers/scoring/modelServing";
 import { collapseByFan, fanImageSchema, type PendingRecord, scoringDecision } from "../workers/scoring/score";
 import { createScoreUsers, scoreUpdate, scoreUsers, WRITE_CONCURRENCY } from "../workers/scoreUsers";
 import { scoreUsersContract } from "../workers/scoreUsers/contract";
+import { failureReasons, failuresOf } from "./support/batch";
+import { LAMBDA_AWS, setEnvironment } from "./support/environment";
 import {
   activityDataChange,
   activityDataImage,
   araiFor,
   type ChangeRecord,
-  fixture,
+  expectedScore,
   kinesisEvent,
   MODEL_PATH,
   MODEL_TOKEN,
   MODEL_TOKEN_SECRET_ARN,
-  ModelServer,
+  modelClientFor,
+  type ModelServer,
   modelRecordsOf,
   predictionFor,
-  secretsClient,
-  setEnvironment,
-  startModelTokenSecrets,
+  type ScoringServices,
+  startScoringServices,
 } from "./support/fanTableStream";
-import { countOperations, operationOf, type WireServer } from "./support/http";
-import { type LocalDynamo, startDynamo } from "./support/localAws";
-import { captureLogs, type LogLine } from "./support/logs";
+import { fixture } from "./support/fixtures";
+import { countOperations, type WireServer } from "./support/http";
+import type { LocalDynamo } from "./support/localAws";
+import { captureLogs, linesAt, type LogLine } from "./support/logs";
+import { DYNAMO_ITEM_TOO_LARGE, serviceRefuses } from "./support/streams";
 
 const MODEL_VERSION = "fan-risk-7";
 const RECORDED_FAN = "gu-3b9e51d7";
 const FIRST_FAN = "gu-e07d4c19";
 
 type Item = Record<string, unknown>;
-
-/** What the fake model answers for a fan's ARAI. */
-const expectedScore = (globalUserId: string, arai: unknown) =>
-  predictionFor({ globalUserId, raw_json_string: JSON.stringify(arai) });
 
 const imageOf = (change: ChangeRecord) => unmarshall(change.dynamodb.NewImage as never);
 /** A fan record as lookupArai first writes it: no score yet. */
@@ -55,26 +53,22 @@ const unscored = (image: Item): Item => {
 };
 
 describe("scoreUsers", function () {
+  let services: ScoringServices;
   let dynamo: LocalDynamo;
   let model: ModelServer;
   let secrets: WireServer;
   let table: string;
   let clock: Date;
-  let defaultAnswer: ModelServer["answer"];
 
   before(async function () {
-    [dynamo, model, secrets] = await Promise.all([startDynamo(), ModelServer.start(), startModelTokenSecrets()]);
-    defaultAnswer = model.answer;
+    services = await startScoringServices();
+    ({ dynamo, model, secrets } = services);
   });
   after(async function () {
-    await Promise.all([dynamo?.close(), model?.close(), secrets?.close()]);
+    await services?.close();
   });
   beforeEach(async function () {
-    table = await dynamo.createFanTable();
-    model.answer = defaultAnswer;
-    model.requests.length = 0;
-    dynamo.proxy.requests.length = 0;
-    dynamo.intercept = () => undefined;
+    table = await services.freshTable();
     clock = new Date("2026-11-24T09:14:33.018Z");
   });
 
@@ -92,12 +86,11 @@ describe("scoreUsers", function () {
       env,
       logger: new Logger({ serviceName: scoreUsersContract.name, logLevel: "DEBUG" }),
       documents: dynamo.documents,
-      model: createModelClient({
+      model: modelClientFor(secrets, {
         url: env.MODEL_URL,
         timeoutMs: env.MODEL_TIMEOUT_MS,
         service: "scoring model",
-        baseDelayMs: 10,
-        readToken: createModelTokenReader({ secretId: env.MODEL_TOKEN_SECRET_ARN, client: secretsClient(secrets) }),
+        secretId: env.MODEL_TOKEN_SECRET_ARN,
       }),
       now: () => clock,
     });
@@ -105,20 +98,8 @@ describe("scoreUsers", function () {
   }
 
   /** Fan records as lookupArai leaves them (type=activityData); the calls are not counted. */
-  async function seed(items: readonly Item[]) {
-    for (const batch of chunk(items, 25)) {
-      await dynamo.documents.send(
-        new BatchWriteCommand({ RequestItems: { [table]: batch.map((item) => ({ PutRequest: { Item: item } })) } }),
-      );
-    }
-    dynamo.proxy.requests.length = 0;
-  }
-
-  async function stored(globalUserId: string): Promise<Item | undefined> {
-    return (await dynamo.documents.send(new GetCommand({ TableName: table, Key: { userId: globalUserId } }))).Item;
-  }
-
-  const failedIds = (response: BatchResponse) => response.batchItemFailures.map((failure) => failure.itemIdentifier);
+  const seed = (items: readonly Item[]) => dynamo.seed(table, items);
+  const stored = (globalUserId: string) => dynamo.item(table, globalUserId);
 
   it("scores the recorded activityData change: one model request as Databricks expects it, the score stored with its version", async function () {
     const event = fixture<{ Records: { kinesis: { sequenceNumber: string } }[] }>("kinesis-fan-table-activity-data.json");
@@ -340,8 +321,8 @@ describe("scoreUsers", function () {
 
     const { result, logs } = await worker()(event);
 
-    assert.deepEqual(failedIds(result), [firstBad, ...otherBad]);
-    assert.ok(!failedIds(result).includes(validSequence!), "the valid record is not failed");
+    assert.deepEqual(failuresOf(result), [firstBad, ...otherBad]);
+    assert.ok(!failuresOf(result).includes(validSequence!), "the valid record is not failed");
     const warnings = logs.filter((line) => line.message === "record failed");
     assert.equal(warnings.length, entries.length);
     entries.forEach(({ reason }, index) => {
@@ -367,10 +348,10 @@ describe("scoreUsers", function () {
 
     const { result, logs } = await worker()(event);
 
-    assert.deepEqual(failedIds(result), sequenceNumbers);
+    assert.deepEqual(failuresOf(result), sequenceNumbers);
     assert.equal(model.requests.length, 3, "one request, two retries");
     assert.equal(dynamo.proxy.requests.length, 0, "nothing written");
-    const errors = logs.filter((line) => line.level === "ERROR");
+    const errors = linesAt(logs, "ERROR");
     assert.equal(errors.length, 1, JSON.stringify(errors));
     assert.equal(errors[0]!.service, "scoreUsers");
     assert.equal(errors[0]!.dependency, "scoring model");
@@ -381,7 +362,7 @@ describe("scoreUsers", function () {
       String((errors[0]!.error as { message: string }).message),
       /^scoring model POST \S+ failed after 3 attempts: HTTP 503/,
     );
-    const reasons = logs.filter((line) => line.message === "record failed").map((line) => String(line.reason));
+    const reasons = failureReasons(logs);
     assert.equal(reasons.length, 3);
     for (const reason of reasons) assert.match(reason, /^not scored: scoring model .*HTTP 503/);
   });
@@ -399,10 +380,10 @@ describe("scoreUsers", function () {
 
       const { result, logs } = await worker()(event);
 
-      assert.deepEqual(failedIds(result), sequenceNumbers);
+      assert.deepEqual(failuresOf(result), sequenceNumbers);
       assert.equal(model.requests.length, 1, "a wrong answer is not asked again");
       assert.equal(dynamo.proxy.requests.length, 0);
-      const error = logs.find((line) => line.level === "ERROR");
+      const error = linesAt(logs, "ERROR")[0];
       assert.match(
         String((error?.error as { message?: string })?.message),
         /scoring model .*(predictions for 2 records|not a score in \[0, 1\])/,
@@ -422,26 +403,14 @@ describe("scoreUsers", function () {
 
     const { result } = await worker({ MODEL_BATCH_SIZE: "2" })(event);
 
-    assert.deepEqual(failedIds(result), sequenceNumbers.slice(2, 4));
+    assert.deepEqual(failuresOf(result), sequenceNumbers.slice(2, 4));
     assert.deepEqual(countOperations(dynamo.proxy), { UpdateItem: 3 });
     assert.equal((await stored("gu-c4a70003"))?.score, undefined);
     assert.equal((await stored("gu-c4a70005"))?.type, "score");
   });
 
   it("fails a fan's records when its write fails for another reason than a newer score, and stores the others", async function () {
-    dynamo.intercept = (request) =>
-      operationOf(request) === "UpdateItem" && request.body.includes('"gu-f41100b2"')
-        ? {
-            answer: {
-              status: 400,
-              headers: { "content-type": "application/x-amz-json-1.0" },
-              body: {
-                __type: "com.amazonaws.dynamodb.v20120810#ValidationException",
-                message: "Item size has exceeded the maximum allowed size",
-              },
-            },
-          }
-        : undefined;
+    dynamo.intercept = serviceRefuses(["UpdateItem"], DYNAMO_ITEM_TOO_LARGE, (request) => request.body.includes('"gu-f41100b2"'));
     const changes = [
       activityDataChange({ globalUserId: "gu-f41100b1", araiVersion: 1 }),
       activityDataChange({ globalUserId: "gu-f41100b2", araiVersion: 1 }),
@@ -453,8 +422,8 @@ describe("scoreUsers", function () {
 
     const { result, logs } = await worker()(event);
 
-    assert.deepEqual(failedIds(result), [sequenceNumbers[1], sequenceNumbers[3]]);
-    const reasons = logs.filter((line) => line.message === "record failed").map((line) => String(line.reason));
+    assert.deepEqual(failuresOf(result), [sequenceNumbers[1], sequenceNumbers[3]]);
+    const reasons = failureReasons(logs);
     for (const reason of reasons) {
       assert.match(reason, new RegExp(`^score not stored: UpdateItem on ${table} failed: ValidationException: Item size`));
     }
@@ -471,16 +440,7 @@ describe("scoreUsers", function () {
   });
 
   describe("built by its factory, as Lambda runs it", function () {
-    const ENVIRONMENT = {
-      AWS_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: "test",
-      AWS_SECRET_ACCESS_KEY: "test",
-      AWS_SESSION_TOKEN: undefined,
-      AWS_PROFILE: undefined,
-      AWS_ENDPOINT_URL: undefined,
-      AWS_LAMBDA_LOG_LEVEL: undefined,
-      POWERTOOLS_LOG_LEVEL: "INFO",
-    };
+    const ENVIRONMENT = { ...LAMBDA_AWS, AWS_LAMBDA_LOG_LEVEL: undefined, POWERTOOLS_LOG_LEVEL: "INFO" };
 
     it("reads its environment, the token once per container, and stores scores through the endpoints it is given", async function () {
       secrets.requests.length = 0;

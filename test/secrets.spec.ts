@@ -1,8 +1,9 @@
 import * as assert from "node:assert/strict";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { z } from "zod";
 import { createSecretReader } from "../workers/runtime/secrets";
 import { type AwsOperation, awsJsonResponder, operationOf, WireServer } from "./support/http";
+import { secretsManagerClient } from "./support/secrets";
 
 const SECRET_ARN = "arn:aws:secretsmanager:us-east-1:254688921111:secret:fan-identity/appsync-api-keys-Q1w2E3";
 const API_KEYS = z.object({ apiKeys: z.array(z.string().min(1)).min(1) });
@@ -30,11 +31,7 @@ describe("createSecretReader (Secrets Manager at the wire)", function () {
 
   before(async function () {
     server = await WireServer.start(awsJsonResponder({ GetSecretValue: () => answer() }));
-    client = new SecretsManagerClient({
-      endpoint: server.url,
-      region: "us-east-1",
-      credentials: { accessKeyId: "test", secretAccessKey: "test" },
-    });
+    client = secretsManagerClient(server);
   });
   after(async function () {
     client?.destroy();

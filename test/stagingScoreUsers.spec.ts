@@ -5,42 +5,38 @@
  */
 import * as assert from "node:assert/strict";
 import { Logger } from "@aws-lambda-powertools/logger";
-import { BatchWriteCommand, GetCommand } from "@aws-sdk/lib-dynamodb";
 import type { BatchResponse } from "../workers/runtime/batch";
 import { loadEnvironment } from "../workers/runtime/environment";
-import { chunk } from "../workers/runtime/retry";
-import { createModelClient, createModelTokenReader } from "../workers/scoring/modelServing";
 import { createStagingScoreUsers, stagingScoreUsers } from "../workers/stagingScoreUsers";
 import { stagingScoreUsersContract } from "../workers/stagingScoreUsers/contract";
+import { failureReasons, failuresOf } from "./support/batch";
+import { LAMBDA_AWS, setEnvironment } from "./support/environment";
 import {
   activityDataChange,
   activityDataImage,
   araiFor,
   type ChangeRecord,
-  fixture,
+  expectedScore,
   kinesisEvent,
   MODEL_TOKEN,
   MODEL_TOKEN_SECRET_ARN,
-  ModelServer,
+  modelClientFor,
+  type ModelServer,
   modelRecordsOf,
-  predictionFor,
-  secretsClient,
-  setEnvironment,
+  type ScoringServices,
   STAGING_MODEL_PATH,
-  startModelTokenSecrets,
+  startScoringServices,
 } from "./support/fanTableStream";
+import { fixture } from "./support/fixtures";
 import { countOperations, type Interception, operationOf, type RecordedRequest, type WireServer } from "./support/http";
-import { type LocalDynamo, startDynamo } from "./support/localAws";
-import { captureLogs, type LogLine } from "./support/logs";
+import type { LocalDynamo } from "./support/localAws";
+import { captureLogs, linesAt, type LogLine } from "./support/logs";
 
 const STAGING_VERSION = "fan-risk-8-rc1";
 const RECORDED_FAN = "gu-3b9e51d7";
 
 type Item = Record<string, unknown>;
 type WriteRequest = { PutRequest: { Item: Record<string, { S?: string }> } };
-
-const expectedScore = (globalUserId: string, arai: unknown) =>
-  predictionFor({ globalUserId, raw_json_string: JSON.stringify(arai) });
 
 /** The puts a recorded BatchWriteItem request carried, by key. */
 const putKeys = (request: RecordedRequest) =>
@@ -49,26 +45,22 @@ const putKeys = (request: RecordedRequest) =>
     .map((write) => write.PutRequest.Item.userId?.S);
 
 describe("stagingScoreUsers", function () {
+  let services: ScoringServices;
   let dynamo: LocalDynamo;
   let model: ModelServer;
   let secrets: WireServer;
-  let defaultAnswer: ModelServer["answer"];
   let table: string;
   const clock = new Date("2026-11-24T09:14:33.245Z");
 
   before(async function () {
-    [dynamo, model, secrets] = await Promise.all([startDynamo(), ModelServer.start(), startModelTokenSecrets()]);
-    defaultAnswer = model.answer;
+    services = await startScoringServices();
+    ({ dynamo, model, secrets } = services);
   });
   after(async function () {
-    await Promise.all([dynamo?.close(), model?.close(), secrets?.close()]);
+    await services?.close();
   });
   beforeEach(async function () {
-    table = await dynamo.createFanTable();
-    model.answer = defaultAnswer;
-    model.requests.length = 0;
-    dynamo.proxy.requests.length = 0;
-    dynamo.intercept = () => undefined;
+    table = await services.freshTable();
   });
 
   function worker(vars: Record<string, string> = {}) {
@@ -84,12 +76,11 @@ describe("stagingScoreUsers", function () {
       env,
       logger: new Logger({ serviceName: stagingScoreUsersContract.name, logLevel: "DEBUG" }),
       documents: dynamo.documents,
-      model: createModelClient({
+      model: modelClientFor(secrets, {
         url: env.MODEL_URL,
         timeoutMs: env.MODEL_TIMEOUT_MS,
         service: "staging scoring model",
-        baseDelayMs: 10,
-        readToken: createModelTokenReader({ secretId: env.MODEL_TOKEN_SECRET_ARN, client: secretsClient(secrets) }),
+        secretId: env.MODEL_TOKEN_SECRET_ARN,
       }),
       now: () => clock,
       batchOptions: { baseDelayMs: 5 },
@@ -98,14 +89,7 @@ describe("stagingScoreUsers", function () {
   }
 
   /** Fan records as lookupArai leaves them; the calls are not counted. */
-  async function seed(items: readonly Item[]) {
-    for (const batch of chunk(items, 25)) {
-      await dynamo.documents.send(
-        new BatchWriteCommand({ RequestItems: { [table]: batch.map((item) => ({ PutRequest: { Item: item } })) } }),
-      );
-    }
-    dynamo.proxy.requests.length = 0;
-  }
+  const seed = (items: readonly Item[]) => dynamo.seed(table, items);
 
   const fanRecord = (globalUserId: string): Item => ({
     userId: globalUserId,
@@ -116,9 +100,7 @@ describe("stagingScoreUsers", function () {
     dateUpdated: "2026-11-24T09:14:32.540Z",
   });
 
-  async function stored(userId: string): Promise<Item | undefined> {
-    return (await dynamo.documents.send(new GetCommand({ TableName: table, Key: { userId } }))).Item;
-  }
+  const stored = (userId: string) => dynamo.item(table, userId);
 
   /**
    * Makes DynamoDB leave the put of `userId` unprocessed in the next `times` BatchWriteItem
@@ -146,8 +128,6 @@ describe("stagingScoreUsers", function () {
       };
     };
   }
-
-  const failedIds = (response: BatchResponse) => response.batchItemFailures.map((failure) => failure.itemIdentifier);
 
   it("scores the recorded change with the staging endpoint and puts the staging item, leaving the fan record untouched", async function () {
     const image = activityDataImage();
@@ -239,9 +219,9 @@ describe("stagingScoreUsers", function () {
 
     const { result, logs } = await worker()(event);
 
-    assert.deepEqual(failedIds(result), [sequenceNumbers[3], sequenceNumbers[10]]);
+    assert.deepEqual(failuresOf(result), [sequenceNumbers[3], sequenceNumbers[10]]);
     assert.deepEqual(countOperations(dynamo.proxy), { BatchWriteItem: 5 }, "the first call and four retries of the stuck item");
-    const reasons = logs.filter((line) => line.message === "record failed").map((line) => String(line.reason));
+    const reasons = failureReasons(logs);
     assert.deepEqual(reasons, [
       "score not stored: still unprocessed after 5 BatchWriteItem attempts",
       "score not stored: still unprocessed after 5 BatchWriteItem attempts",
@@ -279,9 +259,9 @@ describe("stagingScoreUsers", function () {
 
     const { result, logs } = await worker()(event);
 
-    assert.deepEqual(failedIds(result), sequenceNumbers.slice(0, 2));
+    assert.deepEqual(failuresOf(result), sequenceNumbers.slice(0, 2));
     assert.deepEqual(
-      logs.filter((line) => line.message === "record failed").map((line) => String(line.reason).split(":")[0]),
+      failureReasons(logs).map((reason) => reason.split(":")[0]),
       ["data is not base64", "activityData image is not as expected"],
     );
     assert.equal((await stored("staging#gu-8d000002"))?.version, STAGING_VERSION);
@@ -296,9 +276,9 @@ describe("stagingScoreUsers", function () {
 
     const { result, logs } = await worker()(event);
 
-    assert.deepEqual(failedIds(result), sequenceNumbers);
+    assert.deepEqual(failuresOf(result), sequenceNumbers);
     assert.equal(dynamo.proxy.requests.length, 0);
-    const error = logs.find((line) => line.level === "ERROR");
+    const error = linesAt(logs, "ERROR")[0];
     assert.equal(error?.dependency, "staging scoring model");
     assert.equal(error?.status, 503);
     assert.match(
@@ -310,12 +290,7 @@ describe("stagingScoreUsers", function () {
   it("built by its factory, reads its environment and writes through the endpoints it is given", async function () {
     secrets.requests.length = 0;
     const restore = setEnvironment({
-      AWS_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: "test",
-      AWS_SECRET_ACCESS_KEY: "test",
-      AWS_SESSION_TOKEN: undefined,
-      AWS_PROFILE: undefined,
-      AWS_ENDPOINT_URL: undefined,
+      ...LAMBDA_AWS,
       AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
       TABLE_NAME: table,

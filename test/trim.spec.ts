@@ -3,10 +3,7 @@
  * accounts cut to their limits, and the JSON always under 64 KB.
  */
 import * as assert from "node:assert/strict";
-import * as fs from "node:fs";
-import * as path from "node:path";
 import * as fc from "fast-check";
-import { projectRoot } from "../components/archive";
 import {
   type AraiDocument,
   LINKED_ACCOUNTS_LIMIT,
@@ -15,10 +12,9 @@ import {
   SNAPSHOT_BYTE_LIMIT,
   trimArai,
 } from "../workers/lookupArai/trim";
+import { fixture } from "./support/fixtures";
 
-const ARAI = JSON.parse(
-  fs.readFileSync(path.join(projectRoot(), "test", "fixtures", "arai", "account-activity.json"), "utf8"),
-) as AraiDocument & { loginHistory: Record<string, unknown>[] };
+const ARAI = fixture<AraiDocument & { loginHistory: Record<string, unknown>[] }>("arai/account-activity.json");
 
 const bytesOf = (value: unknown) => Buffer.byteLength(JSON.stringify(value), "utf8");
 

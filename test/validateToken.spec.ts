@@ -1,10 +1,7 @@
 import * as assert from "node:assert/strict";
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { Logger } from "@aws-lambda-powertools/logger";
 import * as fc from "fast-check";
 import { createRemoteJWKSet, errors, type JWTPayload, type RemoteJWKSetOptions } from "jose";
-import { projectRoot } from "../components/archive";
 import {
   type AppSyncAuthorizerEvent,
   type AppSyncAuthorizerResult,
@@ -17,7 +14,9 @@ import {
 import { validateTokenContract } from "../workers/validateToken/contract";
 import { createValidateToken, validateToken } from "../workers/validateToken";
 import { loadEnvironment } from "../workers/runtime/environment";
-import { awsJsonResponder, operationOf, WireServer } from "./support/http";
+import { LAMBDA_AWS, setEnvironment } from "./support/environment";
+import { fixture } from "./support/fixtures";
+import { operationOf, type WireServer } from "./support/http";
 import {
   createSigningKey,
   hmacWithPublicKey,
@@ -30,7 +29,8 @@ import {
   withFlippedSignatureBit,
   withPayload,
 } from "./support/jwks";
-import { captureLogs, type LogLine } from "./support/logs";
+import { captureLogs, linesAt, type LogLine } from "./support/logs";
+import { ACCESS_DENIED, startSecrets } from "./support/secrets";
 
 const API_KEY = "BE9DC5E3-D410-4733-AF76-70178092E681";
 const ROTATED_API_KEY = "5F3A1C2B-7E41-4D0B-9A8C-0123456789AB";
@@ -96,9 +96,7 @@ const DENIED_UNCACHED: AppSyncAuthorizerResult = { isAuthorized: false, ttlOverr
 
 const REGISTERED_CLAIMS = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
 
-const FIXTURE = JSON.parse(
-  fs.readFileSync(path.join(projectRoot(), "test", "fixtures", "events", "appsync-authorizer.json"), "utf8"),
-) as AppSyncAuthorizerEvent & { requestContext: Record<string, unknown> };
+const FIXTURE = fixture<AppSyncAuthorizerEvent & { requestContext: Record<string, unknown> }>("appsync-authorizer.json");
 
 let requestCount = 0;
 /** The recorded AppSync event with the authorization token given (absent when undefined). */
@@ -157,26 +155,6 @@ function directAuthoriser(jwksUrl: string, options: DirectOptions = {}): Authori
   });
   return recording(handler);
 }
-
-/** Sets environment variables (undefined removes one); returns what puts them back. */
-function setEnvironment(vars: Record<string, string | undefined>): () => void {
-  const previous = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
-  const apply = (values: Record<string, string | undefined>) => {
-    for (const [name, value] of Object.entries(values)) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
-  };
-  apply(vars);
-  return () => apply(previous);
-}
-
-const secretAnswer = (arn: string, document: unknown) => ({
-  ARN: arn,
-  Name: arn.split(":").at(-1),
-  SecretString: JSON.stringify(document),
-  VersionId: "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111",
-});
 
 describe("validateToken", function () {
   let keys: { primary: SigningKey; secondary: SigningKey; attacker: SigningKey };
@@ -462,7 +440,7 @@ describe("validateToken", function () {
       });
       assert.deepEqual(await authoriser.authorise(`${API_KEY}:${await sotc()}`), DENIED_UNCACHED);
       assert.deepEqual(await authoriser.authorise(API_KEY), DENIED_UNCACHED);
-      const line = authoriser.logs.find((log) => log.level === "ERROR");
+      const line = linesAt(authoriser.logs, "ERROR")[0];
       assert.equal(line?.message, "denied: the accepted API keys could not be read");
       assert.match(JSON.stringify(line?.error), /AccessDeniedException/);
     });
@@ -487,7 +465,7 @@ describe("validateToken", function () {
       server.mode = "unavailable";
       const authoriser = directAuthoriser(server.url);
       assert.deepEqual(await authoriser.authorise(`${API_KEY}:${await sotc()}`), LOGGED_OUT_UNCACHED);
-      const line = authoriser.logs.find((log) => log.level === "ERROR");
+      const line = linesAt(authoriser.logs, "ERROR")[0];
       assert.equal(line?.message, "logged out, uncached: SOTC could not be verified");
       assert.deepEqual(line?.error, {
         message: "Expected 200 OK from the JSON Web Key Set HTTP response",
@@ -544,35 +522,15 @@ describe("validateToken", function () {
     const UNREADABLE_SECRET_ARN = `${SECRET_ARN}-unreadable`;
 
     before(async function () {
-      secretsManager = await WireServer.start(
-        awsJsonResponder({
-          GetSecretValue: (input) => {
-            if (input.SecretId === SECRET_ARN) return secretAnswer(SECRET_ARN, { apiKeys: [API_KEY, ROTATED_API_KEY] });
-            if (input.SecretId === UNREADABLE_SECRET_ARN && apiKeysReadable) {
-              return secretAnswer(UNREADABLE_SECRET_ARN, { apiKeys: [API_KEY] });
-            }
-            if (input.SecretId === UNREADABLE_SECRET_ARN) {
-              return {
-                error: {
-                  type: "AccessDeniedException",
-                  message: "User is not authorized to perform: secretsmanager:GetSecretValue",
-                },
-              };
-            }
-            return { error: { type: "ResourceNotFoundException", message: "Secrets Manager can't find the specified secret." } };
-          },
-        }),
-      );
+      secretsManager = await startSecrets((secretId) => {
+        if (secretId === SECRET_ARN) return { apiKeys: [API_KEY, ROTATED_API_KEY] };
+        if (secretId === UNREADABLE_SECRET_ARN) return apiKeysReadable ? { apiKeys: [API_KEY] } : ACCESS_DENIED;
+        return undefined;
+      });
       restoreEnvironment = setEnvironment({
         ...BASE_VARS,
         JWKS_URL: jwksServer.url,
-        AWS_REGION: "us-east-1",
-        AWS_ACCESS_KEY_ID: "test",
-        AWS_SECRET_ACCESS_KEY: "test",
-        AWS_SESSION_TOKEN: undefined,
-        AWS_PROFILE: undefined,
-        AWS_ENDPOINT_URL: undefined,
-        AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: undefined,
+        ...LAMBDA_AWS,
         AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsManager.url,
         AWS_LAMBDA_LOG_LEVEL: undefined,
         POWERTOOLS_LOG_LEVEL: "DEBUG",
@@ -630,7 +588,7 @@ describe("validateToken", function () {
       const authoriser = coldStart({ JWKS_URL: server.url });
       const token = await sotc();
       assert.deepEqual(await authoriser.authorise(`${API_KEY}:${token}`), LOGGED_OUT_UNCACHED);
-      const line = authoriser.logs.find((log) => log.level === "ERROR");
+      const line = linesAt(authoriser.logs, "ERROR")[0];
       assert.equal(line?.message, "logged out, uncached: SOTC could not be verified");
       assert.equal(line?.service, "validateToken");
       server.mode = "up";
@@ -642,7 +600,7 @@ describe("validateToken", function () {
       server.mode = "hang";
       const authoriser = coldStart({ JWKS_URL: server.url, JWKS_TIMEOUT_MS: "100" });
       assert.deepEqual(await authoriser.authorise(`${API_KEY}:${await sotc()}`), LOGGED_OUT_UNCACHED);
-      const line = authoriser.logs.find((log) => log.level === "ERROR");
+      const line = linesAt(authoriser.logs, "ERROR")[0];
       assert.equal((line?.error as { code?: string }).code, "ERR_JWKS_TIMEOUT");
     });
 
@@ -653,7 +611,7 @@ describe("validateToken", function () {
         const token = await sotc();
         assert.deepEqual(await authoriser.authorise(`${API_KEY}:${token}`), DENIED_UNCACHED);
         assert.deepEqual(await authoriser.authorise(API_KEY), DENIED_UNCACHED);
-        const line = authoriser.logs.find((log) => log.level === "ERROR");
+        const line = linesAt(authoriser.logs, "ERROR")[0];
         assert.equal(line?.message, "denied: the accepted API keys could not be read");
         const error = JSON.stringify(line?.error);
         assert.ok(error.includes(UNREADABLE_SECRET_ARN) && error.includes("AccessDeniedException"), error);

@@ -13,7 +13,8 @@ function matches(pattern: Pattern, value: unknown): boolean {
     const field = (value as Record<string, unknown>)[key];
     if (!Array.isArray(expected)) return matches(expected as Pattern, field);
     return expected.some((entry) => {
-      if (typeof entry === "object" && entry !== null && "exists" in entry) return (entry as { exists: boolean }).exists === (field !== undefined);
+      if (typeof entry === "object" && entry !== null && "exists" in entry)
+        return (entry as { exists: boolean }).exists === (field !== undefined);
       return Array.isArray(field) ? field.includes(entry) : field === entry;
     });
   });

@@ -3,21 +3,17 @@
  * events built from the recorded fixtures, and the Databricks model-serving endpoint and Secrets
  * Manager mocked at the wire.
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
-import { projectRoot } from "../../components/archive";
-import { type Answer, awsJsonResponder, type RecordedRequest, WireServer } from "./http";
+import { createModelClient, createModelTokenReader, type ModelClient } from "../../workers/scoring/modelServing";
+import { fixture } from "./fixtures";
+import { type Answer, type RecordedRequest, WireServer } from "./http";
+import { type LocalDynamo, startDynamo } from "./localAws";
+import { secretsManagerClient, startSecrets } from "./secrets";
 
 export const MODEL_PATH = "/serving-endpoints/fan-risk-qa1/invocations";
 export const STAGING_MODEL_PATH = "/serving-endpoints/fan-risk-qa1-staging/invocations";
 export const MODEL_TOKEN = "dapi0f3c9a8e7d6b5a4c3b2a1f0e9d8c7b6a5";
 export const MODEL_TOKEN_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:210987654321:secret:vfid-qa1-model-serving-token-Xy7Kp2";
-
-export function fixture<T = Record<string, unknown>>(name: string): T {
-  return JSON.parse(fs.readFileSync(path.join(projectRoot(), "test", "fixtures", "events", name), "utf8")) as T;
-}
 
 /** A DynamoDB change record as the table's Kinesis streaming destination writes it. */
 export type ChangeRecord = Record<string, unknown> & { eventName: string; dynamodb: Record<string, unknown> };
@@ -109,11 +105,16 @@ export function predictionFor(record: ModelRecord): number {
   return Math.round((hash / 10_006) * 10_000) / 10_000;
 }
 
+/** What the fake model answers for a fan's ARAI. */
+export const expectedScore = (globalUserId: string, arai: unknown) =>
+  predictionFor({ globalUserId, raw_json_string: JSON.stringify(arai) });
+
+type ModelAnswer = (records: ModelRecord[], request: RecordedRequest) => Answer;
+const predictEach: ModelAnswer = (records) => ({ body: { predictions: records.map(predictionFor) } });
+
 /** A model-serving endpoint at the wire; `answer` decides each response (by default: a prediction per record). */
 export class ModelServer {
-  answer: (records: ModelRecord[], request: RecordedRequest) => Answer = (records) => ({
-    body: { predictions: records.map(predictionFor) },
-  });
+  answer: ModelAnswer = predictEach;
   private constructor(readonly server: WireServer) {}
 
   static async start(): Promise<ModelServer> {
@@ -127,6 +128,12 @@ export class ModelServer {
     return this.server.requests;
   }
 
+  /** Back to the default answer, with no request recorded. */
+  reset(): void {
+    this.answer = predictEach;
+    this.requests.length = 0;
+  }
+
   url(pathname = MODEL_PATH): string {
     return `${this.server.url}${pathname}`;
   }
@@ -137,40 +144,49 @@ export class ModelServer {
 }
 
 /** Secrets Manager at the wire, holding the model-serving token secret. */
-export async function startModelTokenSecrets(token = MODEL_TOKEN): Promise<WireServer> {
-  return WireServer.start(
-    awsJsonResponder({
-      GetSecretValue: (input) =>
-        input.SecretId === MODEL_TOKEN_SECRET_ARN
-          ? {
-              ARN: MODEL_TOKEN_SECRET_ARN,
-              Name: "vfid-qa1-model-serving-token",
-              SecretString: JSON.stringify({ token }),
-              VersionId: "3f6c2d1e-8a9b-4c7d-9e0f-EXAMPLE22222",
-            }
-          : { error: { type: "ResourceNotFoundException", message: "Secrets Manager can't find the specified secret." } },
-    }),
-  );
+export function startModelTokenSecrets(token = MODEL_TOKEN): Promise<WireServer> {
+  return startSecrets({ [MODEL_TOKEN_SECRET_ARN]: { token } });
 }
 
-/** A Secrets Manager client for the fake, as the factory would build it against AWS_ENDPOINT_URL_SECRETS_MANAGER. */
-export function secretsClient(server: WireServer): SecretsManagerClient {
-  return new SecretsManagerClient({
-    endpoint: server.url,
-    region: "us-east-1",
-    credentials: { accessKeyId: "test", secretAccessKey: "test" },
+/** A model client as the scoring workers' factories build it, its token read from `secrets`, retrying after 10 ms. */
+export function modelClientFor(
+  secrets: WireServer,
+  options: { url: string; timeoutMs: number; service: string; secretId: string },
+): ModelClient {
+  return createModelClient({
+    url: options.url,
+    timeoutMs: options.timeoutMs,
+    service: options.service,
+    baseDelayMs: 10,
+    readToken: createModelTokenReader({ secretId: options.secretId, client: secretsManagerClient(secrets) }),
   });
 }
 
-/** Sets environment variables (undefined removes one); returns what puts them back. */
-export function setEnvironment(vars: Record<string, string | undefined>): () => void {
-  const previous = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
-  const apply = (values: Record<string, string | undefined>) => {
-    for (const [name, value] of Object.entries(values)) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
+/** What the scoring workers call: local DynamoDB, the model endpoint, and Secrets Manager holding the model's token. */
+export interface ScoringServices {
+  readonly dynamo: LocalDynamo;
+  readonly model: ModelServer;
+  readonly secrets: WireServer;
+  /** A new fan table, and the services as they started: the model's default answer, no calls recorded, nothing intercepted. */
+  freshTable(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function startScoringServices(): Promise<ScoringServices> {
+  const [dynamo, model, secrets] = await Promise.all([startDynamo(), ModelServer.start(), startModelTokenSecrets()]);
+  return {
+    dynamo,
+    model,
+    secrets,
+    async freshTable() {
+      const table = await dynamo.createFanTable();
+      model.reset();
+      dynamo.proxy.requests.length = 0;
+      dynamo.intercept = () => undefined;
+      return table;
+    },
+    async close() {
+      await Promise.all([dynamo.close(), model.close(), secrets.close()]);
+    },
   };
-  apply(vars);
-  return () => apply(previous);
 }

@@ -3,7 +3,7 @@
  * on loopback, each behind a recording proxy so tests count the calls at the service.
  */
 import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
@@ -12,6 +12,7 @@ import {
   type Message,
 } from "@aws-sdk/client-sqs";
 import type { AddressInfo } from "node:net";
+import { chunk } from "../../workers/runtime/retry";
 import { startProxy, type Interception, type RecordedRequest, type WireServer } from "./http";
 
 const credentials = { accessKeyId: "test", secretAccessKey: "test" };
@@ -32,6 +33,10 @@ export interface LocalDynamo {
   createFanTable(name?: string): Promise<string>;
   /** Every item of a table. */
   scan(table: string): Promise<Record<string, unknown>[]>;
+  /** The item of a fan table under `userId`, if there is one. */
+  item(table: string, userId: string): Promise<Record<string, unknown> | undefined>;
+  /** Writes items as a test's starting state: the calls are not counted (the proxy's record is cleared). */
+  seed(table: string, items: readonly Record<string, unknown>[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -74,6 +79,17 @@ export async function startDynamo(): Promise<LocalDynamo> {
         start = page.LastEvaluatedKey;
       } while (start);
       return items;
+    },
+    async item(table: string, userId: string) {
+      return (await documents.send(new GetCommand({ TableName: table, Key: { userId } }))).Item;
+    },
+    async seed(table: string, items: readonly Record<string, unknown>[]) {
+      for (const batch of chunk(items, 25)) {
+        await documents.send(
+          new BatchWriteCommand({ RequestItems: { [table]: batch.map((item) => ({ PutRequest: { Item: item } })) } }),
+        );
+      }
+      proxy.requests.length = 0;
     },
     async close() {
       client.destroy();

@@ -29,3 +29,11 @@ export async function captureLogs<T>(action: () => Promise<T>): Promise<{ result
     streams.forEach((stream, index) => (stream.write = writes[index]!));
   }
 }
+
+/** The lines logged at `level`, in order. */
+export function linesAt(logs: readonly LogLine[], level: "DEBUG" | "INFO" | "WARN" | "ERROR"): LogLine[] {
+  return logs.filter((line) => line.level === level);
+}
+
+/** The WARN lines, in order: a batch worker writes one for each record it fails. */
+export const warnings = (logs: readonly LogLine[]): LogLine[] => linesAt(logs, "WARN");

@@ -1,9 +1,11 @@
 /**
- * Kinesis events built from the fixtures in test/fixtures/events, the scoring queues read back
- * as a consumer reads them, and the ways SQS and DynamoDB misbehave, for the stream workers' tests.
+ * Kinesis records built from the fixtures in test/fixtures/events, the scoring queues' messages
+ * read back as a consumer reads them, and the ways SQS and DynamoDB misbehave, for the stream and
+ * table workers' tests.
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
+import { createHash } from "node:crypto";
+import type { Message } from "@aws-sdk/client-sqs";
+import { activityMessageSchema } from "../../workers/scoring/activity";
 import { type Interception, operationOf, type RecordedRequest } from "./http";
 
 export interface KinesisFixtureRecord {
@@ -27,13 +29,6 @@ export interface KinesisFixtureEvent {
   Records: KinesisFixtureRecord[];
 }
 
-/** A Kinesis event from test/fixtures/events (read from the source tree; tsc does not copy JSON). */
-export function kinesisFixture(name: string): KinesisFixtureEvent {
-  return JSON.parse(
-    fs.readFileSync(path.resolve(__dirname, "../../../test/fixtures/events", name), "utf8"),
-  ) as KinesisFixtureEvent;
-}
-
 /** The JSON a Kinesis record carries. */
 export function payloadOf(record: KinesisFixtureRecord): unknown {
   return JSON.parse(Buffer.from(record.kinesis.data, "base64").toString("utf8"));
@@ -44,6 +39,18 @@ const base64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
 /** A shard position: 56 digits like Kinesis's, increasing with `index`. */
 export const sequenceNumber = (index: number) =>
   `4965782840918770152001999524250839011995335832${String(index).padStart(10, "0")}`;
+
+/** The shard positions at `indexes`. */
+export const seqs = (indexes: readonly number[]) => indexes.map(sequenceNumber);
+
+/** The activity a scoring-queue message carries, checked as its consumer checks it. */
+export const bodyOf = (message: Message) => activityMessageSchema().parse(JSON.parse(message.Body!));
+
+/** A system attribute of a received message (MessageGroupId, MessageDeduplicationId, …). */
+export const attribute = (message: Message, name: string) => message.Attributes?.[name as keyof Message["Attributes"]];
+
+/** SHA-256 of the text's UTF-8 bytes, in hex, as the workers derive deduplication ids. */
+export const sha256 = (text: string) => createHash("sha256").update(text, "utf8").digest("hex");
 
 export interface RecordOptions {
   /** `data` exactly as given (not JSON-encoded, not base64-encoded). */
@@ -72,7 +79,7 @@ export function recordLike(
 
 type SendEntry = { Id: string; MessageBody: string; MessageGroupId?: string; MessageDeduplicationId?: string };
 
-const SQS_JSON = { "content-type": "application/x-amz-json-1.0" };
+const AMZ_JSON_1_0 = { "content-type": "application/x-amz-json-1.0" };
 
 export interface Refusal {
   /** The entries SQS refuses. */
@@ -111,7 +118,7 @@ export function refuseEntries(...refusals: readonly Refusal[]): (request: Record
     if (refused.length === 0) return undefined;
     const answers = refused.map(({ entry, refusal }) => failed(entry, refusal));
     const passed = body.Entries.filter((entry) => !refused.some((item) => item.entry === entry));
-    if (passed.length === 0) return { answer: { status: 200, headers: SQS_JSON, body: { Successful: [], Failed: answers } } };
+    if (passed.length === 0) return { answer: { status: 200, headers: AMZ_JSON_1_0, body: { Successful: [], Failed: answers } } };
     return {
       forwardBody: JSON.stringify({ ...body, Entries: passed }),
       rewriteAnswer: (text) => {
@@ -122,41 +129,34 @@ export function refuseEntries(...refusals: readonly Refusal[]): (request: Record
   };
 }
 
-/** A service down: every request for `operations` answers HTTP 500 in the service's error shape. */
-export function serviceDown(
+type ServiceError = { type: string; message: string };
+type Misbehaviour = (
   operations: readonly string[],
-  error: { type: string; message: string },
-  when: (request: RecordedRequest) => boolean = () => true,
-): (request: RecordedRequest) => Interception | undefined {
-  return (request) =>
-    operations.includes(operationOf(request) ?? "") && when(request)
-      ? { answer: { status: 500, headers: SQS_JSON, body: { __type: error.type, message: error.message } } }
-      : undefined;
+  error: ServiceError,
+  when?: (request: RecordedRequest) => boolean,
+) => (request: RecordedRequest) => Interception | undefined;
+
+/** Every request for `operations` that `when` picks (all, by default) answered with HTTP `status` and `error`. */
+function answering(status: number): Misbehaviour {
+  return (operations, error, when = () => true) =>
+    (request) =>
+      operations.includes(operationOf(request) ?? "") && when(request)
+        ? { answer: { status, headers: AMZ_JSON_1_0, body: { __type: error.type, message: error.message } } }
+        : undefined;
 }
+
+/** A service down: the requests picked answer HTTP 500 in the service's error shape. */
+export const serviceDown = answering(500);
+
+/** A service refusing a request: the requests picked answer HTTP 400 with the error given. */
+export const serviceRefuses = answering(400);
 
 export const SQS_INTERNAL_ERROR = { type: "com.amazonaws.sqs#InternalError", message: "We encountered an internal error." };
 export const DYNAMO_INTERNAL_ERROR = {
   type: "com.amazonaws.dynamodb.v20120810#InternalServerError",
   message: "Internal server error",
 };
-
-/** The environment variables a test sets, restored afterwards. */
-export function environmentSaver(names: readonly string[]) {
-  let saved: Record<string, string | undefined> = {};
-  return {
-    save() {
-      saved = Object.fromEntries(names.map((name) => [name, process.env[name]]));
-    },
-    /** Clears `names`, then sets `values`. */
-    set(values: Record<string, string>) {
-      for (const name of names) delete process.env[name];
-      Object.assign(process.env, values);
-    },
-    restore() {
-      for (const name of names) {
-        if (saved[name] === undefined) delete process.env[name];
-        else process.env[name] = saved[name];
-      }
-    },
-  };
-}
+export const DYNAMO_ITEM_TOO_LARGE = {
+  type: "com.amazonaws.dynamodb.v20120810#ValidationException",
+  message: "Item size has exceeded the maximum allowed size",
+};
