@@ -5,7 +5,7 @@
 import { strict as assert } from "node:assert";
 import { invokeArchive } from "../tools/offline/archive";
 import { archiveShelf, resultsOf } from "./support/archives";
-import { ModelServer } from "./support/fanTableStream";
+import { activityDataImage, ModelServer } from "./support/fanTableStream";
 import { fixture } from "./support/fixtures";
 import { WireServer } from "./support/http";
 import { type LocalDynamo, type LocalSqs, startDynamo, startSqs } from "./support/localAws";
@@ -99,6 +99,8 @@ describe("scoring archives, run in a fresh process as Lambda runs them", functio
   ] as const) {
     it(`${worker} scores a real table change through the model and stores the score`, async function () {
       const event = fixture("kinesis-fan-table-activity-data.json");
+      // The fan record the change came from, as lookupArai wrote it.
+      await dynamo.seed(table, [activityDataImage()]);
       const result = await run(worker, event, { MODEL_URL: model.url() });
       assert.deepEqual(result, { batchItemFailures: [] });
       const stored = (await dynamo.scan(table)).find((item) => item.userId === key("gu-3b9e51d7"));
