@@ -15,6 +15,7 @@ import { projectRoot } from "../components/archive";
 import appsyncEvent from "../test/fixtures/events/appsync-authorizer.json";
 import s3Event from "../test/fixtures/events/s3-export-success.json";
 import { awsJsonResponder, WireServer } from "../test/support/http";
+import { startSecrets } from "../test/support/secrets";
 import { createSigningKey, JwksServer, signSotc } from "../test/support/jwks";
 import { median, table } from "./report";
 
@@ -34,11 +35,7 @@ export async function benchArchives(): Promise<void> {
   });
 
   const glue = await WireServer.start(awsJsonResponder({ StartWorkflowRun: () => ({ RunId: "wr_bench" }) }));
-  const secrets = await WireServer.start(
-    awsJsonResponder({
-      GetSecretValue: (input) => ({ ARN: input.SecretId, SecretString: JSON.stringify({ apiKeys: [API_KEY] }) }),
-    }),
-  );
+  const secrets = await startSecrets(() => ({ apiKeys: [API_KEY] }));
   const key = await createSigningKey("bench");
   const jwks = await JwksServer.start([key]);
 

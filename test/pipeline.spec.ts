@@ -18,13 +18,13 @@ import { enqueueFromPurchaseStream } from "../workers/enqueueFromPurchaseStream"
 import { lookupArai } from "../workers/lookupArai";
 import { processRescoreEvents } from "../workers/processRescoreEvents";
 import { scoreUsers } from "../workers/scoreUsers";
-import araiDocument from "./fixtures/arai/account-activity.json";
 import { LAMBDA_BASICS, setEnvironment } from "./support/environment";
 import { deliversKinesisRecord } from "./support/eventFilter";
 import { fixture } from "./support/fixtures";
 import { ModelServer, predictionFor } from "./support/fanTableStream";
-import { awsJsonResponder, countOperations, WireServer } from "./support/http";
+import { countOperations, WireServer } from "./support/http";
 import { type LocalDynamo, type LocalSqs, startDynamo, startSqs } from "./support/localAws";
+import { startSecrets } from "./support/secrets";
 
 type Item = Record<string, unknown>;
 type Handler = (event: unknown) => Promise<{ batchItemFailures: { itemIdentifier: string }[] }>;
@@ -48,18 +48,11 @@ describe("the scoring pipeline, one activity end to end", function () {
     [dynamo, sqs, model] = await Promise.all([startDynamo(), startSqs(), ModelServer.start()]);
     table = await dynamo.createFanTable();
     queue = await sqs.createQueue("vfid-qa1-us-east-1-acct-activity-sqs.fifo");
-    secrets = await WireServer.start(
-      awsJsonResponder({
-        GetSecretValue: (input) => ({
-          ARN: input.SecretId,
-          SecretString:
-            input.SecretId === "arai-credentials"
-              ? JSON.stringify({ username: "svc-scoring", password: "pw", clientId: "fan-identity" })
-              : JSON.stringify({ token: "dapi-pipeline" }),
-        }),
-      }),
-    );
-    arai = await WireServer.start(() => ({ body: { ...araiDocument, globalUserId: FAN } }));
+    secrets = await startSecrets({
+      "arai-credentials": { username: "svc-scoring", password: "pw", clientId: "fan-identity" },
+      "model-serving-token": { token: "dapi-pipeline" },
+    });
+    arai = await WireServer.start(() => ({ body: { ...fixture<object>("arai/account-activity.json"), globalUserId: FAN } }));
     // Every worker reads what it needs from one Lambda-like environment.
     restore = setEnvironment({
       ...LAMBDA_BASICS,
