@@ -5,7 +5,7 @@
 import * as assert from "node:assert/strict";
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import * as fc from "fast-check";
-import { HttpServiceError } from "../workers/runtime/http";
+import { isHttpServiceError } from "../workers/runtime/http";
 import { araiUrl } from "../workers/lookupArai/araiClient";
 import { ARAI_PATH_TEMPLATE as PATH_TEMPLATE, ARAI_SECRET_ARN as SECRET_ARN, araiClientFor } from "./support/arai";
 import { fixture } from "./support/fixtures";
@@ -97,7 +97,7 @@ describe("accounts ARAI API client", function () {
   it("fails after three 503s, naming the service, the operation, the status and the body", async function () {
     answer = () => ({ status: 503, body: { message: "Service Unavailable" } });
     const error = await rejection(araiClient().fetchArai("gu-7f3c2a91"));
-    assert.ok(error instanceof HttpServiceError);
+    assert.ok(isHttpServiceError(error));
     assert.equal(error.status, 503);
     assert.equal(
       error.message,

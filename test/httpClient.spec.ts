@@ -3,7 +3,7 @@
  * server on loopback: what it retries, how often, and what its errors say.
  */
 import * as assert from "node:assert/strict";
-import { createHttpClient, type HttpClientOptions, HttpServiceError } from "../workers/runtime/http";
+import { createHttpClient, type HttpClientOptions, type HttpServiceError, isHttpServiceError } from "../workers/runtime/http";
 import { type Answer, WireServer } from "./support/http";
 
 const SERVICE = "accounts ARAI API";
@@ -49,7 +49,7 @@ describe("createHttpClient (workers/runtime/http.ts)", function () {
       () => assert.fail("expected the request to fail"),
       (error: unknown) => error,
     );
-    assert.ok(error instanceof HttpServiceError, String(error));
+    assert.ok(isHttpServiceError(error), String(error));
     return error;
   }
 

@@ -4,7 +4,7 @@
  */
 import * as assert from "node:assert/strict";
 import * as fc from "fast-check";
-import { HttpServiceError } from "../workers/runtime/http";
+import { isHttpServiceError } from "../workers/runtime/http";
 import { createModelClient, createModelTokenReader, invalidPredictions, type ModelInput } from "../workers/scoring/modelServing";
 import {
   MODEL_PATH,
@@ -98,7 +98,7 @@ describe("model serving client", function () {
     const error = await failure(client().predict(inputs(2)));
 
     assert.equal(model.requests.length, 3, "one request and two retries");
-    assert.ok(error instanceof HttpServiceError);
+    assert.ok(isHttpServiceError(error));
     assert.equal(error.service, SERVICE);
     assert.equal(error.status, 503);
     for (const fact of [SERVICE, `POST ${MODEL_PATH}`, "after 3 attempts", "HTTP 503", "TEMPORARILY_UNAVAILABLE"]) {

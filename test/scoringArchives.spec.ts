@@ -93,6 +93,33 @@ describe("scoring archives, run in a fresh process as Lambda runs them", functio
     assert.equal((Item?.arai as { globalUserId: string }).globalUserId, globalUserId);
   });
 
+  it("lookupArai, the ARAI API down, fails the message and says which service, operation and status", async function () {
+    const down = await WireServer.start(() => ({ status: 503, body: { message: "maintenance" } }));
+    try {
+      const event = fixture<{ Records: { messageId: string }[] }>("sqs-account-activity-fifo.json");
+      const { archive, lambdaEnv } = await shelf.deployed(plan, "scoring-east", "lookupArai");
+      // A table with no record of the fan: its ARAI is not fresh, so it is fetched.
+      const report = await invokeArchive(
+        archive,
+        event,
+        lambdaEnv({
+          ...services(),
+          TABLE_NAME: await dynamo.createFanTable(),
+          ARAI_URL_TEMPLATE: `${down.url}/{globalUserId}`,
+          ARAI_TIMEOUT_MS: "500",
+        }),
+      );
+      const [result] = resultsOf(report);
+      assert.deepEqual(result, { batchItemFailures: [{ itemIdentifier: event.Records[0]!.messageId }] });
+      const reasons = report.logs.filter((line) => line.message === "record failed").map((line) => String(line.reason));
+      assert.equal(reasons.length, 1);
+      // The error built inside the archive keeps its message (a serialized Error subclass would not).
+      assert.match(reasons[0]!, /accounts ARAI API GET account activity failed after 3 attempts: HTTP 503: .*maintenance/);
+    } finally {
+      await down.close();
+    }
+  });
+
   for (const [worker, key] of [
     ["scoreUsers", (id: string) => id],
     ["stagingScoreUsers", (id: string) => `staging#${id}`],

@@ -78,7 +78,7 @@ export interface InvokeReport {
   /** From the process's start to its first result, as a cold start would see it. */
   readonly firstResultMs: number;
   readonly invocations: { ms: number; result?: unknown; error?: { name: string; message: string } }[];
-  /** The JSON log lines the worker wrote, parsed. */
+  /** The JSON log lines the worker wrote (stdout, then stderr), parsed. */
   readonly logs: Record<string, unknown>[];
 }
 
@@ -98,7 +98,7 @@ export async function invokeArchive(
   const resultFile = path.join(work, "result.json");
   fs.writeFileSync(eventFile, JSON.stringify(event));
   const runner = path.join(__dirname, "invoke.js");
-  let stdout = "";
+  let output = "";
   try {
     await new Promise<void>((resolve, reject) => {
       execFile(
@@ -106,13 +106,14 @@ export async function invokeArchive(
         [runner, archive.dir, eventFile, resultFile, String(times)],
         { cwd: archive.dir, env: { PATH: process.env.PATH ?? "", ...env }, timeout: 60_000 },
         (error, out, stderr) => {
-          stdout = out;
+          // Powertools writes DEBUG and INFO to stdout, WARN and ERROR to stderr.
+          output = `${out}\n${stderr}`;
           if (error) reject(new Error(`archive run failed: ${error.message}\n${stderr}`));
           else resolve();
         },
       );
     });
-    const logs = stdout
+    const logs = output
       .split("\n")
       .filter((line) => line.startsWith("{"))
       .map((line) => JSON.parse(line) as Record<string, unknown>);

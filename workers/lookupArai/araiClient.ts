@@ -5,7 +5,7 @@
  * answer, not a failure: asking again would not change it.
  */
 import { z } from "zod";
-import { createHttpClient, type HttpClientOptions, HttpServiceError } from "../runtime/http";
+import { createHttpClient, type HttpClientOptions, httpServiceError, isHttpServiceError } from "../runtime/http";
 import { decodeWith } from "../runtime/records";
 import type { AraiDocument } from "./trim";
 
@@ -79,11 +79,11 @@ export function createAraiClient(options: AraiClientOptions) {
       try {
         ({ body } = await request({ operation: ARAI_OPERATION, url: araiUrl(options.urlTemplate, globalUserId) }));
       } catch (error) {
-        if (error instanceof HttpServiceError && error.status === 404) return { status: "unknownFan" };
+        if (isHttpServiceError(error) && error.status === 404) return { status: "unknownFan" };
         throw error;
       }
       const decoded = decodeWith(schema, body, "ARAI document");
-      if (!decoded.ok) throw new HttpServiceError(ARAI_SERVICE, ARAI_OPERATION, 200, decoded.reason, 1);
+      if (!decoded.ok) throw httpServiceError(ARAI_SERVICE, ARAI_OPERATION, 200, decoded.reason, 1);
       return { status: "found", arai: decoded.value };
     },
   };

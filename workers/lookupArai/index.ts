@@ -4,7 +4,7 @@ import { type BatchResponse, partialBatchResponse, type RecordFailure, stopGroup
 import { defineWorker } from "../runtime/contract";
 import { batchGetItems, type BatchOptions } from "../runtime/dynamo";
 import { loadEnvironment } from "../runtime/environment";
-import { HttpServiceError } from "../runtime/http";
+import { isHttpServiceError } from "../runtime/http";
 import { createLogger, describeError, type Logger } from "../runtime/logging";
 import { decodeJson, decodeWith, parseEvent, sqsEventSchema } from "../runtime/records";
 import { mapConcurrently } from "../runtime/retry";
@@ -31,7 +31,7 @@ export interface LookupAraiDependencies {
 
 /** What a log line says about a failure: for the ARAI API, the service, operation and status apart. */
 function failureDetails(error: unknown): Record<string, unknown> {
-  if (error instanceof HttpServiceError) {
+  if (isHttpServiceError(error)) {
     return { service: error.service, operation: error.operation, status: error.status, message: error.message };
   }
   return describeError(error);

@@ -35,26 +35,43 @@ export interface HttpResponse {
 }
 
 /** A failed call: names the service, the operation, and what came back (status and body start). */
-export class HttpServiceError extends Error {
-  constructor(
-    readonly service: string,
-    readonly operation: string,
-    readonly status: number | undefined,
-    detail: string,
-    readonly attempts: number,
-    options?: { cause?: unknown },
-  ) {
-    super(
-      `${service} ${operation} failed${attempts > 1 ? ` after ${attempts} attempts` : ""}: ${status === undefined ? "" : `HTTP ${status}: `}${detail}`,
-      options,
-    );
-    this.name = "HttpServiceError";
-  }
-
+export interface HttpServiceError extends Error {
+  readonly name: "HttpServiceError";
+  readonly service: string;
+  readonly operation: string;
+  readonly status: number | undefined;
+  readonly attempts: number;
   /** Not worth another attempt: the request itself was refused. */
-  get permanent(): boolean {
-    return this.status !== undefined && this.status >= 400 && this.status < 500 && this.status !== 408 && this.status !== 429;
-  }
+  readonly permanent: boolean;
+}
+
+/**
+ * Builds an HttpServiceError. A plain Error with fields, not a subclass: Pulumi's closure
+ * serialization rewrites `class … extends Error` into a function whose `super` call loses the
+ * message, so a subclass would reach the logs of a deployed worker without one.
+ */
+export function httpServiceError(
+  service: string,
+  operation: string,
+  status: number | undefined,
+  detail: string,
+  attempts: number,
+  options?: { cause?: unknown },
+): HttpServiceError {
+  const message = `${service} ${operation} failed${attempts > 1 ? ` after ${attempts} attempts` : ""}: ${status === undefined ? "" : `HTTP ${status}: `}${detail}`;
+  const permanent = status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429;
+  return Object.assign(new Error(message, options), {
+    name: "HttpServiceError" as const,
+    service,
+    operation,
+    status,
+    attempts,
+    permanent,
+  });
+}
+
+export function isHttpServiceError(error: unknown): error is HttpServiceError {
+  return error instanceof Error && error.name === "HttpServiceError";
 }
 
 const excerpt = (text: string) => (text.length > 300 ? `${text.slice(0, 300)}…` : text) || "(empty body)";
@@ -81,10 +98,10 @@ export function createHttpClient(options: HttpClientOptions) {
         } catch (error) {
           const timedOut = (error as Error).name === "TimeoutError";
           const detail = timedOut ? `no answer within ${options.timeoutMs} ms` : `${(error as Error).message}${causeOf(error)}`;
-          throw new HttpServiceError(options.service, req.operation, undefined, detail, attempts, { cause: error });
+          throw httpServiceError(options.service, req.operation, undefined, detail, attempts, { cause: error });
         }
         const text = await response.text();
-        if (!response.ok) throw new HttpServiceError(options.service, req.operation, response.status, excerpt(text), attempts);
+        if (!response.ok) throw httpServiceError(options.service, req.operation, response.status, excerpt(text), attempts);
         try {
           return {
             status: response.status,
@@ -92,7 +109,7 @@ export function createHttpClient(options: HttpClientOptions) {
             headers: response.headers,
           };
         } catch {
-          throw new HttpServiceError(
+          throw httpServiceError(
             options.service,
             req.operation,
             response.status,
@@ -104,7 +121,7 @@ export function createHttpClient(options: HttpClientOptions) {
       {
         attempts: retries + 1,
         baseDelayMs: options.baseDelayMs ?? 100,
-        retryable: (error) => !(error instanceof HttpServiceError && error.permanent),
+        retryable: (error) => !(isHttpServiceError(error) && error.permanent),
       },
     );
   };

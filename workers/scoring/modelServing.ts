@@ -5,7 +5,7 @@
  */
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { z } from "zod";
-import { createHttpClient, HttpServiceError } from "../runtime/http";
+import { createHttpClient, httpServiceError } from "../runtime/http";
 import { createSecretReader } from "../runtime/secrets";
 
 /** One fan to score: the ARAI snapshot as the JSON text the model reads. */
@@ -97,7 +97,7 @@ export function createModelClient(options: ModelClientOptions): ModelClient {
       });
       const problem = invalidPredictions(answer.body, records.length);
       // Not retried: the endpoint answered, and the same request would get the same answer.
-      if (problem !== undefined) throw new HttpServiceError(options.service, operation, answer.status, problem, 1);
+      if (problem !== undefined) throw httpServiceError(options.service, operation, answer.status, problem, 1);
       return (answer.body as { predictions: number[] }).predictions;
     },
   };
