@@ -1,26 +1,42 @@
 /**
  * Partial batch responses: a batch reports the records that failed, by the identifier its
- * source uses (SQS messageId, Kinesis sequenceNumber), and Lambda retries only those. Every
- * failure is logged with what was wrong; nothing is dropped without a trace.
+ * source uses (SQS messageId, Kinesis sequenceNumber, Kafka partition and offset), and Lambda
+ * retries only those. Every failure is logged with what was wrong; nothing is dropped without a trace.
  */
 import type { Logger } from "./logging";
 
-export interface BatchResponse {
-  batchItemFailures: { itemIdentifier: string }[];
+/** A Kafka record (MSK or self-managed, provisioned mode): its `<topic>-<partition>` and offset. */
+export interface KafkaItemIdentifier {
+  readonly partition: string;
+  readonly offset: number;
 }
 
-export interface RecordFailure {
+/** How a batch names a record: a string (SQS, Kinesis, DynamoDB streams) or, for Kafka, an object. */
+export type ItemIdentifier = string | KafkaItemIdentifier;
+
+export interface BatchResponse<Id extends ItemIdentifier = string> {
+  batchItemFailures: { itemIdentifier: Id }[];
+}
+
+export interface RecordFailure<Id extends ItemIdentifier = string> {
   /** The record's identifier in the batch response. */
-  readonly id: string;
+  readonly id: Id;
   /** What was wrong, for the log. */
   readonly reason: string;
 }
 
 /** Logs each failure once and builds the response, identifiers in the order first reported. */
-export function partialBatchResponse(failures: readonly RecordFailure[], logger: Logger): BatchResponse {
-  const reported: string[] = [];
+export function partialBatchResponse<Id extends ItemIdentifier = string>(
+  failures: readonly RecordFailure<Id>[],
+  logger: Logger,
+): BatchResponse<Id> {
+  const reported: Id[] = [];
+  const seen = new Set<string>();
   for (const failure of failures) {
-    if (reported.includes(failure.id)) continue;
+    // Kafka identifiers are objects: compare them by value.
+    const key = typeof failure.id === "string" ? failure.id : `${failure.id.partition}\n${failure.id.offset}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
     reported.push(failure.id);
     logger.warn("record failed", { record: failure.id, reason: failure.reason });
   }

@@ -69,6 +69,21 @@ export function decodeKinesisData(record: KinesisRecord): Decoded<unknown> {
   return decodeJson(Buffer.from(data, "base64").toString("utf8"), "data");
 }
 
+/**
+ * The JSON document that base64 text carries (a Kafka record's value, say), or why not. The bytes
+ * must be UTF-8: bytes that are not are refused, not read as replacement characters.
+ */
+export function decodeBase64Json(encoded: string, what: string): Decoded<unknown> {
+  if (!BASE64.test(encoded)) return { ok: false, reason: `${what} is not base64` };
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.from(encoded, "base64"));
+  } catch {
+    return { ok: false, reason: `${what} is not UTF-8` };
+  }
+  return decodeJson(text, what);
+}
+
 /** Validates `value` against `schema`, or says which fields were wrong. */
 export function decodeWith<T>(schema: z.ZodType<T>, value: unknown, what: string): Decoded<T> {
   const parsed = schema.safeParse(value);

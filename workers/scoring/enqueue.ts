@@ -214,7 +214,7 @@ function activityFrom<T>(
 
 /** A record read as activity, ready to send. */
 export interface PlannedActivity {
-  /** The record's sequence number: its identifier in the batch response. */
+  /** The producing record's id in the batch (a Kinesis record's sequence number: its identifier in the batch response). */
   readonly id: string;
   readonly message: ActivityMessage;
   readonly deduplicationId: string;

@@ -1,0 +1,19 @@
+import { z } from "zod";
+import { defineContract } from "../runtime/contract";
+import { fifoQueueUrl } from "../scoring/enqueue";
+
+export const enqueueFromActivityStreamContract = defineContract({
+  name: "enqueueFromActivityStream",
+  description: "Enqueues fans' scorable activity on the Kafka user-activity topic for scoring",
+  environment: () =>
+    z.object({
+      /** The account-activity FIFO queue. */
+      ACTIVITY_QUEUE_URL: fifoQueueUrl(),
+    }),
+  access: {
+    lambda_sqs_producer: { actions: ["sqs:SendMessage"], on: "the account-activity queue" },
+  },
+  packages: ["zod", "@aws-lambda-powertools/logger", "@aws-sdk/client-sqs"],
+});
+
+export type EnqueueFromActivityStreamEnvironment = z.infer<ReturnType<typeof enqueueFromActivityStreamContract.environment>>;

@@ -1,0 +1,148 @@
+/**
+ * The Kafka user-activity topic: the events Lambda delivers from a self-managed Kafka source, each
+ * record's value read as an activity (SPEC §2), and the scorable ones planned as messages for the
+ * account-activity FIFO queue. Pure functions; the worker (enqueueFromActivityStream) does the I/O.
+ */
+import { z } from "zod";
+import type { KafkaItemIdentifier } from "../runtime/batch";
+import { decodeBase64Json, decodeWith } from "../runtime/records";
+import { globalUserIdSchema, isScorable } from "./activity";
+import { activityTime, deduplicationId, type PlannedActivity } from "./enqueue";
+
+/** Lambda's docs spell a self-managed source `SelfManagedKafka`; events also come as `aws:SelfManagedKafka`. */
+export const KAFKA_EVENT_SOURCES = ["SelfManagedKafka", "aws:SelfManagedKafka"] as const;
+
+/** A self-managed Kafka event: records grouped by `<topic>-<partition>`; only what the worker reads is required. */
+export const kafkaEventSchema = () =>
+  z.object({
+    eventSource: z.enum(KAFKA_EVENT_SOURCES),
+    bootstrapServers: z.string().optional(),
+    records: z.record(
+      z.string().min(1),
+      z.array(
+        z.object({
+          topic: z.string().min(1),
+          partition: z.number().int().min(0),
+          offset: z.number().int().min(0),
+          /** Epoch milliseconds (CREATE_TIME or LOG_APPEND_TIME); -1 when the record has none. */
+          timestamp: z.number().optional(),
+          timestampType: z.string().optional(),
+          // Base64; a tombstone has a null value, a record may have no key.
+          key: z.string().nullish(),
+          value: z.string().nullish(),
+          headers: z.array(z.unknown()).optional(),
+        }),
+      ),
+    ),
+  });
+export type KafkaEvent = z.infer<ReturnType<typeof kafkaEventSchema>>;
+export type KafkaRecord = KafkaEvent["records"][string][number];
+
+/** A record of the event with its identifier in the batch response. */
+export interface IdentifiedKafkaRecord {
+  readonly id: KafkaItemIdentifier;
+  readonly record: KafkaRecord;
+}
+
+/**
+ * The event's records in the order Lambda delivered them (partition by partition, each by offset),
+ * each identified by the group it came in (`<topic>-<partition>`, as Lambda expects it back) and its offset.
+ */
+export function kafkaRecordsInOrder(event: KafkaEvent): IdentifiedKafkaRecord[] {
+  return Object.entries(event.records).flatMap(([partition, records]) =>
+    records.map((record) => ({ id: { partition, offset: record.offset }, record })),
+  );
+}
+
+/** A Kafka identifier as one string, for maps and for the ids of outgoing messages. */
+export const kafkaRecordKey = (id: KafkaItemIdentifier) => `${id.partition}@${id.offset}`;
+
+/** What one user-activity record means for scoring. */
+export type KafkaReading =
+  | {
+      readonly kind: "activity";
+      readonly globalUserId: string;
+      readonly action: string;
+      /** The activity's own time, as it gives it (ISO 8601 or epoch milliseconds). */
+      readonly timestamp?: unknown;
+    }
+  | { readonly kind: "skip"; readonly reason: string }
+  | { readonly kind: "fail"; readonly reason: string };
+
+/**
+ * Builds the reader of user-activity records (its schema once, at cold start). A record is an
+ * activity `{ globalUserId, action, result, timestamp?, metadata? }`, base64 UTF-8 JSON: one that
+ * is not fails; a valid one that is not scorable (another action, a result other than success) is skipped.
+ */
+export function createUserActivityReader(): (record: KafkaRecord) => KafkaReading {
+  const schema = z.object({
+    globalUserId: globalUserIdSchema(),
+    action: z.string(),
+    result: z.string(),
+    // Producers write an absent optional field as null too; a missing or unusable time falls back to the record's.
+    timestamp: z.union([z.string(), z.number()]).nullish(),
+    metadata: z.record(z.string(), z.unknown()).nullish(),
+  });
+  return (record) => {
+    if (record.value === undefined) return { kind: "fail", reason: "record has no value" };
+    if (record.value === null) return { kind: "fail", reason: "value is null (a tombstone), not an activity" };
+    const data = decodeBase64Json(record.value, "value");
+    if (!data.ok) return { kind: "fail", reason: data.reason };
+    const decoded = decodeWith(schema, data.value, "activity");
+    if (!decoded.ok) return { kind: "fail", reason: decoded.reason };
+    const { globalUserId, action, result, timestamp } = decoded.value;
+    if (!isScorable(decoded.value)) {
+      return {
+        kind: "skip",
+        reason: result === "success" ? `action ${action} is not scorable` : `${action} result is ${result}, not success`,
+      };
+    }
+    return { kind: "activity", globalUserId, action, timestamp };
+  };
+}
+
+// 9999-12-31T23:59:59.999Z: the last instant ISO 8601 writes with a four-digit year, as the queues' messages carry it.
+const LATEST_EPOCH_MS = 253_402_300_799_999;
+
+/** An epoch-milliseconds time the queues can carry, else undefined. */
+function epochMillis(value: unknown): number | undefined {
+  return typeof value === "number" && Number.isFinite(value) && value > 0 && value <= LATEST_EPOCH_MS ? value : undefined;
+}
+
+/**
+ * When the fan acted: the activity's own timestamp (ISO 8601 with a zone, or epoch milliseconds)
+ * when valid, else the Kafka record's timestamp (epoch milliseconds; -1 when it has none), else now.
+ */
+export function kafkaActivityTime(timestamp: unknown, recordTimestamp: number | undefined, now: Date): string {
+  const own = typeof timestamp === "number" ? epochMillis(timestamp) : undefined;
+  const fallback = epochMillis(recordTimestamp);
+  return activityTime(
+    own === undefined ? timestamp : new Date(own).toISOString(),
+    fallback === undefined ? undefined : fallback / 1000,
+    now,
+  );
+}
+
+/** What identifies a Kafka record, hashed into its FIFO deduplication id: its topic, partition and offset. */
+export function kafkaRecordIdentity(record: KafkaRecord): string[] {
+  return [record.topic, String(record.partition), String(record.offset)];
+}
+
+/** The activity message a scorable record stands for, identified by `kafkaRecordKey` of its identifier. */
+export function planKafkaActivity(
+  id: KafkaItemIdentifier,
+  record: KafkaRecord,
+  reading: Extract<KafkaReading, { kind: "activity" }>,
+  now: Date,
+): PlannedActivity {
+  return {
+    id: kafkaRecordKey(id),
+    message: {
+      globalUserId: reading.globalUserId,
+      source: "kafka",
+      action: reading.action,
+      at: kafkaActivityTime(reading.timestamp, record.timestamp, now),
+    },
+    deduplicationId: deduplicationId(...kafkaRecordIdentity(record)),
+  };
+}
