@@ -5,10 +5,12 @@
  * they assert nothing.
  */
 import { benchArchives } from "./archives";
+import { benchArmScore } from "./armScore";
 import { benchScoring } from "./scoring";
 
 const BENCHMARKS: Record<string, () => Promise<void>> = {
   archives: benchArchives,
+  armScore: benchArmScore,
   scoring: benchScoring,
 };
 

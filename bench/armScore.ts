@@ -1,0 +1,212 @@
+/**
+ * getArmScore against a local redis-server.
+ *
+ * 1. Latency of a warm handler (its connection made), many sequential calls over a few thousand
+ *    fans, next to a bare ioredis GET on the same server: what the worker adds to the read.
+ * 2. How long an invocation takes to fail when Redis is not there, with the default timeouts
+ *    (connect 1000 ms, command 500 ms; the function's timeout is 6 s): connection refused; Redis
+ *    stopped after a first call; a server that takes the connection but answers nothing (a
+ *    stopped redis-server process); and a host that does not answer at all (a stopped
+ *    redis-server whose accept queue is full, so the kernel drops the connection attempt as a
+ *    blackholed address would).
+ */
+import { Logger } from "@aws-lambda-powertools/logger";
+import { Redis } from "ioredis";
+import { createGetArmScore } from "../workers/getArmScore";
+import { getArmScoreContract } from "../workers/getArmScore/contract";
+import { type ArmRedisReader, createArmRedisReader } from "../workers/getArmScore/redis";
+import { freePort, type RedisServer, startBlackholedRedis, startRedis } from "../test/support/redis";
+import { median, percentile, table } from "./report";
+
+const FANS = 5000;
+const CALLS = Number(process.env.BENCH_CALLS ?? 20_000);
+const WARMUP = 1000;
+const FAILURE_RUNS = Number(process.env.BENCH_FAILURE_RUNS ?? 5);
+const DEFAULTS = { connectTimeoutMs: 1000, commandTimeoutMs: 500 } as const;
+
+const fanOf = (index: number) => `gu-${(0x100000 + index).toString(16)}`;
+const ms = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
+const format = (value: number) => (value < 10 ? `${value.toFixed(3)} ms` : `${value.toFixed(0)} ms`);
+
+function reader(url: string): ArmRedisReader {
+  return createArmRedisReader({ url, clusterMode: false, ...DEFAULTS, connectionName: getArmScoreContract.name });
+}
+
+function handlerOn(redis: ArmRedisReader) {
+  // Silent: the failures below are expected, and their error is printed once per case.
+  return createGetArmScore({ redis, logger: new Logger({ serviceName: getArmScoreContract.name, logLevel: "SILENT" }) });
+}
+
+/** Latencies of `count` sequential calls of `call` over the fans, in ms. */
+async function latencies(count: number, call: (fan: string) => Promise<unknown>): Promise<number[]> {
+  const times: number[] = [];
+  for (let index = 0; index < count; index++) {
+    const fan = fanOf((index * 7919) % FANS);
+    const start = process.hrtime.bigint();
+    await call(fan);
+    times.push(ms(start));
+  }
+  return times;
+}
+
+async function warmLatency(server: RedisServer): Promise<string[][]> {
+  const arm = reader(server.url);
+  const getArmScore = handlerOn(arm);
+  const bare = new Redis({ host: server.host, port: server.port });
+  try {
+    await latencies(WARMUP, (fan) => getArmScore({ globalUserId: fan }));
+    await latencies(WARMUP, (fan) => bare.get(`user:${fan}`));
+    // Interleaved rounds, so both see the same machine.
+    const worker: number[] = [];
+    const plain: number[] = [];
+    for (let round = 0; round < 4; round++) {
+      worker.push(...(await latencies(CALLS / 4, (fan) => getArmScore({ arguments: { globalUserId: fan } }))));
+      plain.push(...(await latencies(CALLS / 4, (fan) => bare.get(`user:${fan}`))));
+    }
+    const row = (name: string, times: number[]) => [
+      name,
+      String(times.length),
+      format(percentile(times, 50)),
+      format(percentile(times, 99)),
+      format(Math.max(...times)),
+    ];
+    return [row("getArmScore handler (warm)", worker), row("bare ioredis GET", plain)];
+  } finally {
+    arm.close();
+    bare.disconnect();
+  }
+}
+
+/** Times `runs` failing invocations; each run builds its state with `setup` and cleans up with the returned function. */
+async function failure(
+  name: string,
+  runs: number,
+  setup: () => Promise<{ invoke: () => Promise<unknown>; cleanup: () => Promise<void> }>,
+): Promise<{ row: string[]; error: string }> {
+  const times: number[] = [];
+  let error = "(did not fail)";
+  for (let run = 0; run < runs; run++) {
+    const { invoke, cleanup } = await setup();
+    const start = process.hrtime.bigint();
+    try {
+      await invoke();
+    } catch (thrown) {
+      error = (thrown as Error).message.replace(/^getArmScore: ARM score of \S+ not read: GET \S+ on /, "");
+    }
+    times.push(ms(start));
+    await cleanup();
+  }
+  return { row: [name, String(runs), format(median(times)), format(Math.max(...times))], error };
+}
+
+async function failures(): Promise<{ row: string[]; error: string }[]> {
+  const fan = { globalUserId: fanOf(1) };
+  const rows: { row: string[]; error: string }[] = [];
+
+  rows.push(
+    await failure("connection refused (nothing listens), cold handler", FAILURE_RUNS, async () => {
+      const arm = reader(`redis://127.0.0.1:${await freePort()}`);
+      const handler = handlerOn(arm);
+      return { invoke: () => handler(fan), cleanup: async () => arm.close() };
+    }),
+  );
+
+  rows.push(
+    await failure("Redis stopped after a first call (kept connection)", FAILURE_RUNS, async () => {
+      const server = await startRedis();
+      const arm = reader(server.url);
+      const handler = handlerOn(arm);
+      await handler(fan);
+      await server.stop();
+      return { invoke: () => handler(fan), cleanup: async () => arm.close() };
+    }),
+  );
+
+  rows.push(
+    await failure("takes the connection, answers nothing, cold handler", FAILURE_RUNS, async () => {
+      const server = await startRedis();
+      server.pause();
+      const arm = reader(server.url);
+      const handler = handlerOn(arm);
+      return {
+        invoke: () => handler(fan),
+        cleanup: async () => {
+          arm.close();
+          await server.stop();
+        },
+      };
+    }),
+  );
+
+  rows.push(
+    await failure("stops answering on the kept connection", FAILURE_RUNS, async () => {
+      const server = await startRedis();
+      const arm = reader(server.url);
+      const handler = handlerOn(arm);
+      await handler(fan);
+      server.pause();
+      return {
+        invoke: () => handler(fan),
+        cleanup: async () => {
+          arm.close();
+          await server.stop();
+        },
+      };
+    }),
+  );
+
+  rows.push(
+    await failure("host does not answer (connection attempt dropped)", FAILURE_RUNS, async () => {
+      const server = await startBlackholedRedis();
+      const arm = reader(server.url);
+      const handler = handlerOn(arm);
+      return {
+        invoke: () => handler(fan),
+        cleanup: async () => {
+          arm.close();
+          await server.stop();
+        },
+      };
+    }),
+  );
+  return rows;
+}
+
+export async function benchArmScore(): Promise<void> {
+  const server = await startRedis();
+  try {
+    const pipeline = server.admin().pipeline();
+    for (let index = 0; index < FANS; index++) {
+      const fan = fanOf(index);
+      pipeline.set(
+        `user:${fan}`,
+        JSON.stringify({
+          global_user_id: fan,
+          arm_risk: (index % 5) + 1,
+          timestamp: "2026-11-24T06:00:00Z",
+          score_date: "2026-11-24",
+        }),
+      );
+    }
+    await pipeline.exec();
+    const version = /^redis_version:(\S+)/m.exec(await server.admin().info("server"))![1];
+    console.log(
+      `getArmScore against a local redis-server ${version} (loopback, ${FANS} fans stored; sequential calls, Node ${process.version})\n`,
+    );
+    console.log(table(["read", "calls", "p50", "p99", "max"], await warmLatency(server)));
+  } finally {
+    await server.stop();
+  }
+  console.log(
+    `\nTime to fail with Redis not there (connect timeout ${DEFAULTS.connectTimeoutMs} ms, command timeout ${DEFAULTS.commandTimeoutMs} ms; function timeout 6 s)\n`,
+  );
+  const cases = await failures();
+  console.log(
+    table(
+      ["case", "runs", "median", "max"],
+      cases.map((failed) => failed.row),
+    ),
+  );
+  console.log('\nThe errors (after "getArmScore: ARM score of <fan> not read: GET user:<fan> on"):\n');
+  for (const failed of cases) console.log(`- ${failed.row[0]}: ${failed.error}`);
+}

@@ -1,0 +1,76 @@
+import { defineWorker } from "../runtime/contract";
+import { loadEnvironment } from "../runtime/environment";
+import { createLogger, type Logger } from "../runtime/logging";
+import { armKey, type ArmScoreAnswer, readArmScore, requestedFan } from "./armScore";
+import { getArmScoreContract } from "./contract";
+import { type ArmRedisReader, createArmRedisReader, isRedisReadError } from "./redis";
+
+export type { ArmScoreAnswer } from "./armScore";
+
+export interface GetArmScoreDependencies {
+  readonly redis: Pick<ArmRedisReader, "get" | "target">;
+  readonly logger: Logger;
+}
+
+/** The function itself, with its Redis reader passed in. */
+export function createGetArmScore(deps: GetArmScoreDependencies) {
+  const { redis, logger } = deps;
+  const worker = getArmScoreContract.name;
+
+  return async function getArmScore(event: unknown): Promise<ArmScoreAnswer> {
+    const requested = requestedFan(event);
+    if (!requested.ok) {
+      logger.error("no fan to answer for", { reason: requested.reason });
+      throw new Error(`${worker}: ${requested.reason}`);
+    }
+    const { globalUserId } = requested;
+    const key = armKey(globalUserId);
+
+    let stored: string | null;
+    try {
+      stored = await redis.get(key);
+    } catch (error) {
+      // A key holding another type than a string is a bad value, like one that is not JSON.
+      if (isRedisReadError(error) && error.reply?.startsWith("WRONGTYPE")) {
+        logger.warn("invalid ARM score: answering null", {
+          globalUserId,
+          key,
+          reason: "key does not hold a string",
+          value: error.reply,
+        });
+        return { armScore: null };
+      }
+      const message = (error as Error).message;
+      logger.error("ARM score not read", { globalUserId, key, redis: redis.target, error: message });
+      throw new Error(`${worker}: ARM score of ${globalUserId} not read: ${message}`, { cause: error });
+    }
+
+    const reading = readArmScore(globalUserId, stored);
+    if (reading.invalid) {
+      logger.warn("invalid ARM score: answering null", {
+        globalUserId,
+        key,
+        reason: reading.invalid.reason,
+        value: reading.invalid.value,
+      });
+    }
+    logger.debug("ARM score answered", { globalUserId, via: requested.via, armScore: reading.armScore, found: stored !== null });
+    return { armScore: reading.armScore };
+  };
+}
+
+export const getArmScore = defineWorker(getArmScoreContract, () => {
+  const env = loadEnvironment(getArmScoreContract);
+  const logger = createLogger(getArmScoreContract);
+  // Built once per container: its connection is kept across invocations.
+  const redis = createArmRedisReader({
+    url: env.ARM_REDIS_URL,
+    readOnlyUrl: env.ARM_REDIS_READ_ONLY_URL,
+    clusterMode: env.ARM_REDIS_CLUSTER_MODE,
+    connectTimeoutMs: env.ARM_REDIS_CONNECT_TIMEOUT_MS,
+    commandTimeoutMs: env.ARM_REDIS_COMMAND_TIMEOUT_MS,
+    connectionName: getArmScoreContract.name,
+  });
+  const handler = createGetArmScore({ redis, logger });
+  return (event: unknown) => handler(event);
+});
