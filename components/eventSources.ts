@@ -107,3 +107,80 @@ export function sqsEventSource(
     opts,
   );
 }
+
+/**
+ * What a consumer of a self-managed Kafka cluster in the VPC needs: Lambda's pollers reach the
+ * brokers through network interfaces in the given subnets, authenticate with the secret, and hand
+ * records they gave up on to the failure queue.
+ */
+export function kafkaConsumerStatements(authSecretArn: pulumi.Input<string>, failureQueueArn: pulumi.Input<string>): Statement[] {
+  return [
+    {
+      actions: [
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeVpcs",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeSecurityGroups",
+      ],
+      resources: ["*"],
+    },
+    { actions: ["secretsmanager:GetSecretValue"], resources: [authSecretArn] },
+    { actions: ["sqs:SendMessage"], resources: [failureQueueArn] },
+  ];
+}
+
+export interface KafkaSourceArgs {
+  readonly functionName: pulumi.Input<string>;
+  readonly bootstrapServers: readonly string[];
+  readonly topic: string;
+  readonly consumerGroupId: string;
+  /** SASL_SCRAM_512_AUTH, SASL_SCRAM_256_AUTH or BASIC_AUTH, with the credentials in `authSecretArn`. */
+  readonly authType: string;
+  readonly authSecretArn: string;
+  /** Where the pollers' network interfaces go: the `app` tier and its security group. */
+  readonly subnetIds: pulumi.Input<string[]>;
+  readonly securityGroupId: pulumi.Input<string>;
+  readonly batchSize: number;
+  readonly pollers: { readonly minimum: number; readonly maximum: number };
+  readonly failureQueueArn: pulumi.Input<string>;
+  readonly tags: Record<string, string>;
+}
+
+/**
+ * A self-managed Kafka mapping in provisioned-poller mode, the mode in which Lambda gives Kafka
+ * sources the error handling of the other streams: partial batch responses, bisecting, two
+ * retries, and a failure destination.
+ */
+export function kafkaEventSource(
+  name: string,
+  args: KafkaSourceArgs,
+  opts: pulumi.CustomResourceOptions,
+): aws.lambda.EventSourceMapping {
+  return new aws.lambda.EventSourceMapping(
+    name,
+    {
+      functionName: args.functionName,
+      topics: [args.topic],
+      startingPosition: "LATEST",
+      batchSize: args.batchSize,
+      selfManagedEventSource: { endpoints: { KAFKA_BOOTSTRAP_SERVERS: args.bootstrapServers.join(",") } },
+      selfManagedKafkaEventSourceConfig: { consumerGroupId: args.consumerGroupId },
+      sourceAccessConfigurations: pulumi
+        .all([args.subnetIds, args.securityGroupId])
+        .apply(([subnetIds, securityGroupId]) => [
+          { type: args.authType, uri: args.authSecretArn },
+          ...subnetIds.map((subnetId) => ({ type: "VPC_SUBNET", uri: `subnet:${subnetId}` })),
+          { type: "VPC_SECURITY_GROUP", uri: `security_group:${securityGroupId}` },
+        ]),
+      provisionedPollerConfig: { minimumPollers: args.pollers.minimum, maximumPollers: args.pollers.maximum },
+      functionResponseTypes: ["ReportBatchItemFailures"],
+      bisectBatchOnFunctionError: true,
+      maximumRetryAttempts: 2,
+      destinationConfig: { onFailure: { destinationArn: args.failureQueueArn } },
+      tags: args.tags,
+    },
+    opts,
+  );
+}

@@ -5,21 +5,32 @@
  *   input streams ─▶ enqueue workers ─▶ account-activity FIFO / on-demand queue ─▶ lookupArai
  *   lookupArai ─▶ fan-identity table ─▶ table stream ─▶ scoreUsers, stagingScoreUsers
  *   rescore TTL deletions ─▶ table stream ─▶ processRescoreEvents ─▶ account-activity FIFO
+ *   Kafka user-activity topic ─▶ enqueueFromActivityStream ─▶ account-activity FIFO (when enabled)
+ *   getArmScore: the ARM team's Redis, for direct invocations and AppSync
  *
  * Instantiated once per region, each with its own regional platform.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { kinesisConsumerStatements, kinesisEventSource, sqsConsumerStatements, sqsEventSource } from "../components/eventSources";
+import {
+  kafkaConsumerStatements,
+  kafkaEventSource,
+  kinesisConsumerStatements,
+  kinesisEventSource,
+  sqsConsumerStatements,
+  sqsEventSource,
+} from "../components/eventSources";
 import type { Statement } from "../components/iam";
 import type { RegionalPlatform } from "../components/platform";
 import { Queue } from "../components/queue";
 import { SecretDocument } from "../components/secretDocument";
 import { type LogShippingTarget, WorkerFunction, type WorkerFunctionArgs } from "../components/workerFunction";
+import { enqueueFromActivityStream } from "../workers/enqueueFromActivityStream";
 import { enqueueFromDemandStream } from "../workers/enqueueFromDemandStream";
 import { enqueueFromPurchaseStream } from "../workers/enqueueFromPurchaseStream";
 import { enqueueFromSQJourneyStream } from "../workers/enqueueFromSQJourneyStream";
 import { enqueueFromVfStream } from "../workers/enqueueFromVfStream";
+import { getArmScore } from "../workers/getArmScore";
 import { lookupArai } from "../workers/lookupArai";
 import { processRescoreEvents } from "../workers/processRescoreEvents";
 import { scoreUsers } from "../workers/scoreUsers";
@@ -250,7 +261,64 @@ export class ScoringStack extends pulumi.ComponentResource {
       });
     const scorers = { score: scorer(scoreUsers, scoring.model), staging: scorer(stagingScoreUsers, scoring.stagingModel) };
 
+    // Kafka user activity → queue (SPEC §4.1), when the stack enables Kafka.
+    let activity: WorkerFunction | undefined;
+    const kafka = scoring.kafka.enabled ? region.kafka : undefined;
+    if (kafka) {
+      activity = worker(enqueueFromActivityStream.contract.name, {
+        worker: enqueueFromActivityStream,
+        timeoutSeconds: scoring.enqueueTimeoutSeconds,
+        environment: { ACTIVITY_QUEUE_URL: queueUrl.activity },
+        grants: { lambda_sqs_producer: [this.activityQueue.arn] },
+        policies: { kafka_consumer_policy: kafkaConsumerStatements(kafka.authSecretArn, this.streamFailures.arn) },
+      });
+      kafkaEventSource(
+        `${name}-kafka-to-enqueue`,
+        {
+          functionName: activity.function.name,
+          bootstrapServers: kafka.bootstrapServers,
+          topic: kafka.topic,
+          consumerGroupId: scoring.kafka.consumerGroupId,
+          authType: scoring.kafka.authType,
+          authSecretArn: kafka.authSecretArn,
+          subnetIds: platform.network.subnetIds("app"),
+          securityGroupId: securityGroup.id,
+          batchSize: scoring.kafka.batchSize,
+          pollers: { minimum: scoring.kafka.minimumPollers, maximum: scoring.kafka.maximumPollers },
+          failureQueueArn: this.streamFailures.arn,
+          tags,
+        },
+        { parent: this, dependsOn: activity.policies },
+      );
+    }
+
+    // The ARM score (SPEC §4.5): answers well inside its 6 s timeout, also with Redis down.
+    const arm = worker(getArmScore.contract.name, {
+      worker: getArmScore,
+      timeoutSeconds: 6,
+      environment: {
+        ARM_REDIS_URL: region.armRedis.url,
+        ...(region.armRedis.readOnlyUrl ? { ARM_REDIS_READ_ONLY_URL: region.armRedis.readOnlyUrl } : {}),
+        ARM_REDIS_CLUSTER_MODE: String(region.armRedis.clusterMode),
+      },
+      vpc: vpc("network"),
+    });
+    if (args.appsyncApiArn) {
+      new aws.lambda.Permission(
+        `${name}-getArmScore-appsync-invoke`,
+        {
+          action: "lambda:InvokeFunction",
+          function: arm.function.name,
+          principal: "appsync.amazonaws.com",
+          sourceArn: args.appsyncApiArn,
+        },
+        child,
+      );
+    }
+
     this.workers = {
+      ...(activity ? { enqueueFromActivityStream: activity } : {}),
+      getArmScore: arm,
       enqueueFromVfStream: enqueue.vf,
       enqueueFromDemandStream: enqueue.demand,
       enqueueFromPurchaseStream: enqueue.purchase,

@@ -90,7 +90,11 @@ function settingsOf(resource: RecordedResource, inputs: Record<string, unknown>)
       ];
     case "aws:lambda/eventSourceMapping:EventSourceMapping":
       return [
-        `${short(i.eventSourceArn)} → ${i.functionName}`,
+        `${i.eventSourceArn ? short(i.eventSourceArn) : `kafka ${list(i.topics)} at ${i.selfManagedEventSource?.endpoints?.KAFKA_BOOTSTRAP_SERVERS}`} → ${i.functionName}`,
+        ...(i.selfManagedKafkaEventSourceConfig ? [`group ${i.selfManagedKafkaEventSourceConfig.consumerGroupId}`] : []),
+        ...(i.provisionedPollerConfig
+          ? [`${i.provisionedPollerConfig.minimumPollers}-${i.provisionedPollerConfig.maximumPollers} pollers`]
+          : []),
         `batch ${i.batchSize}`,
         ...(i.startingPosition ? [`from ${i.startingPosition}`] : []),
         ...(i.filterCriteria ? i.filterCriteria.filters.map((f: { pattern: string }) => `filter ${f.pattern}`) : []),

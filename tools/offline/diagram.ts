@@ -82,7 +82,10 @@ export function renderFlow(planned: readonly PlannedResource[], prefix: string):
     switch (resource.type) {
       case "aws:lambda/eventSourceMapping:EventSourceMapping": {
         const target = workerOf(inputs.functionName);
-        if (target) edge(arnNode(String(inputs.eventSourceArn)), "-->", target);
+        const source = inputs.eventSourceArn
+          ? arnNode(String(inputs.eventSourceArn))
+          : nodeFor(`kafka:${inputs.topics}`, `kafka ${inputs.topics}`, "stream");
+        if (target) edge(source, "-->", target);
         break;
       }
       case "aws:dynamodb/kinesisStreamingDestination:KinesisStreamingDestination": {
