@@ -10,6 +10,7 @@ import { fixture } from "./support/fixtures";
 import { WireServer } from "./support/http";
 import { type LocalDynamo, type LocalSqs, startDynamo, startSqs } from "./support/localAws";
 import { type PlannedStack, planStack } from "./support/program";
+import { requireRedis, startRedis } from "./support/redis";
 import { startSecrets } from "./support/secrets";
 
 const araiDocument = fixture("arai/account-activity.json");
@@ -117,6 +118,38 @@ describe("scoring archives, run in a fresh process as Lambda runs them", functio
       assert.match(reasons[0]!, /accounts ARAI API GET account activity failed after 3 attempts: HTTP 503: .*maintenance/);
     } finally {
       await down.close();
+    }
+  });
+
+  it("enqueueFromActivityStream enqueues the scorable activity of a real Kafka event and skips the rest", async function () {
+    const result = await run("enqueueFromActivityStream", fixture("kafka-user-activity.json"), {
+      ACTIVITY_QUEUE_URL: activityQueue,
+    });
+    assert.deepEqual(result, { batchItemFailures: [] });
+    const messages = (await sqs.drain(activityQueue)).map(
+      (message) => JSON.parse(message.Body!) as { globalUserId: string; action: string },
+    );
+    assert.deepEqual(messages.map(({ globalUserId, action }) => [globalUserId, action]).sort(), [
+      ["gu-7f3c2a91", "login"],
+      ["gu-a04c77e2", "update_phone"],
+    ]);
+  });
+
+  it("getArmScore reads the fan's ARM grade from a real Redis, for a direct invocation and an AppSync resolver", async function () {
+    requireRedis();
+    const redis = await startRedis();
+    try {
+      const record = { global_user_id: "gu-7f3c2a91", arm_risk: 4, timestamp: "2026-11-24T06:00:00Z", score_date: "2026-11-24" };
+      await redis.admin().set("user:gu-7f3c2a91", JSON.stringify(record));
+      const { archive, lambdaEnv } = await shelf.deployed(plan, "scoring-east", "getArmScore");
+      const env = lambdaEnv({ ARM_REDIS_URL: redis.url, ARM_REDIS_READ_ONLY_URL: "", ARM_REDIS_CLUSTER_MODE: "false" });
+      const direct = await invokeArchive(archive, { globalUserId: "gu-7f3c2a91" }, env, 2);
+      assert.deepEqual(resultsOf(direct), [{ armScore: 4 }, { armScore: 4 }]);
+      const appsync = await invokeArchive(archive, fixture("appsync-resolver-get-arm-score.json"), env);
+      assert.equal(resultsOf(appsync).length, 1);
+      assert.deepEqual(await invokeArchive(archive, { globalUserId: "gu-nobody" }, env).then(resultsOf), [{ armScore: null }]);
+    } finally {
+      await redis.stop();
     }
   });
 
