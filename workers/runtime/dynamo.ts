@@ -16,6 +16,8 @@ export interface BatchOptions {
   readonly attempts?: number;
   /** @default 50 */
   readonly baseDelayMs?: number;
+  /** Reads only: strongly consistent, to see an item written a moment ago. @default false */
+  readonly consistentRead?: boolean;
 }
 
 export interface BatchGetResult {
@@ -53,6 +55,7 @@ export async function batchGetItems(
           RequestItems: {
             [table]: {
               Keys: keys,
+              ...(options.consistentRead ? { ConsistentRead: true } : {}),
               ...(names ? { ProjectionExpression: Object.keys(names).join(", "), ExpressionAttributeNames: names } : {}),
             },
           },

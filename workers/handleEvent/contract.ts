@@ -1,0 +1,38 @@
+import { z } from "zod";
+import { defineContract } from "../runtime/contract";
+import { DEFAULT_APPROVAL_RETENTION_DAYS, verificationTypesSchema } from "../idv/session";
+
+export const handleEventContract = defineContract({
+  name: "handleEvent",
+  description:
+    "Persona webhooks (POST /webhooks/persona on the IDV REST API, or an AppSync resolver): verifies the signature and moves the fan's IDV session to the inquiry's status",
+  environment: () =>
+    z.object({
+      /** The region's fan-identity table, which holds the IDV sessions. */
+      TABLE_NAME: z.string().regex(/^[A-Za-z0-9_.-]{3,255}$/, "expected a DynamoDB table name"),
+      /** Secrets Manager secret holding `{"secrets": ["wbhsec_…", …]}`: one, or two while Persona rotates. */
+      WEBHOOK_SECRETS_ARN: z.string().min(1),
+      /** How far a signature's timestamp may be from now, either way. */
+      SIGNATURE_TOLERANCE_SECONDS: z.coerce.number().int().min(1).max(3600).default(300),
+      /** The verification types a session may be stored under; an event's session is looked for under each. */
+      VERIFICATION_TYPES: verificationTypesSchema(),
+      /** How long a fan's last approval is kept (at least the longest tier window). */
+      APPROVAL_RETENTION_DAYS: z.coerce.number().int().min(1).max(365).default(DEFAULT_APPROVAL_RETENTION_DAYS),
+    }),
+  access: {
+    dynamodb_idv_sessions: { actions: ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], on: "the fan-identity table" },
+    webhook_secrets: { actions: ["secretsmanager:GetSecretValue"], on: "the Persona webhook secrets" },
+  },
+  packages: [
+    "zod",
+    "@aws-lambda-powertools/logger",
+    "@aws-sdk/client-dynamodb",
+    "@aws-sdk/lib-dynamodb",
+    "@aws-sdk/client-secrets-manager",
+  ],
+});
+
+export type HandleEventEnvironment = z.infer<ReturnType<typeof handleEventContract.environment>>;
+
+/** How long a fetched webhook secret is reused: a rotated secret is picked up within this. */
+export const SECRETS_MAX_AGE_MS = 5 * 60_000;

@@ -1,0 +1,331 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient, UpdateCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
+import { z } from "zod";
+import { defineWorker } from "../runtime/contract";
+import { batchGetItems } from "../runtime/dynamo";
+import { loadEnvironment } from "../runtime/environment";
+import { createLogger, describeError, type Logger } from "../runtime/logging";
+import { createSecretReader } from "../runtime/secrets";
+import { sessionExpiry, sessionKey, type SessionStatus, STATUS_OF_EVENT } from "../idv/session";
+import { personaWebhookSchema } from "../idv/webhook";
+import { KEY } from "../scoring/table";
+import { handleEventContract, type HandleEventEnvironment, SECRETS_MAX_AGE_MS } from "./contract";
+import { verifySignature } from "./signature";
+
+/** Why a webhook is refused; also the `name` of the error an AppSync resolver throws, which AppSync reports as its type. */
+export type WebhookErrorType = "Unauthorized" | "InvalidEvent" | "NotFound";
+
+/** What an AppSync resolver answers for a webhook it took (applied, or ignored as not for a session's status). */
+export interface WebhookReceipt {
+  readonly received: true;
+}
+
+/** A REST API (v1) proxy integration's answer. */
+export interface ProxyResult {
+  readonly statusCode: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+const STATUS_CODES: Readonly<Record<WebhookErrorType, number>> = { Unauthorized: 401, InvalidEvent: 400, NotFound: 404 };
+
+/** Longest globalUserId taken as a reference id, as the platform issues them (see scoring/activity.ts). */
+const MAX_ID_LENGTH = 128;
+
+/** What a session lookup reads: enough to pick the inquiry's session and order its updates, not its decisions. */
+const SESSION_ATTRIBUTES: readonly string[] = [KEY, "vendorSessionId", "status", "updated"];
+
+/** The webhook as received, whichever way it came. */
+export interface WebhookRequest {
+  readonly via: "apigateway" | "appsync";
+  /** The body's bytes as Persona signed them. */
+  readonly rawBody: Buffer;
+  /** The `Persona-Signature` value; undefined when the request carries none. */
+  readonly signature: string | undefined;
+  readonly requestId?: string;
+}
+
+type Refusal = { readonly errorType: WebhookErrorType; readonly message: string };
+type Outcome = { readonly received: true; readonly refused?: undefined } | { readonly refused: Refusal };
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+/**
+ * A header's value, its name matched regardless of case, from `headers` or, failing that,
+ * `multiValueHeaders` (several values joined by a space, as rotation pairs are).
+ */
+export function headerValue(event: Record<string, unknown>, name: string): string | undefined {
+  const wanted = name.toLowerCase();
+  if (isObject(event.headers)) {
+    for (const [key, value] of Object.entries(event.headers)) {
+      if (key.toLowerCase() === wanted && typeof value === "string") return value;
+    }
+  }
+  if (isObject(event.multiValueHeaders)) {
+    for (const [key, values] of Object.entries(event.multiValueHeaders)) {
+      if (key.toLowerCase() === wanted && Array.isArray(values) && values.length > 0) {
+        return values.filter((value): value is string => typeof value === "string").join(" ");
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The webhook an event carries: a REST API proxy event (`httpMethod`, the header, `body`
+ * base64-decoded when `isBase64Encoded`) or an AppSync resolver event (`arguments.body` and
+ * `arguments.signature`); otherwise why not.
+ */
+export function webhookRequest(
+  event: unknown,
+):
+  | { readonly request: WebhookRequest; readonly invalid?: undefined }
+  | { readonly invalid: string; readonly via?: "apigateway" | "appsync" } {
+  if (!isObject(event)) return { invalid: "event is not an object" };
+  if (typeof event.httpMethod === "string") {
+    const context = isObject(event.requestContext) ? event.requestContext : {};
+    const body = event.body ?? "";
+    if (typeof body !== "string") return { invalid: "body is not text", via: "apigateway" };
+    return {
+      request: {
+        via: "apigateway",
+        rawBody: Buffer.from(body, event.isBase64Encoded === true ? "base64" : "utf8"),
+        signature: headerValue(event, "Persona-Signature"),
+        ...(typeof context.requestId === "string" ? { requestId: context.requestId } : {}),
+      },
+    };
+  }
+  if ("arguments" in event) {
+    const args = isObject(event.arguments) ? event.arguments : {};
+    if (typeof args.body !== "string") {
+      return { invalid: "arguments.body is missing: expected the raw JSON text of Persona's webhook", via: "appsync" };
+    }
+    const request = isObject(event.request) && isObject(event.request.headers) ? event.request.headers : {};
+    const requestId = request["x-amzn-requestid"];
+    return {
+      request: {
+        via: "appsync",
+        rawBody: Buffer.from(args.body, "utf8"),
+        signature: typeof args.signature === "string" ? args.signature : undefined,
+        ...(typeof requestId === "string" ? { requestId } : {}),
+      },
+    };
+  }
+  return { invalid: "event is neither an API Gateway proxy event nor an AppSync resolver event" };
+}
+
+/** The webhook's answer to API Gateway. */
+export function proxyAnswer(statusCode: number, body: Record<string, unknown>): ProxyResult {
+  return { statusCode, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+}
+
+/** The error an AppSync resolver throws for a refusal: a plain Error named by the type (see runtime/http.ts on subclasses). */
+export function webhookError(errorType: WebhookErrorType, message: string): Error {
+  return Object.assign(new Error(message), { name: errorType });
+}
+
+/**
+ * The one conditional write of a status change. The condition keeps a late, older event from
+ * undoing a newer status (and makes a redelivered event a no-op: its time is not older than
+ * itself), and a session replaced meanwhile by a new inquiry from taking the old one's status.
+ * An approval is remembered as `lastApprovedAt`, and the session kept at least as long as the
+ * tiers look back over it.
+ */
+export function statusUpdate(
+  table: string,
+  userId: string,
+  inquiryId: string,
+  change: { readonly status: SessionStatus; readonly at: string; readonly eventId: string },
+  approval: { readonly lastApprovedAt?: string; readonly retentionDays: number },
+): UpdateCommandInput {
+  const lastApprovedAt = change.status === "approved" ? change.at : approval.lastApprovedAt;
+  const { expiresAt, expiresOn } = sessionExpiry(change.status, change.at, lastApprovedAt, approval.retentionDays);
+  return {
+    TableName: table,
+    Key: { [KEY]: userId },
+    UpdateExpression: `SET #status = :status, #updated = :at, statusHistory = list_append(if_not_exists(statusHistory, :none), :change), expiresAt = :expiresAt, expiresOn = :expiresOn${change.status === "approved" ? ", lastApprovedAt = :at" : ""}`,
+    ConditionExpression: "vendorSessionId = :inquiry AND #updated < :at",
+    ExpressionAttributeNames: { "#status": "status", "#updated": "updated" },
+    ExpressionAttributeValues: {
+      ":status": change.status,
+      ":at": change.at,
+      ":none": [],
+      ":change": [{ status: change.status, at: change.at, eventId: change.eventId }],
+      ":expiresAt": expiresAt,
+      ":expiresOn": expiresOn,
+      ":inquiry": inquiryId,
+    },
+  };
+}
+
+export interface HandleEventDependencies {
+  readonly env: Pick<
+    HandleEventEnvironment,
+    "TABLE_NAME" | "SIGNATURE_TOLERANCE_SECONDS" | "VERIFICATION_TYPES" | "APPROVAL_RETENTION_DAYS"
+  >;
+  readonly logger: Logger;
+  readonly documents: DynamoDBDocumentClient;
+  /** The webhook secrets in force: one, or two while Persona rotates. */
+  readonly readSecrets: () => Promise<readonly string[]>;
+  readonly now?: () => number;
+}
+
+/** The webhook handler, with its dependencies passed in. */
+export function createHandleEvent(deps: HandleEventDependencies) {
+  const { env, logger, documents } = deps;
+  const now = deps.now ?? Date.now;
+  const schema = personaWebhookSchema();
+  const worker = handleEventContract.name;
+
+  /** Takes one webhook; facts about it go to `facts`, for every line logged about it. Throws when it could not be stored. */
+  async function receive(request: WebhookRequest, facts: Record<string, unknown>): Promise<Outcome> {
+    const refuse = (errorType: WebhookErrorType, message: string, details: Record<string, unknown> = {}): Outcome => {
+      logger.warn(`refused: ${message}`, { ...facts, errorType, ...details });
+      return { refused: { errorType, message } };
+    };
+
+    let secrets: readonly string[];
+    try {
+      secrets = await deps.readSecrets();
+    } catch (error) {
+      throw new Error(`${worker}: webhook secrets not read: ${describeError(error).message}`, { cause: error });
+    }
+    const verdict = verifySignature({
+      header: request.signature,
+      rawBody: request.rawBody,
+      secrets,
+      nowSeconds: Math.floor(now() / 1000),
+      toleranceSeconds: env.SIGNATURE_TOLERANCE_SECONDS,
+    });
+    if (!verdict.ok) return refuse("Unauthorized", verdict.reason, { problem: verdict.problem });
+
+    let document: unknown;
+    try {
+      document = JSON.parse(request.rawBody.toString("utf8"));
+    } catch (error) {
+      return refuse("InvalidEvent", `body is not JSON: ${(error as Error).message}`);
+    }
+    const parsed = schema.safeParse(document);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((issue) => `${issue.path.join(".") || "(body)"}: ${issue.message}`);
+      return refuse("InvalidEvent", `body is not a Persona webhook event: ${problems.join("; ")}`);
+    }
+    const event = parsed.data.data;
+    const inquiry = event.attributes.payload.data;
+    const globalUserId = inquiry.attributes["reference-id"];
+    Object.assign(facts, { eventId: event.id, eventName: event.attributes.name, inquiryId: inquiry.id, globalUserId });
+
+    // Own keys only: a name such as "constructor" must not find something on the prototype.
+    if (!Object.hasOwn(STATUS_OF_EVENT, event.attributes.name)) {
+      logger.info("ignored: the event does not change a session's status", facts);
+      return { received: true };
+    }
+    const status = STATUS_OF_EVENT[event.attributes.name]!;
+
+    const createdAt = Date.parse(event.attributes["created-at"]);
+    if (Number.isNaN(createdAt)) {
+      return refuse("InvalidEvent", `data.attributes.created-at: "${event.attributes["created-at"]}" is not a time`);
+    }
+    // One spelling (UTC, milliseconds), so times compare as strings here and in the write's condition.
+    const at = new Date(createdAt).toISOString();
+
+    if (globalUserId === null || globalUserId.length > MAX_ID_LENGTH || /\s/.test(globalUserId)) {
+      return refuse("NotFound", `inquiry ${inquiry.id} has no reference-id naming a fan, so no session`);
+    }
+
+    const keys = env.VERIFICATION_TYPES.map((type) => sessionKey(globalUserId, type));
+    let found: Record<string, unknown>[];
+    try {
+      // Strongly consistent: inquiry.created arrives moments after checkLiveness stored the session.
+      const read = await batchGetItems(documents, env.TABLE_NAME, KEY, keys, SESSION_ATTRIBUTES, { consistentRead: true });
+      if (read.unread.length > 0) throw new Error(`${read.unread.length} keys still unprocessed after ${read.calls} calls`);
+      found = read.items;
+    } catch (error) {
+      const { message, code } = describeError(error);
+      const failure = `BatchGetItem on ${env.TABLE_NAME} failed: ${code ?? "Error"}: ${message}`;
+      throw new Error(`${worker}: sessions of ${globalUserId} not read: ${failure}`, { cause: error });
+    }
+    const session = found.find((item) => item.vendorSessionId === inquiry.id);
+    if (!session) {
+      return refuse("NotFound", `no session of ${globalUserId} is for inquiry ${inquiry.id}`, {
+        sessions: found.map((item) => ({ userId: item[KEY], vendorSessionId: item.vendorSessionId })),
+      });
+    }
+    const userId = String(session[KEY]);
+    Object.assign(facts, { userId, status, at });
+
+    if (typeof session.updated === "string" && session.updated >= at) {
+      logger.info("ignored: out of order, the session holds a status as new or newer", { ...facts, stored: session.updated });
+      return { received: true };
+    }
+    try {
+      await documents.send(
+        new UpdateCommand(
+          statusUpdate(
+            env.TABLE_NAME,
+            userId,
+            inquiry.id,
+            { status, at, eventId: event.id },
+            {
+              lastApprovedAt: typeof session.lastApprovedAt === "string" ? session.lastApprovedAt : undefined,
+              retentionDays: env.APPROVAL_RETENTION_DAYS,
+            },
+          ),
+        ),
+      );
+    } catch (error) {
+      if ((error as Error).name === "ConditionalCheckFailedException") {
+        // Written meanwhile by a newer event, or the session now follows another inquiry.
+        logger.info("ignored: out of order, the session changed since it was read", facts);
+        return { received: true };
+      }
+      const { message, code } = describeError(error);
+      const failure = `UpdateItem on ${env.TABLE_NAME} failed: ${code ?? "Error"}: ${message}`;
+      throw new Error(`${worker}: session ${userId} not updated: ${failure}`, { cause: error });
+    }
+    logger.info("session updated", { ...facts, previous: session.status });
+    return { received: true };
+  }
+
+  return async function handleEvent(event: unknown): Promise<ProxyResult | WebhookReceipt> {
+    const taken = webhookRequest(event);
+    if (taken.invalid !== undefined) {
+      logger.warn(`refused: ${taken.invalid}`, { errorType: "InvalidEvent", via: taken.via });
+      if (taken.via === "apigateway") return proxyAnswer(400, { errorType: "InvalidEvent", message: taken.invalid });
+      throw webhookError("InvalidEvent", taken.invalid);
+    }
+    const { request } = taken;
+    const facts: Record<string, unknown> = { via: request.via, requestId: request.requestId };
+    let outcome: Outcome;
+    try {
+      outcome = await receive(request, facts);
+    } catch (error) {
+      // Persona retries a webhook that is not answered 2xx, so nothing is lost.
+      logger.error("not stored: answering an error so Persona retries", { ...facts, error: describeError(error) });
+      if (request.via === "appsync") throw error;
+      return proxyAnswer(500, { errorType: "InternalError", message: "the event could not be stored; retry later" });
+    }
+    if (request.via === "apigateway") {
+      return outcome.refused
+        ? proxyAnswer(STATUS_CODES[outcome.refused.errorType], { ...outcome.refused })
+        : proxyAnswer(200, { received: true });
+    }
+    if (outcome.refused) throw webhookError(outcome.refused.errorType, outcome.refused.message);
+    return { received: true };
+  };
+}
+
+export const handleEvent = defineWorker(handleEventContract, () => {
+  const env = loadEnvironment(handleEventContract);
+  const logger = createLogger(handleEventContract);
+  const readSecrets = createSecretReader({
+    secretId: env.WEBHOOK_SECRETS_ARN,
+    schema: z.object({ secrets: z.array(z.string().min(1)).min(1) }),
+    maxAgeMs: SECRETS_MAX_AGE_MS,
+    onStale: (error) => logger.warn("using the cached webhook secrets: refresh failed", { error: describeError(error) }),
+  });
+  const documents = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+  const handler = createHandleEvent({ env, logger, documents, readSecrets: async () => (await readSecrets()).secrets });
+  return (event: unknown) => handler(event);
+});
