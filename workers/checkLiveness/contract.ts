@@ -1,0 +1,76 @@
+import { z } from "zod";
+import { DEFAULT_APPROVAL_RETENTION_DAYS, verificationTypesSchema } from "../idv/session";
+import { defineContract } from "../runtime/contract";
+
+const LOOPBACK_HOSTS: readonly string[] = ["127.0.0.1", "localhost", "[::1]"];
+
+/**
+ * The Persona API's base URL: https, or plain http to a loopback host only, for a local stand-in;
+ * the stack's configuration requires https.
+ */
+const personaApiUrl = () =>
+  z
+    .string()
+    .refine((value) => {
+      try {
+        const url = new URL(value);
+        return url.protocol === "https:" || (url.protocol === "http:" && LOOPBACK_HOSTS.includes(url.hostname));
+      } catch {
+        return false;
+      }
+    }, "expected an https URL")
+    .default("https://withpersona.com");
+
+const days = (fallback: number) => z.coerce.number().int().min(1).max(365).default(fallback);
+const score = (fallback: number) => z.coerce.number().min(0).max(1).default(fallback);
+
+export const checkLivenessContract = defineContract({
+  name: "checkLiveness",
+  description:
+    "AppSync resolver: decides by the requested tier whether a fan must verify their identity, reuses or creates the Persona inquiry, and answers a signed decision token",
+  environment: () =>
+    z.object({
+      /** The fan-identity table, where IDV sessions are kept. */
+      TABLE_NAME: z.string().regex(/^[\w.-]{3,255}$/, "expected a DynamoDB table name"),
+      PERSONA_API_URL: personaApiUrl(),
+      PERSONA_INQUIRY_TEMPLATE_ID: z.string().regex(/^itmpl_\w+$/, "expected a Persona inquiry template id (itmpl_…)"),
+      /** Secrets Manager secret holding `{"apiKey": "persona_production_…"}`. */
+      PERSONA_API_KEY_SECRET_ARN: z.string().min(1),
+      /** Bound on each Persona request (there are at most two retries). */
+      PERSONA_TIMEOUT_MS: z.coerce.number().int().min(50).max(10_000).default(2000),
+      /** Secrets Manager secret holding `{"privateKey": "<PKCS#8 PEM, RSA>", "keyId": "<kid>"}`. */
+      SIGNING_KEY_SECRET_ARN: z.string().min(1),
+      TOKEN_ISSUER: z.string().min(1).default("fan-identity"),
+      TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
+      HIGH_TIER_DAYS: days(30),
+      MEDIUM_TIER_DAYS: days(90),
+      LOW_TIER_SCORE_BELOW: score(0.5),
+      ASU_ARM_ABOVE: z.coerce.number().int().min(1).max(5).default(3),
+      ASU_SCORE_BELOW: score(0.3),
+      ASU_DAYS: days(90),
+      /** After a failed or declined session, how long a new one is refused. */
+      COOLDOWN_SECONDS: z.coerce.number().int().min(0).max(86_400).default(3600),
+      /** How long a fan's last approval is kept (at least the longest tier window). */
+      APPROVAL_RETENTION_DAYS: days(DEFAULT_APPROVAL_RETENTION_DAYS),
+      /** The verification types a request may name (comma-separated). */
+      VERIFICATION_TYPES: verificationTypesSchema(),
+    }),
+  access: {
+    dynamodb_idv_sessions: {
+      actions: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+      on: "the fan-identity table",
+    },
+    persona_api_key: { actions: ["secretsmanager:GetSecretValue"], on: "the Persona API key" },
+    decision_signing_key: { actions: ["secretsmanager:GetSecretValue"], on: "the decision token signing key" },
+  },
+  packages: [
+    "jose",
+    "zod",
+    "@aws-lambda-powertools/logger",
+    "@aws-sdk/client-dynamodb",
+    "@aws-sdk/lib-dynamodb",
+    "@aws-sdk/client-secrets-manager",
+  ],
+});
+
+export type CheckLivenessEnvironment = z.infer<ReturnType<typeof checkLivenessContract.environment>>;

@@ -1,0 +1,115 @@
+/**
+ * Persona's API (JSON:API): creating an inquiry for a fan. A time bound on each attempt and at most
+ * two retries with backoff (the runtime HTTP client); every attempt of one creation carries the same
+ * Idempotency-Key, so a retry after a lost answer does not open a second inquiry.
+ */
+import { randomUUID } from "node:crypto";
+import { z } from "zod";
+import { SESSION_STATUSES, type SessionStatus } from "../idv/session";
+import { createHttpClient, type HttpClientOptions, httpServiceError } from "../runtime/http";
+import { decodeWith } from "../runtime/records";
+
+export const PERSONA_SERVICE = "Persona API";
+export const CREATE_INQUIRY = "POST create inquiry";
+/** The API version the requests and answers are read in. */
+export const PERSONA_VERSION = "2023-01-05";
+export const INQUIRIES_PATH = "/api/v1/inquiries";
+
+/** The Secrets Manager document holding the API key. */
+export const personaApiKeySchema = () => z.object({ apiKey: z.string().min(8) });
+
+/** What creating an inquiry answers, checked for what the session keeps. */
+const createdInquirySchema = () =>
+  z.object({
+    data: z
+      .object({
+        type: z.literal("inquiry"),
+        id: z.string().regex(/^inq_\w+$/, "expected an inquiry id (inq_…)"),
+        attributes: z
+          .object({
+            status: z.enum(SESSION_STATUSES),
+            "reference-id": z.string().nullish(),
+          })
+          .loose(),
+      })
+      .loose(),
+    meta: z
+      .object({ "session-token": z.string().min(1).nullish() })
+      .loose()
+      .nullish(),
+  });
+
+export interface Inquiry {
+  /** inq_… */
+  readonly id: string;
+  readonly status: SessionStatus;
+  /** Lets the fan's client open the inquiry; Persona does not always send one. */
+  readonly sessionToken?: string;
+}
+
+export interface PersonaClientOptions {
+  /** The API's base URL, e.g. https://withpersona.com. */
+  readonly apiUrl: string;
+  /** Bound on each attempt. */
+  readonly timeoutMs: number;
+  /** The API key, from its secret (cached by the reader). */
+  readonly readApiKey: () => Promise<string>;
+  /** @default 2 */
+  readonly retries?: number;
+  /** @default 100 */
+  readonly baseDelayMs?: number;
+  readonly fetch?: HttpClientOptions["fetch"];
+}
+
+export function createPersonaClient(options: PersonaClientOptions) {
+  const schema = createdInquirySchema();
+  const url = `${options.apiUrl.replace(/\/+$/, "")}${INQUIRIES_PATH}`;
+
+  return {
+    /**
+     * Creates an inquiry from the template, referenced by the fan's globalUserId. Throws an
+     * HttpServiceError (or the API key's read error) when Persona does not answer with one.
+     */
+    async createInquiry(templateId: string, referenceId: string): Promise<Inquiry> {
+      // Read before the request, so a failure to read the key is reported as such and not retried as an HTTP one.
+      const apiKey = await options.readApiKey();
+      const idempotencyKey = randomUUID();
+      const request = createHttpClient({
+        service: PERSONA_SERVICE,
+        timeoutMs: options.timeoutMs,
+        retries: options.retries ?? 2,
+        baseDelayMs: options.baseDelayMs,
+        fetch: options.fetch,
+        headers: () => ({
+          authorization: `Bearer ${apiKey}`,
+          "persona-version": PERSONA_VERSION,
+          "idempotency-key": idempotencyKey,
+        }),
+      });
+      const { body, status } = await request({
+        operation: CREATE_INQUIRY,
+        url,
+        method: "POST",
+        body: { data: { attributes: { "inquiry-template-id": templateId, "reference-id": referenceId } } },
+      });
+      const decoded = decodeWith(schema, body, "inquiry");
+      if (!decoded.ok) throw httpServiceError(PERSONA_SERVICE, CREATE_INQUIRY, status, decoded.reason, 1);
+      const { data, meta } = decoded.value;
+      // An inquiry referencing someone else would route its webhooks to the wrong fan.
+      const answeredReference = data.attributes["reference-id"];
+      if (answeredReference !== referenceId) {
+        throw httpServiceError(
+          PERSONA_SERVICE,
+          CREATE_INQUIRY,
+          status,
+          `inquiry ${data.id} has reference-id ${JSON.stringify(answeredReference ?? null)}, not the one asked for`,
+          1,
+        );
+      }
+      const sessionToken = meta?.["session-token"] ?? undefined;
+      return { id: data.id, status: data.attributes.status, ...(sessionToken ? { sessionToken } : {}) };
+    },
+  };
+}
+
+export type PersonaClient = ReturnType<typeof createPersonaClient>;
