@@ -168,6 +168,49 @@ const scoring = z
     }
   });
 
+/** The identity-verification stack: its API's domain, the Persona inquiry, the liveness tiers' thresholds. */
+const idv = z
+  .object({
+    /** The API's domain is `<inventoryCode>-gateway-<env>.verifiedfan.<zone>`, in the public hosted zone `verifiedfan.<zone>`. */
+    zone: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "expected a DNS zone such as example.com"),
+    persona: z
+      .object({
+        apiUrl: httpsUrl("the Persona API").default("https://withpersona.com"),
+        inquiryTemplateId: z.string().regex(/^itmpl_\w+$/, "expected a Persona inquiry template id (itmpl_…)"),
+        timeoutMs: z.number().int().min(100).max(10_000).default(2000),
+      })
+      .strict(),
+    /** Names the decision token's signing key (the token's `kid`). */
+    signingKeyId: z.string().regex(/^[\w.-]{1,64}$/, "expected a key id"),
+    /** Verification types sessions are kept under. */
+    verificationTypes: z
+      .array(z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/))
+      .min(1)
+      .default(["liveness"]),
+    tiers: z
+      .object({
+        highDays: z.number().int().min(1).max(365).default(30),
+        mediumDays: z.number().int().min(1).max(365).default(90),
+        lowScoreBelow: z.number().min(0).max(1).default(0.5),
+        asuArmAbove: z.number().int().min(1).max(5).default(3),
+        asuScoreBelow: z.number().min(0).max(1).default(0.3),
+        asuDays: z.number().int().min(1).max(365).default(90),
+        /** After a failed or declined session, how long a new one is refused. */
+        cooldownSeconds: z.number().int().min(0).max(86_400).default(3600),
+      })
+      .strict()
+      .prefault({}),
+    /** Webhook requests per second the API lets through (and the burst above it). */
+    throttling: z
+      .object({
+        rateLimit: z.number().min(1).max(10_000).default(50),
+        burstLimit: z.number().int().min(1).max(10_000).default(100),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
 /** Everything that is not a secret. Top-level keys are `fan-identity-workers:<key>` in the stack file. */
 export const plainConfigSchema = z
   .object({
@@ -236,6 +279,7 @@ export const plainConfigSchema = z
     botOrNot: exportImport,
     clustering: exportImport,
     scoring,
+    idv,
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -290,6 +334,23 @@ export const SECRET_KEYS = {
   modelServingToken: {
     schema: z.string().min(8),
     placeholder: "offline-placeholder-token",
+  },
+  /** Persona's API key (checkLiveness creates inquiries with it). */
+  personaApiKey: {
+    schema: z.string().min(8),
+    placeholder: "offline-placeholder-persona-key",
+  },
+  /** Persona's webhook signing secrets: a JSON list, two during rotation. */
+  personaWebhookSecrets: {
+    schema: z.array(z.string().min(8)).min(1).max(2),
+    placeholder: ["offline-placeholder-webhook-secret"],
+  },
+  /** The RSA private key (PKCS#8 PEM) the liveness decision tokens are signed with. */
+  decisionSigningKey: {
+    schema: z
+      .string()
+      .regex(/^-----BEGIN PRIVATE KEY-----\n[\s\S]+\n-----END PRIVATE KEY-----\n?$/, "expected a PKCS#8 PEM private key"),
+    placeholder: "-----BEGIN PRIVATE KEY-----\noffline placeholder\n-----END PRIVATE KEY-----",
   },
 } as const;
 

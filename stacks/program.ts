@@ -6,6 +6,7 @@ import { createRegionalPlatform, type RegionalPlatform } from "../components/pla
 import { AuthStack } from "./authStack";
 import type { StackConfig } from "./config";
 import { BotOrNotStack, ClusteringStack, ExportNotifications } from "./exportImportStack";
+import { IdvStack } from "./idvStack";
 import { ScoringStack } from "./scoringStack";
 
 /** The primary region: everything but the west scoring component lives here. */
@@ -55,7 +56,26 @@ export function fanIdentityWorkers(config: StackConfig) {
   const scoringWest =
     config.scoring.west && scoringIn(createRegionalPlatform(config.platform, WEST_REGION, "w"), config.scoring.west);
 
+  // Identity verification keeps its sessions in the east region's fan-identity table.
+  const idv = new IdvStack(
+    "idv",
+    {
+      platform: east,
+      idv: config.idv,
+      appsyncApiArn: config.auth.appsyncApiArn,
+      table: { name: scoringEast.table.name, arn: scoringEast.table.arn },
+      secrets: {
+        personaApiKey: config.secrets.personaApiKey,
+        personaWebhookSecrets: config.secrets.personaWebhookSecrets,
+        decisionSigningKey: config.secrets.decisionSigningKey,
+      },
+      logShipping: logsOf(east),
+    },
+    inEast,
+  );
+
   return {
+    idvWebhookUrl: idv.webhookUrl,
     fanIdentityTableEast: scoringEast.table.name,
     activityQueueUrlEast: scoringEast.activityQueue.url,
     ...(scoringWest ? { fanIdentityTableWest: scoringWest.table.name, activityQueueUrlWest: scoringWest.activityQueue.url } : {}),

@@ -96,7 +96,7 @@ describe("stack configuration", function () {
   it("accepts secrets only as Pulumi secrets, and never echoes their value", function () {
     assert.deepEqual(
       problemsOf(() => parse("qa1", {}, [KEY("araiCredentials")])),
-      ["authApiKeys", "modelServingToken"].map(
+      ["authApiKeys", "modelServingToken", "personaApiKey", "personaWebhookSecrets", "decisionSigningKey"].map(
         (key) => `${KEY(key)}: must be a secret; set it with pulumi config set --secret ${key} '<value>'`,
       ),
     );

@@ -9,12 +9,14 @@ import { NAME_RULES } from "../components/naming";
 import { REQUIRED_TAG_KEYS } from "../components/platform";
 import { WILDCARD_RESOURCE_ACTIONS } from "../components/iam";
 import { runtimeClosure } from "../components/archive";
+import { checkLiveness } from "../workers/checkLiveness";
 import { enqueueFromActivityStream } from "../workers/enqueueFromActivityStream";
 import { enqueueFromDemandStream } from "../workers/enqueueFromDemandStream";
 import { enqueueFromPurchaseStream } from "../workers/enqueueFromPurchaseStream";
 import { enqueueFromSQJourneyStream } from "../workers/enqueueFromSQJourneyStream";
 import { enqueueFromVfStream } from "../workers/enqueueFromVfStream";
 import { getArmScore } from "../workers/getArmScore";
+import { handleEvent } from "../workers/handleEvent";
 import { lookupArai } from "../workers/lookupArai";
 import { processRescoreEvents } from "../workers/processRescoreEvents";
 import { scoreUsers } from "../workers/scoreUsers";
@@ -43,6 +45,8 @@ const WORKERS = [
   stagingScoreUsers,
   getArmScore,
   enqueueFromActivityStream,
+  checkLiveness,
+  handleEvent,
 ];
 
 describe("every stack, under runtime mocks", function () {
@@ -115,7 +119,10 @@ describe("every stack, under runtime mocks", function () {
         }
         assert.ok(checked >= 35);
         for (const logGroup of plan().ofType("aws:cloudwatch/logGroup:LogGroup")) {
-          assert.ok(String(logGroup.inputs.name).startsWith(`/aws/lambda/${prefixOf(logGroup)}`), String(logGroup.inputs.name));
+          // Lambda's and API Gateway's log groups; API Gateway names its execution logs itself.
+          const name = String(logGroup.inputs.name);
+          if (name.startsWith("API-Gateway-Execution-Logs_")) continue;
+          assert.match(name, new RegExp(`^/aws/(lambda|apigateway)/${prefixOf(logGroup)}`));
         }
       });
 
@@ -139,8 +146,12 @@ describe("every stack, under runtime mocks", function () {
           .map((fn) => fn.inputs.role);
         for (const role of plan().ofType("aws:iam/role:Role")) {
           const trust = JSON.parse(String(role.inputs.assumeRolePolicy)) as { Statement: { Principal: unknown }[] };
-          // Function roles trust Lambda; the log-shipping role, CloudWatch Logs of this account.
-          const service = functionRoles.includes(role.state.arn) ? "lambda.amazonaws.com" : "logs.amazonaws.com";
+          // Function roles trust Lambda; the others, the service they are named for.
+          const service = functionRoles.includes(role.state.arn)
+            ? "lambda.amazonaws.com"
+            : String(role.inputs.name).endsWith("-apigateway-cloudwatch-role")
+              ? "apigateway.amazonaws.com"
+              : "logs.amazonaws.com";
           assert.deepEqual(
             trust.Statement.map((statement) => statement.Principal),
             [{ Service: service }],

@@ -248,7 +248,7 @@ describe("the Kafka user-activity topic", function () {
           fc.option(fc.oneof(fc.double(), fc.integer({ min: -1, max: 300_000_000_000_000 }))),
           (timestamp, recorded) => {
             const result = kafkaActivityTime(timestamp, recorded ?? undefined, NOW);
-            assert.ok(atSchema.safeParse(result).success, `${String(timestamp)}, ${String(recorded)} → ${result}`);
+            assert.ok(atSchema.safeParse(result).success, `${fc.stringify(timestamp)}, ${fc.stringify(recorded)} → ${result}`);
           },
         ),
         { numRuns: 2000 },

@@ -64,6 +64,8 @@ function answerCall(token: string, inputs: Record<string, unknown>, accountId: s
       const ids = ["a", "b", "c"].map((zone) => `subnet-${tier}0000000000000${zone}`.slice(0, 24));
       return { id: `${tier}-subnets`, ids, filters };
     }
+    case "aws:route53/getZone:getZone":
+      return { id: "Z0OFFLINE0000000000", zoneId: "Z0OFFLINE0000000000", name: inputs.name, privateZone: false };
     default:
       throw new Error(`offline run: no mock answer for provider function ${token}; add one to tools/offline/runtime.ts`);
   }
@@ -102,6 +104,33 @@ function resourceState(
       state.arn = arn("sqs", physical);
       state.url = `https://sqs.${region}.amazonaws.com/${accountId}/${physical}`;
       id = state.url as string;
+      break;
+    case "apigateway/restApi":
+      id = `${physical
+        .replace(/[^a-z0-9]/gi, "")
+        .slice(0, 10)
+        .toLowerCase()}api`;
+      state.rootResourceId = `${id}root`;
+      state.executionArn = `arn:aws:execute-api:${region}:${accountId}:${id}`;
+      state.arn = `arn:aws:apigateway:${region}::/restapis/${id}`;
+      break;
+    case "apigateway/domainName":
+      id = physical;
+      state.regionalDomainName = `d-offline000.execute-api.${region}.amazonaws.com`;
+      state.regionalZoneId = "Z1UJRXOUMOOFQ8";
+      state.arn = `arn:aws:apigateway:${region}::/domainnames/${physical}`;
+      break;
+    case "acm/certificate":
+      state.arn = arn("acm", `certificate/offline-${name}`);
+      id = state.arn as string;
+      state.domainValidationOptions = [
+        {
+          domainName: inputs.domainName,
+          resourceRecordName: `_0ffline.${inputs.domainName}.`,
+          resourceRecordType: "CNAME",
+          resourceRecordValue: `_0ffline.validations.acm-validations.aws.`,
+        },
+      ];
       break;
     case "cloudwatch/logDestination":
       state.arn = arn("logs", `destination:${physical}`);
