@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
-import { type BatchResponse, partialBatchResponse, type RecordFailure } from "../runtime/batch";
+import { type BatchResponse, type ItemIdentifier, partialBatchResponse, type RecordFailure } from "../runtime/batch";
 import type { Logger } from "../runtime/logging";
 import {
   createDynamoChangeDecoder,
@@ -273,38 +273,66 @@ export interface StreamEnqueueDependencies {
   readonly now?: () => Date;
 }
 
-export interface StreamEnqueueOptions {
+export interface StreamEnqueueOptions extends EnqueueTarget {
   readonly source: ActivitySource;
   readonly action: string;
   readonly read: StreamReader;
+}
+
+/** What one record means for scoring: an activity (of the source's own shape), nothing, or a failure. */
+export type Reading<Activity> =
+  | (Activity & { readonly kind: "activity" })
+  | { readonly kind: "skip"; readonly reason: string }
+  | { readonly kind: "fail"; readonly reason: string };
+
+/**
+ * A kind of batch an enqueue worker takes: how its records come out of the event (in order, each
+ * with its identifier in the batch response), how one is read, and the activity it stands for.
+ */
+export interface EnqueueSource<Rec, Id, Activity> {
+  readonly records: (event: unknown) => readonly { readonly id: Id; readonly record: Rec }[];
+  readonly read: (record: Rec) => Reading<Activity>;
+  readonly plan: (id: Id, record: Rec, reading: Activity, now: Date) => PlannedActivity;
+  /** The identifier as one string: a planned activity's `id`. */
+  readonly key: (id: Id) => string;
+}
+
+export interface EnqueueTarget {
   readonly queueUrl: string;
   /** A FIFO queue: messages grouped by fan, deduplicated by record, sent in order. */
   readonly fifo: boolean;
-  /** Schedules rescores for the activities, when the stream calls for them. */
+  /** Schedules rescores for the activities, when the source calls for them. */
   readonly rescore?: {
     readonly delayDays: number;
     readonly schedule: (items: readonly RescoreItem[]) => Promise<ScheduleResult>;
   };
 }
 
-/** The handler of a stream enqueue worker: reads each record, sends the activities, schedules rescores, reports failures. */
-export function createStreamEnqueuer(deps: StreamEnqueueDependencies, options: StreamEnqueueOptions) {
+/**
+ * The handler of an enqueue worker: reads each record on its own, sends the batch's activities in
+ * one `sendMessages` call (and schedules their rescores alongside), and reports the records that
+ * failed, in batch order (streams resume from the first failure).
+ */
+export function createEnqueuer<Rec, Id extends ItemIdentifier, Activity>(
+  deps: Omit<StreamEnqueueDependencies, "worker">,
+  source: EnqueueSource<Rec, Id, Activity>,
+  target: EnqueueTarget,
+) {
   const { logger, sqs } = deps;
   const clock = deps.now ?? (() => new Date());
-  const eventSchema = kinesisEventSchema();
 
-  return async function enqueue(event: unknown): Promise<BatchResponse> {
-    const { Records: records } = parseEvent(eventSchema, event, deps.worker, "Kinesis");
+  return async function enqueue(event: unknown): Promise<BatchResponse<Id>> {
+    const records = source.records(event);
     const now = clock();
-    const failures: RecordFailure[] = [];
+    const failures: RecordFailure<Id>[] = [];
     const activities: PlannedActivity[] = [];
+    const idOf = new Map<string, Id>();
     let skipped = 0;
 
-    for (const record of records) {
-      const id = record.kinesis.sequenceNumber;
-      let reading: StreamReading;
+    for (const { id, record } of records) {
+      let reading: Reading<Activity>;
       try {
-        reading = options.read(record);
+        reading = source.read(record);
       } catch (error) {
         // A reader should say what is wrong rather than throw; if one throws, it fails only its record.
         reading = { kind: "fail", reason: `record could not be read: ${(error as Error).message}` };
@@ -313,24 +341,27 @@ export function createStreamEnqueuer(deps: StreamEnqueueDependencies, options: S
       else if (reading.kind === "skip") {
         skipped += 1;
         logger.debug("record skipped", { record: id, reason: reading.reason });
-      } else activities.push(planActivity(options.source, options.action, record, reading, now));
+      } else {
+        idOf.set(source.key(id), id);
+        activities.push(source.plan(id, record, reading as Activity, now));
+      }
     }
 
-    const rescores = options.rescore ? plannedRescores(activities, now, options.rescore.delayDays) : [];
+    const rescores = target.rescore ? plannedRescores(activities, now, target.rescore.delayDays) : [];
     const [sent, scheduled] = await Promise.all([
       sendMessages(
         sqs,
-        options.queueUrl,
-        activities.map((activity) => outgoingMessage(activity, options.fifo)),
-        { ordered: options.fifo },
+        target.queueUrl,
+        activities.map((activity) => outgoingMessage(activity, target.fifo)),
+        { ordered: target.fifo },
       ),
-      options.rescore && rescores.length > 0 ? options.rescore.schedule(rescores.map((planned) => planned.item)) : undefined,
+      target.rescore && rescores.length > 0 ? target.rescore.schedule(rescores.map((planned) => planned.item)) : undefined,
     ]);
 
-    failures.push(...sent.failed);
+    for (const failed of sent.failed) failures.push({ id: idOf.get(failed.id)!, reason: failed.reason });
     if (sent.failed.length > 0) {
       logger.error("activity messages not sent", {
-        queue: options.queueUrl,
+        queue: target.queueUrl,
         count: sent.failed.length,
         reason: sent.failed[0]!.reason,
       });
@@ -339,15 +370,15 @@ export function createStreamEnqueuer(deps: StreamEnqueueDependencies, options: S
       const reasons = new Map(scheduled.failed.map((failure) => [failure.key, failure.reason]));
       for (const planned of rescores) {
         const reason = reasons.get(planned.item.userId);
-        if (reason !== undefined)
-          failures.push(...planned.records.map((id) => ({ id, reason: `rescore not scheduled: ${reason}` })));
+        if (reason === undefined) continue;
+        failures.push(...planned.records.map((key) => ({ id: idOf.get(key)!, reason: `rescore not scheduled: ${reason}` })));
       }
       logger.error("rescores not scheduled", { count: scheduled.failed.length, reason: scheduled.failed[0]!.reason });
     }
 
-    // Kinesis resumes from the lowest failed sequence number: report in batch order.
-    const order = new Map(records.map((record, index) => [record.kinesis.sequenceNumber, index]));
-    failures.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+    // Streams resume from the first failed record: report in batch order.
+    const order = new Map(records.map(({ id }, index) => [source.key(id), index]));
+    failures.sort((a, b) => order.get(source.key(a.id))! - order.get(source.key(b.id))!);
     const response = partialBatchResponse(failures, logger);
     logger.info("batch enqueued", {
       records: records.length,
@@ -360,6 +391,25 @@ export function createStreamEnqueuer(deps: StreamEnqueueDependencies, options: S
     });
     return response;
   };
+}
+
+/** The handler of a Kinesis stream enqueue worker: records by sequence number, read by `options.read`. */
+export function createStreamEnqueuer(deps: StreamEnqueueDependencies, options: StreamEnqueueOptions) {
+  const eventSchema = kinesisEventSchema();
+  return createEnqueuer<KinesisRecord, string, Extract<StreamReading, { kind: "activity" }>>(
+    deps,
+    {
+      records: (event) =>
+        parseEvent(eventSchema, event, deps.worker, "Kinesis").Records.map((record) => ({
+          id: record.kinesis.sequenceNumber,
+          record,
+        })),
+      read: options.read,
+      plan: (_id, record, reading, now) => planActivity(options.source, options.action, record, reading, now),
+      key: (id) => id,
+    },
+    options,
+  );
 }
 
 /** The URL of a FIFO queue (its name ends in .fifo). */
