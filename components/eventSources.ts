@@ -38,6 +38,19 @@ export function sqsConsumerStatements(queueArns: readonly pulumi.Input<string>[]
   ];
 }
 
+/**
+ * The error handling every stream source gets (SPEC §6): partial batch failures, a failing batch
+ * bisected, at most two retries, then the records handed to the failure queue.
+ */
+function streamErrorHandling(failureQueueArn: pulumi.Input<string>) {
+  return {
+    functionResponseTypes: ["ReportBatchItemFailures"],
+    bisectBatchOnFunctionError: true,
+    maximumRetryAttempts: 2,
+    destinationConfig: { onFailure: { destinationArn: failureQueueArn } },
+  };
+}
+
 export interface KinesisSourceArgs {
   readonly functionName: pulumi.Input<string>;
   readonly streamArn: pulumi.Input<string>;
@@ -66,10 +79,7 @@ export function kinesisEventSource(
       startingPosition: "LATEST",
       batchSize: args.batchSize,
       maximumBatchingWindowInSeconds: 1,
-      functionResponseTypes: ["ReportBatchItemFailures"],
-      bisectBatchOnFunctionError: true,
-      maximumRetryAttempts: 2,
-      destinationConfig: { onFailure: { destinationArn: args.failureQueueArn } },
+      ...streamErrorHandling(args.failureQueueArn),
       filterCriteria: args.filters
         ? { filters: args.filters.map((pattern) => ({ pattern: JSON.stringify(pattern) })) }
         : undefined,
@@ -175,10 +185,7 @@ export function kafkaEventSource(
           { type: "VPC_SECURITY_GROUP", uri: `security_group:${securityGroupId}` },
         ]),
       provisionedPollerConfig: { minimumPollers: args.pollers.minimum, maximumPollers: args.pollers.maximum },
-      functionResponseTypes: ["ReportBatchItemFailures"],
-      bisectBatchOnFunctionError: true,
-      maximumRetryAttempts: 2,
-      destinationConfig: { onFailure: { destinationArn: args.failureQueueArn } },
+      ...streamErrorHandling(args.failureQueueArn),
       tags: args.tags,
     },
     opts,

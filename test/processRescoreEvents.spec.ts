@@ -87,7 +87,6 @@ function fanChange(eventName: string, userIdentity: unknown): Change {
 
 describe("processRescoreEvents", function () {
   let sqs: LocalSqs;
-  let queues = 0;
   const setWorkerEnvironment = environmentPerTest(ENVIRONMENT);
 
   before(async function () {
@@ -102,12 +101,7 @@ describe("processRescoreEvents", function () {
     sqs.intercept = () => undefined;
   });
 
-  async function activityQueue() {
-    queues += 1;
-    const url = await sqs.createQueue(`vfid-qa1-us-east-1-account-activity-rescore-${queues}.fifo`);
-    sqs.proxy.requests.length = 0;
-    return url;
-  }
+  const activityQueue = () => sqs.freshQueue("vfid-qa1-us-east-1-account-activity-rescore.fifo");
 
   function direct(queueUrl: string) {
     return createProcessRescoreEvents({

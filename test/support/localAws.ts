@@ -41,6 +41,7 @@ export interface LocalDynamo {
 }
 
 let tables = 0;
+let queues = 0;
 
 export async function startDynamo(): Promise<LocalDynamo> {
   const dynalite = (require("dynalite") as (options: object) => import("node:http").Server)({
@@ -111,6 +112,8 @@ export interface LocalSqs {
   createQueue(name: string): Promise<string>;
   /** Reads a queue as its consumer does: receive, then delete, until nothing is left (FIFO groups unblock as they go). */
   drain(queueUrl: string): Promise<Message[]>;
+  /** A new queue (name + a counter; FIFO when the name ends in .fifo), with the service's call counts from now on. */
+  freshQueue(name: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -136,6 +139,12 @@ export async function startSqs(): Promise<LocalSqs> {
         }),
       );
       return `${proxy.url}${new URL(answer.QueueUrl!).pathname}`;
+    },
+    async freshQueue(name: string) {
+      queues += 1;
+      const url = await this.createQueue(name.endsWith(".fifo") ? `${name.slice(0, -5)}-${queues}.fifo` : `${name}-${queues}`);
+      proxy.requests.length = 0;
+      return url;
     },
     async drain(queueUrl: string) {
       const messages: Message[] = [];
