@@ -7,10 +7,10 @@ import * as assert from "node:assert/strict";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { type DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
 import * as fc from "fast-check";
 import { partialBatchResponse, type RecordFailure, stopGroupsAtFirstFailure } from "../workers/runtime/batch";
-import { batchGetItems, batchPutItems } from "../workers/runtime/dynamo";
+import { batchGetItems, batchPutItems, createDocumentClient } from "../workers/runtime/dynamo";
 import {
   createDynamoChangeDecoder,
   decodeJson,
@@ -418,7 +418,7 @@ describe("scoring runtime", function () {
     before(async function () {
       dynamo = await startDynamo();
       raw = new DynamoDBClient({ endpoint: dynamo.endpoint, region, credentials, maxAttempts: 1 });
-      documents = DynamoDBDocumentClient.from(raw, { marshallOptions: { removeUndefinedValues: true } });
+      documents = createDocumentClient(raw);
     });
 
     after(async function () {

@@ -3,7 +3,8 @@
  * on loopback, each behind a recording proxy so tests count the calls at the service.
  */
 import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchWriteCommand, type DynamoDBDocumentClient, GetCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
+import { createDocumentClient } from "../../workers/runtime/dynamo";
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
@@ -54,7 +55,7 @@ export async function startDynamo(): Promise<LocalDynamo> {
   const local: { intercept: Intercept } = { intercept: () => undefined };
   const proxy = await startProxy(target, (request) => local.intercept(request));
   const client = new DynamoDBClient({ endpoint: proxy.url, region, credentials });
-  const documents = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  const documents = createDocumentClient(client);
   return Object.assign(local, {
     endpoint: proxy.url,
     proxy,

@@ -1,6 +1,5 @@
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { ARM_SCORE_MAX, ARM_SCORE_MIN } from "../getArmScore/armScore";
 import {
@@ -13,6 +12,7 @@ import {
   sessionKey,
 } from "../idv/session";
 import { defineWorker } from "../runtime/contract";
+import { createDocumentClient } from "../runtime/dynamo";
 import { loadEnvironment } from "../runtime/environment";
 import { createLogger, describeError, type Logger } from "../runtime/logging";
 import { createSecretReader } from "../runtime/secrets";
@@ -384,7 +384,7 @@ export const checkLiveness = defineWorker(checkLivenessContract, () => {
   const handler = createCheckLiveness({
     env,
     logger,
-    dynamo: DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } }),
+    dynamo: createDocumentClient(),
     persona: createPersonaClient({
       apiUrl: env.PERSONA_API_URL,
       timeoutMs: env.PERSONA_TIMEOUT_MS,

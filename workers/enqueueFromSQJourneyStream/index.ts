@@ -1,7 +1,6 @@
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { defineWorker } from "../runtime/contract";
+import { createDocumentClient } from "../runtime/dynamo";
 import { loadEnvironment } from "../runtime/environment";
 import { createLogger } from "../runtime/logging";
 import { type ActivityStreamDependencies, createActivityStreamEnqueuer, createSQJourneyReader } from "../scoring/enqueue";
@@ -23,7 +22,7 @@ export const enqueueFromSQJourneyStream = defineWorker(enqueueFromSQJourneyStrea
     env,
     logger,
     sqs: new SQSClient({}),
-    dynamo: DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } }),
+    dynamo: createDocumentClient(),
   });
   return (event: unknown) => handler(event);
 });

@@ -1,8 +1,7 @@
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, UpdateCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
+import { type DynamoDBDocumentClient, UpdateCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { defineWorker } from "../runtime/contract";
-import { batchGetItems } from "../runtime/dynamo";
+import { batchGetItems, createDocumentClient } from "../runtime/dynamo";
 import { loadEnvironment } from "../runtime/environment";
 import { createLogger, describeError, type Logger } from "../runtime/logging";
 import { createSecretReader } from "../runtime/secrets";
@@ -325,7 +324,7 @@ export const handleEvent = defineWorker(handleEventContract, () => {
     maxAgeMs: SECRETS_MAX_AGE_MS,
     onStale: (error) => logger.warn("using the cached webhook secrets: refresh failed", { error: describeError(error) }),
   });
-  const documents = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+  const documents = createDocumentClient();
   const handler = createHandleEvent({ env, logger, documents, readSecrets: async () => (await readSecrets()).secrets });
   return (event: unknown) => handler(event);
 });

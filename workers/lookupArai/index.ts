@@ -1,8 +1,7 @@
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { type DynamoDBDocumentClient, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { type BatchResponse, partialBatchResponse, type RecordFailure, stopGroupsAtFirstFailure } from "../runtime/batch";
 import { defineWorker } from "../runtime/contract";
-import { batchGetItems, type BatchOptions } from "../runtime/dynamo";
+import { batchGetItems, type BatchOptions, createDocumentClient } from "../runtime/dynamo";
 import { loadEnvironment } from "../runtime/environment";
 import { isHttpServiceError } from "../runtime/http";
 import { createLogger, describeError, type Logger } from "../runtime/logging";
@@ -188,7 +187,7 @@ export const lookupArai = defineWorker(lookupAraiContract, () => {
     onStale: (error) => logger.warn("using cached ARAI credentials: refresh failed", { error: describeError(error) }),
   });
   const arai = createAraiClient({ urlTemplate: env.ARAI_URL_TEMPLATE, timeoutMs: env.ARAI_TIMEOUT_MS, readCredentials });
-  const dynamo = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+  const dynamo = createDocumentClient();
   const handler = createLookupArai({ env, dynamo, logger, fetchArai: arai.fetchArai });
   return (event: unknown) => handler(event);
 });

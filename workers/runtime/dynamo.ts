@@ -3,8 +3,17 @@
  * the keys and items DynamoDB leaves unprocessed retried with backoff, never dropped: what still
  * fails after the last attempt is reported by key.
  */
-import { BatchGetCommand, BatchWriteCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { BatchGetCommand, BatchWriteCommand, DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { backoffDelay, chunk, mapConcurrently, sleep } from "./retry";
+
+/**
+ * The document client every worker writes with: plain JavaScript values in and out, and an
+ * attribute left undefined is left out of the item rather than refused.
+ */
+export function createDocumentClient(client: DynamoDBClient = new DynamoDBClient({})): DynamoDBDocumentClient {
+  return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+}
 
 export const BATCH_GET_LIMIT = 100;
 export const BATCH_WRITE_LIMIT = 25;

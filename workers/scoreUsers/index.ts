@@ -1,6 +1,6 @@
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, UpdateCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
+import { type DynamoDBDocumentClient, UpdateCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
 import { defineWorker } from "../runtime/contract";
+import { createDocumentClient } from "../runtime/dynamo";
 import { loadEnvironment } from "../runtime/environment";
 import { createLogger, describeError, type Logger } from "../runtime/logging";
 import { mapConcurrently } from "../runtime/retry";
@@ -98,7 +98,7 @@ export const scoreUsers = defineWorker(scoreUsersContract, () => {
       onStale: (error) => logger.warn("using the cached model token: refresh failed", { error: describeError(error) }),
     }),
   });
-  const documents = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+  const documents = createDocumentClient();
   const handler = createScoreUsers({ env, logger, documents, model });
   return (event: unknown) => handler(event);
 });

@@ -1,7 +1,6 @@
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { defineWorker } from "../runtime/contract";
-import { type BatchOptions, batchPutItems } from "../runtime/dynamo";
+import { type BatchOptions, batchPutItems, createDocumentClient } from "../runtime/dynamo";
 import { loadEnvironment } from "../runtime/environment";
 import { createLogger, describeError, type Logger } from "../runtime/logging";
 import { createModelClient, createModelTokenReader, type ModelClient } from "../scoring/modelServing";
@@ -74,7 +73,7 @@ export const stagingScoreUsers = defineWorker(stagingScoreUsersContract, () => {
       onStale: (error) => logger.warn("using the cached model token: refresh failed", { error: describeError(error) }),
     }),
   });
-  const documents = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+  const documents = createDocumentClient();
   const handler = createStagingScoreUsers({ env, logger, documents, model });
   return (event: unknown) => handler(event);
 });
