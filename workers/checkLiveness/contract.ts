@@ -1,25 +1,13 @@
 import { z } from "zod";
-import { DEFAULT_APPROVAL_RETENTION_DAYS, verificationTypesSchema } from "../idv/session";
+import { approvalRetentionDaysVariable, verificationTypesSchema } from "../idv/session";
 import { defineContract } from "../runtime/contract";
-
-const LOOPBACK_HOSTS: readonly string[] = ["127.0.0.1", "localhost", "[::1]"];
+import { isHttpsUrl, tableNameVariable } from "../runtime/environment";
 
 /**
  * The Persona API's base URL: https, or plain http to a loopback host only, for a local stand-in;
  * the stack's configuration requires https.
  */
-const personaApiUrl = () =>
-  z
-    .string()
-    .refine((value) => {
-      try {
-        const url = new URL(value);
-        return url.protocol === "https:" || (url.protocol === "http:" && LOOPBACK_HOSTS.includes(url.hostname));
-      } catch {
-        return false;
-      }
-    }, "expected an https URL")
-    .default("https://withpersona.com");
+const personaApiUrl = () => z.string().refine(isHttpsUrl, "expected an https URL").default("https://withpersona.com");
 
 const days = (fallback: number) => z.coerce.number().int().min(1).max(365).default(fallback);
 const score = (fallback: number) => z.coerce.number().min(0).max(1).default(fallback);
@@ -31,7 +19,7 @@ export const checkLivenessContract = defineContract({
   environment: () =>
     z.object({
       /** The fan-identity table, where IDV sessions are kept. */
-      TABLE_NAME: z.string().regex(/^[\w.-]{3,255}$/, "expected a DynamoDB table name"),
+      TABLE_NAME: tableNameVariable(),
       PERSONA_API_URL: personaApiUrl(),
       PERSONA_INQUIRY_TEMPLATE_ID: z.string().regex(/^itmpl_\w+$/, "expected a Persona inquiry template id (itmpl_…)"),
       /** Secrets Manager secret holding `{"apiKey": "persona_production_…"}`. */
@@ -51,7 +39,7 @@ export const checkLivenessContract = defineContract({
       /** After a failed or declined session, how long a new one is refused. */
       COOLDOWN_SECONDS: z.coerce.number().int().min(0).max(86_400).default(3600),
       /** How long a fan's last approval is kept (at least the longest tier window). */
-      APPROVAL_RETENTION_DAYS: days(DEFAULT_APPROVAL_RETENTION_DAYS),
+      APPROVAL_RETENTION_DAYS: approvalRetentionDaysVariable(),
       /** The verification types a request may name (comma-separated). */
       VERIFICATION_TYPES: verificationTypesSchema(),
     }),

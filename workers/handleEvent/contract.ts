@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { defineContract } from "../runtime/contract";
-import { DEFAULT_APPROVAL_RETENTION_DAYS, verificationTypesSchema } from "../idv/session";
+import { approvalRetentionDaysVariable, verificationTypesSchema } from "../idv/session";
+import { tableNameVariable } from "../runtime/environment";
 
 export const handleEventContract = defineContract({
   name: "handleEvent",
@@ -9,7 +10,7 @@ export const handleEventContract = defineContract({
   environment: () =>
     z.object({
       /** The region's fan-identity table, which holds the IDV sessions. */
-      TABLE_NAME: z.string().regex(/^[A-Za-z0-9_.-]{3,255}$/, "expected a DynamoDB table name"),
+      TABLE_NAME: tableNameVariable(),
       /** Secrets Manager secret holding `{"secrets": ["wbhsec_…", …]}`: one, or two while Persona rotates. */
       WEBHOOK_SECRETS_ARN: z.string().min(1),
       /** How far a signature's timestamp may be from now, either way. */
@@ -17,7 +18,7 @@ export const handleEventContract = defineContract({
       /** The verification types a session may be stored under; an event's session is looked for under each. */
       VERIFICATION_TYPES: verificationTypesSchema(),
       /** How long a fan's last approval is kept (at least the longest tier window). */
-      APPROVAL_RETENTION_DAYS: z.coerce.number().int().min(1).max(365).default(DEFAULT_APPROVAL_RETENTION_DAYS),
+      APPROVAL_RETENTION_DAYS: approvalRetentionDaysVariable(),
     }),
   access: {
     dynamodb_idv_sessions: { actions: ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], on: "the fan-identity table" },

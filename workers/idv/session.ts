@@ -55,6 +55,10 @@ export const SESSION_RETENTION_MS = 30 * DAY;
  */
 export const DEFAULT_APPROVAL_RETENTION_DAYS = 90;
 
+/** How long a fan's last approval is kept, in days, as a variable (at least the longest tier window). */
+export const approvalRetentionDaysVariable = () =>
+  z.coerce.number().int().min(1).max(365).default(DEFAULT_APPROVAL_RETENTION_DAYS);
+
 /** The default verification type, when a request names none. */
 export const DEFAULT_VERIFICATION_TYPE = "liveness";
 

@@ -1,7 +1,6 @@
 import { z } from "zod";
 import { defineContract } from "../runtime/contract";
-
-const LOOPBACK_HOSTS: readonly string[] = ["127.0.0.1", "localhost", "[::1]"];
+import { isHttpsUrl, tableNameVariable } from "../runtime/environment";
 
 /**
  * https, with `{globalUserId}` where the fan's id goes. Plain http is accepted only to a
@@ -11,14 +10,7 @@ const araiUrlTemplate = () =>
   z
     .string()
     .refine((value) => value.includes("{globalUserId}"), "expected {globalUserId} in the URL")
-    .refine((value) => {
-      try {
-        const url = new URL(value.replaceAll("{globalUserId}", "x"));
-        return url.protocol === "https:" || (url.protocol === "http:" && LOOPBACK_HOSTS.includes(url.hostname));
-      } catch {
-        return false;
-      }
-    }, "expected an https URL");
+    .refine((value) => isHttpsUrl(value.replaceAll("{globalUserId}", "x")), "expected an https URL");
 
 export const lookupAraiContract = defineContract({
   name: "lookupArai",
@@ -27,7 +19,7 @@ export const lookupAraiContract = defineContract({
   environment: () =>
     z.object({
       /** The fan-identity table of the region. */
-      TABLE_NAME: z.string().regex(/^[\w.-]{3,255}$/, "expected a DynamoDB table name"),
+      TABLE_NAME: tableNameVariable(),
       ARAI_URL_TEMPLATE: araiUrlTemplate(),
       /** Secrets Manager secret holding `{"username", "password", "clientId"}`. */
       ARAI_CREDENTIALS_SECRET_ARN: z.string().min(1),

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { defineContract } from "../runtime/contract";
-import { fifoQueueUrl } from "../scoring/enqueue";
+import { ACTIVITY_STREAM_ACCESS, fifoQueueUrl } from "../scoring/enqueue";
 
 export const processRescoreEventsContract = defineContract({
   name: "processRescoreEvents",
@@ -10,9 +10,7 @@ export const processRescoreEventsContract = defineContract({
       /** The account-activity FIFO queue. */
       ACTIVITY_QUEUE_URL: fifoQueueUrl(),
     }),
-  access: {
-    lambda_sqs_producer: { actions: ["sqs:SendMessage"], on: "the account-activity queue" },
-  },
+  access: { lambda_sqs_producer: ACTIVITY_STREAM_ACCESS.lambda_sqs_producer },
   packages: ["zod", "@aws-lambda-powertools/logger", "@aws-sdk/client-sqs", "@aws-sdk/util-dynamodb"],
 });
 

@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import { z } from "zod";
 import type { WorkerContract } from "./contract";
 
 /**
@@ -21,4 +21,22 @@ export function splitList(value: string): string[] {
     .split(",")
     .map((item) => item.trim())
     .filter((item) => item.length > 0);
+}
+
+/** A DynamoDB table's name, as a variable. */
+export const tableNameVariable = () => z.string().regex(/^[A-Za-z0-9_.-]{3,255}$/, "expected a DynamoDB table name");
+
+const LOOPBACK_HOSTS: readonly string[] = ["127.0.0.1", "localhost", "[::1]"];
+
+/**
+ * Whether `value` is an https URL, or a plain http one to a loopback host (a local stand-in for
+ * the service; the stack's configuration requires https).
+ */
+export function isHttpsUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === "https:" || (url.protocol === "http:" && LOOPBACK_HOSTS.includes(url.hostname));
+  } catch {
+    return false;
+  }
 }

@@ -1,11 +1,12 @@
 import { z } from "zod";
 import { defineContract } from "../runtime/contract";
+import { tableNameVariable } from "../runtime/environment";
 
 /** The environment of both scoring workers; the staging worker's MODEL_* name the staging endpoint. */
 export const scoringEnvironment = () =>
   z.object({
     /** The region's fan-identity table. */
-    TABLE_NAME: z.string().regex(/^[A-Za-z0-9_.-]{3,255}$/, "expected a DynamoDB table name"),
+    TABLE_NAME: tableNameVariable(),
     /** The full invocations URL: https://<host>/serving-endpoints/<name>/invocations. */
     MODEL_URL: z.url({ protocol: /^https?$/ }),
     /** The model version the endpoint serves, stored with every score. */

@@ -9,6 +9,7 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { type BatchResponse, type ItemIdentifier, partialBatchResponse, type RecordFailure } from "../runtime/batch";
+import { tableNameVariable } from "../runtime/environment";
 import type { Logger } from "../runtime/logging";
 import {
   createDynamoChangeDecoder,
@@ -424,7 +425,7 @@ export const activityStreamEnvironment = () =>
     /** The account-activity FIFO queue. */
     ACTIVITY_QUEUE_URL: fifoQueueUrl(),
     /** The fan-identity table, where rescore records go. */
-    TABLE_NAME: z.string().regex(/^[A-Za-z0-9_.-]{3,255}$/, "expected a DynamoDB table name"),
+    TABLE_NAME: tableNameVariable(),
     /** Days after the activity when the fan is scored again. */
     RESCORE_DELAY_DAYS: z.coerce.number().int().min(1).max(30).default(5),
   });
