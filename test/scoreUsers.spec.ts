@@ -82,16 +82,12 @@ describe("scoreUsers", function () {
       MODEL_TIMEOUT_MS: "1000",
       ...vars,
     });
+    const logger = new Logger({ serviceName: scoreUsersContract.name, logLevel: "DEBUG" });
     const handler = createScoreUsers({
       env,
-      logger: new Logger({ serviceName: scoreUsersContract.name, logLevel: "DEBUG" }),
+      logger,
       documents: dynamo.documents,
-      model: modelClientFor(secrets, {
-        url: env.MODEL_URL,
-        timeoutMs: env.MODEL_TIMEOUT_MS,
-        service: "scoring model",
-        secretId: env.MODEL_TOKEN_SECRET_ARN,
-      }),
+      model: modelClientFor(secrets, env, "scoring model", logger),
       now: () => clock,
     });
     return (event: unknown): Promise<{ result: BatchResponse; logs: LogLine[] }> => captureLogs(() => handler(event));

@@ -72,16 +72,12 @@ describe("stagingScoreUsers", function () {
       MODEL_TIMEOUT_MS: "1000",
       ...vars,
     });
+    const logger = new Logger({ serviceName: stagingScoreUsersContract.name, logLevel: "DEBUG" });
     const handler = createStagingScoreUsers({
       env,
-      logger: new Logger({ serviceName: stagingScoreUsersContract.name, logLevel: "DEBUG" }),
+      logger,
       documents: dynamo.documents,
-      model: modelClientFor(secrets, {
-        url: env.MODEL_URL,
-        timeoutMs: env.MODEL_TIMEOUT_MS,
-        service: "staging scoring model",
-        secretId: env.MODEL_TOKEN_SECRET_ARN,
-      }),
+      model: modelClientFor(secrets, env, "staging scoring model", logger),
       now: () => clock,
       batchOptions: { baseDelayMs: 5 },
     });

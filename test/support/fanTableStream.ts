@@ -4,7 +4,8 @@
  * Manager mocked at the wire.
  */
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
-import { createModelClient, createModelTokenReader, type ModelClient } from "../../workers/scoring/modelServing";
+import type { Logger } from "../../workers/runtime/logging";
+import { createModelClientFromEnvironment, type ModelClient, type ModelEnvironment } from "../../workers/scoring/modelServing";
 import { fixture } from "./fixtures";
 import { type Answer, type RecordedRequest, WireServer } from "./http";
 import { type LocalDynamo, startDynamo } from "./localAws";
@@ -149,16 +150,12 @@ export function startModelTokenSecrets(token = MODEL_TOKEN): Promise<WireServer>
 }
 
 /** A model client as the scoring workers' factories build it, its token read from `secrets`, retrying after 10 ms. */
-export function modelClientFor(
-  secrets: WireServer,
-  options: { url: string; timeoutMs: number; service: string; secretId: string },
-): ModelClient {
-  return createModelClient({
-    url: options.url,
-    timeoutMs: options.timeoutMs,
-    service: options.service,
+export function modelClientFor(secrets: WireServer, env: ModelEnvironment, service: string, logger: Logger): ModelClient {
+  return createModelClientFromEnvironment(env, {
+    service,
+    logger,
+    secretsClient: secretsManagerClient(secrets),
     baseDelayMs: 10,
-    readToken: createModelTokenReader({ secretId: options.secretId, client: secretsManagerClient(secrets) }),
   });
 }
 

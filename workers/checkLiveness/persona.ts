@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { SESSION_STATUSES, type SessionStatus } from "../idv/session";
-import { createHttpClient, type HttpClientOptions, httpServiceError } from "../runtime/http";
+import { createHttpClient, type HttpCallOptions, httpServiceError } from "../runtime/http";
 import { decodeWith } from "../runtime/records";
 
 export const PERSONA_SERVICE = "Persona API";
@@ -47,23 +47,24 @@ export interface Inquiry {
   readonly sessionToken?: string;
 }
 
-export interface PersonaClientOptions {
+export interface PersonaClientOptions extends HttpCallOptions {
   /** The API's base URL, e.g. https://withpersona.com. */
   readonly apiUrl: string;
-  /** Bound on each attempt. */
-  readonly timeoutMs: number;
   /** The API key, from its secret (cached by the reader). */
   readonly readApiKey: () => Promise<string>;
-  /** @default 2 */
-  readonly retries?: number;
-  /** @default 100 */
-  readonly baseDelayMs?: number;
-  readonly fetch?: HttpClientOptions["fetch"];
 }
 
 export function createPersonaClient(options: PersonaClientOptions) {
   const schema = createdInquirySchema();
   const url = `${options.apiUrl.replace(/\/+$/, "")}${INQUIRIES_PATH}`;
+  const request = createHttpClient({
+    service: PERSONA_SERVICE,
+    timeoutMs: options.timeoutMs,
+    retries: options.retries,
+    baseDelayMs: options.baseDelayMs,
+    fetch: options.fetch,
+    headers: async () => ({ authorization: `Bearer ${await options.readApiKey()}`, "persona-version": PERSONA_VERSION }),
+  });
 
   return {
     /**
@@ -72,24 +73,12 @@ export function createPersonaClient(options: PersonaClientOptions) {
      */
     async createInquiry(templateId: string, referenceId: string): Promise<Inquiry> {
       // Read before the request, so a failure to read the key is reported as such and not retried as an HTTP one.
-      const apiKey = await options.readApiKey();
-      const idempotencyKey = randomUUID();
-      const request = createHttpClient({
-        service: PERSONA_SERVICE,
-        timeoutMs: options.timeoutMs,
-        retries: options.retries ?? 2,
-        baseDelayMs: options.baseDelayMs,
-        fetch: options.fetch,
-        headers: () => ({
-          authorization: `Bearer ${apiKey}`,
-          "persona-version": PERSONA_VERSION,
-          "idempotency-key": idempotencyKey,
-        }),
-      });
+      await options.readApiKey();
       const { body, status } = await request({
         operation: CREATE_INQUIRY,
         url,
         method: "POST",
+        headers: { "idempotency-key": randomUUID() },
         body: { data: { attributes: { "inquiry-template-id": templateId, "reference-id": referenceId } } },
       });
       const decoded = decodeWith(schema, body, "inquiry");

@@ -5,7 +5,7 @@
  * answer, not a failure: asking again would not change it.
  */
 import { z } from "zod";
-import { createHttpClient, type HttpClientOptions, httpServiceError, isHttpServiceError } from "../runtime/http";
+import { createHttpClient, type HttpCallOptions, httpServiceError, isHttpServiceError } from "../runtime/http";
 import { decodeWith } from "../runtime/records";
 import type { AraiDocument } from "./trim";
 
@@ -34,18 +34,11 @@ export type AraiLookup =
   /** The accounts service does not know the fan (404). */
   | { readonly status: "unknownFan" };
 
-export interface AraiClientOptions {
+export interface AraiClientOptions extends HttpCallOptions {
   /** The API's URL with `{globalUserId}` where the fan's id goes (URL-encoded). */
   readonly urlTemplate: string;
-  /** Bound on each attempt. */
-  readonly timeoutMs: number;
   /** The credentials, from their secret (cached by the reader). */
   readonly readCredentials: () => Promise<AraiCredentials>;
-  /** @default 2 */
-  readonly retries?: number;
-  /** @default 100 */
-  readonly baseDelayMs?: number;
-  readonly fetch?: HttpClientOptions["fetch"];
 }
 
 /** The URL for one fan: the id is URL-encoded, so `/`, `?`, `%` or `|` in it stay inside the path segment. */
@@ -58,7 +51,7 @@ export function createAraiClient(options: AraiClientOptions) {
   const request = createHttpClient({
     service: ARAI_SERVICE,
     timeoutMs: options.timeoutMs,
-    retries: options.retries ?? 2,
+    retries: options.retries,
     baseDelayMs: options.baseDelayMs,
     fetch: options.fetch,
     headers: async () => {

@@ -20,12 +20,17 @@ export interface HttpClientOptions {
   readonly fetch?: typeof fetch;
 }
 
+/** What a service's client takes through to its HTTP client: the bound and retries of each call, and the fetch to use. */
+export type HttpCallOptions = Pick<HttpClientOptions, "timeoutMs" | "retries" | "baseDelayMs" | "fetch">;
+
 export interface HttpRequest {
   /** Operation name used in errors, e.g. "GET account activity". */
   readonly operation: string;
   readonly url: string;
   readonly method?: "GET" | "POST";
   readonly body?: unknown;
+  /** Headers of this request alone, sent with every attempt of it (an idempotency key). */
+  readonly headers?: Record<string, string>;
 }
 
 export interface HttpResponse {
@@ -85,7 +90,7 @@ export function createHttpClient(options: HttpClientOptions) {
     return withRetries(
       async () => {
         attempts += 1;
-        const headers: Record<string, string> = { accept: "application/json", ...(await options.headers?.()) };
+        const headers: Record<string, string> = { accept: "application/json", ...(await options.headers?.()), ...req.headers };
         if (req.body !== undefined) headers["content-type"] = "application/json";
         let response: Response;
         try {

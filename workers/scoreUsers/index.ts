@@ -4,7 +4,7 @@ import { createDocumentClient } from "../runtime/dynamo";
 import { loadEnvironment } from "../runtime/environment";
 import { createLogger, describeError, type Logger } from "../runtime/logging";
 import { mapConcurrently } from "../runtime/retry";
-import { createModelClient, createModelTokenReader, type ModelClient } from "../scoring/modelServing";
+import { createModelClientFromEnvironment, type ModelClient } from "../scoring/modelServing";
 import { createStreamScorer, type ScoredFan, type WriteOutcome } from "../scoring/score";
 import { fanKey, KEY, RECORD_TYPES } from "../scoring/table";
 import { scoreUsersContract, type ScoringEnvironment } from "./contract";
@@ -89,15 +89,7 @@ export function createScoreUsers(deps: ScoreUsersDependencies) {
 export const scoreUsers = defineWorker(scoreUsersContract, () => {
   const env = loadEnvironment(scoreUsersContract);
   const logger = createLogger(scoreUsersContract);
-  const model = createModelClient({
-    url: env.MODEL_URL,
-    timeoutMs: env.MODEL_TIMEOUT_MS,
-    service: "scoring model",
-    readToken: createModelTokenReader({
-      secretId: env.MODEL_TOKEN_SECRET_ARN,
-      onStale: (error) => logger.warn("using the cached model token: refresh failed", { error: describeError(error) }),
-    }),
-  });
+  const model = createModelClientFromEnvironment(env, { service: "scoring model", logger });
   const documents = createDocumentClient();
   const handler = createScoreUsers({ env, logger, documents, model });
   return (event: unknown) => handler(event);

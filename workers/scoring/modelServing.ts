@@ -5,7 +5,8 @@
  */
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { z } from "zod";
-import { createHttpClient, httpServiceError } from "../runtime/http";
+import { createHttpClient, type HttpCallOptions, httpServiceError } from "../runtime/http";
+import { describeError, type Logger } from "../runtime/logging";
 import { createSecretReader } from "../runtime/secrets";
 
 /** One fan to score: the ARAI snapshot as the JSON text the model reads. */
@@ -14,19 +15,13 @@ export interface ModelInput {
   readonly rawJson: string;
 }
 
-export interface ModelClientOptions {
+export interface ModelClientOptions extends HttpCallOptions {
   /** The full invocations URL. */
   readonly url: string;
-  /** Bound on each attempt. */
-  readonly timeoutMs: number;
   /** The bearer token, read on every request (the reader caches it). */
   readonly readToken: () => Promise<string>;
   /** Service name used in errors, e.g. "scoring model". */
   readonly service: string;
-  /** @default 2 */
-  readonly retries?: number;
-  /** @default 100 */
-  readonly baseDelayMs?: number;
 }
 
 export interface ModelClient {
@@ -80,6 +75,7 @@ export function createModelClient(options: ModelClientOptions): ModelClient {
     timeoutMs: options.timeoutMs,
     retries: options.retries,
     baseDelayMs: options.baseDelayMs,
+    fetch: options.fetch,
     headers: async () => ({ authorization: `Bearer ${await options.readToken()}` }),
   });
   const operation = `POST ${new URL(options.url).pathname}`;
@@ -101,4 +97,39 @@ export function createModelClient(options: ModelClientOptions): ModelClient {
       return (answer.body as { predictions: number[] }).predictions;
     },
   };
+}
+
+/** The variables a scoring worker's model endpoint is configured by. */
+export interface ModelEnvironment {
+  readonly MODEL_URL: string;
+  readonly MODEL_TIMEOUT_MS: number;
+  readonly MODEL_TOKEN_SECRET_ARN: string;
+}
+
+/**
+ * The model client a scoring worker builds from its environment: the endpoint, its bound, and
+ * the bearer token from its secret, a failed refresh of which is logged while the cached token
+ * serves on.
+ */
+export function createModelClientFromEnvironment(
+  env: ModelEnvironment,
+  options: {
+    readonly service: string;
+    readonly logger: Logger;
+    readonly secretsClient?: SecretsManagerClient;
+    readonly baseDelayMs?: number;
+  },
+): ModelClient {
+  const { logger } = options;
+  return createModelClient({
+    url: env.MODEL_URL,
+    timeoutMs: env.MODEL_TIMEOUT_MS,
+    service: options.service,
+    baseDelayMs: options.baseDelayMs,
+    readToken: createModelTokenReader({
+      secretId: env.MODEL_TOKEN_SECRET_ARN,
+      onStale: (error) => logger.warn("using the cached model token: refresh failed", { error: describeError(error) }),
+      client: options.secretsClient,
+    }),
+  });
 }

@@ -2,8 +2,8 @@ import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { defineWorker } from "../runtime/contract";
 import { type BatchOptions, batchPutItems, createDocumentClient } from "../runtime/dynamo";
 import { loadEnvironment } from "../runtime/environment";
-import { createLogger, describeError, type Logger } from "../runtime/logging";
-import { createModelClient, createModelTokenReader, type ModelClient } from "../scoring/modelServing";
+import { createLogger, type Logger } from "../runtime/logging";
+import { createModelClientFromEnvironment, type ModelClient } from "../scoring/modelServing";
 import { createStreamScorer, type ScoredFan, type WriteOutcome } from "../scoring/score";
 import { KEY, RECORD_TYPES, stagingKey } from "../scoring/table";
 import type { ScoringEnvironment } from "../scoreUsers/contract";
@@ -64,15 +64,7 @@ export function createStagingScoreUsers(deps: StagingScoreUsersDependencies) {
 export const stagingScoreUsers = defineWorker(stagingScoreUsersContract, () => {
   const env = loadEnvironment(stagingScoreUsersContract);
   const logger = createLogger(stagingScoreUsersContract);
-  const model = createModelClient({
-    url: env.MODEL_URL,
-    timeoutMs: env.MODEL_TIMEOUT_MS,
-    service: "staging scoring model",
-    readToken: createModelTokenReader({
-      secretId: env.MODEL_TOKEN_SECRET_ARN,
-      onStale: (error) => logger.warn("using the cached model token: refresh failed", { error: describeError(error) }),
-    }),
-  });
+  const model = createModelClientFromEnvironment(env, { service: "staging scoring model", logger });
   const documents = createDocumentClient();
   const handler = createStagingScoreUsers({ env, logger, documents, model });
   return (event: unknown) => handler(event);
