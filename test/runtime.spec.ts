@@ -9,7 +9,7 @@ import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { type DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
 import * as fc from "fast-check";
-import { partialBatchResponse, type RecordFailure, stopGroupsAtFirstFailure } from "../workers/runtime/batch";
+import { itemKey, partialBatchResponse, type RecordFailure, stopGroupsAtFirstFailure } from "../workers/runtime/batch";
 import { batchGetItems, batchPutItems, createDocumentClient } from "../workers/runtime/dynamo";
 import {
   createDynamoChangeDecoder,
@@ -239,6 +239,37 @@ describe("scoring runtime", function () {
       const empty = await captureLogs(async () => partialBatchResponse([], logger));
       assert.deepEqual(empty.result, { batchItemFailures: [] });
       assert.deepEqual(empty.logs, []);
+    });
+
+    it("report in batch order when given it, Kafka identifiers compared by value", async function () {
+      const logger = new Logger({ serviceName: "runtime", logLevel: "DEBUG" });
+      const at = (partition: string, offset: number) => ({ partition, offset });
+      const batch = [at("user-activity-0", 15), at("user-activity-0", 16), at("user-activity-1", 3), at("logins-0", 15)];
+      const { result, logs } = await captureLogs(async () =>
+        partialBatchResponse(
+          [
+            { id: at("logins-0", 15), reason: "not an activity" },
+            { id: at("user-activity-1", 3), reason: "SQS refused the message" },
+            { id: at("user-activity-0", 16), reason: "data is not base64" },
+            { id: at("user-activity-1", 3), reason: "rescore not scheduled" },
+          ],
+          logger,
+          batch,
+        ),
+      );
+      assert.deepEqual(
+        result.batchItemFailures.map(({ itemIdentifier }) => itemIdentifier),
+        [at("user-activity-0", 16), at("user-activity-1", 3), at("logins-0", 15)],
+      );
+      assert.deepEqual(
+        logs.map((line) => line.reason),
+        ["data is not base64", "SQS refused the message", "not an activity"],
+      );
+      assert.equal(itemKey(at("user-activity-0", 16)), "user-activity-0@16");
+      assert.equal(
+        itemKey("49590338271490256608559692538361571095921575989136588898"),
+        "49590338271490256608559692538361571095921575989136588898",
+      );
     });
 
     it("stop a FIFO group at its first failed message: the group's later messages fail too, naming it", function () {

@@ -1,21 +1,11 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
-import type { BatchResponse, KafkaItemIdentifier } from "../runtime/batch";
 import { defineWorker } from "../runtime/contract";
 import { loadEnvironment } from "../runtime/environment";
 import { createLogger, type Logger } from "../runtime/logging";
 import { parseEvent } from "../runtime/records";
 import { createEnqueuer } from "../scoring/enqueue";
-import {
-  createUserActivityReader,
-  kafkaEventSchema,
-  kafkaRecordKey,
-  kafkaRecordsInOrder,
-  planKafkaActivity,
-} from "../scoring/kafka";
+import { createUserActivityReader, kafkaEventSchema, kafkaRecordsInOrder, planKafkaActivity } from "../scoring/kafka";
 import { type EnqueueFromActivityStreamEnvironment, enqueueFromActivityStreamContract } from "./contract";
-
-/** Lambda's answer to a Kafka batch: the failed records by partition and offset. */
-export type KafkaBatchResponse = BatchResponse<KafkaItemIdentifier>;
 
 export interface EnqueueFromActivityStreamDependencies {
   readonly env: EnqueueFromActivityStreamEnvironment;
@@ -38,7 +28,6 @@ export function createEnqueueFromActivityStream(deps: EnqueueFromActivityStreamD
         kafkaRecordsInOrder(parseEvent(eventSchema, event, enqueueFromActivityStreamContract.name, "self-managed Kafka")),
       read: createUserActivityReader(),
       plan: planKafkaActivity,
-      key: kafkaRecordKey,
     },
     { queueUrl: deps.env.ACTIVITY_QUEUE_URL, fifo: true },
   );

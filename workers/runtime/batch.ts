@@ -25,16 +25,29 @@ export interface RecordFailure<Id extends ItemIdentifier = string> {
   readonly reason: string;
 }
 
-/** Logs each failure once and builds the response, identifiers in the order first reported. */
+/**
+ * An identifier as one string, for maps and for the ids of outgoing messages: Kafka identifiers
+ * are objects, compared by value (`<topic>-<partition>@<offset>`; a topic name holds no `@`).
+ */
+export const itemKey = (id: ItemIdentifier): string => (typeof id === "string" ? id : `${id.partition}@${id.offset}`);
+
+/**
+ * Logs each failure once and builds the response: identifiers in `batchOrder` when given (streams
+ * resume from the first failed record), otherwise in the order first reported.
+ */
 export function partialBatchResponse<Id extends ItemIdentifier = string>(
   failures: readonly RecordFailure<Id>[],
   logger: Logger,
+  batchOrder?: readonly Id[],
 ): BatchResponse<Id> {
+  if (batchOrder) {
+    const position = new Map(batchOrder.map((id, index) => [itemKey(id), index]));
+    failures = [...failures].sort((a, b) => position.get(itemKey(a.id))! - position.get(itemKey(b.id))!);
+  }
   const reported: Id[] = [];
   const seen = new Set<string>();
   for (const failure of failures) {
-    // Kafka identifiers are objects: compare them by value.
-    const key = typeof failure.id === "string" ? failure.id : `${failure.id.partition}\n${failure.id.offset}`;
+    const key = itemKey(failure.id);
     if (seen.has(key)) continue;
     seen.add(key);
     reported.push(failure.id);

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
-import { type BatchResponse, type ItemIdentifier, partialBatchResponse, type RecordFailure } from "../runtime/batch";
+import { type BatchResponse, type ItemIdentifier, itemKey, partialBatchResponse, type RecordFailure } from "../runtime/batch";
 import { tableNameVariable } from "../runtime/environment";
 import type { Logger } from "../runtime/logging";
 import {
@@ -293,9 +293,8 @@ export type Reading<Activity> =
 export interface EnqueueSource<Rec, Id, Activity> {
   readonly records: (event: unknown) => readonly { readonly id: Id; readonly record: Rec }[];
   readonly read: (record: Rec) => Reading<Activity>;
+  /** Plans the activity a record stands for; its `id` is the record identifier's `itemKey`. */
   readonly plan: (id: Id, record: Rec, reading: Activity, now: Date) => PlannedActivity;
-  /** The identifier as one string: a planned activity's `id`. */
-  readonly key: (id: Id) => string;
 }
 
 export interface EnqueueTarget {
@@ -343,7 +342,7 @@ export function createEnqueuer<Rec, Id extends ItemIdentifier, Activity>(
         skipped += 1;
         logger.debug("record skipped", { record: id, reason: reading.reason });
       } else {
-        idOf.set(source.key(id), id);
+        idOf.set(itemKey(id), id);
         activities.push(source.plan(id, record, reading as Activity, now));
       }
     }
@@ -378,9 +377,11 @@ export function createEnqueuer<Rec, Id extends ItemIdentifier, Activity>(
     }
 
     // Streams resume from the first failed record: report in batch order.
-    const order = new Map(records.map(({ id }, index) => [source.key(id), index]));
-    failures.sort((a, b) => order.get(source.key(a.id))! - order.get(source.key(b.id))!);
-    const response = partialBatchResponse(failures, logger);
+    const response = partialBatchResponse(
+      failures,
+      logger,
+      records.map(({ id }) => id),
+    );
     logger.info("batch enqueued", {
       records: records.length,
       activities: activities.length,
@@ -407,7 +408,6 @@ export function createStreamEnqueuer(deps: StreamEnqueueDependencies, options: S
         })),
       read: options.read,
       plan: (_id, record, reading, now) => planActivity(options.source, options.action, record, reading, now),
-      key: (id) => id,
     },
     options,
   );

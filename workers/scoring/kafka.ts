@@ -4,7 +4,7 @@
  * account-activity FIFO queue. Pure functions; the worker (enqueueFromActivityStream) does the I/O.
  */
 import { z } from "zod";
-import type { KafkaItemIdentifier } from "../runtime/batch";
+import { itemKey, type KafkaItemIdentifier } from "../runtime/batch";
 import { decodeBase64Json, decodeWith } from "../runtime/records";
 import { globalUserIdSchema, isScorable } from "./activity";
 import { activityTime, deduplicationId, type PlannedActivity } from "./enqueue";
@@ -53,9 +53,6 @@ export function kafkaRecordsInOrder(event: KafkaEvent): IdentifiedKafkaRecord[] 
     records.map((record) => ({ id: { partition, offset: record.offset }, record })),
   );
 }
-
-/** A Kafka identifier as one string, for maps and for the ids of outgoing messages. */
-export const kafkaRecordKey = (id: KafkaItemIdentifier) => `${id.partition}@${id.offset}`;
 
 /** What one user-activity record means for scoring. */
 export type KafkaReading =
@@ -128,7 +125,7 @@ export function kafkaRecordIdentity(record: KafkaRecord): string[] {
   return [record.topic, String(record.partition), String(record.offset)];
 }
 
-/** The activity message a scorable record stands for, identified by `kafkaRecordKey` of its identifier. */
+/** The activity message a scorable record stands for, identified by the `itemKey` of its identifier. */
 export function planKafkaActivity(
   id: KafkaItemIdentifier,
   record: KafkaRecord,
@@ -136,7 +133,7 @@ export function planKafkaActivity(
   now: Date,
 ): PlannedActivity {
   return {
-    id: kafkaRecordKey(id),
+    id: itemKey(id),
     message: {
       globalUserId: reading.globalUserId,
       source: "kafka",

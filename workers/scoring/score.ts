@@ -195,8 +195,10 @@ export function createStreamScorer(deps: StreamScorerDependencies) {
       ...outcome.stats,
     });
     // In batch order, so the log reads like the stream.
-    const position = new Map(Records.map((record, index) => [record.kinesis.sequenceNumber, index]));
-    failures.sort((a, b) => position.get(a.id)! - position.get(b.id)!);
-    return partialBatchResponse(failures, logger);
+    return partialBatchResponse(
+      failures,
+      logger,
+      Records.map((record) => record.kinesis.sequenceNumber),
+    );
   };
 }
