@@ -12,6 +12,7 @@ import {
   sessionKey,
 } from "../idv/session";
 import { defineWorker } from "../runtime/contract";
+import { describeIssues } from "../runtime/issues";
 import { createDocumentClient } from "../runtime/dynamo";
 import { loadEnvironment } from "../runtime/environment";
 import { createLogger, describeError, type Logger } from "../runtime/logging";
@@ -190,7 +191,7 @@ export function createCheckLiveness(deps: CheckLivenessDependencies) {
     if (item === undefined) return {};
     const parsed = sessionSchema.safeParse(item);
     if (parsed.success) return { item, session: parsed.data };
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join(".") || "(item)"}: ${issue.message}`);
+    const problems = describeIssues(parsed.error, "(item)");
     logger.error("stored IDV session is malformed: it will be replaced", { key, problems: problems.slice(0, 5) });
     return { item };
   }
@@ -241,7 +242,7 @@ export function createCheckLiveness(deps: CheckLivenessDependencies) {
     }
     const parsed = schema.safeParse(event.arguments);
     if (!parsed.success) {
-      const problems = parsed.error.issues.map((issue) => `${issue.path.join(".") || "arguments"}: ${issue.message}`);
+      const problems = describeIssues(parsed.error, "arguments");
       logger.warn("refused: invalid arguments", { globalUserId, problems });
       throw namedError("ValidationError", problems.join("; "));
     }

@@ -2,6 +2,7 @@
  * The rules of getArmScore (SPEC §4.5), free of I/O: which fan is asked for, where their ARM
  * score lives in Redis, and what a stored value answers.
  */
+import { MAX_GLOBAL_USER_ID_LENGTH } from "../scoring/activity";
 
 /** The ARM score: another team's account-risk grade, 1 (lowest risk) to 5. */
 export const ARM_SCORE_MIN = 1;
@@ -15,8 +16,6 @@ export interface ArmScoreAnswer {
 /** The Redis key of a fan's ARM record. */
 export const armKey = (globalUserId: string): string => `user:${globalUserId}`;
 
-/** Longest globalUserId taken, as the platform issues them (see scoring/activity.ts). */
-const MAX_ID_LENGTH = 128;
 /** Longest piece of a stored value quoted in a log line: Redis values are not bounded. */
 const MAX_QUOTED = 256;
 
@@ -46,8 +45,11 @@ export function requestedFan(event: unknown): Requested {
     };
   }
   if (typeof value !== "string") return { ok: false, reason: `${field} is ${typeOf(value)}, not a string` };
-  if (value.length === 0 || value.length > MAX_ID_LENGTH || /\s/.test(value)) {
-    return { ok: false, reason: `${field} "${quote(value)}" is not a globalUserId (1 to 128 characters, no whitespace)` };
+  if (value.length === 0 || value.length > MAX_GLOBAL_USER_ID_LENGTH || /\s/.test(value)) {
+    return {
+      ok: false,
+      reason: `${field} "${quote(value)}" is not a globalUserId (1 to ${MAX_GLOBAL_USER_ID_LENGTH} characters, no whitespace)`,
+    };
   }
   return { ok: true, globalUserId: value, via: appsync ? "appsync" : "invoke" };
 }

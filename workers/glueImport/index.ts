@@ -1,6 +1,7 @@
 import { GlueClient, StartWorkflowRunCommand } from "@aws-sdk/client-glue";
 import { z } from "zod";
 import { defineWorker, type WorkerContract } from "../runtime/contract";
+import { describeIssues } from "../runtime/issues";
 import { loadEnvironment } from "../runtime/environment";
 import { createLogger, describeError, type Logger } from "../runtime/logging";
 import type { GlueImportEnvironment } from "./contract";
@@ -58,7 +59,7 @@ export function createGlueImport(deps: GlueImportDependencies) {
   return async function startImport(event: unknown): Promise<ImportSummary> {
     const parsed = schema.safeParse(event);
     if (!parsed.success) {
-      const problems = parsed.error.issues.map((issue) => `${issue.path.join(".") || "(event)"}: ${issue.message}`).join("; ");
+      const problems = describeIssues(parsed.error, "(event)").join("; ");
       throw new Error(`${deps.contract.name}: not an S3 event notification: ${problems}`);
     }
     const summary: ImportSummary = { started: [], skipped: [] };

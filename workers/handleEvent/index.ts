@@ -1,12 +1,14 @@
 import { type DynamoDBDocumentClient, UpdateCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { defineWorker } from "../runtime/contract";
+import { describeIssues } from "../runtime/issues";
 import { batchGetItems, createDocumentClient } from "../runtime/dynamo";
 import { loadEnvironment } from "../runtime/environment";
 import { createLogger, describeError, type Logger } from "../runtime/logging";
 import { createSecretReader } from "../runtime/secrets";
 import { sessionExpiry, sessionKey, type SessionStatus, STATUS_OF_EVENT } from "../idv/session";
 import { personaWebhookSchema } from "../idv/webhook";
+import { MAX_GLOBAL_USER_ID_LENGTH } from "../scoring/activity";
 import { KEY } from "../scoring/table";
 import { handleEventContract, type HandleEventEnvironment, SECRETS_MAX_AGE_MS } from "./contract";
 import { verifySignature } from "./signature";
@@ -27,9 +29,6 @@ export interface ProxyResult {
 }
 
 const STATUS_CODES: Readonly<Record<WebhookErrorType, number>> = { Unauthorized: 401, InvalidEvent: 400, NotFound: 404 };
-
-/** Longest globalUserId taken as a reference id, as the platform issues them (see scoring/activity.ts). */
-const MAX_ID_LENGTH = 128;
 
 /** What a session lookup reads: enough to pick the inquiry's session and order its updates, not its decisions. */
 const SESSION_ATTRIBUTES: readonly string[] = [KEY, "vendorSessionId", "status", "updated"];
@@ -207,7 +206,7 @@ export function createHandleEvent(deps: HandleEventDependencies) {
     }
     const parsed = schema.safeParse(document);
     if (!parsed.success) {
-      const problems = parsed.error.issues.map((issue) => `${issue.path.join(".") || "(body)"}: ${issue.message}`);
+      const problems = describeIssues(parsed.error, "(body)");
       return refuse("InvalidEvent", `body is not a Persona webhook event: ${problems.join("; ")}`);
     }
     const event = parsed.data.data;
@@ -229,7 +228,7 @@ export function createHandleEvent(deps: HandleEventDependencies) {
     // One spelling (UTC, milliseconds), so times compare as strings here and in the write's condition.
     const at = new Date(createdAt).toISOString();
 
-    if (globalUserId === null || globalUserId.length > MAX_ID_LENGTH || /\s/.test(globalUserId)) {
+    if (globalUserId === null || globalUserId.length > MAX_GLOBAL_USER_ID_LENGTH || /\s/.test(globalUserId)) {
       return refuse("NotFound", `inquiry ${inquiry.id} has no reference-id naming a fan, so no session`);
     }
 

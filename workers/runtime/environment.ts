@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { WorkerContract } from "./contract";
+import { describeIssues } from "./issues";
 
 /**
  * Parses the process environment against a worker's contract, once per cold start.
@@ -11,7 +12,7 @@ export function loadEnvironment<Env extends z.ZodObject>(
 ): z.infer<Env> {
   const result = contract.environment().safeParse(source);
   if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+  const problems = describeIssues(result.error, "");
   throw new Error(`${contract.name}: environment does not meet the worker's contract: ${problems.join("; ")}`);
 }
 

@@ -6,6 +6,7 @@
  */
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { z } from "zod";
+import { describeIssues } from "./issues";
 
 export type Decoded<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
 
@@ -49,7 +50,7 @@ export type SqsRecord = SqsEvent["Records"][number];
 export function parseEvent<T>(schema: z.ZodType<T>, event: unknown, worker: string, kind: string): T {
   const parsed = schema.safeParse(event);
   if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((issue) => `${issue.path.join(".") || "(event)"}: ${issue.message}`);
+  const problems = describeIssues(parsed.error, "(event)");
   throw new Error(`${worker}: not a ${kind} event: ${problems.slice(0, 5).join("; ")}`);
 }
 
@@ -88,7 +89,7 @@ export function decodeBase64Json(encoded: string, what: string): Decoded<unknown
 export function decodeWith<T>(schema: z.ZodType<T>, value: unknown, what: string): Decoded<T> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return { ok: true, value: parsed.data };
-  const problems = parsed.error.issues.map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`);
+  const problems = describeIssues(parsed.error, "(root)");
   return { ok: false, reason: `${what} is not as expected: ${problems.slice(0, 3).join("; ")}` };
 }
 

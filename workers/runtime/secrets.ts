@@ -1,5 +1,6 @@
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { z } from "zod";
+import { describeIssues } from "./issues";
 
 export interface SecretReaderOptions<T extends z.ZodType> {
   /** ARN or name of the Secrets Manager secret holding a JSON document. */
@@ -48,7 +49,7 @@ export function createSecretReader<T extends z.ZodType>(options: SecretReaderOpt
     }
     const parsed = options.schema.safeParse(document);
     if (!parsed.success) {
-      const fields = parsed.error.issues.map((issue) => `${issue.path.join(".") || "(document)"}: ${issue.message}`);
+      const fields = describeIssues(parsed.error, "(document)");
       throw new Error(`secret ${options.secretId} does not have the expected shape: ${fields.join("; ")}`);
     }
     cached = { value: parsed.data, fetchedAt: now() };

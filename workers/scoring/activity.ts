@@ -25,12 +25,15 @@ export function isScorable(activity: { readonly action?: unknown; readonly resul
   return activity.result === "success" && typeof activity.action === "string" && SCORABLE_ACTIONS.includes(activity.action);
 }
 
+/** Longest globalUserId the platform issues. */
+export const MAX_GLOBAL_USER_ID_LENGTH = 128;
+
 /** A globalUserId as the platform issues them: non-empty, no whitespace, short enough for a key. */
 export const globalUserIdSchema = () =>
   z
     .string()
     .min(1)
-    .max(128)
+    .max(MAX_GLOBAL_USER_ID_LENGTH)
     .regex(/^[^\s#]+$/, "expected a globalUserId (no whitespace or #)");
 
 /** The body of a message on the account-activity and on-demand queues. */
