@@ -12,11 +12,13 @@ import {
   sessionKey,
 } from "../idv/session";
 import { defineWorker } from "../runtime/contract";
-import { describeIssues } from "../runtime/issues";
 import { createDocumentClient } from "../runtime/dynamo";
 import { loadEnvironment } from "../runtime/environment";
+import { namedError } from "../runtime/errors";
+import { describeIssues } from "../runtime/issues";
 import { createLogger, describeError, type Logger } from "../runtime/logging";
 import { createSecretReader } from "../runtime/secrets";
+import { isObject } from "../runtime/values";
 import { globalUserIdSchema } from "../scoring/activity";
 import { KEY, RECORD_TYPES } from "../scoring/table";
 import { checkLivenessContract, type CheckLivenessEnvironment } from "./contract";
@@ -55,14 +57,6 @@ export const VENDOR_UNAVAILABLE = "vendor-unavailable";
 
 /** How many times the session is read again after another request changed it between read and write. */
 const SESSION_ROUNDS = 3;
-
-/** An Error AppSync reports with `errorType` = its name. A plain Error with fields: see runtime/http.ts. */
-function namedError<T extends object>(name: string, message: string, fields?: T): Error & T {
-  return Object.assign(new Error(message), { name }, fields) as Error & T;
-}
-
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
 
 /** The arguments of the `checkLiveness` field; `verificationTypes` are those the stack allows. */
 const argumentsSchema = (verificationTypes: readonly string[]) =>

@@ -2,6 +2,7 @@
  * The rules of getArmScore (SPEC §4.5), free of I/O: which fan is asked for, where their ARM
  * score lives in Redis, and what a stored value answers.
  */
+import { isObject } from "../runtime/values";
 import { MAX_GLOBAL_USER_ID_LENGTH } from "../scoring/activity";
 
 /** The ARM score: another team's account-risk grade, 1 (lowest risk) to 5. */
@@ -22,9 +23,6 @@ const MAX_QUOTED = 256;
 export type Requested =
   | { readonly ok: true; readonly globalUserId: string; readonly via: "invoke" | "appsync" }
   | { readonly ok: false; readonly reason: string };
-
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
 
 const typeOf = (value: unknown): string => (value === null ? "null" : Array.isArray(value) ? "array" : typeof value);
 

@@ -11,6 +11,7 @@
  */
 import * as net from "node:net";
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
+import { namedError } from "../runtime/errors";
 
 export interface ArmRedisSettings {
   /** The primary, or in cluster mode the configuration endpoint. */
@@ -56,11 +57,7 @@ export function describeEndpoint(endpoint: RedisEndpoint): string {
   return `${endpoint.tls ? "rediss" : "redis"}://${host}:${endpoint.port}${endpoint.db ? `/${endpoint.db}` : ""}`;
 }
 
-/**
- * A read that failed: where (`target`), which key, and what went wrong. A plain Error with
- * fields rather than a subclass: Pulumi serializes a class extending Error as a function whose
- * `super` call leaves the message unset.
- */
+/** A read that failed: where (`target`), which key, and what went wrong (a named error: see runtime/errors.ts). */
 export interface RedisReadError extends Error {
   readonly name: "RedisReadError";
   readonly target: string;
@@ -71,14 +68,12 @@ export interface RedisReadError extends Error {
 }
 
 export function redisReadError(target: string, key: string, detail: string, reply?: string, cause?: unknown): RedisReadError {
-  const error = new Error(`GET ${key} on ${target} failed: ${detail}`, { cause });
-  return Object.assign(error, {
-    name: "RedisReadError" as const,
-    target,
-    key,
-    detail,
-    ...(reply === undefined ? {} : { reply }),
-  });
+  return namedError(
+    "RedisReadError",
+    `GET ${key} on ${target} failed: ${detail}`,
+    { target, key, detail, ...(reply === undefined ? {} : { reply }) },
+    { cause },
+  );
 }
 
 export function isRedisReadError(error: unknown): error is RedisReadError {

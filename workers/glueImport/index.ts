@@ -1,8 +1,8 @@
 import { GlueClient, StartWorkflowRunCommand } from "@aws-sdk/client-glue";
 import { z } from "zod";
 import { defineWorker, type WorkerContract } from "../runtime/contract";
-import { describeIssues } from "../runtime/issues";
 import { loadEnvironment } from "../runtime/environment";
+import { describeIssues } from "../runtime/issues";
 import { createLogger, describeError, type Logger } from "../runtime/logging";
 import type { GlueImportEnvironment } from "./contract";
 import { decodeS3Key, exportDate } from "./exportKey";

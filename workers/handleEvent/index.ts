@@ -1,11 +1,13 @@
 import { type DynamoDBDocumentClient, UpdateCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { defineWorker } from "../runtime/contract";
-import { describeIssues } from "../runtime/issues";
 import { batchGetItems, createDocumentClient } from "../runtime/dynamo";
 import { loadEnvironment } from "../runtime/environment";
+import { namedError } from "../runtime/errors";
+import { describeIssues } from "../runtime/issues";
 import { createLogger, describeError, type Logger } from "../runtime/logging";
 import { createSecretReader } from "../runtime/secrets";
+import { isObject } from "../runtime/values";
 import { sessionExpiry, sessionKey, type SessionStatus, STATUS_OF_EVENT } from "../idv/session";
 import { personaWebhookSchema } from "../idv/webhook";
 import { MAX_GLOBAL_USER_ID_LENGTH } from "../scoring/activity";
@@ -45,9 +47,6 @@ export interface WebhookRequest {
 
 type Refusal = { readonly errorType: WebhookErrorType; readonly message: string };
 type Outcome = { readonly received: true; readonly refused?: undefined } | { readonly refused: Refusal };
-
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
 
 /**
  * A header's value, its name matched regardless of case, from `headers` or, failing that,
@@ -118,9 +117,9 @@ export function proxyAnswer(statusCode: number, body: Record<string, unknown>): 
   return { statusCode, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
 }
 
-/** The error an AppSync resolver throws for a refusal: a plain Error named by the type (see runtime/http.ts on subclasses). */
+/** The error an AppSync resolver throws for a refusal, named by the type AppSync reports. */
 export function webhookError(errorType: WebhookErrorType, message: string): Error {
-  return Object.assign(new Error(message), { name: errorType });
+  return namedError(errorType, message);
 }
 
 /**

@@ -4,6 +4,7 @@
  * (network failures, timeouts, 429 and 5xx), and errors that say which service, which
  * operation and what came back.
  */
+import { namedError } from "./errors";
 import { withRetries } from "./retry";
 
 export interface HttpClientOptions {
@@ -50,11 +51,7 @@ export interface HttpServiceError extends Error {
   readonly permanent: boolean;
 }
 
-/**
- * Builds an HttpServiceError. A plain Error with fields, not a subclass: Pulumi's closure
- * serialization rewrites `class … extends Error` into a function whose `super` call loses the
- * message, so a subclass would reach the logs of a deployed worker without one.
- */
+/** Builds an HttpServiceError (a named error: see runtime/errors.ts). */
 export function httpServiceError(
   service: string,
   operation: string,
@@ -65,14 +62,7 @@ export function httpServiceError(
 ): HttpServiceError {
   const message = `${service} ${operation} failed${attempts > 1 ? ` after ${attempts} attempts` : ""}: ${status === undefined ? "" : `HTTP ${status}: `}${detail}`;
   const permanent = status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429;
-  return Object.assign(new Error(message, options), {
-    name: "HttpServiceError" as const,
-    service,
-    operation,
-    status,
-    attempts,
-    permanent,
-  });
+  return namedError("HttpServiceError", message, { service, operation, status, attempts, permanent }, options);
 }
 
 export function isHttpServiceError(error: unknown): error is HttpServiceError {
