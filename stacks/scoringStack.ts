@@ -34,6 +34,7 @@ import { getArmScore } from "../workers/getArmScore";
 import { lookupArai } from "../workers/lookupArai";
 import { processRescoreEvents } from "../workers/processRescoreEvents";
 import { scoreUsers } from "../workers/scoreUsers";
+import { KEY, TTL_ATTRIBUTE } from "../workers/scoring/table";
 import { stagingScoreUsers } from "../workers/stagingScoreUsers";
 import type { StackConfig } from "./config";
 
@@ -103,9 +104,9 @@ export class ScoringStack extends pulumi.ComponentResource {
       {
         name: platform.name("fan-identity-table", "dynamodbTable"),
         billingMode: "PAY_PER_REQUEST",
-        hashKey: "userId",
-        attributes: [{ name: "userId", type: "S" }],
-        ttl: { attributeName: "expiresOn", enabled: true },
+        hashKey: KEY,
+        attributes: [{ name: KEY, type: "S" }],
+        ttl: { attributeName: TTL_ATTRIBUTE, enabled: true },
         pointInTimeRecovery: { enabled: true },
         serverSideEncryption: { enabled: true },
         deletionProtectionEnabled: true,

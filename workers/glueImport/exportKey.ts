@@ -1,6 +1,7 @@
 /**
  * Object keys of Data Science exports: `…/date=YYYY-MM-DD/…/_SUCCESS`.
  */
+import { utcDay } from "../runtime/values";
 
 /**
  * S3 event notifications carry keys URL-encoded as in an HTML form: `+` for a space and
@@ -21,9 +22,5 @@ export function exportDate(key: string): string | undefined {
   const match = DATE_SEGMENT.exec(key);
   if (!match) return undefined;
   const [, year, month, day] = match;
-  // setUTCFullYear, unlike Date.UTC, takes years 0-99 as they are rather than as 1900-1999.
-  const date = new Date(0);
-  date.setUTCFullYear(Number(year), Number(month) - 1, Number(day));
-  const iso = date.toISOString().slice(0, 10);
-  return iso === `${year}-${month}-${day}` ? iso : undefined;
+  return utcDay(Number(year), Number(month), Number(day)) ? `${year}-${month}-${day}` : undefined;
 }

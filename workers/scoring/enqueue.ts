@@ -21,6 +21,7 @@ import {
   parseEvent,
 } from "../runtime/records";
 import { type OutgoingMessage, sendMessages } from "../runtime/sqs";
+import { utcDay } from "../runtime/values";
 import { type ActivityMessage, type ActivitySource, globalUserIdSchema } from "./activity";
 import { rescoreItem, type RescoreItem, scheduleRescores, type ScheduleResult } from "./rescore";
 import { RECORD_TYPES, TTL_PRINCIPAL } from "./table";
@@ -53,10 +54,8 @@ export function parseIsoDateTime(value: unknown): Date | undefined {
   const match = ISO_DATE_TIME.exec(value);
   if (!match) return undefined;
   const [, year, month, day, hour, minute, second = "0", fraction = "", sign, offsetHour = "0", offsetMinute = "0"] = match;
-  const local = new Date(0);
-  // setUTCFullYear, unlike Date.UTC, takes years 0-99 as they are.
-  local.setUTCFullYear(Number(year), Number(month) - 1, Number(day));
-  if (local.getUTCMonth() !== Number(month) - 1 || local.getUTCDate() !== Number(day)) return undefined;
+  const local = utcDay(Number(year), Number(month), Number(day));
+  if (!local) return undefined;
   if (Number(hour) > 23 || Number(minute) > 59 || Number(second) > 59) return undefined;
   if (Number(offsetHour) > 23 || Number(offsetMinute) > 59) return undefined;
   local.setUTCHours(Number(hour), Number(minute), Number(second), Number(fraction.slice(0, 3).padEnd(3, "0")));
