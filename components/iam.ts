@@ -50,8 +50,25 @@ export function policyDocument(statements: readonly Statement[]): pulumi.Output<
   });
 }
 
+/** A trust policy (JSON text) letting an AWS service assume a role, under `condition` when given. */
+export function assumeRolePolicy(service: string, condition?: object): string {
+  return JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Effect: "Allow",
+        Principal: { Service: service },
+        Action: "sts:AssumeRole",
+        ...(condition ? { Condition: condition } : {}),
+      },
+    ],
+  });
+}
+
 /** Trust policy letting the Lambda service assume a function's role. */
-export const LAMBDA_ASSUME_ROLE_POLICY = JSON.stringify({
-  Version: "2012-10-17",
-  Statement: [{ Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" }],
-});
+export const LAMBDA_ASSUME_ROLE_POLICY = assumeRolePolicy("lambda.amazonaws.com");
+
+/** The region an ARN names (empty for a global service's). */
+export function regionOfArn(arn: string): string {
+  return arn.split(":")[3] ?? "";
+}

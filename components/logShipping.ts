@@ -6,7 +6,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { checkStatement, policyDocument } from "./iam";
+import { assumeRolePolicy, checkStatement, policyDocument, regionOfArn } from "./iam";
 import type { RegionalPlatform } from "./platform";
 import type { LogShippingTarget } from "./workerFunction";
 
@@ -35,16 +35,8 @@ export class LogShipping extends pulumi.ComponentResource {
       {
         name: platform.name("log-shipping-role", "iamRole"),
         description: "Lets CloudWatch Logs put this stack's log events on the central log stream",
-        assumeRolePolicy: JSON.stringify({
-          Version: "2012-10-17",
-          Statement: [
-            {
-              Effect: "Allow",
-              Principal: { Service: "logs.amazonaws.com" },
-              Action: "sts:AssumeRole",
-              Condition: { StringLike: { "aws:SourceArn": [`arn:aws:logs:*:${account}:*`] } },
-            },
-          ],
+        assumeRolePolicy: assumeRolePolicy("logs.amazonaws.com", {
+          StringLike: { "aws:SourceArn": [`arn:aws:logs:*:${account}:*`] },
         }),
         tags: platform.tags,
       },
@@ -62,21 +54,25 @@ export class LogShipping extends pulumi.ComponentResource {
 
   /** Where log groups in the platform's region subscribe. */
   targetFor(platform: RegionalPlatform): LogShippingTarget {
-    const streamRegion = this.args.streamArn.split(":")[3];
-    if (platform.region === streamRegion) return { destinationArn: this.args.streamArn, roleArn: this.role.arn };
+    if (platform.region === regionOfArn(this.args.streamArn))
+      return { destinationArn: this.args.streamArn, roleArn: this.role.arn };
     let target = this.targets.get(platform.region);
     if (!target) {
       const options = { parent: this, provider: platform.provider };
-      const destinationName = platform.name("log-shipping", "logDestination");
       const destination = new aws.cloudwatch.LogDestination(
         `${this.name}-${platform.region}`,
-        { name: destinationName, targetArn: this.args.streamArn, roleArn: this.role.arn, tags: platform.tags },
+        {
+          name: platform.name("log-shipping", "logDestination"),
+          targetArn: this.args.streamArn,
+          roleArn: this.role.arn,
+          tags: platform.tags,
+        },
         options,
       );
       new aws.cloudwatch.LogDestinationPolicy(
         `${this.name}-${platform.region}-policy`,
         {
-          destinationName,
+          destinationName: destination.name,
           accessPolicy: pulumi.jsonStringify({
             Version: "2012-10-17",
             Statement: [
@@ -89,7 +85,7 @@ export class LogShipping extends pulumi.ComponentResource {
             ],
           }),
         },
-        { ...options, dependsOn: [destination] },
+        options,
       );
       target = { destinationArn: destination.arn };
       this.targets.set(platform.region, target);

@@ -9,8 +9,8 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { z } from "zod";
 import { knownVariables, PLATFORM_VARIABLES, requiredVariables, type WorkerDefinition } from "../workers/runtime/contract";
+import { describeIssues } from "../workers/runtime/issues";
 import { archivePackages } from "./archive";
 import { checkStatement, LAMBDA_ASSUME_ROLE_POLICY, policyDocument, type Statement } from "./iam";
 import type { RegionalPlatform } from "./platform";
@@ -67,12 +67,15 @@ export class WorkerFunction extends pulumi.ComponentResource {
   readonly policies: aws.iam.RolePolicy[];
   /** Physical name of the Lambda function. */
   readonly functionName: string;
+  /** The worker's name, from its contract. */
+  readonly workerName: string;
 
   constructor(name: string, args: WorkerFunctionArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fan-identity:components:WorkerFunction", name, {}, opts);
     const { worker, platform } = args;
     const contract = worker.contract;
     const where = `${name} (worker ${contract.name})`;
+    this.workerName = contract.name;
     this.functionName = platform.name(contract.name, "lambdaFunction");
 
     const environment = checkEnvironment();
@@ -123,7 +126,7 @@ export class WorkerFunction extends pulumi.ComponentResource {
         timeout: args.timeoutSeconds ?? 30,
         memorySize: args.memoryMb ?? 256,
         environment: {
-          variables: pulumi.output(environment).apply((values) => ({ ...values, DEPLOYMENT: platform.deployment })),
+          variables: environment,
         },
         vpcConfig: args.vpc && { subnetIds: args.vpc.subnetIds, securityGroupIds: args.vpc.securityGroupIds },
         loggingConfig: { logFormat: "JSON", logGroup: this.logGroup.name, applicationLogLevel: "INFO", systemLogLevel: "WARN" },
@@ -162,6 +165,7 @@ export class WorkerFunction extends pulumi.ComponentResource {
 
     this.registerOutputs({ functionName: this.function.name, functionArn: this.function.arn, roleArn: this.role.arn });
 
+    /** The variables the function gets: the stack's, checked against the contract, and the platform's. */
     function checkEnvironment(): pulumi.Output<Record<string, string>> {
       const given = args.environment ?? {};
       const known = knownVariables(contract);
@@ -173,13 +177,13 @@ export class WorkerFunction extends pulumi.ComponentResource {
         throw new Error(`${where}: the stack does not set ${missing.join(", ")}, which the worker requires`);
       if (unknown.length > 0) throw new Error(`${where}: the stack sets ${unknown.join(", ")}, which the worker does not read`);
       // Values are checked once known: a malformed URL or number fails the plan, not a cold start.
-      return pulumi.output(given).apply((values) => {
+      return pulumi.output(given).apply((values): Record<string, string> => {
         const parsed = contract.environment().safeParse(values);
         if (!parsed.success) {
-          const problems = parsed.error.issues.map((issue: z.core.$ZodIssue) => `${issue.path.join(".")}: ${issue.message}`);
+          const problems = describeIssues(parsed.error, "");
           throw new Error(`${where}: environment does not meet the worker's contract: ${problems.join("; ")}`);
         }
-        return values;
+        return { ...values, DEPLOYMENT: platform.deployment };
       });
     }
 
@@ -219,5 +223,14 @@ export class WorkerFunction extends pulumi.ComponentResource {
       }
       return collected;
     }
+  }
+
+  /** Lets an AppSync API invoke the function, as a resolver or as its authoriser. */
+  allowAppSync(name: string, apiArn: pulumi.Input<string>, opts: pulumi.CustomResourceOptions): aws.lambda.Permission {
+    return new aws.lambda.Permission(
+      name,
+      { action: "lambda:InvokeFunction", function: this.function.name, principal: "appsync.amazonaws.com", sourceArn: apiArn },
+      opts,
+    );
   }
 }

@@ -1,7 +1,6 @@
 /**
  * The auth stack: validateToken, the AppSync API's Lambda authoriser (SPEC §4.6).
  */
-import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { RegionalPlatform } from "../components/platform";
 import { SecretDocument } from "../components/secretDocument";
@@ -60,18 +59,7 @@ export class AuthStack extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    if (auth.appsyncApiArn) {
-      new aws.lambda.Permission(
-        `${name}-appsync-invoke`,
-        {
-          action: "lambda:InvokeFunction",
-          function: this.validateToken.function.name,
-          principal: "appsync.amazonaws.com",
-          sourceArn: auth.appsyncApiArn,
-        },
-        { parent: this },
-      );
-    }
+    if (auth.appsyncApiArn) this.validateToken.allowAppSync(`${name}-appsync-invoke`, auth.appsyncApiArn, { parent: this });
 
     this.registerOutputs({ validateTokenArn: this.validateToken.function.arn });
   }

@@ -7,10 +7,16 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
 import { z } from "zod";
+import { regionOfArn } from "../components/iam";
 import type { PlatformSettings } from "../components/platform";
 import { ASYMMETRIC_ALGORITHMS } from "../workers/validateToken/contract";
 
 export const PROJECT = "fan-identity-workers";
+
+/** The primary region: everything but the west scoring component lives here. */
+export const PRIMARY_REGION = "us-east-1";
+/** The second scoring region, deployed when its Kafka topic is configured. */
+export const WEST_REGION = "us-west-2";
 
 const accountId = z.string().regex(/^\d{12}$/, "expected a 12-digit AWS account id");
 const arnOf = (service: string, example: string) =>
@@ -148,8 +154,8 @@ const scoring = z
     }
     // Each region reads streams, and Lambda reads the Kafka secret, in the region itself.
     for (const [region, name] of [
-      ["east", "us-east-1"],
-      ["west", "us-west-2"],
+      ["east", PRIMARY_REGION],
+      ["west", WEST_REGION],
     ] as const) {
       const settings = scoring[region];
       if (!settings) continue;
@@ -158,7 +164,7 @@ const scoring = z
         ...(settings.kafka ? [[["kafka", "authSecretArn"], settings.kafka.authSecretArn] as [string[], string]] : []),
       ];
       for (const [path, arn] of arns) {
-        if (arn.split(":")[3] !== name) {
+        if (regionOfArn(arn) !== name) {
           ctx.addIssue({ code: "custom", path: [region, ...path], message: `expected an ARN in ${name}, the ${region} region` });
         }
       }
@@ -298,11 +304,11 @@ export const plainConfigSchema = z
         message: "missing; the west region's logs are sent to the east region's log stream",
       });
     }
-    if (config.logShipping && !config.logShipping.streamArn.startsWith("arn:aws:kinesis:us-east-1:")) {
+    if (config.logShipping && regionOfArn(config.logShipping.streamArn) !== PRIMARY_REGION) {
       ctx.addIssue({
         code: "custom",
         path: ["logShipping", "streamArn"],
-        message: "expected a stream in us-east-1, where logs are kept",
+        message: `expected a stream in ${PRIMARY_REGION}, where logs are kept`,
       });
     }
     const [a, b] = [botOrNot.exportPrefix, clustering.exportPrefix];

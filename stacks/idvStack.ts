@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { policyDocument } from "../components/iam";
+import { assumeRolePolicy, policyDocument } from "../components/iam";
 import type { RegionalPlatform } from "../components/platform";
 import { SecretDocument } from "../components/secretDocument";
 import { type LogShippingTarget, WorkerFunction } from "../components/workerFunction";
@@ -127,16 +127,7 @@ export class IdvStack extends pulumi.ComponentResource {
     );
     if (args.appsyncApiArn) {
       for (const fn of [this.checkLiveness, this.handleEvent]) {
-        new aws.lambda.Permission(
-          `${name}-${fn.functionName.split("-").at(-1)}-appsync-invoke`,
-          {
-            action: "lambda:InvokeFunction",
-            function: fn.function.name,
-            principal: "appsync.amazonaws.com",
-            sourceArn: args.appsyncApiArn,
-          },
-          child,
-        );
+        fn.allowAppSync(`${name}-${fn.workerName}-appsync-invoke`, args.appsyncApiArn, child);
       }
     }
 
@@ -371,10 +362,7 @@ export class IdvStack extends pulumi.ComponentResource {
       {
         name: platform.name("apigateway-cloudwatch-role", "iamRole"),
         description: "Lets API Gateway write this account's execution and access logs in the region",
-        assumeRolePolicy: JSON.stringify({
-          Version: "2012-10-17",
-          Statement: [{ Effect: "Allow", Principal: { Service: "apigateway.amazonaws.com" }, Action: "sts:AssumeRole" }],
-        }),
+        assumeRolePolicy: assumeRolePolicy("apigateway.amazonaws.com"),
         tags: platform.tags,
       },
       { parent: this },

@@ -4,15 +4,10 @@
 import { LogShipping } from "../components/logShipping";
 import { createRegionalPlatform, type RegionalPlatform } from "../components/platform";
 import { AuthStack } from "./authStack";
-import type { StackConfig } from "./config";
+import { PRIMARY_REGION, type StackConfig, WEST_REGION } from "./config";
 import { BotOrNotStack, ClusteringStack, ExportNotifications } from "./exportImportStack";
 import { IdvStack } from "./idvStack";
 import { ScoringStack } from "./scoringStack";
-
-/** The primary region: everything but the west scoring component lives here. */
-export const PRIMARY_REGION = "us-east-1";
-/** The second scoring region, deployed when its Kafka topic is configured. */
-export const WEST_REGION = "us-west-2";
 
 export function fanIdentityWorkers(config: StackConfig) {
   const east = createRegionalPlatform(config.platform, PRIMARY_REGION);

@@ -78,7 +78,8 @@ export class ScoringStack extends pulumi.ComponentResource {
   readonly activityQueue: Queue;
   readonly onDemandQueue: Queue;
   readonly streamFailures: Queue;
-  readonly workers: Record<string, WorkerFunction>;
+  /** The stack's workers, by name. */
+  readonly workers: Readonly<Record<string, WorkerFunction>>;
 
   constructor(name: string, args: ScoringStackArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fan-identity:stacks:ScoringStack", name, {}, opts);
@@ -184,12 +185,21 @@ export class ScoringStack extends pulumi.ComponentResource {
     const kinesisConsumer = (streamArn: pulumi.Input<string>): Record<string, Statement[]> => ({
       fan_identity_kinesis_consumer_policy: kinesisConsumerStatements([streamArn], this.streamFailures.arn),
     });
-    const worker = (workerName: string, workerArgs: Omit<WorkerFunctionArgs, "platform">) =>
-      new WorkerFunction(`${name}-${workerName}`, { platform, logShipping: args.logShipping, ...workerArgs }, child);
+    const workers: Record<string, WorkerFunction> = {};
+    this.workers = workers;
+    const worker = (workerArgs: Omit<WorkerFunctionArgs, "platform">) => {
+      const workerName = workerArgs.worker.contract.name;
+      workers[workerName] = new WorkerFunction(
+        `${name}-${workerName}`,
+        { platform, logShipping: args.logShipping, ...workerArgs },
+        child,
+      );
+      return workers[workerName];
+    };
 
     // Stream → queue (SPEC §4.2–4.4).
     const enqueueToActivity = (definition: WorkerFunctionArgs["worker"], streamArn: string) =>
-      worker(definition.contract.name, {
+      worker({
         worker: definition,
         timeoutSeconds: scoring.enqueueTimeoutSeconds,
         environment: {
@@ -202,7 +212,7 @@ export class ScoringStack extends pulumi.ComponentResource {
         vpc: vpc("enqueue_from_streams_network"),
       });
     const enqueue = {
-      vf: worker(enqueueFromVfStream.contract.name, {
+      vf: worker({
         worker: enqueueFromVfStream,
         timeoutSeconds: scoring.enqueueTimeoutSeconds,
         environment: { ON_DEMAND_QUEUE_URL: queueUrl.onDemand },
@@ -215,7 +225,7 @@ export class ScoringStack extends pulumi.ComponentResource {
       sqJourney: enqueueToActivity(enqueueFromSQJourneyStream, region.inputStreams.sqJourneyArn),
     };
 
-    const rescore = worker(processRescoreEvents.contract.name, {
+    const rescore = worker({
       worker: processRescoreEvents,
       timeoutSeconds: scoring.enqueueTimeoutSeconds,
       environment: { ACTIVITY_QUEUE_URL: queueUrl.activity },
@@ -225,7 +235,7 @@ export class ScoringStack extends pulumi.ComponentResource {
     });
 
     // Queue → ARAI → table (SPEC §4.1).
-    const lookup = worker(lookupArai.contract.name, {
+    const lookup = worker({
       worker: lookupArai,
       timeoutSeconds: lookupTimeout,
       memoryMb: 512,
@@ -244,7 +254,7 @@ export class ScoringStack extends pulumi.ComponentResource {
 
     // Table stream → model → score (SPEC §4.1).
     const scorer = (definition: WorkerFunctionArgs["worker"], model: ScoringConfig["model"]) =>
-      worker(definition.contract.name, {
+      worker({
         worker: definition,
         timeoutSeconds: 60,
         memoryMb: 512,
@@ -266,7 +276,7 @@ export class ScoringStack extends pulumi.ComponentResource {
     let activity: WorkerFunction | undefined;
     const kafka = scoring.kafka.enabled ? region.kafka : undefined;
     if (kafka) {
-      activity = worker(enqueueFromActivityStream.contract.name, {
+      activity = worker({
         worker: enqueueFromActivityStream,
         timeoutSeconds: scoring.enqueueTimeoutSeconds,
         environment: { ACTIVITY_QUEUE_URL: queueUrl.activity },
@@ -294,7 +304,7 @@ export class ScoringStack extends pulumi.ComponentResource {
     }
 
     // The ARM score (SPEC §4.5): answers well inside its 6 s timeout, also with Redis down.
-    const arm = worker(getArmScore.contract.name, {
+    const arm = worker({
       worker: getArmScore,
       timeoutSeconds: 6,
       environment: {
@@ -304,31 +314,7 @@ export class ScoringStack extends pulumi.ComponentResource {
       },
       vpc: vpc("network"),
     });
-    if (args.appsyncApiArn) {
-      new aws.lambda.Permission(
-        `${name}-getArmScore-appsync-invoke`,
-        {
-          action: "lambda:InvokeFunction",
-          function: arm.function.name,
-          principal: "appsync.amazonaws.com",
-          sourceArn: args.appsyncApiArn,
-        },
-        child,
-      );
-    }
-
-    this.workers = {
-      ...(activity ? { enqueueFromActivityStream: activity } : {}),
-      getArmScore: arm,
-      enqueueFromVfStream: enqueue.vf,
-      enqueueFromDemandStream: enqueue.demand,
-      enqueueFromPurchaseStream: enqueue.purchase,
-      enqueueFromSQJourneyStream: enqueue.sqJourney,
-      processRescoreEvents: rescore,
-      lookupArai: lookup,
-      scoreUsers: scorers.score,
-      stagingScoreUsers: scorers.staging,
-    };
+    if (args.appsyncApiArn) arm.allowAppSync(`${name}-getArmScore-appsync-invoke`, args.appsyncApiArn, child);
 
     // Event sources (SPEC §6).
     const fromStream = (mapping: string, fn: WorkerFunction, streamArn: pulumi.Input<string>, filter: object) =>

@@ -10,8 +10,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { projectRoot } from "../components/archive";
-import { PROJECT, StackConfigError } from "../stacks/config";
-import { PRIMARY_REGION } from "../stacks/program";
+import { namePrefix } from "../components/naming";
+import { PRIMARY_REGION, PROJECT, StackConfigError } from "../stacks/config";
 import { describeResources, renderTree } from "./offline/describe";
 import { renderFlow } from "./offline/diagram";
 import { runOffline } from "./offline/runtime";
@@ -70,7 +70,8 @@ async function main(): Promise<number> {
     console.warn(`  pulumi config set --secret ${key.slice(PROJECT.length + 1)} '<value>' -s ${values.stack}`);
   }
   if (values.diagram) {
-    const prefix = `${stackFile.values[`${PROJECT}:productCode`]}-${values.stack}-${PRIMARY_REGION}`;
+    const environment = stackFile.values[`${PROJECT}:environment`] ?? values.stack;
+    const prefix = namePrefix(stackFile.values[`${PROJECT}:productCode`]!, environment, PRIMARY_REGION);
     fs.writeFileSync(values.diagram, `${renderFlow(planned, prefix)}\n`);
     console.log(`\nWrote ${values.diagram}`);
   }
