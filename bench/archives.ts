@@ -6,17 +6,14 @@
  * Prints, per worker: files, size on disk, zipped size, time to load the handler module, and
  * time from process start to the first result (median of the runs).
  */
-import { loadStackConfig, PROJECT } from "../stacks/config";
-import { fanIdentityWorkers } from "../stacks/program";
-import { invokeArchive, lambdaEnvironment, removeArchive, writeArchive } from "../tools/offline/archive";
-import { runOffline } from "../tools/offline/runtime";
-import { readStackFile } from "../tools/offline/stackFile";
-import { projectRoot } from "../components/archive";
+import { invokeArchive } from "../tools/offline/archive";
 import appsyncEvent from "../test/fixtures/events/appsync-authorizer.json";
 import s3Event from "../test/fixtures/events/s3-export-success.json";
+import { archiveShelf } from "../test/support/archives";
 import { awsJsonResponder, WireServer } from "../test/support/http";
 import { startSecrets } from "../test/support/secrets";
 import { createSigningKey, JwksServer, signSotc } from "../test/support/jwks";
+import { planStack } from "../test/support/program";
 import { median, table } from "./report";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
@@ -24,27 +21,15 @@ const API_KEY = "bench-appsync-api-key-0000000001";
 
 export async function benchArchives(): Promise<void> {
   const stack = "qa1";
-  const file = readStackFile(stack, projectRoot());
-  const run = await runOffline({
-    project: PROJECT,
-    stack,
-    config: file.values,
-    secretKeys: file.secretKeys,
-    accountId: file.values[`${PROJECT}:accountId`]!,
-    program: () => fanIdentityWorkers(loadStackConfig()),
-  });
+  const plan = await planStack(stack);
+  const shelf = archiveShelf();
 
   const glue = await WireServer.start(awsJsonResponder({ StartWorkflowRun: () => ({ RunId: "wr_bench" }) }));
   const secrets = await startSecrets(() => ({ apiKeys: [API_KEY] }));
   const key = await createSigningKey("bench");
   const jwks = await JwksServer.start([key]);
 
-  const functionOf = (worker: string) =>
-    run.resources.find(
-      (resource) => resource.type === "aws:lambda/function:Function" && String(resource.inputs.name).endsWith(`-${worker}`),
-    )!;
-  const validateToken = functionOf("validateToken");
-  const variables = (validateToken.inputs.environment as { variables: Record<string, string> }).variables;
+  const { planned: variables } = await shelf.deployed(plan, "auth", "validateToken");
   const sotc = await signSotc(
     key,
     { email: "fan@example.com" },
@@ -56,26 +41,26 @@ export async function benchArchives(): Promise<void> {
     },
   );
 
-  const cases: { worker: string; event: unknown; overrides: Record<string, string> }[] = [
+  const cases: { component: string; worker: string; event: unknown; overrides: Record<string, string> }[] = [
     {
+      component: "auth",
       worker: "validateToken",
       event: { ...appsyncEvent, authorizationToken: `${API_KEY}:${sotc}` },
       overrides: { JWKS_URL: jwks.url, AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url },
     },
-    { worker: "startBotOrNotImport", event: s3Event, overrides: { AWS_ENDPOINT_URL_GLUE: glue.url } },
-    { worker: "startClusterImport", event: s3Event, overrides: { AWS_ENDPOINT_URL_GLUE: glue.url } },
+    { component: "botornot", worker: "startBotOrNotImport", event: s3Event, overrides: { AWS_ENDPOINT_URL_GLUE: glue.url } },
+    { component: "clustering", worker: "startClusterImport", event: s3Event, overrides: { AWS_ENDPOINT_URL_GLUE: glue.url } },
   ];
 
   const rows: string[][] = [];
   try {
-    for (const { worker, event, overrides } of cases) {
-      const fn = functionOf(worker);
-      const archive = await writeArchive(fn.inputs.code, worker);
+    for (const { component, worker, event, overrides } of cases) {
+      const { archive, lambdaEnv } = await shelf.deployed(plan, component, worker);
       const loads: number[] = [];
       const firsts: number[] = [];
       const warm: number[] = [];
       for (let i = 0; i < RUNS; i++) {
-        const report = await invokeArchive(archive, event, lambdaEnvironment(fn, overrides), 2);
+        const report = await invokeArchive(archive, event, lambdaEnv(overrides), 2);
         if (report.invocations.some((invocation) => invocation.error)) {
           throw new Error(`${worker} failed: ${JSON.stringify(report.invocations)}`);
         }
@@ -92,9 +77,9 @@ export async function benchArchives(): Promise<void> {
         `${median(firsts).toFixed(0)} ms`,
         `${median(warm).toFixed(2)} ms`,
       ]);
-      removeArchive(archive);
     }
   } finally {
+    shelf.removeAll();
     await Promise.all([glue.close(), secrets.close(), jwks.close()]);
   }
   console.log(`Lambda archives (stack ${stack}; median of ${RUNS} fresh processes, Node ${process.version})\n`);

@@ -38,11 +38,14 @@ export class Queue extends pulumi.ComponentResource {
   readonly url: pulumi.Output<string>;
   /** Physical name of the queue. */
   readonly queueName: string;
+  /** A FIFO queue: ordered per message group, deduplicated. */
+  readonly fifo: boolean;
 
   constructor(name: string, args: QueueArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fan-identity:components:Queue", name, {}, opts);
     const { platform } = args;
     const fifo = args.fifo ?? false;
+    this.fifo = fifo;
     const kind = fifo ? "sqsFifoQueue" : "sqsQueue";
     const minimumVisibility = 6 * (args.consumerTimeoutSeconds ?? 5);
     const visibilityTimeoutSeconds = args.visibilityTimeoutSeconds ?? Math.max(30, minimumVisibility);

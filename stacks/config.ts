@@ -88,6 +88,7 @@ const modelEndpoint = z
     ),
     /** The model version the endpoint serves, stored with every score. */
     version: z.string().min(1),
+    timeoutMs: z.number().int().min(100).max(30_000).default(3000),
   })
   .strict();
 
@@ -114,8 +115,8 @@ const scoring = z
         concurrency: z.number().int().min(1).max(50).default(10),
       })
       .strict(),
-    model: modelEndpoint.extend({ timeoutMs: z.number().int().min(100).max(30_000).default(3000) }).strict(),
-    stagingModel: modelEndpoint.extend({ timeoutMs: z.number().int().min(100).max(30_000).default(3000) }).strict(),
+    model: modelEndpoint,
+    stagingModel: modelEndpoint,
     /** Records per model request. */
     modelBatchSize: z.number().int().min(1).max(1000).default(100),
     /** The user-activity consumer (enqueueFromActivityStream), one per region, when enabled. */
@@ -229,7 +230,7 @@ export const plainConfigSchema = z
     accountId,
     productCode: z.string().regex(/^[a-z][a-z0-9]{1,9}$/, "expected 2 to 10 lower-case letters and digits"),
     inventoryCode: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, "expected lower-case letters, digits and dashes"),
-    iacRepo: z.url({ protocol: /^https$/, error: "expected the https URL of this repository" }),
+    iacRepo: httpsUrl("this repository"),
     lambda: z
       .object({
         runtime: z.enum(SUPPORTED_RUNTIMES).default("nodejs24.x"),
@@ -244,7 +245,10 @@ export const plainConfigSchema = z
     network: z
       .object({
         /** The environment's VPC per region; where none is given, the VPC tagged `Environment=<env>`. */
-        vpcIds: z.object({ "us-east-1": vpcId.optional(), "us-west-2": vpcId.optional() }).strict().prefault({}),
+        vpcIds: z
+          .object({ [PRIMARY_REGION]: vpcId.optional(), [WEST_REGION]: vpcId.optional() })
+          .strict()
+          .prefault({}),
         tierTagKey: z.string().min(1).default("Tier"),
       })
       .strict()
@@ -258,7 +262,7 @@ export const plainConfigSchema = z
       .object({
         /** The AppSync API allowed to invoke the authoriser. */
         appsyncApiArn: arnOf("appsync", "arn:aws:appsync:us-east-1:123456789012:apis/abcdefghijklmnopqrstuvwxyz").optional(),
-        jwksUrl: z.url({ protocol: /^https$/, error: "expected the https URL of the accounts JWKS" }),
+        jwksUrl: httpsUrl("the accounts JWKS"),
         issuer: z.string().min(1),
         audience: z.array(z.string().min(1)).min(1),
         algorithms: z.array(z.enum(ASYMMETRIC_ALGORITHMS)).min(1).default(["RS256"]),

@@ -337,14 +337,14 @@ export class ScoringStack extends pulumi.ComponentResource {
     fromStream("demand-to-enqueue", enqueue.demand, region.inputStreams.demandArn, FILTERS.demand);
     fromStream("purchase-to-enqueue", enqueue.purchase, region.inputStreams.purchaseArn, FILTERS.successfulPurchase);
     fromStream("sq-journey-to-enqueue", enqueue.sqJourney, region.inputStreams.sqJourneyArn, FILTERS.sqJourney);
-    const fromQueue = (mapping: string, queue: Queue, fifo: boolean) =>
+    const fromQueue = (mapping: string, queue: Queue) =>
       sqsEventSource(
         `${name}-${mapping}`,
-        { functionName: lookup.function.name, queueArn: queue.arn, batchSize: scoring.queueBatchSize, fifo, tags },
+        { functionName: lookup.function.name, queueArn: queue.arn, batchSize: scoring.queueBatchSize, fifo: queue.fifo, tags },
         { parent: this, dependsOn: lookup.policies },
       );
-    fromQueue("activity-to-lookupArai", this.activityQueue, true);
-    fromQueue("on-demand-to-lookupArai", this.onDemandQueue, false);
+    fromQueue("activity-to-lookupArai", this.activityQueue);
+    fromQueue("on-demand-to-lookupArai", this.onDemandQueue);
 
     this.registerOutputs({
       tableName: this.table.name,
