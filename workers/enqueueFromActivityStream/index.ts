@@ -1,25 +1,18 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { defineWorker } from "../runtime/contract";
 import { loadEnvironment } from "../runtime/environment";
-import { createLogger, type Logger } from "../runtime/logging";
+import { createLogger } from "../runtime/logging";
 import { parseEvent } from "../runtime/records";
-import { createEnqueuer } from "../scoring/enqueue";
+import { createEnqueuer, type EnqueueDependencies } from "../scoring/enqueue";
 import { createUserActivityReader, kafkaEventSchema, kafkaRecordsInOrder, planKafkaActivity } from "../scoring/kafka";
 import { type EnqueueFromActivityStreamEnvironment, enqueueFromActivityStreamContract } from "./contract";
-
-export interface EnqueueFromActivityStreamDependencies {
-  readonly env: EnqueueFromActivityStreamEnvironment;
-  readonly sqs: SQSClient;
-  readonly logger: Logger;
-  readonly now?: () => Date;
-}
 
 /**
  * Scorable user activity to the account-activity FIFO queue: one message per record, grouped by
  * fan and deduplicated by the record's topic, partition and offset, in one `sendMessages` call per
  * batch. No rescore: rescores follow demand, purchase and queue-journey activity only.
  */
-export function createEnqueueFromActivityStream(deps: EnqueueFromActivityStreamDependencies) {
+export function createEnqueueFromActivityStream(deps: EnqueueDependencies<EnqueueFromActivityStreamEnvironment>) {
   const eventSchema = kafkaEventSchema();
   return createEnqueuer(
     deps,

@@ -1,19 +1,12 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { defineWorker } from "../runtime/contract";
 import { loadEnvironment } from "../runtime/environment";
-import { createLogger, type Logger } from "../runtime/logging";
-import { createStreamEnqueuer, createVfLoginReader } from "../scoring/enqueue";
+import { createLogger } from "../runtime/logging";
+import { createStreamEnqueuer, createVfLoginReader, type EnqueueDependencies } from "../scoring/enqueue";
 import { type EnqueueFromVfStreamEnvironment, enqueueFromVfStreamContract } from "./contract";
 
-export interface EnqueueFromVfStreamDependencies {
-  readonly env: EnqueueFromVfStreamEnvironment;
-  readonly sqs: SQSClient;
-  readonly logger: Logger;
-  readonly now?: () => Date;
-}
-
 /** VF logins to the on-demand queue: a standard queue, so no group or deduplication id, and no rescore. */
-export function createEnqueueFromVfStream(deps: EnqueueFromVfStreamDependencies) {
+export function createEnqueueFromVfStream(deps: EnqueueDependencies<EnqueueFromVfStreamEnvironment>) {
   return createStreamEnqueuer(
     { worker: enqueueFromVfStreamContract.name, sqs: deps.sqs, logger: deps.logger, now: deps.now },
     { source: "vf", action: "vfLogin", read: createVfLoginReader(), queueUrl: deps.env.ON_DEMAND_QUEUE_URL, fifo: false },

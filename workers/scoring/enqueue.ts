@@ -437,12 +437,17 @@ export const ACTIVITY_STREAM_ACCESS = {
   dynamodb_enqueue_from_streams: { actions: ["dynamodb:PutItem"], on: "the fan-identity table" },
 };
 
-export interface ActivityStreamDependencies {
-  readonly env: ActivityStreamEnvironment;
+/** What an enqueue worker is built from: its environment, SQS, its logger, and a clock (tests fix it). */
+export interface EnqueueDependencies<Env> {
+  readonly env: Env;
   readonly sqs: SQSClient;
-  readonly dynamo: DynamoDBDocumentClient;
   readonly logger: Logger;
   readonly now?: () => Date;
+}
+
+/** The demand, purchase and queue-journey workers also write rescore records to the table. */
+export interface ActivityStreamDependencies extends EnqueueDependencies<ActivityStreamEnvironment> {
+  readonly dynamo: DynamoDBDocumentClient;
 }
 
 /**
