@@ -7,6 +7,7 @@ import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import * as fc from "fast-check";
 import { isHttpServiceError } from "../workers/runtime/http";
 import { araiUrl } from "../workers/lookupArai/araiClient";
+import { rejectionOf } from "./support/assertions";
 import { ARAI_PATH_TEMPLATE as PATH_TEMPLATE, ARAI_SECRET_ARN as SECRET_ARN, araiClientFor } from "./support/arai";
 import { fixture } from "./support/fixtures";
 import { type Answer, operationOf, WireServer } from "./support/http";
@@ -40,13 +41,6 @@ describe("accounts ARAI API client", function () {
   });
 
   const araiClient = (options: { timeoutMs?: number } = {}) => araiClientFor(api.url, secretsClient, options);
-
-  async function rejection(promise: Promise<unknown>): Promise<Error> {
-    return promise.then(
-      () => assert.fail("expected the lookup to fail"),
-      (error: Error) => error,
-    );
-  }
 
   it("GETs the fan's account activity with basic credentials and the client id, and answers the document", async function () {
     const lookup = await araiClient().fetchArai("gu-7f3c2a91");
@@ -96,7 +90,7 @@ describe("accounts ARAI API client", function () {
 
   it("fails after three 503s, naming the service, the operation, the status and the body", async function () {
     answer = () => ({ status: 503, body: { message: "Service Unavailable" } });
-    const error = await rejection(araiClient().fetchArai("gu-7f3c2a91"));
+    const error = await rejectionOf(araiClient().fetchArai("gu-7f3c2a91"));
     assert.ok(isHttpServiceError(error));
     assert.equal(error.status, 503);
     assert.equal(
@@ -115,7 +109,7 @@ describe("accounts ARAI API client", function () {
   for (const status of [400, 401, 403]) {
     it(`fails at once on ${status}: the request itself was refused`, async function () {
       answer = () => ({ status, body: { message: "refused" } });
-      const error = await rejection(araiClient().fetchArai("gu-7f3c2a91"));
+      const error = await rejectionOf(araiClient().fetchArai("gu-7f3c2a91"));
       assert.match(error.message, new RegExp(`^accounts ARAI API GET account activity failed: HTTP ${status}: `));
       assert.equal(api.requests.length, 1);
     });
@@ -123,7 +117,7 @@ describe("accounts ARAI API client", function () {
 
   it("fails when the API hangs, within the timeout of each of its three attempts", async function () {
     answer = () => ({ delayMs: 3000, body: ARAI });
-    const error = await rejection(araiClient({ timeoutMs: 200 }).fetchArai("gu-7f3c2a91"));
+    const error = await rejectionOf(araiClient({ timeoutMs: 200 }).fetchArai("gu-7f3c2a91"));
     assert.equal(error.message, "accounts ARAI API GET account activity failed after 3 attempts: no answer within 200 ms");
     assert.equal(api.requests.length, 3);
   });
@@ -136,14 +130,14 @@ describe("accounts ARAI API client", function () {
   ] as const) {
     it(`fails, saying what was wrong, when the API answers 200 with ${title}`, async function () {
       answer = () => ({ body });
-      const error = await rejection(araiClient().fetchArai("gu-7f3c2a91"));
+      const error = await rejectionOf(araiClient().fetchArai("gu-7f3c2a91"));
       assert.match(error.message, /^accounts ARAI API GET account activity failed: HTTP 200: ARAI document is not as expected: /);
     });
   }
 
   it("fails without calling the API when its credentials cannot be read, naming the secret", async function () {
     secretReadable = false;
-    const error = await rejection(araiClient().fetchArai("gu-7f3c2a91"));
+    const error = await rejectionOf(araiClient().fetchArai("gu-7f3c2a91"));
     assert.ok(error.message.includes(SECRET_ARN) && error.message.includes("AccessDeniedException"), error.message);
     assert.equal(api.requests.length, 0);
   });

@@ -4,6 +4,7 @@
  */
 import * as assert from "node:assert/strict";
 import { createHttpClient, type HttpClientOptions, type HttpServiceError, isHttpServiceError } from "../workers/runtime/http";
+import { rejectionOf } from "./support/assertions";
 import { type Answer, WireServer } from "./support/http";
 
 const SERVICE = "accounts ARAI API";
@@ -45,10 +46,7 @@ describe("createHttpClient (workers/runtime/http.ts)", function () {
   const url = () => `${server.url}/arai/v1/accounts/gu-1/activity`;
 
   async function failure(promise: Promise<unknown>): Promise<HttpServiceError> {
-    const error = await promise.then(
-      () => assert.fail("expected the request to fail"),
-      (error: unknown) => error,
-    );
+    const error = await rejectionOf(promise, "the request");
     assert.ok(isHttpServiceError(error), String(error));
     return error;
   }

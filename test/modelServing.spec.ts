@@ -6,6 +6,7 @@ import * as assert from "node:assert/strict";
 import * as fc from "fast-check";
 import { isHttpServiceError } from "../workers/runtime/http";
 import { createModelClient, createModelTokenReader, invalidPredictions, type ModelInput } from "../workers/scoring/modelServing";
+import { rejectionOf } from "./support/assertions";
 import {
   MODEL_PATH,
   MODEL_TOKEN,
@@ -51,14 +52,7 @@ describe("model serving client", function () {
   }
 
   /** The error `action` rejects with, which must be the client's. */
-  async function failure(action: Promise<unknown>): Promise<Error> {
-    const error = await action.then(
-      () => undefined,
-      (caught: Error) => caught,
-    );
-    assert.ok(error instanceof Error, "the call rejects");
-    return error;
-  }
+  const failure = (action: Promise<unknown>) => rejectionOf(action, "the prediction");
 
   it("POSTs dataframe_records to the invocations path with the bearer token, and returns the predictions in input order", async function () {
     const records = inputs(3);

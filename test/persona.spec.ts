@@ -8,6 +8,7 @@ import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { createPersonaClient, personaApiKeySchema } from "../workers/checkLiveness/persona";
 import { isHttpServiceError } from "../workers/runtime/http";
 import { createSecretReader } from "../workers/runtime/secrets";
+import { rejectionOf } from "./support/assertions";
 import { type Answer, operationOf, type RecordedRequest, WireServer } from "./support/http";
 import { ACCESS_DENIED, secretsManagerClient, startSecrets } from "./support/secrets";
 
@@ -82,13 +83,6 @@ describe("Persona API client", function () {
     });
   }
 
-  async function rejection(promise: Promise<unknown>): Promise<Error> {
-    return promise.then(
-      () => assert.fail("expected the inquiry not to be created"),
-      (error: Error) => error,
-    );
-  }
-
   it("POSTs a JSON:API inquiry of the template, referenced by the globalUserId, with the key and the API version", async function () {
     const inquiry = await personaClient().createInquiry(TEMPLATE_ID, GLOBAL_USER_ID);
     assert.deepEqual(inquiry, {
@@ -153,7 +147,7 @@ describe("Persona API client", function () {
 
   it("fails after three 503s, naming the service, the operation, the status and the body", async function () {
     answer = () => ({ status: 503, body: { errors: [{ title: "Service Unavailable" }] } });
-    const error = await rejection(personaClient().createInquiry(TEMPLATE_ID, GLOBAL_USER_ID));
+    const error = await rejectionOf(personaClient().createInquiry(TEMPLATE_ID, GLOBAL_USER_ID));
     assert.ok(isHttpServiceError(error));
     assert.equal(error.status, 503);
     assert.equal(
@@ -175,7 +169,7 @@ describe("Persona API client", function () {
   for (const status of [400, 401, 403, 422]) {
     it(`fails at once on ${status}: the request itself was refused`, async function () {
       answer = () => ({ status, body: { errors: [{ title: "refused", details: "inquiry-template-id is invalid" }] } });
-      const error = await rejection(personaClient().createInquiry(TEMPLATE_ID, GLOBAL_USER_ID));
+      const error = await rejectionOf(personaClient().createInquiry(TEMPLATE_ID, GLOBAL_USER_ID));
       assert.match(error.message, new RegExp(`^Persona API POST create inquiry failed: HTTP ${status}: `));
       assert.equal(api.requests.length, 1);
     });
@@ -184,7 +178,7 @@ describe("Persona API client", function () {
   it("gives up on a Persona that does not answer, after three attempts each bounded by the timeout", async function () {
     answer = () => ({ status: 201, body: createdInquiry(), delayMs: 1000 });
     const started = Date.now();
-    const error = await rejection(personaClient({ timeoutMs: 60 }).createInquiry(TEMPLATE_ID, GLOBAL_USER_ID));
+    const error = await rejectionOf(personaClient({ timeoutMs: 60 }).createInquiry(TEMPLATE_ID, GLOBAL_USER_ID));
     const elapsed = Date.now() - started;
     assert.equal(error.message, "Persona API POST create inquiry failed after 3 attempts: no answer within 60 ms");
     assert.equal(api.requests.length, 3);
@@ -203,28 +197,28 @@ describe("Persona API client", function () {
     ];
     for (const [body, problem] of wrong) {
       answer = () => ({ status: 201, body });
-      const error = await rejection(personaClient().createInquiry(TEMPLATE_ID, GLOBAL_USER_ID));
+      const error = await rejectionOf(personaClient().createInquiry(TEMPLATE_ID, GLOBAL_USER_ID));
       assert.ok(isHttpServiceError(error));
       assert.match(error.message, /^Persona API POST create inquiry failed: HTTP 201: inquiry is not as expected: /);
       assert.match(error.message, problem);
     }
     answer = () => ({ status: 200, headers: { "content-type": "text/html" }, body: "<html>maintenance</html>" });
-    const notJson = await rejection(personaClient().createInquiry(TEMPLATE_ID, GLOBAL_USER_ID));
+    const notJson = await rejectionOf(personaClient().createInquiry(TEMPLATE_ID, GLOBAL_USER_ID));
     assert.match(notJson.message, /HTTP 200: answer is not JSON: <html>maintenance<\/html>/);
   });
 
   it("refuses an inquiry that references another fan, or none", async function () {
     answer = () => ({ status: 201, body: createdInquiry({ referenceId: "gu-someone-else" }) });
-    const other = await rejection(personaClient().createInquiry(TEMPLATE_ID, GLOBAL_USER_ID));
+    const other = await rejectionOf(personaClient().createInquiry(TEMPLATE_ID, GLOBAL_USER_ID));
     assert.match(other.message, /inquiry inq_2Cd7UjLpV9pP4ZzSgM1wFh3e has reference-id "gu-someone-else", not the one asked for/);
     answer = () => ({ status: 201, body: createdInquiry({ referenceId: null }) });
-    const none = await rejection(personaClient().createInquiry(TEMPLATE_ID, GLOBAL_USER_ID));
+    const none = await rejectionOf(personaClient().createInquiry(TEMPLATE_ID, GLOBAL_USER_ID));
     assert.match(none.message, /has reference-id null/);
   });
 
   it("does not call Persona when the API key cannot be read, and says why", async function () {
     secretReadable = false;
-    const error = await rejection(personaClient().createInquiry(TEMPLATE_ID, GLOBAL_USER_ID));
+    const error = await rejectionOf(personaClient().createInquiry(TEMPLATE_ID, GLOBAL_USER_ID));
     assert.match(error.message, new RegExp(`^secretsmanager GetSecretValue ${SECRET_ARN} failed: AccessDeniedException`));
     assert.equal(api.requests.length, 0);
   });

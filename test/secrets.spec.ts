@@ -2,6 +2,7 @@ import * as assert from "node:assert/strict";
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { z } from "zod";
 import { createSecretReader } from "../workers/runtime/secrets";
+import { rejectionOf } from "./support/assertions";
 import { type AwsOperation, awsJsonResponder, operationOf, WireServer } from "./support/http";
 import { secretsManagerClient } from "./support/secrets";
 
@@ -104,10 +105,7 @@ describe("createSecretReader (Secrets Manager at the wire)", function () {
   it("rejects a failed first read with an error naming the secret and the AWS error type, and tries again next time", async function () {
     answer = () => NOT_FOUND;
     const read = reader();
-    const rejection = await read().then(
-      () => assert.fail("expected the read to fail"),
-      (error: unknown) => error as Error,
-    );
+    const rejection = await rejectionOf(read(), "the read");
     assert.ok(rejection.message.includes(SECRET_ARN), rejection.message);
     assert.ok(rejection.message.includes("ResourceNotFoundException"), rejection.message);
     assert.equal((rejection.cause as Error).name, "ResourceNotFoundException");
@@ -157,10 +155,7 @@ describe("createSecretReader (Secrets Manager at the wire)", function () {
   it("rejects a SecretString that is not JSON, without echoing it", async function () {
     const secretValue = "hunter2-s3cr3t-value{";
     answer = () => stored(secretValue);
-    const error = await reader()().then(
-      () => assert.fail("expected the read to fail"),
-      (failed: unknown) => failed as Error,
-    );
+    const error = await rejectionOf(reader()(), "the read");
     assert.ok(error.message.includes(SECRET_ARN), error.message);
     assert.match(error.message, /not a JSON document/);
     assert.ok(!error.message.includes("hunter2"), error.message);
@@ -177,10 +172,7 @@ describe("createSecretReader (Secrets Manager at the wire)", function () {
     ];
     for (const [content, field] of cases) {
       answer = () => stored(JSON.stringify(content));
-      const error = await reader()().then(
-        () => assert.fail(`expected ${JSON.stringify(content)} to be refused`),
-        (failed: unknown) => failed as Error,
-      );
+      const error = await rejectionOf(reader()(), `reading ${JSON.stringify(content)}`);
       assert.match(error.message, /does not have the expected shape/);
       assert.match(error.message, field);
       assert.ok(error.message.includes(SECRET_ARN), error.message);
