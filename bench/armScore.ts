@@ -36,6 +36,7 @@ function handlerOn(redis: ArmRedisReader) {
   // Silent: the failures below are expected, and their error is printed once per case.
   return createGetArmScore({ redis, logger: new Logger({ serviceName: getArmScoreContract.name, logLevel: "SILENT" }) });
 }
+type Handler = ReturnType<typeof handlerOn>;
 
 /** Latencies of `count` sequential calls of `call` over the fans, in ms. */
 async function latencies(count: number, call: (fan: string) => Promise<unknown>): Promise<number[]> {
@@ -101,75 +102,51 @@ async function failure(
 
 async function failures(): Promise<{ row: string[]; error: string }[]> {
   const fan = { globalUserId: fanOf(1) };
-  const rows: { row: string[]; error: string }[] = [];
+  /**
+   * A cold handler reading from `url`; `warm` runs against it before the timed call, and `server`
+   * (when given) is stopped with the reader at cleanup.
+   */
+  const scenario = async (url: string, server?: { stop(): Promise<void> }, warm?: (handler: Handler) => Promise<void>) => {
+    const arm = reader(url);
+    const handler = handlerOn(arm);
+    await warm?.(handler);
+    return {
+      invoke: () => handler(fan),
+      cleanup: async () => {
+        arm.close();
+        await server?.stop();
+      },
+    };
+  };
 
-  rows.push(
-    await failure("connection refused (nothing listens), cold handler", FAILURE_RUNS, async () => {
-      const arm = reader(`redis://127.0.0.1:${await freePort()}`);
-      const handler = handlerOn(arm);
-      return { invoke: () => handler(fan), cleanup: async () => arm.close() };
-    }),
-  );
-
-  rows.push(
+  return [
+    await failure("connection refused (nothing listens), cold handler", FAILURE_RUNS, async () =>
+      scenario(`redis://127.0.0.1:${await freePort()}`),
+    ),
     await failure("Redis stopped after a first call (kept connection)", FAILURE_RUNS, async () => {
       const server = await startRedis();
-      const arm = reader(server.url);
-      const handler = handlerOn(arm);
-      await handler(fan);
-      await server.stop();
-      return { invoke: () => handler(fan), cleanup: async () => arm.close() };
+      return scenario(server.url, undefined, async (handler) => {
+        await handler(fan);
+        await server.stop();
+      });
     }),
-  );
-
-  rows.push(
     await failure("takes the connection, answers nothing, cold handler", FAILURE_RUNS, async () => {
       const server = await startRedis();
       server.pause();
-      const arm = reader(server.url);
-      const handler = handlerOn(arm);
-      return {
-        invoke: () => handler(fan),
-        cleanup: async () => {
-          arm.close();
-          await server.stop();
-        },
-      };
+      return scenario(server.url, server);
     }),
-  );
-
-  rows.push(
     await failure("stops answering on the kept connection", FAILURE_RUNS, async () => {
       const server = await startRedis();
-      const arm = reader(server.url);
-      const handler = handlerOn(arm);
-      await handler(fan);
-      server.pause();
-      return {
-        invoke: () => handler(fan),
-        cleanup: async () => {
-          arm.close();
-          await server.stop();
-        },
-      };
+      return scenario(server.url, server, async (handler) => {
+        await handler(fan);
+        server.pause();
+      });
     }),
-  );
-
-  rows.push(
     await failure("host does not answer (connection attempt dropped)", FAILURE_RUNS, async () => {
       const server = await startBlackholedRedis();
-      const arm = reader(server.url);
-      const handler = handlerOn(arm);
-      return {
-        invoke: () => handler(fan),
-        cleanup: async () => {
-          arm.close();
-          await server.stop();
-        },
-      };
+      return scenario(server.url, server);
     }),
-  );
-  return rows;
+  ];
 }
 
 export async function benchArmScore(): Promise<void> {
