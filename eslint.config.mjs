@@ -2,6 +2,12 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
+/** Lambda runtime code travels into archives: it never pulls in the infrastructure SDK or deploy-time modules. */
+const runtimeBoundary = [
+  { group: ["@pulumi/*"], message: "workers/ is Lambda runtime code; @pulumi/* would land in every archive." },
+  { group: ["**/components/**", "**/stacks/**", "**/tools/**"], message: "workers/ never imports deploy-time modules." },
+];
+
 export default tseslint.config(
   { ignores: ["build/**", "node_modules/**"] },
   js.configs.recommended,
@@ -25,14 +31,52 @@ export default tseslint.config(
       "no-restricted-imports": [
         "error",
         {
+          patterns: runtimeBoundary,
+        },
+      ],
+    },
+  },
+  {
+    // Closure serialization rewrites classes, and an Error subclass reaches the archive without its
+    // message: workers build plain objects and functions (namedError for errors).
+    files: ["workers/**/*.ts"],
+    rules: {
+      "no-restricted-syntax": [
+        "error",
+        {
+          selector: "ClassDeclaration, ClassExpression",
+          message: "workers/ holds no classes: closure serialization rewrites them.",
+        },
+      ],
+    },
+  },
+  {
+    // A worker folder imports shared code, never another worker: what two workers share lives in
+    // workers/shared/.
+    files: ["workers/*/**/*.ts"],
+    ignores: ["workers/shared/**"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
           patterns: [
-            { group: ["@pulumi/*"], message: "workers/ is Lambda runtime code; @pulumi/* would land in every archive." },
+            ...runtimeBoundary,
             {
-              group: ["**/components/**", "**/stacks/**", "**/tools/**"],
-              message: "workers/ never imports deploy-time modules.",
+              regex: "^\\.\\./(?!shared/)",
+              message: "a worker never imports another worker; move what they share to workers/shared/.",
             },
           ],
         },
+      ],
+    },
+  },
+  {
+    // Shared code serves every worker and knows none of them.
+    files: ["workers/shared/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        { patterns: [...runtimeBoundary, { regex: "^\\.\\./\\.\\./", message: "workers/shared/ never imports a worker." }] },
       ],
     },
   },

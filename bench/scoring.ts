@@ -21,7 +21,7 @@ import { createEnqueueFromVfStream } from "../workers/enqueueFromVfStream";
 import { createLookupArai } from "../workers/lookupArai";
 import type { AraiLookup } from "../workers/lookupArai/araiClient";
 import { createProcessRescoreEvents } from "../workers/processRescoreEvents";
-import { chunk } from "../workers/runtime/retry";
+import { chunk } from "../workers/shared/runtime/retry";
 import { createScoreUsers } from "../workers/scoreUsers";
 import { createStagingScoreUsers } from "../workers/stagingScoreUsers";
 import araiDocument from "../test/fixtures/arai/account-activity.json";

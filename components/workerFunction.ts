@@ -9,8 +9,8 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { knownVariables, PLATFORM_VARIABLES, requiredVariables, type WorkerDefinition } from "../workers/runtime/contract";
-import { describeIssues } from "../workers/runtime/issues";
+import { knownVariables, PLATFORM_VARIABLES, requiredVariables, type WorkerDefinition } from "../workers/shared/runtime/contract";
+import { describeIssues } from "../workers/shared/runtime/issues";
 import { archivePackages } from "./archive";
 import { checkStatement, LAMBDA_ASSUME_ROLE_POLICY, policyDocument, type Statement } from "./iam";
 import type { RegionalPlatform } from "./platform";

@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { RegionalPlatform } from "../components/platform";
 import { Queue } from "../components/queue";
 import { type LogShippingTarget, WorkerFunction } from "../components/workerFunction";
-import type { WorkerDefinition } from "../workers/runtime/contract";
+import type { WorkerDefinition } from "../workers/shared/runtime/contract";
 import { startBotOrNotImport } from "../workers/startBotOrNotImport";
 import { startClusterImport } from "../workers/startClusterImport";
 import type { StackConfig } from "./config";

@@ -16,7 +16,7 @@ import { SecretDocument } from "../components/secretDocument";
 import { type LogShippingTarget, WorkerFunction } from "../components/workerFunction";
 import { checkLiveness } from "../workers/checkLiveness";
 import { handleEvent } from "../workers/handleEvent";
-import { personaWebhookSchema } from "../workers/idv/webhook";
+import { personaWebhookSchema } from "../workers/shared/idv/webhook";
 import type { StackConfig } from "./config";
 
 export interface IdvStackArgs {

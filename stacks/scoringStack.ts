@@ -34,7 +34,7 @@ import { getArmScore } from "../workers/getArmScore";
 import { lookupArai } from "../workers/lookupArai";
 import { processRescoreEvents } from "../workers/processRescoreEvents";
 import { scoreUsers } from "../workers/scoreUsers";
-import { KEY, TTL_ATTRIBUTE } from "../workers/scoring/table";
+import { KEY, TTL_ATTRIBUTE } from "../workers/shared/scoring/table";
 import { stagingScoreUsers } from "../workers/stagingScoreUsers";
 import type { StackConfig } from "./config";
 

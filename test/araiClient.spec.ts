@@ -5,7 +5,7 @@
 import * as assert from "node:assert/strict";
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import * as fc from "fast-check";
-import { isHttpServiceError } from "../workers/runtime/http";
+import { isHttpServiceError } from "../workers/shared/runtime/http";
 import { araiUrl } from "../workers/lookupArai/araiClient";
 import { rejectionOf } from "./support/assertions";
 import { ARAI_PATH_TEMPLATE as PATH_TEMPLATE, ARAI_SECRET_ARN as SECRET_ARN, araiClientFor } from "./support/arai";

@@ -1,10 +1,10 @@
 /**
- * The rules of getArmScore (workers/getArmScore/armScore.ts): which fan an event asks for, and
+ * The rules of getArmScore (workers/shared/scoring/armScore.ts): which fan an event asks for, and
  * what a value stored in Redis answers.
  */
 import * as assert from "node:assert/strict";
 import * as fc from "fast-check";
-import { armKey, readArmScore, requestedFan } from "../workers/getArmScore/armScore";
+import { armKey, readArmScore, requestedFan } from "../workers/shared/scoring/armScore";
 import { fixture } from "./support/fixtures";
 
 const FAN = "gu-7f3c2a91";

@@ -12,9 +12,9 @@ import { checkLiveness, createCheckLiveness, type LivenessAnswer } from "../work
 import { checkLivenessContract } from "../workers/checkLiveness/contract";
 import { createPersonaClient, personaApiKeySchema } from "../workers/checkLiveness/persona";
 import { createDecisionSigner, signingKeySchema } from "../workers/checkLiveness/token";
-import { type Decision, type SessionItem, type SessionStatus, sessionExpiry, sessionKey } from "../workers/idv/session";
-import { loadEnvironment } from "../workers/runtime/environment";
-import { createSecretReader } from "../workers/runtime/secrets";
+import { type Decision, type SessionItem, type SessionStatus, sessionExpiry, sessionKey } from "../workers/shared/idv/session";
+import { loadEnvironment } from "../workers/shared/runtime/environment";
+import { createSecretReader } from "../workers/shared/runtime/secrets";
 import { AWS_VARIABLES, environmentPerTest, LAMBDA_AWS } from "./support/environment";
 import { fixture } from "./support/fixtures";
 import { type Answer, countOperations, operationOf, type RecordedRequest, WireServer } from "./support/http";

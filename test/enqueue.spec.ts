@@ -10,9 +10,9 @@ import { createEnqueueFromDemandStream, enqueueFromDemandStream } from "../worke
 import { createEnqueueFromPurchaseStream, enqueueFromPurchaseStream } from "../workers/enqueueFromPurchaseStream";
 import { createEnqueueFromSQJourneyStream, enqueueFromSQJourneyStream } from "../workers/enqueueFromSQJourneyStream";
 import { createEnqueueFromVfStream, enqueueFromVfStream } from "../workers/enqueueFromVfStream";
-import type { BatchResponse } from "../workers/runtime/batch";
-import type { KinesisRecord } from "../workers/runtime/records";
-import { activityMessageSchema } from "../workers/scoring/activity";
+import type { BatchResponse } from "../workers/shared/runtime/batch";
+import type { KinesisRecord } from "../workers/shared/runtime/records";
+import { activityMessageSchema } from "../workers/shared/scoring/activity";
 import {
   type ActivityStreamDependencies,
   activityTime,
@@ -26,7 +26,7 @@ import {
   planActivity,
   plannedRescores,
   type StreamReader,
-} from "../workers/scoring/enqueue";
+} from "../workers/shared/scoring/enqueue";
 import { failuresOf } from "./support/batch";
 import { AWS_VARIABLES, environmentPerTest, LAMBDA_AWS } from "./support/environment";
 import { fixture } from "./support/fixtures";

@@ -6,7 +6,7 @@
 import * as assert from "node:assert/strict";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { createEnqueueFromActivityStream, enqueueFromActivityStream } from "../workers/enqueueFromActivityStream";
-import { SCORABLE_ACTIONS } from "../workers/scoring/activity";
+import { SCORABLE_ACTIONS } from "../workers/shared/scoring/activity";
 import { AWS_VARIABLES, environmentPerTest, LAMBDA_AWS } from "./support/environment";
 import { countOperations } from "./support/http";
 import {

@@ -4,7 +4,7 @@
  */
 import * as assert from "node:assert/strict";
 import fc from "fast-check";
-import { decodeS3Key, exportDate } from "../workers/glueImport/exportKey";
+import { decodeS3Key, exportDate } from "../workers/shared/glueImport/exportKey";
 
 /** How S3 writes a key into an event notification: form encoding, spaces as '+'. */
 const formEncode = (key: string) => encodeURIComponent(key).replace(/%20/g, "+");

@@ -11,7 +11,7 @@ import { Cluster } from "ioredis";
 import { createGetArmScore, getArmScore, type ArmScoreAnswer } from "../workers/getArmScore";
 import { getArmScoreContract } from "../workers/getArmScore/contract";
 import { type ArmRedisReader, createArmRedisReader } from "../workers/getArmScore/redis";
-import { createLogger } from "../workers/runtime/logging";
+import { createLogger } from "../workers/shared/runtime/logging";
 import { environmentPerTest } from "./support/environment";
 import { fixture } from "./support/fixtures";
 import { captureLogs, type LogLine, linesAt } from "./support/logs";

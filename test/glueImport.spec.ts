@@ -3,7 +3,7 @@
  * the wire: what S3 notifications start, what they skip, and that nothing is silently lost.
  */
 import * as assert from "node:assert/strict";
-import type { ImportSummary } from "../workers/glueImport";
+import type { ImportSummary } from "../workers/shared/glueImport";
 import { startBotOrNotImport } from "../workers/startBotOrNotImport";
 import { startClusterImport } from "../workers/startClusterImport";
 import { AWS_VARIABLES, environmentPerTest, LAMBDA_AWS } from "./support/environment";

@@ -1,16 +1,16 @@
 /**
- * The HTTP client every external service goes through (workers/runtime/http.ts), against a
+ * The HTTP client every external service goes through (workers/shared/runtime/http.ts), against a
  * server on loopback: what it retries, how often, and what its errors say.
  */
 import * as assert from "node:assert/strict";
-import { createHttpClient, type HttpClientOptions, type HttpServiceError, isHttpServiceError } from "../workers/runtime/http";
+import { createHttpClient, type HttpClientOptions, type HttpServiceError, isHttpServiceError } from "../workers/shared/runtime/http";
 import { rejectionOf } from "./support/assertions";
 import { type Answer, WireServer } from "./support/http";
 
 const SERVICE = "accounts ARAI API";
 const OPERATION = "GET account activity";
 
-describe("createHttpClient (workers/runtime/http.ts)", function () {
+describe("createHttpClient (workers/shared/runtime/http.ts)", function () {
   let server: WireServer;
   /** The answers to give, in order; the last is repeated. */
   let answers: Answer[];

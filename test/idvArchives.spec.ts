@@ -7,7 +7,7 @@ import { strict as assert } from "node:assert";
 import { createHmac } from "node:crypto";
 import { exportPKCS8, exportSPKI, generateKeyPair, importSPKI, jwtVerify } from "jose";
 import { invokeArchive } from "../tools/offline/archive";
-import { sessionExpiry, sessionKey, type SessionItem } from "../workers/idv/session";
+import { sessionExpiry, sessionKey, type SessionItem } from "../workers/shared/idv/session";
 import { archiveShelf, resultsOf } from "./support/archives";
 import { fixture } from "./support/fixtures";
 import { WireServer } from "./support/http";

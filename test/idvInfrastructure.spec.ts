@@ -6,7 +6,7 @@
 import { strict as assert } from "node:assert";
 import { z } from "zod";
 import { webhookModelSchema } from "../stacks/idvStack";
-import { personaWebhookSchema } from "../workers/idv/webhook";
+import { personaWebhookSchema } from "../workers/shared/idv/webhook";
 import { type PlannedStack, planStack, statementsOf } from "./support/program";
 
 const ACCOUNT = "210987654321";

@@ -5,9 +5,9 @@
 import * as assert from "node:assert/strict";
 import { Logger } from "@aws-lambda-powertools/logger";
 import * as fc from "fast-check";
-import { type KafkaItemIdentifier, partialBatchResponse } from "../workers/runtime/batch";
-import { decodeBase64Json, parseEvent } from "../workers/runtime/records";
-import { activityMessageSchema, isScorable, SCORABLE_ACTIONS } from "../workers/scoring/activity";
+import { type KafkaItemIdentifier, partialBatchResponse } from "../workers/shared/runtime/batch";
+import { decodeBase64Json, parseEvent } from "../workers/shared/runtime/records";
+import { activityMessageSchema, isScorable, SCORABLE_ACTIONS } from "../workers/shared/scoring/activity";
 import {
   createUserActivityReader,
   type KafkaEvent,
@@ -16,7 +16,7 @@ import {
   type KafkaRecord,
   kafkaRecordsInOrder,
   planKafkaActivity,
-} from "../workers/scoring/kafka";
+} from "../workers/shared/scoring/kafka";
 import {
   activity,
   at,

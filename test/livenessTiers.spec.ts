@@ -5,7 +5,7 @@
  */
 import * as assert from "node:assert/strict";
 import * as fc from "fast-check";
-import { SESSION_STATUSES, type SessionStatus } from "../workers/idv/session";
+import { SESSION_STATUSES, type SessionStatus } from "../workers/shared/idv/session";
 import {
   evaluateTier,
   lastApprovalOf,

@@ -6,8 +6,8 @@
 import * as assert from "node:assert/strict";
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { createPersonaClient, personaApiKeySchema } from "../workers/checkLiveness/persona";
-import { isHttpServiceError } from "../workers/runtime/http";
-import { createSecretReader } from "../workers/runtime/secrets";
+import { isHttpServiceError } from "../workers/shared/runtime/http";
+import { createSecretReader } from "../workers/shared/runtime/secrets";
 import { rejectionOf } from "./support/assertions";
 import { type Answer, operationOf, type RecordedRequest, WireServer } from "./support/http";
 import { ACCESS_DENIED, secretsManagerClient, startSecrets } from "./support/secrets";

@@ -9,8 +9,8 @@ import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { type DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
 import * as fc from "fast-check";
-import { itemKey, partialBatchResponse, type RecordFailure, stopGroupsAtFirstFailure } from "../workers/runtime/batch";
-import { batchGetItems, batchPutItems, createDocumentClient } from "../workers/runtime/dynamo";
+import { itemKey, partialBatchResponse, type RecordFailure, stopGroupsAtFirstFailure } from "../workers/shared/runtime/batch";
+import { batchGetItems, batchPutItems, createDocumentClient } from "../workers/shared/runtime/dynamo";
 import {
   createDynamoChangeDecoder,
   decodeJson,
@@ -20,9 +20,9 @@ import {
   kinesisEventSchema,
   parseEvent,
   sqsEventSchema,
-} from "../workers/runtime/records";
-import { backoffDelay, chunk, mapConcurrently, withRetries } from "../workers/runtime/retry";
-import { type OutgoingMessage, sendMessages } from "../workers/runtime/sqs";
+} from "../workers/shared/runtime/records";
+import { backoffDelay, chunk, mapConcurrently, withRetries } from "../workers/shared/runtime/retry";
+import { type OutgoingMessage, sendMessages } from "../workers/shared/runtime/sqs";
 import { z } from "zod";
 import { fixture } from "./support/fixtures";
 import { countOperations, type Interception, type RecordedRequest } from "./support/http";

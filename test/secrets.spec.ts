@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { z } from "zod";
-import { createSecretReader } from "../workers/runtime/secrets";
+import { createSecretReader } from "../workers/shared/runtime/secrets";
 import { rejectionOf } from "./support/assertions";
 import { type AwsOperation, awsJsonResponder, operationOf, WireServer } from "./support/http";
 import { secretsManagerClient } from "./support/secrets";

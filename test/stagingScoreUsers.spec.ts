@@ -5,8 +5,8 @@
  */
 import * as assert from "node:assert/strict";
 import { Logger } from "@aws-lambda-powertools/logger";
-import type { BatchResponse } from "../workers/runtime/batch";
-import { loadEnvironment } from "../workers/runtime/environment";
+import type { BatchResponse } from "../workers/shared/runtime/batch";
+import { loadEnvironment } from "../workers/shared/runtime/environment";
 import { createStagingScoreUsers, stagingScoreUsers } from "../workers/stagingScoreUsers";
 import { stagingScoreUsersContract } from "../workers/stagingScoreUsers/contract";
 import { failureReasons, failuresOf } from "./support/batch";

@@ -13,7 +13,7 @@ import {
 } from "../workers/validateToken/authorize";
 import { validateTokenContract } from "../workers/validateToken/contract";
 import { createValidateToken, validateToken } from "../workers/validateToken";
-import { loadEnvironment } from "../workers/runtime/environment";
+import { loadEnvironment } from "../workers/shared/runtime/environment";
 import { LAMBDA_AWS, setEnvironment } from "./support/environment";
 import { fixture } from "./support/fixtures";
 import { operationOf, type WireServer } from "./support/http";

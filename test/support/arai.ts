@@ -4,7 +4,7 @@
  */
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { araiCredentialsSchema, createAraiClient } from "../../workers/lookupArai/araiClient";
-import { createSecretReader } from "../../workers/runtime/secrets";
+import { createSecretReader } from "../../workers/shared/runtime/secrets";
 
 /** The secret holding the API's credentials. */
 export const ARAI_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:254688921111:secret:fan-identity/arai-credentials-Zx81Qe";

@@ -1,7 +1,7 @@
 /**
  * What a batch worker reports: the records it fails back to Lambda, and why, in its log.
  */
-import type { BatchResponse } from "../../workers/runtime/batch";
+import type { BatchResponse } from "../../workers/shared/runtime/batch";
 import type { LogLine } from "./logs";
 
 /** The ids of the records a batch response fails, in order. */

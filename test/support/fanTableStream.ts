@@ -4,8 +4,8 @@
  * Manager mocked at the wire.
  */
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
-import type { Logger } from "../../workers/runtime/logging";
-import { createModelClientFromEnvironment, type ModelClient, type ModelEnvironment } from "../../workers/scoring/modelServing";
+import type { Logger } from "../../workers/shared/runtime/logging";
+import { createModelClientFromEnvironment, type ModelClient, type ModelEnvironment } from "../../workers/shared/scoring/modelServing";
 import { fixture } from "./fixtures";
 import { type Answer, type RecordedRequest, WireServer } from "./http";
 import { type LocalDynamo, startDynamo } from "./localAws";

@@ -2,7 +2,7 @@
  * Self-managed Kafka events built from the user-activity fixtures in test/fixtures/events, for the
  * tests of enqueueFromActivityStream and of the decoding behind it.
  */
-import type { BatchResponse, KafkaItemIdentifier } from "../../workers/runtime/batch";
+import type { BatchResponse, KafkaItemIdentifier } from "../../workers/shared/runtime/batch";
 import { fixture } from "./fixtures";
 import { sha256 } from "./streams";
 

@@ -4,7 +4,7 @@
  */
 import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { BatchWriteCommand, type DynamoDBDocumentClient, GetCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
-import { createDocumentClient } from "../../workers/runtime/dynamo";
+import { createDocumentClient } from "../../workers/shared/runtime/dynamo";
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
@@ -13,7 +13,7 @@ import {
   type Message,
 } from "@aws-sdk/client-sqs";
 import type { AddressInfo } from "node:net";
-import { chunk } from "../../workers/runtime/retry";
+import { chunk } from "../../workers/shared/runtime/retry";
 import { startProxy, type Interception, type RecordedRequest, type WireServer } from "./http";
 
 const credentials = { accessKeyId: "test", secretAccessKey: "test" };

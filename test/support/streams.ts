@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import type { Message } from "@aws-sdk/client-sqs";
-import { activityMessageSchema } from "../../workers/scoring/activity";
+import { activityMessageSchema } from "../../workers/shared/scoring/activity";
 import { type Interception, operationOf, type RecordedRequest } from "./http";
 
 export interface KinesisFixtureRecord {

@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { approvalRetentionDaysVariable, verificationTypesSchema } from "../idv/session";
-import { defineContract } from "../runtime/contract";
-import { isHttpsUrl, tableNameVariable } from "../runtime/environment";
+import { approvalRetentionDaysVariable, verificationTypesSchema } from "../shared/idv/session";
+import { defineContract } from "../shared/runtime/contract";
+import { isHttpsUrl, tableNameVariable } from "../shared/runtime/environment";
 
 /**
  * The Persona API's base URL: https, or plain http to a loopback host only, for a local stand-in;

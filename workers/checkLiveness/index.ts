@@ -1,7 +1,7 @@
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
-import { ARM_SCORE_MAX, ARM_SCORE_MIN } from "../getArmScore/armScore";
+import { ARM_SCORE_MAX, ARM_SCORE_MIN } from "../shared/scoring/armScore";
 import {
   type Decision,
   DEFAULT_VERIFICATION_TYPE,
@@ -10,17 +10,17 @@ import {
   lastApprovalOf as lastApprovalRecorded,
   sessionExpiry,
   sessionKey,
-} from "../idv/session";
-import { defineWorker } from "../runtime/contract";
-import { createDocumentClient } from "../runtime/dynamo";
-import { loadEnvironment } from "../runtime/environment";
-import { namedError } from "../runtime/errors";
-import { describeIssues } from "../runtime/issues";
-import { createLogger, describeError, type Logger } from "../runtime/logging";
-import { createSecretReader } from "../runtime/secrets";
-import { isObject } from "../runtime/values";
-import { globalUserIdSchema } from "../scoring/activity";
-import { KEY, RECORD_TYPES } from "../scoring/table";
+} from "../shared/idv/session";
+import { defineWorker } from "../shared/runtime/contract";
+import { createDocumentClient } from "../shared/runtime/dynamo";
+import { loadEnvironment } from "../shared/runtime/environment";
+import { namedError } from "../shared/runtime/errors";
+import { describeIssues } from "../shared/runtime/issues";
+import { createLogger, describeError, type Logger } from "../shared/runtime/logging";
+import { createSecretReader } from "../shared/runtime/secrets";
+import { isObject } from "../shared/runtime/values";
+import { globalUserIdSchema } from "../shared/scoring/activity";
+import { KEY, RECORD_TYPES } from "../shared/scoring/table";
 import { checkLivenessContract, type CheckLivenessEnvironment } from "./contract";
 import { createPersonaClient, type Inquiry, PERSONA_SERVICE, type PersonaClient, personaApiKeySchema } from "./persona";
 import { evaluateTier, lastApprovalOf, nextStep, type SessionFacts, type Tier, TIERS, TIERS_READING_APPROVAL } from "./tiers";

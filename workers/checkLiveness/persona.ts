@@ -5,9 +5,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import { SESSION_STATUSES, type SessionStatus } from "../idv/session";
-import { createHttpClient, type HttpCallOptions, httpServiceError } from "../runtime/http";
-import { decodeWith } from "../runtime/records";
+import { SESSION_STATUSES, type SessionStatus } from "../shared/idv/session";
+import { createHttpClient, type HttpCallOptions, httpServiceError } from "../shared/runtime/http";
+import { decodeWith } from "../shared/runtime/records";
 
 export const PERSONA_SERVICE = "Persona API";
 export const CREATE_INQUIRY = "POST create inquiry";

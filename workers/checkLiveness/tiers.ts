@@ -2,7 +2,7 @@
  * The rules of checkLiveness (SPEC §4.7), free of I/O: whether a tier requires the fan to verify,
  * and, when it does, whether their stored session is reused, refused for a cooldown or replaced.
  */
-import { isLive, lastApprovalOf as lastApprovalRecorded, type SessionStatus } from "../idv/session";
+import { isLive, lastApprovalOf as lastApprovalRecorded, type SessionStatus } from "../shared/idv/session";
 
 export const TIERS = ["always", "high", "medium", "low", "asu", "test-always", "test-never"] as const;
 export type Tier = (typeof TIERS)[number];

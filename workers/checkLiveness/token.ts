@@ -5,7 +5,7 @@
  */
 import { importPKCS8, SignJWT } from "jose";
 import { z } from "zod";
-import type { Decision } from "../idv/session";
+import type { Decision } from "../shared/idv/session";
 
 export const DECISION_TOKEN_ALGORITHM = "RS256";
 

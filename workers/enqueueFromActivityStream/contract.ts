@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { defineContract } from "../runtime/contract";
-import { ACTIVITY_STREAM_ACCESS, fifoQueueUrl } from "../scoring/enqueue";
+import { defineContract } from "../shared/runtime/contract";
+import { ACTIVITY_STREAM_ACCESS, fifoQueueUrl } from "../shared/scoring/enqueue";
 
 export const enqueueFromActivityStreamContract = defineContract({
   name: "enqueueFromActivityStream",

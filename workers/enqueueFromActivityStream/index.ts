@@ -1,10 +1,10 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { defineWorker } from "../runtime/contract";
-import { loadEnvironment } from "../runtime/environment";
-import { createLogger } from "../runtime/logging";
-import { parseEvent } from "../runtime/records";
-import { createEnqueuer, type EnqueueDependencies } from "../scoring/enqueue";
-import { createUserActivityReader, kafkaEventSchema, kafkaRecordsInOrder, planKafkaActivity } from "../scoring/kafka";
+import { defineWorker } from "../shared/runtime/contract";
+import { loadEnvironment } from "../shared/runtime/environment";
+import { createLogger } from "../shared/runtime/logging";
+import { parseEvent } from "../shared/runtime/records";
+import { createEnqueuer, type EnqueueDependencies } from "../shared/scoring/enqueue";
+import { createUserActivityReader, kafkaEventSchema, kafkaRecordsInOrder, planKafkaActivity } from "../shared/scoring/kafka";
 import { type EnqueueFromActivityStreamEnvironment, enqueueFromActivityStreamContract } from "./contract";
 
 /**

@@ -1,9 +1,9 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { defineWorker } from "../runtime/contract";
-import { createDocumentClient } from "../runtime/dynamo";
-import { loadEnvironment } from "../runtime/environment";
-import { createLogger } from "../runtime/logging";
-import { type ActivityStreamDependencies, createActivityStreamEnqueuer, createPurchaseReader } from "../scoring/enqueue";
+import { defineWorker } from "../shared/runtime/contract";
+import { createDocumentClient } from "../shared/runtime/dynamo";
+import { loadEnvironment } from "../shared/runtime/environment";
+import { createLogger } from "../shared/runtime/logging";
+import { type ActivityStreamDependencies, createActivityStreamEnqueuer, createPurchaseReader } from "../shared/scoring/enqueue";
 import { enqueueFromPurchaseStreamContract } from "./contract";
 
 /** Successful purchases to the account-activity queue, each with a rescore; other statuses are not activity. */

@@ -1,5 +1,5 @@
-import { defineContract } from "../runtime/contract";
-import { ACTIVITY_STREAM_ACCESS, activityStreamEnvironment } from "../scoring/enqueue";
+import { defineContract } from "../shared/runtime/contract";
+import { ACTIVITY_STREAM_ACCESS, activityStreamEnvironment } from "../shared/scoring/enqueue";
 
 export const enqueueFromSQJourneyStreamContract = defineContract({
   name: "enqueueFromSQJourneyStream",

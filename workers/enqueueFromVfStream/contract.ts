@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { defineContract } from "../runtime/contract";
+import { defineContract } from "../shared/runtime/contract";
 
 export const enqueueFromVfStreamContract = defineContract({
   name: "enqueueFromVfStream",

@@ -1,8 +1,8 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { defineWorker } from "../runtime/contract";
-import { loadEnvironment } from "../runtime/environment";
-import { createLogger } from "../runtime/logging";
-import { createStreamEnqueuer, createVfLoginReader, type EnqueueDependencies } from "../scoring/enqueue";
+import { defineWorker } from "../shared/runtime/contract";
+import { loadEnvironment } from "../shared/runtime/environment";
+import { createLogger } from "../shared/runtime/logging";
+import { createStreamEnqueuer, createVfLoginReader, type EnqueueDependencies } from "../shared/scoring/enqueue";
 import { type EnqueueFromVfStreamEnvironment, enqueueFromVfStreamContract } from "./contract";
 
 /** VF logins to the on-demand queue: a standard queue, so no group or deduplication id, and no rescore. */

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { defineContract } from "../runtime/contract";
+import { defineContract } from "../shared/runtime/contract";
 
 /** redis:// or rediss:// (TLS), with a host; an optional /<db>, user and password. */
 const redisUrl = () =>

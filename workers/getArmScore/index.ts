@@ -1,11 +1,11 @@
-import { defineWorker } from "../runtime/contract";
-import { loadEnvironment } from "../runtime/environment";
-import { createLogger, type Logger } from "../runtime/logging";
-import { armKey, type ArmScoreAnswer, readArmScore, requestedFan } from "./armScore";
+import { defineWorker } from "../shared/runtime/contract";
+import { loadEnvironment } from "../shared/runtime/environment";
+import { createLogger, type Logger } from "../shared/runtime/logging";
+import { armKey, type ArmScoreAnswer, readArmScore, requestedFan } from "../shared/scoring/armScore";
 import { getArmScoreContract } from "./contract";
 import { type ArmRedisReader, createArmRedisReader, isRedisReadError } from "./redis";
 
-export type { ArmScoreAnswer } from "./armScore";
+export type { ArmScoreAnswer } from "../shared/scoring/armScore";
 
 export interface GetArmScoreDependencies {
   readonly redis: Pick<ArmRedisReader, "get" | "target">;

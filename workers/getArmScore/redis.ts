@@ -11,7 +11,7 @@
  */
 import * as net from "node:net";
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
-import { namedError } from "../runtime/errors";
+import { namedError } from "../shared/runtime/errors";
 
 export interface ArmRedisSettings {
   /** The primary, or in cluster mode the configuration endpoint. */

@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { defineContract } from "../runtime/contract";
-import { approvalRetentionDaysVariable, verificationTypesSchema } from "../idv/session";
-import { tableNameVariable } from "../runtime/environment";
+import { defineContract } from "../shared/runtime/contract";
+import { approvalRetentionDaysVariable, verificationTypesSchema } from "../shared/idv/session";
+import { tableNameVariable } from "../shared/runtime/environment";
 
 export const handleEventContract = defineContract({
   name: "handleEvent",

@@ -5,8 +5,8 @@
  * answer, not a failure: asking again would not change it.
  */
 import { z } from "zod";
-import { createHttpClient, type HttpCallOptions, httpServiceError, isHttpServiceError } from "../runtime/http";
-import { decodeWith } from "../runtime/records";
+import { createHttpClient, type HttpCallOptions, httpServiceError, isHttpServiceError } from "../shared/runtime/http";
+import { decodeWith } from "../shared/runtime/records";
 import type { AraiDocument } from "./trim";
 
 export const ARAI_SERVICE = "accounts ARAI API";

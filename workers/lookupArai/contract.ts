@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { defineContract } from "../runtime/contract";
-import { isHttpsUrl, tableNameVariable } from "../runtime/environment";
+import { defineContract } from "../shared/runtime/contract";
+import { isHttpsUrl, tableNameVariable } from "../shared/runtime/environment";
 
 /**
  * https, with `{globalUserId}` where the fan's id goes. Plain http is accepted only to a

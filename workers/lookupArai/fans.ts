@@ -2,7 +2,7 @@
  * The rules of lookupArai, free of I/O: one lookup per fan per batch, the fan's latest activity,
  * and when stored ARAI is fresh enough not to fetch again (SPEC §4.2).
  */
-import type { ActivityMessage } from "../scoring/activity";
+import type { ActivityMessage } from "../shared/scoring/activity";
 
 /** A decoded message of the batch. */
 export interface ActivityRecord {

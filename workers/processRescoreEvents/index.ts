@@ -1,8 +1,8 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { defineWorker } from "../runtime/contract";
-import { loadEnvironment } from "../runtime/environment";
-import { createLogger } from "../runtime/logging";
-import { createRescoreRemovalReader, createStreamEnqueuer, type EnqueueDependencies } from "../scoring/enqueue";
+import { defineWorker } from "../shared/runtime/contract";
+import { loadEnvironment } from "../shared/runtime/environment";
+import { createLogger } from "../shared/runtime/logging";
+import { createRescoreRemovalReader, createStreamEnqueuer, type EnqueueDependencies } from "../shared/scoring/enqueue";
 import { processRescoreEventsContract, type ProcessRescoreEventsEnvironment } from "./contract";
 
 /**

@@ -1,13 +1,14 @@
 import { type DynamoDBDocumentClient, UpdateCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
-import { defineWorker } from "../runtime/contract";
-import { createDocumentClient } from "../runtime/dynamo";
-import { loadEnvironment } from "../runtime/environment";
-import { createLogger, describeError, type Logger } from "../runtime/logging";
-import { mapConcurrently } from "../runtime/retry";
-import { createModelClientFromEnvironment, type ModelClient } from "../scoring/modelServing";
-import { createStreamScorer, type ScoredFan, type WriteOutcome } from "../scoring/score";
-import { fanKey, KEY, RECORD_TYPES } from "../scoring/table";
-import { scoreUsersContract, type ScoringEnvironment } from "./contract";
+import { defineWorker } from "../shared/runtime/contract";
+import { createDocumentClient } from "../shared/runtime/dynamo";
+import { loadEnvironment } from "../shared/runtime/environment";
+import { createLogger, describeError, type Logger } from "../shared/runtime/logging";
+import { mapConcurrently } from "../shared/runtime/retry";
+import { createModelClientFromEnvironment, type ModelClient } from "../shared/scoring/modelServing";
+import { createStreamScorer, type ScoredFan, type WriteOutcome } from "../shared/scoring/score";
+import { fanKey, KEY, RECORD_TYPES } from "../shared/scoring/table";
+import type { ScoringEnvironment } from "../shared/scoring/scoringEnvironment";
+import { scoreUsersContract } from "./contract";
 
 /** Score writes in flight at once: enough to keep up with a full batch, few enough not to throttle. */
 export const WRITE_CONCURRENCY = 16;

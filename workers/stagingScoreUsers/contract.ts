@@ -1,5 +1,5 @@
-import { defineContract } from "../runtime/contract";
-import { SCORING_PACKAGES, scoringEnvironment } from "../scoreUsers/contract";
+import { defineContract } from "../shared/runtime/contract";
+import { SCORING_PACKAGES, scoringEnvironment } from "../shared/scoring/scoringEnvironment";
 
 export const stagingScoreUsersContract = defineContract({
   name: "stagingScoreUsers",

@@ -1,12 +1,12 @@
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { defineWorker } from "../runtime/contract";
-import { type BatchOptions, batchPutItems, createDocumentClient } from "../runtime/dynamo";
-import { loadEnvironment } from "../runtime/environment";
-import { createLogger, type Logger } from "../runtime/logging";
-import { createModelClientFromEnvironment, type ModelClient } from "../scoring/modelServing";
-import { createStreamScorer, type ScoredFan, type WriteOutcome } from "../scoring/score";
-import { KEY, RECORD_TYPES, stagingKey } from "../scoring/table";
-import type { ScoringEnvironment } from "../scoreUsers/contract";
+import { defineWorker } from "../shared/runtime/contract";
+import { type BatchOptions, batchPutItems, createDocumentClient } from "../shared/runtime/dynamo";
+import { loadEnvironment } from "../shared/runtime/environment";
+import { createLogger, type Logger } from "../shared/runtime/logging";
+import { createModelClientFromEnvironment, type ModelClient } from "../shared/scoring/modelServing";
+import { createStreamScorer, type ScoredFan, type WriteOutcome } from "../shared/scoring/score";
+import { KEY, RECORD_TYPES, stagingKey } from "../shared/scoring/table";
+import type { ScoringEnvironment } from "../shared/scoring/scoringEnvironment";
 import { stagingScoreUsersContract } from "./contract";
 
 /**

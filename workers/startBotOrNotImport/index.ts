@@ -1,5 +1,5 @@
-import { glueImportContract } from "../glueImport/contract";
-import { defineGlueImportWorker } from "../glueImport";
+import { glueImportContract } from "../shared/glueImport/contract";
+import { defineGlueImportWorker } from "../shared/glueImport";
 
 export const startBotOrNotImportContract = glueImportContract(
   "startBotOrNotImport",

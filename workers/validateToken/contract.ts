@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { defineContract } from "../runtime/contract";
+import { defineContract } from "../shared/runtime/contract";
 
 /** Asymmetric algorithms a SOTC may be signed with; symmetric ones would let a public key sign. */
 export const ASYMMETRIC_ALGORITHMS = [

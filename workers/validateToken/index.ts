@@ -1,9 +1,9 @@
 import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from "jose";
 import { z } from "zod";
-import { defineWorker } from "../runtime/contract";
-import { loadEnvironment } from "../runtime/environment";
-import { createLogger, describeError, type Logger } from "../runtime/logging";
-import { createSecretReader } from "../runtime/secrets";
+import { defineWorker } from "../shared/runtime/contract";
+import { loadEnvironment } from "../shared/runtime/environment";
+import { createLogger, describeError, type Logger } from "../shared/runtime/logging";
+import { createSecretReader } from "../shared/runtime/secrets";
 import {
   type AppSyncAuthorizerEvent,
   type AppSyncAuthorizerResult,

@@ -3,7 +3,7 @@
  * score lives in Redis, and what a stored value answers.
  */
 import { isObject } from "../runtime/values";
-import { MAX_GLOBAL_USER_ID_LENGTH } from "../scoring/activity";
+import { MAX_GLOBAL_USER_ID_LENGTH } from "./activity";
 
 /** The ARM score: another team's account-risk grade, 1 (lowest risk) to 5. */
 export const ARM_SCORE_MIN = 1;
