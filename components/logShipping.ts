@@ -7,6 +7,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { assumeRolePolicy, checkStatement, policyDocument, regionOfArn } from "./iam";
+import { Component } from "./component";
 import type { RegionalPlatform } from "./platform";
 import type { LogShippingTarget } from "./workerFunction";
 
@@ -17,21 +18,21 @@ export interface LogShippingArgs {
   readonly streamArn: string;
 }
 
-export class LogShipping extends pulumi.ComponentResource {
+export class LogShipping extends Component {
   /** The role CloudWatch Logs writes to the stream with. */
   readonly role: aws.iam.Role;
   private readonly targets = new Map<string, LogShippingTarget>();
 
   constructor(
-    private readonly name: string,
+    name: string,
     private readonly args: LogShippingArgs,
     opts?: pulumi.ComponentResourceOptions,
   ) {
-    super("fan-identity:components:LogShipping", name, {}, opts);
+    super("fan-identity:components:LogShipping", name, args.platform, opts);
     const { platform, streamArn } = args;
     const account = platform.settings.accountId;
     this.role = new aws.iam.Role(
-      `${name}-role`,
+      this.childName("role"),
       {
         name: platform.name("log-shipping-role", "iamRole"),
         description: "Lets CloudWatch Logs put this stack's log events on the central log stream",
@@ -40,14 +41,14 @@ export class LogShipping extends pulumi.ComponentResource {
         }),
         tags: platform.tags,
       },
-      { parent: this },
+      this.child,
     );
     const put = { actions: ["kinesis:PutRecord", "kinesis:PutRecords"], resources: [streamArn] };
     checkStatement(put, `${name}, policy central_log_stream`);
     new aws.iam.RolePolicy(
-      `${name}-stream`,
+      this.childName("stream"),
       { name: "central_log_stream", role: this.role.id, policy: policyDocument([put]) },
-      { parent: this },
+      this.child,
     );
     this.registerOutputs({ roleArn: this.role.arn });
   }
@@ -60,7 +61,7 @@ export class LogShipping extends pulumi.ComponentResource {
     if (!target) {
       const options = { parent: this, provider: platform.provider };
       const destination = new aws.cloudwatch.LogDestination(
-        `${this.name}-${platform.region}`,
+        this.childName(platform.region),
         {
           name: platform.name("log-shipping", "logDestination"),
           targetArn: this.args.streamArn,
@@ -70,7 +71,7 @@ export class LogShipping extends pulumi.ComponentResource {
         options,
       );
       new aws.cloudwatch.LogDestinationPolicy(
-        `${this.name}-${platform.region}-policy`,
+        this.childName(`${platform.region}-policy`),
         {
           destinationName: destination.name,
           accessPolicy: pulumi.jsonStringify({

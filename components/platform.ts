@@ -42,6 +42,12 @@ export function standardTags(settings: PlatformSettings): Record<(typeof REQUIRE
   };
 }
 
+/**
+ * The physical names the platforms of one program have made, by the settings they share: a
+ * component refuses a child whose physical name is not among them (components/component.ts).
+ */
+const issuedNames = new WeakMap<PlatformSettings, Set<string>>();
+
 /** Everything a component needs to place resources in one region. */
 export class RegionalPlatform {
   readonly tags: Record<string, string>;
@@ -70,17 +76,40 @@ export class RegionalPlatform {
 
   /** The physical name of a resource of `kind`: `<productCode>-<env>-<region>-<name>`. */
   name(name: string, kind: NameKind): string {
-    return physicalName(this.prefix, name, kind);
+    return this.issue(physicalName(this.prefix, name, kind));
+  }
+
+  /**
+   * The log group a service writes a resource's logs to, `/aws/<service>/<resource name>`, for a
+   * resource named by `name()`.
+   */
+  logGroupName(service: "lambda" | "apigateway", resourceName: string): string {
+    if (!this.issued(resourceName)) {
+      throw new Error(`log group of "${resourceName}": the resource's name was not made by platform.name(…)`);
+    }
+    return this.issue(`/aws/${service}/${resourceName}`);
+  }
+
+  /** The log group API Gateway writes a stage's execution logs to; AWS fixes this name. */
+  executionLogGroupName(restApiId: pulumi.Input<string>, stage: string): pulumi.Output<string> {
+    return pulumi.interpolate`API-Gateway-Execution-Logs_${restApiId}/${stage}`.apply((name) => this.issue(name));
+  }
+
+  /** Whether a physical name was made by this program's naming. */
+  issued(name: string): boolean {
+    return issuedNames.get(this.settings)?.has(name) ?? false;
+  }
+
+  private issue(name: string): string {
+    let names = issuedNames.get(this.settings);
+    if (!names) issuedNames.set(this.settings, (names = new Set()));
+    names.add(name);
+    return name;
   }
 
   /** An ARN in this region and account. */
   arn(service: string, resource: string): string {
     return `arn:aws:${service}:${this.region}:${this.settings.accountId}:${resource}`;
-  }
-
-  /** Options that place a component in this region: its children inherit the provider. */
-  componentOptions(opts?: pulumi.ComponentResourceOptions): pulumi.ComponentResourceOptions {
-    return pulumi.mergeOptions(opts, { providers: { aws: this.provider } });
   }
 }
 

@@ -4,6 +4,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { Component } from "./component";
 import type { RegionalPlatform } from "./platform";
 
 const DAY = 86_400;
@@ -31,7 +32,7 @@ export interface QueueArgs {
   readonly deadLetter?: { readonly maxReceiveCount: number } | false;
 }
 
-export class Queue extends pulumi.ComponentResource {
+export class Queue extends Component {
   readonly queue: aws.sqs.Queue;
   readonly deadLetterQueue?: aws.sqs.Queue;
   readonly arn: pulumi.Output<string>;
@@ -42,7 +43,7 @@ export class Queue extends pulumi.ComponentResource {
   readonly fifo: boolean;
 
   constructor(name: string, args: QueueArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("fan-identity:components:Queue", name, {}, opts);
+    super("fan-identity:components:Queue", name, args.platform, opts);
     const { platform } = args;
     const fifo = args.fifo ?? false;
     this.fifo = fifo;
@@ -60,13 +61,13 @@ export class Queue extends pulumi.ComponentResource {
     const deadLetter = args.deadLetter ?? { maxReceiveCount: 5 };
     if (deadLetter) {
       this.deadLetterQueue = new aws.sqs.Queue(
-        `${name}-dlq`,
+        this.childName("dlq"),
         { ...common, name: platform.name(`${args.name}-dlq`, kind), messageRetentionSeconds: 14 * DAY },
-        { parent: this },
+        this.child,
       );
     }
     this.queue = new aws.sqs.Queue(
-      `${name}-queue`,
+      this.childName("queue"),
       {
         ...common,
         name: this.queueName,
@@ -79,7 +80,7 @@ export class Queue extends pulumi.ComponentResource {
             })
           : undefined,
       },
-      { parent: this },
+      this.child,
     );
     this.arn = this.queue.arn;
     this.url = this.queue.url;

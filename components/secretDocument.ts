@@ -5,6 +5,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { Component } from "./component";
 import type { RegionalPlatform } from "./platform";
 
 export interface SecretDocumentArgs {
@@ -16,26 +17,26 @@ export interface SecretDocumentArgs {
   readonly document: pulumi.Input<Record<string, unknown>>;
 }
 
-export class SecretDocument extends pulumi.ComponentResource {
+export class SecretDocument extends Component {
   readonly secret: aws.secretsmanager.Secret;
   readonly arn: pulumi.Output<string>;
 
   constructor(name: string, args: SecretDocumentArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("fan-identity:components:SecretDocument", name, {}, opts);
+    super("fan-identity:components:SecretDocument", name, args.platform, opts);
     this.secret = new aws.secretsmanager.Secret(
-      `${name}-secret`,
+      this.childName("secret"),
       {
         name: args.platform.name(args.name, "secret"),
         description: args.description,
         recoveryWindowInDays: 7,
         tags: args.platform.tags,
       },
-      { parent: this },
+      this.child,
     );
     new aws.secretsmanager.SecretVersion(
-      `${name}-value`,
+      this.childName("value"),
       { secretId: this.secret.id, secretString: pulumi.secret(pulumi.jsonStringify(args.document)) },
-      { parent: this },
+      this.child,
     );
     this.arn = this.secret.arn;
     this.registerOutputs({ arn: this.arn });

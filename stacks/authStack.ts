@@ -2,6 +2,7 @@
  * The auth stack: validateToken, the AppSync API's Lambda authoriser (SPEC §4.6).
  */
 import * as pulumi from "@pulumi/pulumi";
+import { Component } from "../components/component";
 import type { RegionalPlatform } from "../components/platform";
 import { SecretDocument } from "../components/secretDocument";
 import { type LogShippingTarget, WorkerFunction } from "../components/workerFunction";
@@ -16,11 +17,11 @@ export interface AuthStackArgs {
   readonly logShipping?: LogShippingTarget;
 }
 
-export class AuthStack extends pulumi.ComponentResource {
+export class AuthStack extends Component {
   readonly validateToken: WorkerFunction;
 
   constructor(name: string, args: AuthStackArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("fan-identity:stacks:AuthStack", name, {}, opts);
+    super("fan-identity:stacks:AuthStack", name, args.platform, opts);
     const { platform, auth } = args;
 
     const apiKeys = new SecretDocument(

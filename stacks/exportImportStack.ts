@@ -4,6 +4,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { Component } from "../components/component";
 import type { RegionalPlatform } from "../components/platform";
 import { Queue } from "../components/queue";
 import { type LogShippingTarget, WorkerFunction } from "../components/workerFunction";
@@ -28,7 +29,7 @@ export interface ExportNotificationTarget {
   readonly permission: aws.lambda.Permission;
 }
 
-abstract class ExportImportStack extends pulumi.ComponentResource {
+abstract class ExportImportStack extends Component {
   readonly importFunction: WorkerFunction;
   readonly failures: Queue;
   readonly notificationTarget: ExportNotificationTarget;
@@ -40,7 +41,7 @@ abstract class ExportImportStack extends pulumi.ComponentResource {
     args: ExportImportStackArgs,
     opts?: pulumi.ComponentResourceOptions,
   ) {
-    super(type, name, {}, opts);
+    super(type, name, args.platform, opts);
     const { platform, dataScience, exportImport } = args;
     const workflowArn = platform.arn("glue", `workflow/${exportImport.glueWorkflowName}`);
 
@@ -106,13 +107,17 @@ export class ClusteringStack extends ExportImportStack {
  * account; for a bucket elsewhere its owner adds the notifications, and the stacks only grant
  * the invoke permission.
  */
-export class ExportNotifications extends pulumi.ComponentResource {
+export class ExportNotifications extends Component {
   constructor(
     name: string,
-    args: { readonly bucketArn: string; readonly targets: readonly ExportNotificationTarget[] },
+    args: {
+      readonly platform: RegionalPlatform;
+      readonly bucketArn: string;
+      readonly targets: readonly ExportNotificationTarget[];
+    },
     opts?: pulumi.ComponentResourceOptions,
   ) {
-    super("fan-identity:stacks:ExportNotifications", name, {}, opts);
+    super("fan-identity:stacks:ExportNotifications", name, args.platform, opts);
     new aws.s3.BucketNotification(
       `${name}-notification`,
       {

@@ -11,6 +11,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { assumeRolePolicy, policyDocument } from "../components/iam";
+import { Component } from "../components/component";
 import type { RegionalPlatform } from "../components/platform";
 import { SecretDocument } from "../components/secretDocument";
 import { type LogShippingTarget, WorkerFunction } from "../components/workerFunction";
@@ -43,7 +44,7 @@ export function webhookModelSchema(): string {
   return JSON.stringify(z.toJSONSchema(personaWebhookSchema(), { target: "draft-4" }));
 }
 
-export class IdvStack extends pulumi.ComponentResource {
+export class IdvStack extends Component {
   readonly checkLiveness: WorkerFunction;
   readonly handleEvent: WorkerFunction;
   readonly api: aws.apigateway.RestApi;
@@ -53,7 +54,7 @@ export class IdvStack extends pulumi.ComponentResource {
   readonly domainName: string;
 
   constructor(name: string, args: IdvStackArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("fan-identity:stacks:IdvStack", name, {}, opts);
+    super("fan-identity:stacks:IdvStack", name, args.platform, opts);
     const { platform, idv } = args;
     const child = { parent: this };
     const tags = platform.tags;
@@ -241,7 +242,7 @@ export class IdvStack extends pulumi.ComponentResource {
     const accessLogs = new aws.cloudwatch.LogGroup(
       `${name}-access-logs`,
       {
-        name: `/aws/apigateway/${platform.name("idv-api", "restApi")}`,
+        name: platform.logGroupName("apigateway", platform.name("idv-api", "restApi")),
         retentionInDays: platform.settings.lambda.logRetentionDays,
         tags,
       },
@@ -250,7 +251,7 @@ export class IdvStack extends pulumi.ComponentResource {
     const executionLogs = new aws.cloudwatch.LogGroup(
       `${name}-execution-logs`,
       {
-        name: pulumi.interpolate`API-Gateway-Execution-Logs_${this.api.id}/${environment}`,
+        name: platform.executionLogGroupName(this.api.id, environment),
         retentionInDays: platform.settings.lambda.logRetentionDays,
         tags,
       },

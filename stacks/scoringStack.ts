@@ -21,6 +21,7 @@ import {
   sqsEventSource,
 } from "../components/eventSources";
 import type { Statement } from "../components/iam";
+import { Component } from "../components/component";
 import type { RegionalPlatform } from "../components/platform";
 import { Queue } from "../components/queue";
 import { SecretDocument } from "../components/secretDocument";
@@ -72,7 +73,7 @@ export const FILTERS = {
   sqJourney: { data: { globalUserId: [{ exists: true }] } },
 } as const;
 
-export class ScoringStack extends pulumi.ComponentResource {
+export class ScoringStack extends Component {
   readonly table: aws.dynamodb.Table;
   readonly tableStream: aws.kinesis.Stream;
   readonly activityQueue: Queue;
@@ -82,7 +83,7 @@ export class ScoringStack extends pulumi.ComponentResource {
   readonly workers: Readonly<Record<string, WorkerFunction>>;
 
   constructor(name: string, args: ScoringStackArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("fan-identity:stacks:ScoringStack", name, {}, opts);
+    super("fan-identity:stacks:ScoringStack", name, args.platform, opts);
     const { platform, scoring, region } = args;
     const child = { parent: this };
     const tags = platform.tags;

@@ -27,17 +27,13 @@ function deploy(args: Partial<WorkerFunctionArgs>) {
     accountId: settings.accountId,
     program: () => {
       const platform = createRegionalPlatform(settings, "us-east-1");
-      const fn = new WorkerFunction(
-        "import",
-        {
-          worker: startBotOrNotImport,
-          platform,
-          environment: { GLUE_WORKFLOW_NAME: "vfid-qa1-bot-or-not-import" },
-          grants: { glue_policy: [platform.arn("glue", "workflow/vfid-qa1-bot-or-not-import")] },
-          ...args,
-        },
-        platform.componentOptions(),
-      );
+      const fn = new WorkerFunction("import", {
+        worker: startBotOrNotImport,
+        platform,
+        environment: { GLUE_WORKFLOW_NAME: "vfid-qa1-bot-or-not-import" },
+        grants: { glue_policy: [platform.arn("glue", "workflow/vfid-qa1-bot-or-not-import")] },
+        ...args,
+      });
       return { name: fn.function.name };
     },
   });
