@@ -1,12 +1,14 @@
 /**
  * What goes into a worker's Lambda archive. Left alone, `CallbackFunction` packs every package in
  * `dependencies`, transitively (the Pulumi SDK and AWS clients the worker never loads included).
- * A worker's contract names the packages it requires; this computes the rest of the project's
- * dependencies so they can be excluded, following what each needed package depends on, its
- * peers and its installed optional dependencies (Pulumi's own walk does not follow peers).
+ * The packages a worker needs are read from its serialized code; this computes the rest of the
+ * project's dependencies so they can be excluded, following what each needed package depends on,
+ * its peers and its installed optional dependencies (Pulumi's own walk does not follow peers).
  */
 import * as fs from "node:fs";
+import { builtinModules } from "node:module";
 import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
 
 interface PackageJson {
   dependencies?: Record<string, string>;
@@ -83,7 +85,7 @@ export interface ArchivePackages {
 
 const cache = new Map<string, ArchivePackages>();
 
-/** The `codePathOptions` that keep a worker's archive to the packages it declares. */
+/** The `codePathOptions` that keep a worker's archive to the packages its code requires. */
 export function archivePackages(worker: string, packages: readonly string[], root = projectRoot()): ArchivePackages {
   const key = `${root}\0${[...packages].sort().join(",")}`;
   const known = cache.get(key);
@@ -91,7 +93,10 @@ export function archivePackages(worker: string, packages: readonly string[], roo
   const dependencies = Object.keys(readJson(path.join(root, "package.json")).dependencies ?? {});
   const undeclared = packages.filter((name) => !dependencies.includes(name));
   if (undeclared.length > 0) {
-    throw new Error(`${worker} requires ${undeclared.join(", ")}, not listed in package.json dependencies`);
+    throw new Error(
+      `${worker} requires ${undeclared.join(", ")} at run time, which package.json does not list in dependencies: ` +
+        `add it there (npm install ${undeclared.join(" ")}), not to devDependencies`,
+    );
   }
   const { needed, peers } = runtimeClosure(packages, root);
   const result: ArchivePackages = {
@@ -100,4 +105,53 @@ export function archivePackages(worker: string, packages: readonly string[], roo
   };
   cache.set(key, result);
   return result;
+}
+
+const BUILTINS: ReadonlySet<string> = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
+
+/** The npm packages serialized code requires, by package name (`@scope/name` or `name`), sorted. */
+export function requiredPackages(source: string): string[] {
+  const names = [...source.matchAll(/require\("([^"]+)"\)/g)]
+    .map((match) => match[1]!)
+    .filter((name) => !BUILTINS.has(name) && !name.startsWith("."))
+    .map((name) =>
+      name
+        .split("/")
+        .slice(0, name.startsWith("@") ? 2 : 1)
+        .join("/"),
+    );
+  return [...new Set(names)].sort();
+}
+
+/**
+ * A worker's Lambda archive, as `aws.lambda.CallbackFunction` would build it (the factory
+ * serialized to `__index.js`, exporting `handler`), but with its packages derived from what the
+ * serialized code requires rather than listed by hand: the archive holds those packages and what
+ * they need at run time, and nothing else from `node_modules`. A package the code requires that
+ * package.json does not list, or a Pulumi secret captured in the code, fails the plan.
+ */
+export function workerArchive(worker: string, factory: () => unknown): pulumi.asset.AssetArchive {
+  // A worker deployed in two regions is serialized once.
+  let assets = archives.get(factory);
+  if (!assets) archives.set(factory, (assets = serializeWorker(worker, factory)));
+  return new pulumi.asset.AssetArchive(assets);
+}
+
+const archives = new WeakMap<() => unknown, Promise<pulumi.asset.AssetMap>>();
+
+function serializeWorker(worker: string, factory: () => unknown): Promise<pulumi.asset.AssetMap> {
+  return pulumi.runtime
+    .serializeFunction(factory, { serialize: () => true, exportName: "handler", isFactoryFunction: true, allowSecrets: true })
+    .then(async (serialized) => {
+      if (serialized.containsSecrets) {
+        throw new Error(`${worker}: its code captures a Pulumi secret; pass secrets through Secrets Manager instead`);
+      }
+      const packages = archivePackages(worker, requiredPackages(serialized.text));
+      // Lambda's Node.js runtimes have no v2 SDK to provide, but CallbackFunction excludes it; so do we.
+      const modules = await pulumi.runtime.computeCodePaths({
+        extraIncludePackages: packages.extraIncludePackages,
+        extraExcludePackages: [...packages.extraExcludePackages, "aws-sdk"],
+      });
+      return { "__index.js": new pulumi.asset.StringAsset(serialized.text), ...Object.fromEntries(modules) };
+    });
 }

@@ -5,13 +5,21 @@
  *
  * The worker's contract is checked here, at plan time: a variable it requires and the stack does
  * not set, a variable the stack sets and it never reads, an access it needs and the stack does not
- * bind, all fail the plan with the worker's name.
+ * bind, all fail the plan with the worker's name. The archive holds the packages the serialized
+ * worker requires, found in its code (components/archive.ts).
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { knownVariables, PLATFORM_VARIABLES, requiredVariables, type WorkerDefinition } from "../workers/shared/runtime/contract";
+import {
+  knownVariables,
+  PLATFORM_VARIABLES,
+  requiredVariables,
+  type WorkerContract,
+  type WorkerDefinition,
+} from "../workers/shared/runtime/contract";
 import { describeIssues } from "../workers/shared/runtime/issues";
-import { archivePackages } from "./archive";
+import { workerArchive } from "./archive";
+import { Component } from "./component";
 import { checkStatement, LAMBDA_ASSUME_ROLE_POLICY, policyDocument, type Statement } from "./iam";
 import type { RegionalPlatform } from "./platform";
 
@@ -34,9 +42,15 @@ export interface WorkerFunctionArgs {
    * failure destinations).
    */
   readonly policies?: Record<string, readonly Statement[]>;
-  /** @default 30 */
+  /**
+   * The function's timeout.
+   * @default 30
+   */
   readonly timeoutSeconds?: number;
-  /** @default 256 */
+  /**
+   * The function's memory (and so its CPU share).
+   * @default 256
+   */
   readonly memoryMb?: number;
   /** Subnets and security groups, for a worker that must run inside the VPC. */
   readonly vpc?: {
@@ -50,7 +64,10 @@ export interface WorkerFunctionArgs {
    * an SQS queue ARN. The function's role is allowed to send to it.
    */
   readonly asyncFailureQueueArn?: pulumi.Input<string>;
-  /** Where the function's log group is subscribed: the central log stream, or a destination pointing at it. */
+  /**
+   * Where the function's log group is subscribed: the central log stream, or a destination pointing at it.
+   * @default none: the logs stay in CloudWatch
+   */
   readonly logShipping?: LogShippingTarget;
 }
 
@@ -60,8 +77,8 @@ export interface LogShippingTarget {
   readonly roleArn?: pulumi.Input<string>;
 }
 
-export class WorkerFunction extends pulumi.ComponentResource {
-  readonly function: aws.lambda.CallbackFunction<unknown, unknown>;
+export class WorkerFunction extends Component {
+  readonly function: aws.lambda.Function;
   readonly role: aws.iam.Role;
   readonly logGroup: aws.cloudwatch.LogGroup;
   readonly policies: aws.iam.RolePolicy[];
@@ -69,160 +86,30 @@ export class WorkerFunction extends pulumi.ComponentResource {
   readonly functionName: string;
   /** The worker's name, from its contract. */
   readonly workerName: string;
+  private readonly contract: WorkerContract;
+  /** How errors name this function: `<logical name> (worker <name>)`. */
+  private readonly where: string;
 
   constructor(name: string, args: WorkerFunctionArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("fan-identity:components:WorkerFunction", name, {}, opts);
-    const { worker, platform } = args;
-    const contract = worker.contract;
-    const where = `${name} (worker ${contract.name})`;
-    this.workerName = contract.name;
-    this.functionName = platform.name(contract.name, "lambdaFunction");
+    super("fan-identity:components:WorkerFunction", name, args.platform, opts);
+    this.contract = args.worker.contract;
+    this.workerName = this.contract.name;
+    this.where = `${name} (worker ${this.workerName})`;
+    this.functionName = this.platform.name(this.workerName, "lambdaFunction");
 
-    const environment = checkEnvironment();
-    const statements = collectStatements();
-
-    this.logGroup = new aws.cloudwatch.LogGroup(
-      `${name}-logs`,
-      {
-        name: `/aws/lambda/${this.functionName}`,
-        retentionInDays: platform.settings.lambda.logRetentionDays,
-        tags: platform.tags,
-      },
-      { parent: this },
-    );
+    const environment = this.checkEnvironment(args.environment ?? {});
+    const statements = this.collectStatements(args);
+    this.logGroup = this.createLogGroup();
     statements.logs = [
       { actions: ["logs:CreateLogStream", "logs:PutLogEvents"], resources: [pulumi.interpolate`${this.logGroup.arn}:*`] },
     ];
-
-    this.role = new aws.iam.Role(
-      `${name}-role`,
-      {
-        name: platform.name(`${contract.name}-role`, "iamRole"),
-        description: `Execution role of ${this.functionName}`,
-        assumeRolePolicy: LAMBDA_ASSUME_ROLE_POLICY,
-        tags: platform.tags,
-      },
-      { parent: this },
-    );
-    this.policies = Object.entries(statements).map(
-      ([policyName, policyStatements]) =>
-        new aws.iam.RolePolicy(
-          `${name}-${policyName}`,
-          { name: policyName, role: this.role.id, policy: policyDocument(policyStatements) },
-          { parent: this },
-        ),
-    );
-
-    const packages = archivePackages(contract.name, contract.packages);
-    this.function = new aws.lambda.CallbackFunction(
-      `${name}-function`,
-      {
-        name: this.functionName,
-        description: contract.description,
-        callbackFactory: worker.factory,
-        role: this.role,
-        runtime: platform.settings.lambda.runtime,
-        architectures: [platform.settings.lambda.architecture],
-        timeout: args.timeoutSeconds ?? 30,
-        memorySize: args.memoryMb ?? 256,
-        environment: {
-          variables: environment,
-        },
-        vpcConfig: args.vpc && { subnetIds: args.vpc.subnetIds, securityGroupIds: args.vpc.securityGroupIds },
-        loggingConfig: { logFormat: "JSON", logGroup: this.logGroup.name, applicationLogLevel: "INFO", systemLogLevel: "WARN" },
-        codePathOptions: packages,
-        tags: platform.tags,
-      },
-      // The policies first: event source mappings created against this function check its role.
-      { parent: this, dependsOn: [this.logGroup, ...this.policies] },
-    );
-
-    if (args.logShipping) {
-      new aws.cloudwatch.LogSubscriptionFilter(
-        `${name}-log-shipping`,
-        {
-          name: "log-shipping",
-          logGroup: this.logGroup.name,
-          filterPattern: "",
-          destinationArn: args.logShipping.destinationArn,
-          roleArn: args.logShipping.roleArn,
-        },
-        { parent: this },
-      );
-    }
-
-    if (args.asyncFailureQueueArn) {
-      new aws.lambda.FunctionEventInvokeConfig(
-        `${name}-async`,
-        {
-          functionName: this.function.name,
-          maximumRetryAttempts: 2,
-          destinationConfig: { onFailure: { destination: args.asyncFailureQueueArn } },
-        },
-        { parent: this },
-      );
-    }
+    this.role = this.createRole();
+    this.policies = this.createPolicies(statements);
+    this.function = this.createFunction(args, environment);
+    if (args.logShipping) this.shipLogs(args.logShipping);
+    if (args.asyncFailureQueueArn) this.routeAsyncFailures(args.asyncFailureQueueArn);
 
     this.registerOutputs({ functionName: this.function.name, functionArn: this.function.arn, roleArn: this.role.arn });
-
-    /** The variables the function gets: the stack's, checked against the contract, and the platform's. */
-    function checkEnvironment(): pulumi.Output<Record<string, string>> {
-      const given = args.environment ?? {};
-      const known = knownVariables(contract);
-      const missing = requiredVariables(contract).filter((variable) => !(variable in given));
-      const platformSet = Object.keys(given).filter((variable) => PLATFORM_VARIABLES.includes(variable));
-      if (platformSet.length > 0) throw new Error(`${where}: ${platformSet.join(", ")} is set by the platform, not the stack`);
-      const unknown = Object.keys(given).filter((variable) => !known.includes(variable));
-      if (missing.length > 0)
-        throw new Error(`${where}: the stack does not set ${missing.join(", ")}, which the worker requires`);
-      if (unknown.length > 0) throw new Error(`${where}: the stack sets ${unknown.join(", ")}, which the worker does not read`);
-      // Values are checked once known: a malformed URL or number fails the plan, not a cold start.
-      return pulumi.output(given).apply((values): Record<string, string> => {
-        const parsed = contract.environment().safeParse(values);
-        if (!parsed.success) {
-          const problems = describeIssues(parsed.error, "");
-          throw new Error(`${where}: environment does not meet the worker's contract: ${problems.join("; ")}`);
-        }
-        return { ...values, DEPLOYMENT: platform.deployment };
-      });
-    }
-
-    function collectStatements(): Record<string, Statement[]> {
-      const grants = args.grants ?? {};
-      const needed = Object.keys(contract.access);
-      const unbound = needed.filter((policy) => !(policy in grants));
-      const unneeded = Object.keys(grants).filter((policy) => !needed.includes(policy));
-      if (unbound.length > 0) {
-        const what = unbound.map((policy) => `${policy} (${contract.access[policy]!.on})`);
-        throw new Error(`${where}: the stack grants no resources for ${what.join(", ")}`);
-      }
-      if (unneeded.length > 0)
-        throw new Error(`${where}: the stack grants ${unneeded.join(", ")}, which the worker does not need`);
-
-      const collected: Record<string, Statement[]> = {};
-      for (const policy of needed) {
-        collected[policy] = [{ actions: contract.access[policy]!.actions, resources: grants[policy]! }];
-      }
-      if (args.vpc) {
-        collected[args.vpc.policyName ?? "network"] = [
-          {
-            actions: ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface"],
-            resources: ["*"],
-          },
-        ];
-      }
-      if (args.asyncFailureQueueArn) {
-        collected.async_failure_destination = [{ actions: ["sqs:SendMessage"], resources: [args.asyncFailureQueueArn] }];
-      }
-      for (const [policy, policyStatements] of Object.entries(args.policies ?? {})) {
-        if (policy in collected) throw new Error(`${where}: policy name "${policy}" is used twice`);
-        collected[policy] = [...policyStatements];
-      }
-      for (const [policy, policyStatements] of Object.entries(collected)) {
-        policyStatements.forEach((statement) => checkStatement(statement, `${where}, policy ${policy}`));
-      }
-      return collected;
-    }
   }
 
   /** Lets an AppSync API invoke the function, as a resolver or as its authoriser. */
@@ -231,6 +118,156 @@ export class WorkerFunction extends pulumi.ComponentResource {
       name,
       { action: "lambda:InvokeFunction", function: this.function.name, principal: "appsync.amazonaws.com", sourceArn: apiArn },
       opts,
+    );
+  }
+
+  /** The variables the function gets: the stack's, checked against the contract, and the platform's. */
+  private checkEnvironment(given: Record<string, pulumi.Input<string>>): pulumi.Output<Record<string, string>> {
+    const { contract, where } = this;
+    const known = knownVariables(contract);
+    const missing = requiredVariables(contract).filter((variable) => !(variable in given));
+    const platformSet = Object.keys(given).filter((variable) => PLATFORM_VARIABLES.includes(variable));
+    if (platformSet.length > 0) throw new Error(`${where}: ${platformSet.join(", ")} is set by the platform, not the stack`);
+    const unknown = Object.keys(given).filter((variable) => !known.includes(variable));
+    if (missing.length > 0) throw new Error(`${where}: the stack does not set ${missing.join(", ")}, which the worker requires`);
+    if (unknown.length > 0) throw new Error(`${where}: the stack sets ${unknown.join(", ")}, which the worker does not read`);
+    // Values are checked once known: a malformed URL or number fails the plan, not a cold start.
+    const deployment = this.platform.deployment;
+    return pulumi.output(given).apply((values): Record<string, string> => {
+      const parsed = contract.environment().safeParse(values);
+      if (!parsed.success) {
+        const problems = describeIssues(parsed.error, "");
+        throw new Error(`${where}: environment does not meet the worker's contract: ${problems.join("; ")}`);
+      }
+      return { ...values, DEPLOYMENT: deployment };
+    });
+  }
+
+  /** The role's statements by policy name: the contract's needs bound to the stack's grants, then the wiring's. */
+  private collectStatements(args: WorkerFunctionArgs): Record<string, Statement[]> {
+    const collected = this.bindGrants(args.grants ?? {});
+    if (args.vpc) {
+      collected[args.vpc.policyName ?? "network"] = [
+        {
+          actions: ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface"],
+          resources: ["*"],
+        },
+      ];
+    }
+    if (args.asyncFailureQueueArn) {
+      collected.async_failure_destination = [{ actions: ["sqs:SendMessage"], resources: [args.asyncFailureQueueArn] }];
+    }
+    for (const [policy, policyStatements] of Object.entries(args.policies ?? {})) {
+      if (policy in collected) throw new Error(`${this.where}: policy name "${policy}" is used twice`);
+      collected[policy] = [...policyStatements];
+    }
+    for (const [policy, policyStatements] of Object.entries(collected)) {
+      policyStatements.forEach((statement) => checkStatement(statement, `${this.where}, policy ${policy}`));
+    }
+    return collected;
+  }
+
+  /** Each access need of the contract, on the resources the stack grants it; a need left unbound or a grant unneeded fails. */
+  private bindGrants(grants: Readonly<Record<string, readonly pulumi.Input<string>[]>>): Record<string, Statement[]> {
+    const { access } = this.contract;
+    const needed = Object.keys(access);
+    const unbound = needed.filter((policy) => !(policy in grants));
+    const unneeded = Object.keys(grants).filter((policy) => !needed.includes(policy));
+    if (unbound.length > 0) {
+      const what = unbound.map((policy) => `${policy} (${access[policy]!.on})`);
+      throw new Error(`${this.where}: the stack grants no resources for ${what.join(", ")}`);
+    }
+    if (unneeded.length > 0)
+      throw new Error(`${this.where}: the stack grants ${unneeded.join(", ")}, which the worker does not need`);
+    return Object.fromEntries(
+      needed.map((policy) => [policy, [{ actions: access[policy]!.actions, resources: grants[policy]! }]]),
+    );
+  }
+
+  private createLogGroup(): aws.cloudwatch.LogGroup {
+    return new aws.cloudwatch.LogGroup(
+      this.childName("logs"),
+      {
+        name: this.platform.logGroupName("lambda", this.functionName),
+        retentionInDays: this.platform.settings.lambda.logRetentionDays,
+        tags: this.platform.tags,
+      },
+      this.child,
+    );
+  }
+
+  private createRole(): aws.iam.Role {
+    return new aws.iam.Role(
+      this.childName("role"),
+      {
+        name: this.platform.name(`${this.workerName}-role`, "iamRole"),
+        description: `Execution role of ${this.functionName}`,
+        assumeRolePolicy: LAMBDA_ASSUME_ROLE_POLICY,
+        tags: this.platform.tags,
+      },
+      this.child,
+    );
+  }
+
+  private createPolicies(statements: Record<string, Statement[]>): aws.iam.RolePolicy[] {
+    return Object.entries(statements).map(
+      ([policyName, policyStatements]) =>
+        new aws.iam.RolePolicy(
+          this.childName(policyName),
+          { name: policyName, role: this.role.id, policy: policyDocument(policyStatements) },
+          this.child,
+        ),
+    );
+  }
+
+  private createFunction(args: WorkerFunctionArgs, environment: pulumi.Output<Record<string, string>>): aws.lambda.Function {
+    const { settings, tags } = this.platform;
+    return new aws.lambda.Function(
+      this.childName("function"),
+      {
+        name: this.functionName,
+        description: this.contract.description,
+        code: workerArchive(this.workerName, args.worker.factory),
+        handler: "__index.handler",
+        role: this.role.arn,
+        runtime: settings.lambda.runtime,
+        architectures: [settings.lambda.architecture],
+        timeout: args.timeoutSeconds ?? 30,
+        memorySize: args.memoryMb ?? 256,
+        environment: { variables: environment },
+        vpcConfig: args.vpc && { subnetIds: args.vpc.subnetIds, securityGroupIds: args.vpc.securityGroupIds },
+        loggingConfig: { logFormat: "JSON", logGroup: this.logGroup.name, applicationLogLevel: "INFO", systemLogLevel: "WARN" },
+        tags,
+      },
+      // The policies first: event source mappings created against this function check its role.
+      { parent: this, dependsOn: [this.logGroup, ...this.policies] },
+    );
+  }
+
+  private shipLogs(target: LogShippingTarget): void {
+    new aws.cloudwatch.LogSubscriptionFilter(
+      this.childName("log-shipping"),
+      {
+        name: "log-shipping",
+        logGroup: this.logGroup.name,
+        filterPattern: "",
+        destinationArn: target.destinationArn,
+        roleArn: target.roleArn,
+      },
+      this.child,
+    );
+  }
+
+  /** An asynchronous invocation (an S3 notification, say) goes to this queue once Lambda's two retries are spent. */
+  private routeAsyncFailures(queueArn: pulumi.Input<string>): void {
+    new aws.lambda.FunctionEventInvokeConfig(
+      this.childName("async"),
+      {
+        functionName: this.function.name,
+        maximumRetryAttempts: 2,
+        destinationConfig: { onFailure: { destination: queueArn } },
+      },
+      this.child,
     );
   }
 }

@@ -4,11 +4,10 @@
  * privilege) and against the seed's rows for the auth, bot-or-not and clustering stacks.
  */
 import { strict as assert } from "node:assert";
-import { builtinModules } from "node:module";
 import { NAME_RULES } from "../components/naming";
 import { REQUIRED_TAG_KEYS } from "../components/platform";
 import { WILDCARD_RESOURCE_ACTIONS } from "../components/iam";
-import { runtimeClosure } from "../components/archive";
+import { requiredPackages, runtimeClosure } from "../components/archive";
 import { checkLiveness } from "../workers/checkLiveness";
 import { enqueueFromActivityStream } from "../workers/enqueueFromActivityStream";
 import { enqueueFromDemandStream } from "../workers/enqueueFromDemandStream";
@@ -193,15 +192,16 @@ describe("every stack, under runtime mocks", function () {
           const entries = Object.keys(assets);
           assert.ok(entries.includes("__index.js"), `${worker.contract.name}: serialization produced no handler`);
           const handler = await assets["__index.js"]!.text!;
-          assert.deepEqual(requiredPackages(handler), [...worker.contract.packages].sort(), `${worker.contract.name} requires`);
           // A Set or Map held at module scope serializes as an empty object with borrowed methods.
           assert.ok(!/global\.(Set|Map)\.prototype/.test(handler), `${worker.contract.name} captured a Set or Map`);
-          const { needed } = runtimeClosure(worker.contract.packages);
+          const required = requiredPackages(handler);
+          assert.ok(required.includes("zod"), `${worker.contract.name} parses its environment with zod`);
+          const { needed } = runtimeClosure(required);
           for (const entry of entries.filter((name) => name !== "__index.js")) {
             const name = entry.replace(/^node_modules\//, "");
             assert.ok(needed.has(name), `${worker.contract.name}'s archive holds ${name}, which it does not need`);
           }
-          for (const name of worker.contract.packages) {
+          for (const name of required) {
             assert.ok(entries.includes(`node_modules/${name}`), `${worker.contract.name}'s archive lacks ${name}`);
           }
         }
@@ -312,22 +312,6 @@ describe("every stack, under runtime mocks", function () {
 function regionOf(plan: PlannedStack, resource: RecordedResource): string {
   const provider = plan.resources.find((candidate) => candidate.urn === resource.providerUrn);
   return String(provider?.inputs.region);
-}
-
-const BUILTINS = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
-
-/** The npm packages serialized code requires, by package name. */
-function requiredPackages(source: string): string[] {
-  const names = [...source.matchAll(/require\("([^"]+)"\)/g)]
-    .map((match) => match[1]!)
-    .filter((name) => !BUILTINS.has(name))
-    .map((name) =>
-      name
-        .split("/")
-        .slice(0, name.startsWith("@") ? 2 : 1)
-        .join("/"),
-    );
-  return [...new Set(names)].sort();
 }
 
 const ACCOUNTS: Record<string, string> = {

@@ -51,14 +51,6 @@ export const checkLivenessContract = defineContract({
     persona_api_key: { actions: ["secretsmanager:GetSecretValue"], on: "the Persona API key" },
     decision_signing_key: { actions: ["secretsmanager:GetSecretValue"], on: "the decision token signing key" },
   },
-  packages: [
-    "jose",
-    "zod",
-    "@aws-lambda-powertools/logger",
-    "@aws-sdk/client-dynamodb",
-    "@aws-sdk/lib-dynamodb",
-    "@aws-sdk/client-secrets-manager",
-  ],
 });
 
 export type CheckLivenessEnvironment = z.infer<ReturnType<typeof checkLivenessContract.environment>>;

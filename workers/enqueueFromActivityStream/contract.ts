@@ -11,7 +11,6 @@ export const enqueueFromActivityStreamContract = defineContract({
       ACTIVITY_QUEUE_URL: fifoQueueUrl(),
     }),
   access: { lambda_sqs_producer: ACTIVITY_STREAM_ACCESS.lambda_sqs_producer },
-  packages: ["zod", "@aws-lambda-powertools/logger", "@aws-sdk/client-sqs"],
 });
 
 export type EnqueueFromActivityStreamEnvironment = z.infer<ReturnType<typeof enqueueFromActivityStreamContract.environment>>;

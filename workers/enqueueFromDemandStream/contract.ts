@@ -6,12 +6,4 @@ export const enqueueFromDemandStreamContract = defineContract({
   description: "Enqueues fans whose demand changes on dmnd-table-stream for scoring, and schedules their rescore",
   environment: activityStreamEnvironment,
   access: ACTIVITY_STREAM_ACCESS,
-  packages: [
-    "zod",
-    "@aws-lambda-powertools/logger",
-    "@aws-sdk/client-sqs",
-    "@aws-sdk/client-dynamodb",
-    "@aws-sdk/lib-dynamodb",
-    "@aws-sdk/util-dynamodb",
-  ],
 });

@@ -6,5 +6,4 @@ export const enqueueFromSQJourneyStreamContract = defineContract({
   description: "Enqueues fans moving through the smart queue on sq-journey-stream for scoring, and schedules their rescore",
   environment: activityStreamEnvironment,
   access: ACTIVITY_STREAM_ACCESS,
-  packages: ["zod", "@aws-lambda-powertools/logger", "@aws-sdk/client-sqs", "@aws-sdk/client-dynamodb", "@aws-sdk/lib-dynamodb"],
 });

@@ -12,7 +12,6 @@ export const enqueueFromVfStreamContract = defineContract({
   access: {
     lambda_sqs_producer: { actions: ["sqs:SendMessage"], on: "the on-demand scoring queue" },
   },
-  packages: ["zod", "@aws-lambda-powertools/logger", "@aws-sdk/client-sqs"],
 });
 
 export type EnqueueFromVfStreamEnvironment = z.infer<ReturnType<typeof enqueueFromVfStreamContract.environment>>;

@@ -39,7 +39,6 @@ export const getArmScoreContract = defineContract({
     }),
   // Redis is reached over the VPC's network, not through IAM.
   access: {},
-  packages: ["ioredis", "zod", "@aws-lambda-powertools/logger"],
 });
 
 export type GetArmScoreEnvironment = z.infer<ReturnType<typeof getArmScoreContract.environment>>;

@@ -24,13 +24,6 @@ export const handleEventContract = defineContract({
     dynamodb_idv_sessions: { actions: ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], on: "the fan-identity table" },
     webhook_secrets: { actions: ["secretsmanager:GetSecretValue"], on: "the Persona webhook secrets" },
   },
-  packages: [
-    "zod",
-    "@aws-lambda-powertools/logger",
-    "@aws-sdk/client-dynamodb",
-    "@aws-sdk/lib-dynamodb",
-    "@aws-sdk/client-secrets-manager",
-  ],
 });
 
 export type HandleEventEnvironment = z.infer<ReturnType<typeof handleEventContract.environment>>;

@@ -34,13 +34,6 @@ export const lookupAraiContract = defineContract({
     dynamodb_fan_records: { actions: ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], on: "the fan-identity table" },
     arai_credentials: { actions: ["secretsmanager:GetSecretValue"], on: "the accounts API credentials secret" },
   },
-  packages: [
-    "zod",
-    "@aws-lambda-powertools/logger",
-    "@aws-sdk/client-dynamodb",
-    "@aws-sdk/lib-dynamodb",
-    "@aws-sdk/client-secrets-manager",
-  ],
 });
 
 export type LookupAraiEnvironment = z.infer<ReturnType<typeof lookupAraiContract.environment>>;

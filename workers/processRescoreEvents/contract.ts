@@ -11,7 +11,6 @@ export const processRescoreEventsContract = defineContract({
       ACTIVITY_QUEUE_URL: fifoQueueUrl(),
     }),
   access: { lambda_sqs_producer: ACTIVITY_STREAM_ACCESS.lambda_sqs_producer },
-  packages: ["zod", "@aws-lambda-powertools/logger", "@aws-sdk/client-sqs", "@aws-sdk/util-dynamodb"],
 });
 
 export type ProcessRescoreEventsEnvironment = z.infer<ReturnType<typeof processRescoreEventsContract.environment>>;

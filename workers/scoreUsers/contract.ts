@@ -1,5 +1,5 @@
 import { defineContract } from "../shared/runtime/contract";
-import { SCORING_PACKAGES, scoringEnvironment } from "../shared/scoring/scoringEnvironment";
+import { scoringEnvironment } from "../shared/scoring/scoringEnvironment";
 
 export const scoreUsersContract = defineContract({
   name: "scoreUsers",
@@ -10,5 +10,4 @@ export const scoreUsersContract = defineContract({
     dynamodb_write_scores: { actions: ["dynamodb:UpdateItem"], on: "the fan-identity table" },
     model_token: { actions: ["secretsmanager:GetSecretValue"], on: "the model-serving token secret" },
   },
-  packages: SCORING_PACKAGES,
 });

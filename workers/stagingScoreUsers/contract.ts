@@ -1,5 +1,5 @@
 import { defineContract } from "../shared/runtime/contract";
-import { SCORING_PACKAGES, scoringEnvironment } from "../shared/scoring/scoringEnvironment";
+import { scoringEnvironment } from "../shared/scoring/scoringEnvironment";
 
 export const stagingScoreUsersContract = defineContract({
   name: "stagingScoreUsers",
@@ -9,5 +9,4 @@ export const stagingScoreUsersContract = defineContract({
     dynamodb_write_scores: { actions: ["dynamodb:BatchWriteItem"], on: "the fan-identity table" },
     model_token: { actions: ["secretsmanager:GetSecretValue"], on: "the model-serving token secret" },
   },
-  packages: SCORING_PACKAGES,
 });

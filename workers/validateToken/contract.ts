@@ -53,7 +53,6 @@ export const validateTokenContract = defineContract({
   access: {
     api_keys_secret: { actions: ["secretsmanager:GetSecretValue"], on: "the secret holding the accepted API keys" },
   },
-  packages: ["jose", "zod", "@aws-lambda-powertools/logger", "@aws-sdk/client-secrets-manager"],
 });
 
 export type ValidateTokenEnvironment = z.infer<ReturnType<typeof validateTokenContract.environment>>;

@@ -18,6 +18,5 @@ export function glueImportContract(name: string, description: string): WorkerCon
     access: {
       glue_policy: { actions: ["glue:StartWorkflowRun"], on: "the import's Glue workflow" },
     },
-    packages: ["zod", "@aws-lambda-powertools/logger", "@aws-sdk/client-glue"],
   });
 }

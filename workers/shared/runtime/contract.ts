@@ -27,11 +27,6 @@ export interface WorkerContract<Env extends z.ZodObject = z.ZodObject> {
   readonly environment: () => Env;
   /** Access the worker needs, keyed by the name of the IAM policy the stack attaches for it. */
   readonly access: Readonly<Record<string, AccessNeed>>;
-  /**
-   * The npm packages the worker's code requires at run time. Its archive holds these and what
-   * they depend on, and nothing else from `node_modules`.
-   */
-  readonly packages: readonly string[];
 }
 
 /** A contract plus the factory `aws.lambda.CallbackFunction` serializes as the handler. */

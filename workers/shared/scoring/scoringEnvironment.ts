@@ -19,13 +19,3 @@ export const scoringEnvironment = () =>
   });
 
 export type ScoringEnvironment = z.infer<ReturnType<typeof scoringEnvironment>>;
-
-/** What both scoring workers require at run time. */
-export const SCORING_PACKAGES = [
-  "zod",
-  "@aws-lambda-powertools/logger",
-  "@aws-sdk/client-dynamodb",
-  "@aws-sdk/lib-dynamodb",
-  "@aws-sdk/util-dynamodb",
-  "@aws-sdk/client-secrets-manager",
-];
