@@ -9,6 +9,7 @@ import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
 import { z } from "zod";
 import { regionOfArn } from "../components/iam";
 import type { PlatformSettings } from "../components/platform";
+import { INPUT_STREAM_WORKERS, type InputStreamTrigger } from "../workers/registry";
 import { ASYMMETRIC_ALGORITHMS } from "../workers/validateToken/contract";
 
 export const PROJECT = "fan-identity-workers";
@@ -45,18 +46,22 @@ const httpsUrl = (what: string) => z.url({ protocol: /^https$/, error: `expected
 const vpcId = z.string().regex(/^vpc-[0-9a-f]{8,17}$/, "expected a VPC id such as vpc-0123456789abcdef0");
 const redisUrl = z.url({ protocol: /^rediss?$/, error: "expected a redis:// or rediss:// URL" });
 
+/**
+ * The Kinesis streams whose activity a region's workers enqueue: one ARN per input-stream
+ * worker of the registry, under the key its trigger names; optional while a new stream is rolled
+ * out through the stacks.
+ */
+function inputStreamsSchema() {
+  const arn = (optional: boolean) => (optional ? kinesisStreamArn.optional() : kinesisStreamArn);
+  const shape = Object.fromEntries(INPUT_STREAM_WORKERS.map(({ trigger }) => [trigger.stream, arn(trigger.optional ?? false)]));
+  return z.object(shape as Record<InputStreamTrigger["stream"], ReturnType<typeof arn>>).strict();
+}
+
 /** One scoring region's own resources: the streams it reads, its Kafka topic, its ARM Redis. */
 const scoringRegion = z
   .object({
     /** The Kinesis streams whose activity the region's workers enqueue. */
-    inputStreams: z
-      .object({
-        vfArn: kinesisStreamArn,
-        demandArn: kinesisStreamArn,
-        purchaseArn: kinesisStreamArn,
-        sqJourneyArn: kinesisStreamArn,
-      })
-      .strict(),
+    inputStreams: inputStreamsSchema(),
     /** The region's Kafka cluster and user-activity topic. */
     kafka: z
       .object({
@@ -161,7 +166,9 @@ const scoring = z
       const settings = scoring[region];
       if (!settings) continue;
       const arns: [string[], string][] = [
-        ...Object.entries(settings.inputStreams).map(([key, arn]): [string[], string] => [["inputStreams", key], arn]),
+        ...Object.entries(settings.inputStreams).flatMap(([key, arn]): [string[], string][] =>
+          arn ? [[["inputStreams", key], arn]] : [],
+        ),
         ...(settings.kafka ? [[["kafka", "authSecretArn"], settings.kafka.authSecretArn] as [string[], string]] : []),
       ];
       for (const [path, arn] of arns) {

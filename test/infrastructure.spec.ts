@@ -8,45 +8,15 @@ import { NAME_RULES } from "../components/naming";
 import { REQUIRED_TAG_KEYS } from "../components/platform";
 import { WILDCARD_RESOURCE_ACTIONS } from "../components/iam";
 import { requiredPackages, runtimeClosure } from "../components/archive";
-import { checkLiveness } from "../workers/checkLiveness";
-import { enqueueFromActivityStream } from "../workers/enqueueFromActivityStream";
-import { enqueueFromDemandStream } from "../workers/enqueueFromDemandStream";
-import { enqueueFromPurchaseStream } from "../workers/enqueueFromPurchaseStream";
-import { enqueueFromSQJourneyStream } from "../workers/enqueueFromSQJourneyStream";
-import { enqueueFromVfStream } from "../workers/enqueueFromVfStream";
-import { getArmScore } from "../workers/getArmScore";
-import { handleEvent } from "../workers/handleEvent";
-import { lookupArai } from "../workers/lookupArai";
-import { processRescoreEvents } from "../workers/processRescoreEvents";
-import { scoreUsers } from "../workers/scoreUsers";
-import { stagingScoreUsers } from "../workers/stagingScoreUsers";
-import { startBotOrNotImport } from "../workers/startBotOrNotImport";
-import { startClusterImport } from "../workers/startClusterImport";
-import { validateToken } from "../workers/validateToken";
 import type { RecordedResource } from "../tools/offline/runtime";
+import { REGISTERED } from "../workers/registry";
 import { type PlannedStack, planStack, statementsOf } from "./support/program";
 import { isTaggable } from "./support/taggable";
 
 const STACKS = ["qa1", "dev1", "preprod1", "prod1"] as const;
 const FUNCTION = "aws:lambda/function:Function";
+const WORKERS = REGISTERED.map(({ worker }) => worker);
 const ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy";
-const WORKERS = [
-  validateToken,
-  startBotOrNotImport,
-  startClusterImport,
-  enqueueFromVfStream,
-  enqueueFromDemandStream,
-  enqueueFromPurchaseStream,
-  enqueueFromSQJourneyStream,
-  processRescoreEvents,
-  lookupArai,
-  scoreUsers,
-  stagingScoreUsers,
-  getArmScore,
-  enqueueFromActivityStream,
-  checkLiveness,
-  handleEvent,
-];
 
 describe("every stack, under runtime mocks", function () {
   const planned = new Map<string, PlannedStack>();
@@ -166,8 +136,8 @@ describe("every stack, under runtime mocks", function () {
         const workerOf = (fn: RecordedResource) =>
           WORKERS.find((worker) => String(fn.inputs.name).endsWith(`-${worker.contract.name}`));
         // dev1 runs without Kafka, so without its consumer.
-        const deployed = stack === "dev1" ? WORKERS.filter((worker) => worker !== enqueueFromActivityStream) : WORKERS;
-        for (const worker of deployed)
+        const deployed = stack === "dev1" ? REGISTERED.filter(({ trigger }) => trigger.kind !== "kafka") : REGISTERED;
+        for (const { worker } of deployed)
           assert.ok(
             functions.some((fn) => workerOf(fn) === worker),
             `no function for ${worker.contract.name}`,

@@ -13,7 +13,7 @@ import { randomUUID } from "node:crypto";
 import type { Message } from "@aws-sdk/client-sqs";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
-import { FILTERS } from "../stacks/scoringStack";
+import { WORKERS } from "../workers/registry";
 import { enqueueFromPurchaseStream } from "../workers/enqueueFromPurchaseStream";
 import { lookupArai } from "../workers/lookupArai";
 import { processRescoreEvents } from "../workers/processRescoreEvents";
@@ -153,8 +153,8 @@ describe("the scoring pipeline, one activity end to end", function () {
     assert.equal(arai.requests.length, 1);
 
     const insert = tableChange("INSERT", FAN, { new: fresh! });
-    assert.ok(deliversKinesisRecord(FILTERS.activityData, insert), "the scoreUsers mapping delivers fresh ARAI");
-    assert.ok(!deliversKinesisRecord(FILTERS.rescoreExpired, insert));
+    assert.ok(deliversKinesisRecord(WORKERS.scoreUsers.trigger.filter, insert), "the scoreUsers mapping delivers fresh ARAI");
+    assert.ok(!deliversKinesisRecord(WORKERS.processRescoreEvents.trigger.filter, insert));
     assert.deepEqual(await workers.score({ Records: [insert] }), noFailures);
 
     scored = (await fanRecord())!;
@@ -177,7 +177,7 @@ describe("the scoring pipeline, one activity end to end", function () {
   it("does not loop: the score write's own change is neither delivered to nor scored by scoreUsers", async function () {
     const before = await fanRecord();
     const modify = tableChange("MODIFY", FAN, { old: { ...before, type: "activityData" }, new: before! });
-    assert.ok(!deliversKinesisRecord(FILTERS.activityData, modify), "the mapping filters the score write out");
+    assert.ok(!deliversKinesisRecord(WORKERS.scoreUsers.trigger.filter, modify), "the mapping filters the score write out");
     // Even if delivered, the worker itself skips it: no model call, no write.
     const calls = countOperations(dynamo.proxy).UpdateItem ?? 0;
     assert.deepEqual(await workers.score({ Records: [modify] }), noFailures);
@@ -207,9 +207,9 @@ describe("the scoring pipeline, one activity end to end", function () {
     const [rescore] = (await dynamo.scan(table)).filter((item) => item.type === "rescore");
     const byTtl = tableChange("REMOVE", String(rescore!.userId), { old: rescore! }, true);
     const byHand = tableChange("REMOVE", String(rescore!.userId), { old: rescore! });
-    assert.ok(deliversKinesisRecord(FILTERS.rescoreExpired, byTtl));
-    assert.ok(!deliversKinesisRecord(FILTERS.rescoreExpired, byHand), "a manual delete is not a rescore");
-    assert.ok(!deliversKinesisRecord(FILTERS.activityData, byTtl));
+    assert.ok(deliversKinesisRecord(WORKERS.processRescoreEvents.trigger.filter, byTtl));
+    assert.ok(!deliversKinesisRecord(WORKERS.processRescoreEvents.trigger.filter, byHand), "a manual delete is not a rescore");
+    assert.ok(!deliversKinesisRecord(WORKERS.scoreUsers.trigger.filter, byTtl));
 
     assert.deepEqual(await workers.rescore({ Records: [byTtl] }), noFailures);
     const messages = await sqs.drain(queue);

@@ -4,7 +4,7 @@
  * function's policies.
  */
 import { strict as assert } from "node:assert";
-import { FILTERS } from "../stacks/scoringStack";
+import { WORKERS } from "../workers/registry";
 import { deliversKinesisRecord } from "./support/eventFilter";
 import { fixture } from "./support/fixtures";
 import { type PlannedStack, planStack, statementsOf } from "./support/program";
@@ -310,6 +310,14 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
 });
 
 describe("the scoring mappings' filters, on recorded events", function () {
+  const FILTERS = {
+    vfLogin: WORKERS.enqueueFromVfStream.trigger.filter,
+    demand: WORKERS.enqueueFromDemandStream.trigger.filter,
+    successfulPurchase: WORKERS.enqueueFromPurchaseStream.trigger.filter,
+    sqJourney: WORKERS.enqueueFromSQJourneyStream.trigger.filter,
+    activityData: WORKERS.scoreUsers.trigger.filter,
+    rescoreExpired: WORKERS.processRescoreEvents.trigger.filter,
+  };
   const first = (name: string) => fixture<{ Records: { kinesis: { data: string } }[] }>(name).Records[0]!;
   const withData = (record: { kinesis: { data: string } }, change: (data: Record<string, unknown>) => void) => {
     const data = JSON.parse(Buffer.from(record.kinesis.data, "base64").toString("utf8")) as Record<string, unknown>;
@@ -326,7 +334,7 @@ describe("the scoring mappings' filters, on recorded events", function () {
     };
     for (const [filter, record] of Object.entries(recorded)) {
       assert.ok(
-        deliversKinesisRecord(FILTERS[filter as keyof typeof recorded], record),
+        deliversKinesisRecord(FILTERS[filter as keyof typeof recorded] as object, record),
         `${filter} delivers its own stream's event`,
       );
     }
