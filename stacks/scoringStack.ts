@@ -1,5 +1,5 @@
 /**
- * The scoring stack of one region (SPEC §3–§6): the fan-identity table and its change stream,
+ * The scoring stack of one region (docs/flows.md): the fan-identity table and its change stream,
  * the account-activity FIFO queue and the on-demand queue, and the workers between them.
  *
  *   input streams ─▶ enqueue workers ─▶ account-activity FIFO / on-demand queue ─▶ lookupArai
@@ -8,10 +8,13 @@
  *   Kafka user-activity topic ─▶ enqueueFromActivityStream ─▶ account-activity FIFO (when enabled)
  *   getArmScore: the ARM team's Redis, for direct invocations and AppSync
  *
+ * Which worker reads which stream, with which filter, comes from the worker registry
+ * (workers/registry.ts); this stack binds each kind of trigger to the region's resources.
  * Instantiated once per region, each with its own regional platform.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { Component } from "../components/component";
 import {
   kafkaConsumerStatements,
   kafkaEventSource,
@@ -21,88 +24,97 @@ import {
   sqsEventSource,
 } from "../components/eventSources";
 import type { Statement } from "../components/iam";
-import { Component } from "../components/component";
 import type { RegionalPlatform } from "../components/platform";
 import { Queue } from "../components/queue";
 import { SecretDocument } from "../components/secretDocument";
 import { type LogShippingTarget, WorkerFunction, type WorkerFunctionArgs } from "../components/workerFunction";
-import { enqueueFromActivityStream } from "../workers/enqueueFromActivityStream";
-import { enqueueFromDemandStream } from "../workers/enqueueFromDemandStream";
-import { enqueueFromPurchaseStream } from "../workers/enqueueFromPurchaseStream";
-import { enqueueFromSQJourneyStream } from "../workers/enqueueFromSQJourneyStream";
-import { enqueueFromVfStream } from "../workers/enqueueFromVfStream";
-import { getArmScore } from "../workers/getArmScore";
-import { lookupArai } from "../workers/lookupArai";
-import { processRescoreEvents } from "../workers/processRescoreEvents";
-import { scoreUsers } from "../workers/scoreUsers";
+import { type EventFilter, INPUT_STREAM_WORKERS, type InputStreamTrigger, WORKERS } from "../workers/registry";
 import { KEY, TTL_ATTRIBUTE } from "../workers/shared/scoring/table";
-import { stagingScoreUsers } from "../workers/stagingScoreUsers";
 import type { StackConfig } from "./config";
 
 type ScoringConfig = StackConfig["scoring"];
 type RegionConfig = ScoringConfig["east"];
 
 export interface ScoringStackArgs {
+  /** The region the stack deploys to: its provider, naming, tags and network tiers. */
   readonly platform: RegionalPlatform;
+  /** The scoring settings every region shares (batch sizes, timeouts, the ARAI API, the models, Kafka). */
   readonly scoring: ScoringConfig;
-  /** This region's own settings (its input streams). */
+  /** This region's own settings: its input streams, its Kafka topic, its ARM Redis. */
   readonly region: RegionConfig;
+  /** The accounts ARAI API's `{username, password, clientId}` (a Pulumi secret). */
   readonly araiCredentials: pulumi.Input<Record<string, string>>;
+  /** The model-serving bearer token (a Pulumi secret). */
   readonly modelServingToken: pulumi.Input<string>;
-  /** The AppSync API allowed to invoke getArmScore. */
+  /**
+   * The AppSync API allowed to invoke getArmScore.
+   * @default none: only direct invocations
+   */
   readonly appsyncApiArn?: string;
+  /**
+   * Where every worker's log group is subscribed.
+   * @default none: the logs stay in CloudWatch
+   */
   readonly logShipping?: LogShippingTarget;
 }
 
-/** Event filter patterns (SPEC §6), matched by Lambda against each record with `data` parsed as JSON. */
-export const FILTERS = {
-  /** Fresh ARAI awaiting a score; a written score (type=score) never matches, so scoring cannot loop. */
-  activityData: { data: { eventName: ["INSERT", "MODIFY"], dynamodb: { NewImage: { type: { S: ["activityData"] } } } } },
-  /** A rescore record deleted by DynamoDB's TTL, not by anyone else. */
-  rescoreExpired: {
-    data: {
-      eventName: ["REMOVE"],
-      userIdentity: { type: ["Service"], principalId: ["dynamodb.amazonaws.com"] },
-      dynamodb: { OldImage: { type: { S: ["rescore"] } } },
-    },
-  },
-  vfLogin: { data: { type: ["vfLogin"] } },
-  /** Demand-table changes that carry a fan. */
-  demand: { data: { eventName: ["INSERT", "MODIFY"], dynamodb: { NewImage: { globalUserId: { S: [{ exists: true }] } } } } },
-  successfulPurchase: { data: { status: ["SUCCESS"], customer: { globalUserId: [{ exists: true }] } } },
-  sqJourney: { data: { globalUserId: [{ exists: true }] } },
-} as const;
+/** lookupArai's timeout; the queues it consumes keep messages invisible six times as long. */
+const LOOKUP_TIMEOUT_SECONDS = 60;
+
+/** The kebab-case stream name in a mapping's logical name: `sqJourneyArn` → `sq-journey`. */
+const streamLabel = (stream: InputStreamTrigger["stream"]) =>
+  stream.replace(/Arn$/, "").replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
 
 export class ScoringStack extends Component {
-  readonly table: aws.dynamodb.Table;
-  readonly tableStream: aws.kinesis.Stream;
-  readonly activityQueue: Queue;
-  readonly onDemandQueue: Queue;
-  readonly streamFailures: Queue;
+  readonly table!: aws.dynamodb.Table;
+  readonly tableStream!: aws.kinesis.Stream;
+  readonly activityQueue!: Queue;
+  readonly onDemandQueue!: Queue;
+  readonly streamFailures!: Queue;
   /** The stack's workers, by name. */
-  readonly workers: Readonly<Record<string, WorkerFunction>>;
+  readonly workers: Readonly<Record<string, WorkerFunction>> = {};
+  private readonly args: ScoringStackArgs;
+  private readonly secrets: { readonly arai: SecretDocument; readonly model: SecretDocument };
+  private readonly securityGroup: aws.ec2.SecurityGroup;
 
   constructor(name: string, args: ScoringStackArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fan-identity:stacks:ScoringStack", name, args.platform, opts);
-    const { platform, scoring, region } = args;
-    const child = { parent: this };
-    const tags = platform.tags;
+    this.args = args;
+    this.createTable();
+    this.createQueues();
+    this.secrets = this.createSecrets();
+    this.securityGroup = this.createSecurityGroup();
+    this.createInputStreamWorkers();
+    this.createTableStreamWorkers();
+    this.createLookup();
+    this.createKafkaConsumer();
+    this.createArmScore();
 
-    // The table and its change stream (SPEC §3).
-    this.tableStream = new aws.kinesis.Stream(
-      `${name}-table-stream`,
+    this.registerOutputs({
+      tableName: this.table.name,
+      tableStreamArn: this.tableStream.arn,
+      activityQueueUrl: this.activityQueue.url,
+      onDemandQueueUrl: this.onDemandQueue.url,
+    });
+  }
+
+  /** The table and its change stream (docs/data-model.md). */
+  private createTable(): void {
+    const { platform } = this;
+    const tableStream = new aws.kinesis.Stream(
+      this.childName("table-stream"),
       {
         name: platform.name("fan-identity-table-stream", "kinesisStream"),
         streamModeDetails: { streamMode: "ON_DEMAND" },
         encryptionType: "KMS",
         kmsKeyId: "alias/aws/kinesis",
         retentionPeriod: 24,
-        tags,
+        tags: platform.tags,
       },
-      child,
+      this.child,
     );
-    this.table = new aws.dynamodb.Table(
-      `${name}-table`,
+    const table = new aws.dynamodb.Table(
+      this.childName("table"),
       {
         name: platform.name("fan-identity-table", "dynamodbTable"),
         billingMode: "PAY_PER_REQUEST",
@@ -112,246 +124,260 @@ export class ScoringStack extends Component {
         pointInTimeRecovery: { enabled: true },
         serverSideEncryption: { enabled: true },
         deletionProtectionEnabled: true,
-        tags,
+        tags: platform.tags,
       },
-      child,
+      this.child,
     );
     new aws.dynamodb.KinesisStreamingDestination(
-      `${name}-table-streaming`,
-      { tableName: this.table.name, streamArn: this.tableStream.arn, approximateCreationDateTimePrecision: "MILLISECOND" },
-      child,
+      this.childName("table-streaming"),
+      { tableName: table.name, streamArn: tableStream.arn, approximateCreationDateTimePrecision: "MILLISECOND" },
+      this.child,
     );
+    Object.assign(this, { table, tableStream });
+  }
 
-    const lookupTimeout = 60;
-    this.activityQueue = new Queue(
-      `${name}-activity`,
-      { platform, name: "acct-activity-sqs", fifo: true, consumerTimeoutSeconds: lookupTimeout },
-      child,
-    );
-    this.onDemandQueue = new Queue(
-      `${name}-on-demand`,
-      { platform, name: "on-demand-scoring-sqs", consumerTimeoutSeconds: lookupTimeout },
-      child,
-    );
-    // Kinesis mappings send the records whose retries are spent here (SPEC §6).
-    this.streamFailures = new Queue(
-      `${name}-stream-failures`,
-      { platform, name: "scoring-stream-failures-sqs", retentionDays: 14, deadLetter: false },
-      child,
-    );
-
-    const secrets = {
-      arai: new SecretDocument(
-        `${name}-arai-credentials`,
-        {
-          platform,
-          name: "arai-credentials",
-          description: "Basic credentials and client id of the accounts ARAI API",
-          document: args.araiCredentials,
-        },
-        child,
-      ),
-      model: new SecretDocument(
-        `${name}-model-token`,
-        {
-          platform,
-          name: "model-serving-token",
-          description: "Bearer token of the Databricks model-serving endpoints",
-          document: { token: args.modelServingToken },
-        },
-        child,
-      ),
-    };
-
-    // The workers run in the app tier: they reach the accounts APIs and the model endpoints.
-    const securityGroup = new aws.ec2.SecurityGroup(
-      `${name}-workers-sg`,
-      {
-        name: platform.name("scoring-workers", "securityGroup"),
-        description: "Scoring workers: outbound only",
-        vpcId: platform.network.vpcId(),
-        egress: [{ protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: ["0.0.0.0/0"], ipv6CidrBlocks: ["::/0"] }],
-        tags,
-      },
-      child,
-    );
-    const vpc = (policyName: string) => ({
-      subnetIds: platform.network.subnetIds("app"),
-      securityGroupIds: [securityGroup.id],
-      policyName,
+  private createQueues(): void {
+    const { platform } = this;
+    const queue = (role: string, args: Omit<ConstructorParameters<typeof Queue>[1], "platform">) =>
+      new Queue(this.childName(role), { platform, ...args }, this.child);
+    Object.assign(this, {
+      activityQueue: queue("activity", { name: "acct-activity-sqs", fifo: true, consumerTimeoutSeconds: LOOKUP_TIMEOUT_SECONDS }),
+      onDemandQueue: queue("on-demand", { name: "on-demand-scoring-sqs", consumerTimeoutSeconds: LOOKUP_TIMEOUT_SECONDS }),
+      // Kinesis and Kafka mappings send the records whose retries are spent here (docs/flows.md#event-sources).
+      streamFailures: queue("stream-failures", { name: "scoring-stream-failures-sqs", retentionDays: 14, deadLetter: false }),
     });
+  }
 
-    const tableArn = this.table.arn;
-    const queueUrl = { activity: this.activityQueue.url, onDemand: this.onDemandQueue.url };
-    const kinesisConsumer = (streamArn: pulumi.Input<string>): Record<string, Statement[]> => ({
-      fan_identity_kinesis_consumer_policy: kinesisConsumerStatements([streamArn], this.streamFailures.arn),
-    });
-    const workers: Record<string, WorkerFunction> = {};
-    this.workers = workers;
-    const worker = (workerArgs: Omit<WorkerFunctionArgs, "platform">) => {
-      const workerName = workerArgs.worker.contract.name;
-      workers[workerName] = new WorkerFunction(
-        `${name}-${workerName}`,
-        { platform, logShipping: args.logShipping, ...workerArgs },
-        child,
-      );
-      return workers[workerName];
-    };
-
-    // Stream → queue (SPEC §4.2–4.4).
-    const enqueueToActivity = (definition: WorkerFunctionArgs["worker"], streamArn: string) =>
-      worker({
-        worker: definition,
-        timeoutSeconds: scoring.enqueueTimeoutSeconds,
-        environment: {
-          ACTIVITY_QUEUE_URL: queueUrl.activity,
-          TABLE_NAME: this.table.name,
-          RESCORE_DELAY_DAYS: String(scoring.rescoreDelayDays),
-        },
-        grants: { lambda_sqs_producer: [this.activityQueue.arn], dynamodb_enqueue_from_streams: [tableArn] },
-        policies: kinesisConsumer(streamArn),
-        vpc: vpc("enqueue_from_streams_network"),
-      });
-    const enqueue = {
-      vf: worker({
-        worker: enqueueFromVfStream,
-        timeoutSeconds: scoring.enqueueTimeoutSeconds,
-        environment: { ON_DEMAND_QUEUE_URL: queueUrl.onDemand },
-        grants: { lambda_sqs_producer: [this.onDemandQueue.arn] },
-        policies: kinesisConsumer(region.inputStreams.vfArn),
-        vpc: vpc("enqueue_from_streams_network"),
+  private createSecrets() {
+    const { platform } = this;
+    const document = (role: string, name: string, description: string, value: pulumi.Input<Record<string, unknown>>) =>
+      new SecretDocument(this.childName(role), { platform, name, description, document: value }, this.child);
+    return {
+      arai: document(
+        "arai-credentials",
+        "arai-credentials",
+        "Basic credentials and client id of the accounts ARAI API",
+        this.args.araiCredentials,
+      ),
+      model: document("model-token", "model-serving-token", "Bearer token of the Databricks model-serving endpoints", {
+        token: this.args.modelServingToken,
       }),
-      demand: enqueueToActivity(enqueueFromDemandStream, region.inputStreams.demandArn),
-      purchase: enqueueToActivity(enqueueFromPurchaseStream, region.inputStreams.purchaseArn),
-      sqJourney: enqueueToActivity(enqueueFromSQJourneyStream, region.inputStreams.sqJourneyArn),
     };
+  }
 
-    const rescore = worker({
-      worker: processRescoreEvents,
-      timeoutSeconds: scoring.enqueueTimeoutSeconds,
-      environment: { ACTIVITY_QUEUE_URL: queueUrl.activity },
-      grants: { lambda_sqs_producer: [this.activityQueue.arn] },
-      policies: kinesisConsumer(this.tableStream.arn),
-      vpc: vpc("enqueue_from_streams_network"),
-    });
-
-    // Queue → ARAI → table (SPEC §4.1).
-    const lookup = worker({
-      worker: lookupArai,
-      timeoutSeconds: lookupTimeout,
-      memoryMb: 512,
-      environment: {
-        TABLE_NAME: this.table.name,
-        ARAI_URL_TEMPLATE: scoring.arai.urlTemplate,
-        ARAI_CREDENTIALS_SECRET_ARN: secrets.arai.arn,
-        ARAI_TIMEOUT_MS: String(scoring.arai.timeoutMs),
-        ARAI_FRESHNESS_SECONDS: String(scoring.arai.freshnessSeconds),
-        ARAI_CONCURRENCY: String(scoring.arai.concurrency),
+  /** The workers run in the app tier: they reach the accounts APIs, the model endpoints, Redis and Kafka. */
+  private createSecurityGroup(): aws.ec2.SecurityGroup {
+    return new aws.ec2.SecurityGroup(
+      this.childName("workers-sg"),
+      {
+        name: this.platform.name("scoring-workers", "securityGroup"),
+        description: "Scoring workers: outbound only",
+        vpcId: this.platform.network.vpcId(),
+        egress: [{ protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: ["0.0.0.0/0"], ipv6CidrBlocks: ["::/0"] }],
+        tags: this.platform.tags,
       },
-      grants: { dynamodb_fan_records: [tableArn], arai_credentials: [secrets.arai.arn] },
-      policies: { lambda_sqs_consumer: sqsConsumerStatements([this.activityQueue.arn, this.onDemandQueue.arn]) },
-      vpc: vpc("network"),
-    });
+      this.child,
+    );
+  }
 
-    // Table stream → model → score (SPEC §4.1).
-    const scorer = (definition: WorkerFunctionArgs["worker"], model: ScoringConfig["model"]) =>
-      worker({
-        worker: definition,
+  /** Every input-stream worker of the registry whose stream the region configures, and its mapping. */
+  private createInputStreamWorkers(): void {
+    const { scoring, region } = this.args;
+    for (const { worker, trigger } of INPUT_STREAM_WORKERS) {
+      const streamArn = region.inputStreams[trigger.stream];
+      if (!streamArn) {
+        pulumi.log.info(`${this.logicalName}: no ${trigger.stream} configured, so ${worker.contract.name} is not deployed`, this);
+        continue;
+      }
+      const fn = this.deploy({
+        worker,
+        timeoutSeconds: scoring.enqueueTimeoutSeconds,
+        ...this.queueBinding(trigger.queue),
+        policies: this.kinesisConsumer(streamArn),
+        vpc: this.vpc("enqueue_from_streams_network"),
+      });
+      this.fromStream(`${streamLabel(trigger.stream)}-to-enqueue`, fn, streamArn, trigger.filter);
+    }
+  }
+
+  /** What a worker sending fans to `queue` reads and may do. */
+  private queueBinding(queue: InputStreamTrigger["queue"]): Pick<WorkerFunctionArgs, "environment" | "grants"> {
+    if (queue === "onDemand") {
+      return {
+        environment: { ON_DEMAND_QUEUE_URL: this.onDemandQueue.url },
+        grants: { lambda_sqs_producer: [this.onDemandQueue.arn] },
+      };
+    }
+    return {
+      environment: {
+        ACTIVITY_QUEUE_URL: this.activityQueue.url,
+        TABLE_NAME: this.table.name,
+        RESCORE_DELAY_DAYS: String(this.args.scoring.rescoreDelayDays),
+      },
+      grants: { lambda_sqs_producer: [this.activityQueue.arn], dynamodb_enqueue_from_streams: [this.table.arn] },
+    };
+  }
+
+  /** The table stream's consumers: the rescores TTL expires, and the two scorers (docs/flows.md#scoring). */
+  private createTableStreamWorkers(): void {
+    const { scoring } = this.args;
+    const rescore = this.deploy({
+      worker: WORKERS.processRescoreEvents.worker,
+      timeoutSeconds: scoring.enqueueTimeoutSeconds,
+      environment: { ACTIVITY_QUEUE_URL: this.activityQueue.url },
+      grants: { lambda_sqs_producer: [this.activityQueue.arn] },
+      policies: this.kinesisConsumer(this.tableStream.arn),
+      vpc: this.vpc("enqueue_from_streams_network"),
+    });
+    const scorer = (entry: (typeof WORKERS)["scoreUsers" | "stagingScoreUsers"], model: ScoringConfig["model"]) =>
+      this.deploy({
+        worker: entry.worker,
         timeoutSeconds: 60,
         memoryMb: 512,
         environment: {
           TABLE_NAME: this.table.name,
           MODEL_URL: model.url,
           MODEL_VERSION: model.version,
-          MODEL_TOKEN_SECRET_ARN: secrets.model.arn,
+          MODEL_TOKEN_SECRET_ARN: this.secrets.model.arn,
           MODEL_TIMEOUT_MS: String(model.timeoutMs),
           MODEL_BATCH_SIZE: String(scoring.modelBatchSize),
         },
-        grants: { dynamodb_write_scores: [tableArn], model_token: [secrets.model.arn] },
-        policies: kinesisConsumer(this.tableStream.arn),
-        vpc: vpc("network"),
+        grants: { dynamodb_write_scores: [this.table.arn], model_token: [this.secrets.model.arn] },
+        policies: this.kinesisConsumer(this.tableStream.arn),
+        vpc: this.vpc("network"),
       });
-    const scorers = { score: scorer(scoreUsers, scoring.model), staging: scorer(stagingScoreUsers, scoring.stagingModel) };
+    const stream = (mapping: string, fn: WorkerFunction, filter: EventFilter) =>
+      this.fromStream(mapping, fn, this.tableStream.arn, filter);
+    stream("table-to-scoreUsers", scorer(WORKERS.scoreUsers, scoring.model), WORKERS.scoreUsers.trigger.filter);
+    stream(
+      "table-to-stagingScoreUsers",
+      scorer(WORKERS.stagingScoreUsers, scoring.stagingModel),
+      WORKERS.stagingScoreUsers.trigger.filter,
+    );
+    stream("table-to-processRescoreEvents", rescore, WORKERS.processRescoreEvents.trigger.filter);
+  }
 
-    // Kafka user activity → queue (SPEC §4.1), when the stack enables Kafka.
-    let activity: WorkerFunction | undefined;
-    const kafka = scoring.kafka.enabled ? region.kafka : undefined;
-    if (kafka) {
-      activity = worker({
-        worker: enqueueFromActivityStream,
-        timeoutSeconds: scoring.enqueueTimeoutSeconds,
-        environment: { ACTIVITY_QUEUE_URL: queueUrl.activity },
-        grants: { lambda_sqs_producer: [this.activityQueue.arn] },
-        policies: { kafka_consumer_policy: kafkaConsumerStatements(kafka.authSecretArn, this.streamFailures.arn) },
-      });
-      kafkaEventSource(
-        `${name}-kafka-to-enqueue`,
+  /** Both queues → ARAI → the fan record (docs/flows.md#arai-lookup). */
+  private createLookup(): void {
+    const { scoring } = this.args;
+    const queues = [this.activityQueue, this.onDemandQueue];
+    const lookup = this.deploy({
+      worker: WORKERS.lookupArai.worker,
+      timeoutSeconds: LOOKUP_TIMEOUT_SECONDS,
+      memoryMb: 512,
+      environment: {
+        TABLE_NAME: this.table.name,
+        ARAI_URL_TEMPLATE: scoring.arai.urlTemplate,
+        ARAI_CREDENTIALS_SECRET_ARN: this.secrets.arai.arn,
+        ARAI_TIMEOUT_MS: String(scoring.arai.timeoutMs),
+        ARAI_FRESHNESS_SECONDS: String(scoring.arai.freshnessSeconds),
+        ARAI_CONCURRENCY: String(scoring.arai.concurrency),
+      },
+      grants: { dynamodb_fan_records: [this.table.arn], arai_credentials: [this.secrets.arai.arn] },
+      policies: { lambda_sqs_consumer: sqsConsumerStatements(queues.map((queue) => queue.arn)) },
+      vpc: this.vpc("network"),
+    });
+    for (const [mapping, queue] of [
+      ["activity-to-lookupArai", this.activityQueue],
+      ["on-demand-to-lookupArai", this.onDemandQueue],
+    ] as const) {
+      sqsEventSource(
+        this.childName(mapping),
         {
-          functionName: activity.function.name,
-          bootstrapServers: kafka.bootstrapServers,
-          topic: kafka.topic,
-          consumerGroupId: scoring.kafka.consumerGroupId,
-          authType: scoring.kafka.authType,
-          authSecretArn: kafka.authSecretArn,
-          subnetIds: platform.network.subnetIds("app"),
-          securityGroupId: securityGroup.id,
-          batchSize: scoring.kafka.batchSize,
-          pollers: { minimum: scoring.kafka.minimumPollers, maximum: scoring.kafka.maximumPollers },
-          failureQueueArn: this.streamFailures.arn,
-          tags,
+          functionName: lookup.function.name,
+          queueArn: queue.arn,
+          batchSize: scoring.queueBatchSize,
+          fifo: queue.fifo,
+          tags: this.platform.tags,
         },
-        { parent: this, dependsOn: activity.policies },
+        { parent: this, dependsOn: lookup.policies },
       );
     }
+  }
 
-    // The ARM score (SPEC §4.5): answers well inside its 6 s timeout, also with Redis down.
-    const arm = worker({
-      worker: getArmScore,
+  /** Kafka user activity → the account-activity queue, when the stack enables Kafka. */
+  private createKafkaConsumer(): void {
+    const { scoring, region } = this.args;
+    const kafka = scoring.kafka.enabled ? region.kafka : undefined;
+    if (!kafka) return;
+    const consumer = this.deploy({
+      worker: WORKERS.enqueueFromActivityStream.worker,
+      timeoutSeconds: scoring.enqueueTimeoutSeconds,
+      environment: { ACTIVITY_QUEUE_URL: this.activityQueue.url },
+      grants: { lambda_sqs_producer: [this.activityQueue.arn] },
+      policies: { kafka_consumer_policy: kafkaConsumerStatements(kafka.authSecretArn, this.streamFailures.arn) },
+    });
+    kafkaEventSource(
+      this.childName("kafka-to-enqueue"),
+      {
+        functionName: consumer.function.name,
+        bootstrapServers: kafka.bootstrapServers,
+        topic: kafka.topic,
+        consumerGroupId: scoring.kafka.consumerGroupId,
+        authType: scoring.kafka.authType,
+        authSecretArn: kafka.authSecretArn,
+        subnetIds: this.platform.network.subnetIds("app"),
+        securityGroupId: this.securityGroup.id,
+        batchSize: scoring.kafka.batchSize,
+        pollers: { minimum: scoring.kafka.minimumPollers, maximum: scoring.kafka.maximumPollers },
+        failureQueueArn: this.streamFailures.arn,
+        tags: this.platform.tags,
+      },
+      { parent: this, dependsOn: consumer.policies },
+    );
+  }
+
+  /** The ARM score (docs/flows.md#arm-score): answers well inside its 6 s timeout, also with Redis down. */
+  private createArmScore(): void {
+    const { region, appsyncApiArn } = this.args;
+    const arm = this.deploy({
+      worker: WORKERS.getArmScore.worker,
       timeoutSeconds: 6,
       environment: {
         ARM_REDIS_URL: region.armRedis.url,
         ...(region.armRedis.readOnlyUrl ? { ARM_REDIS_READ_ONLY_URL: region.armRedis.readOnlyUrl } : {}),
         ARM_REDIS_CLUSTER_MODE: String(region.armRedis.clusterMode),
       },
-      vpc: vpc("network"),
+      vpc: this.vpc("network"),
     });
-    if (args.appsyncApiArn) arm.allowAppSync(`${name}-getArmScore-appsync-invoke`, args.appsyncApiArn, child);
+    if (appsyncApiArn) arm.allowAppSync(this.childName("getArmScore-appsync-invoke"), appsyncApiArn, this.child);
+  }
 
-    // Event sources (SPEC §6).
-    const fromStream = (mapping: string, fn: WorkerFunction, streamArn: pulumi.Input<string>, filter: object) =>
-      kinesisEventSource(
-        `${name}-${mapping}`,
-        {
-          functionName: fn.function.name,
-          streamArn,
-          batchSize: scoring.streamBatchSize,
-          filters: [filter],
-          failureQueueArn: this.streamFailures.arn,
-          tags,
-        },
-        { parent: this, dependsOn: fn.policies },
-      );
-    fromStream("table-to-scoreUsers", scorers.score, this.tableStream.arn, FILTERS.activityData);
-    fromStream("table-to-stagingScoreUsers", scorers.staging, this.tableStream.arn, FILTERS.activityData);
-    fromStream("table-to-processRescoreEvents", rescore, this.tableStream.arn, FILTERS.rescoreExpired);
-    fromStream("vf-to-enqueue", enqueue.vf, region.inputStreams.vfArn, FILTERS.vfLogin);
-    fromStream("demand-to-enqueue", enqueue.demand, region.inputStreams.demandArn, FILTERS.demand);
-    fromStream("purchase-to-enqueue", enqueue.purchase, region.inputStreams.purchaseArn, FILTERS.successfulPurchase);
-    fromStream("sq-journey-to-enqueue", enqueue.sqJourney, region.inputStreams.sqJourneyArn, FILTERS.sqJourney);
-    const fromQueue = (mapping: string, queue: Queue) =>
-      sqsEventSource(
-        `${name}-${mapping}`,
-        { functionName: lookup.function.name, queueArn: queue.arn, batchSize: scoring.queueBatchSize, fifo: queue.fifo, tags },
-        { parent: this, dependsOn: lookup.policies },
-      );
-    fromQueue("activity-to-lookupArai", this.activityQueue);
-    fromQueue("on-demand-to-lookupArai", this.onDemandQueue);
+  /** One worker of the stack, named after it, its logs shipped where the region's go. */
+  private deploy(workerArgs: Omit<WorkerFunctionArgs, "platform">): WorkerFunction {
+    const workerName = workerArgs.worker.contract.name;
+    const fn = new WorkerFunction(
+      this.childName(workerName),
+      { platform: this.platform, logShipping: this.args.logShipping, ...workerArgs },
+      this.child,
+    );
+    (this.workers as Record<string, WorkerFunction>)[workerName] = fn;
+    return fn;
+  }
 
-    this.registerOutputs({
-      tableName: this.table.name,
-      tableStreamArn: this.tableStream.arn,
-      activityQueueUrl: this.activityQueue.url,
-      onDemandQueueUrl: this.onDemandQueue.url,
-    });
+  /** A worker placed in the app tier, with the inline policy letting Lambda manage its network interfaces. */
+  private vpc(policyName: string): NonNullable<WorkerFunctionArgs["vpc"]> {
+    return { subnetIds: this.platform.network.subnetIds("app"), securityGroupIds: [this.securityGroup.id], policyName };
+  }
+
+  /** What a consumer of `streamArn` needs, including sending what it gave up on to the failure queue. */
+  private kinesisConsumer(streamArn: pulumi.Input<string>): Record<string, Statement[]> {
+    return { fan_identity_kinesis_consumer_policy: kinesisConsumerStatements([streamArn], this.streamFailures.arn) };
+  }
+
+  /** A Kinesis mapping with the error handling every stream source gets (components/eventSources.ts). */
+  private fromStream(mapping: string, fn: WorkerFunction, streamArn: pulumi.Input<string>, filter: EventFilter): void {
+    kinesisEventSource(
+      this.childName(mapping),
+      {
+        functionName: fn.function.name,
+        streamArn,
+        batchSize: this.args.scoring.streamBatchSize,
+        filters: [filter],
+        failureQueueArn: this.streamFailures.arn,
+        tags: this.platform.tags,
+      },
+      { parent: this, dependsOn: fn.policies },
+    );
   }
 }
