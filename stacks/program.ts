@@ -3,6 +3,7 @@
  */
 import { LogShipping } from "../components/logShipping";
 import { createRegionalPlatform, type RegionalPlatform } from "../components/platform";
+import type { LogShippingTarget } from "../components/workerFunction";
 import { AuthStack } from "./authStack";
 import { PRIMARY_REGION, type StackConfig, WEST_REGION } from "./config";
 import { BotOrNotStack, ClusteringStack, ExportNotifications } from "./exportImportStack";
@@ -11,16 +12,43 @@ import { ScoringStack } from "./scoringStack";
 
 export function fanIdentityWorkers(config: StackConfig) {
   const east = createRegionalPlatform(config.platform, PRIMARY_REGION);
-  const logShipping =
-    config.logShipping && new LogShipping("log-shipping", { platform: east, streamArn: config.logShipping.streamArn });
-  const logsOf = (platform: RegionalPlatform) => logShipping?.targetFor(platform);
-
+  const logsOf = logShippingFor(config, east);
   const auth = new AuthStack("auth", {
     platform: east,
     auth: config.auth,
     apiKeys: config.secrets.authApiKeys,
     logShipping: logsOf(east),
   });
+  const imports = dataScienceImports(config, east, logsOf);
+  const scoringEast = scoringIn(config, east, config.scoring.east, logsOf);
+  // The west region has its own provider, queues, table and streams, runs as `<env>w`, and ships its logs east.
+  const scoringWest =
+    config.scoring.west &&
+    scoringIn(config, createRegionalPlatform(config.platform, WEST_REGION, "w"), config.scoring.west, logsOf);
+  const idv = identityVerification(config, east, scoringEast, logsOf);
+
+  return {
+    idvWebhookUrl: idv.webhookUrl,
+    fanIdentityTableEast: scoringEast.table.name,
+    activityQueueUrlEast: scoringEast.activityQueue.url,
+    ...(scoringWest ? { fanIdentityTableWest: scoringWest.table.name, activityQueueUrlWest: scoringWest.activityQueue.url } : {}),
+    validateTokenArn: auth.validateToken.function.arn,
+    startBotOrNotImportArn: imports.botOrNot.importFunction.function.arn,
+    startClusterImportArn: imports.clustering.importFunction.function.arn,
+  };
+}
+
+/** Where a region's log groups subscribe: the central stream (through a destination outside its region), or nowhere. */
+type LogsOf = (platform: RegionalPlatform) => LogShippingTarget | undefined;
+
+function logShippingFor(config: StackConfig, east: RegionalPlatform): LogsOf {
+  const logShipping =
+    config.logShipping && new LogShipping("log-shipping", { platform: east, streamArn: config.logShipping.streamArn });
+  return (platform) => logShipping?.targetFor(platform);
+}
+
+/** Both imports, and the exports bucket's one notification configuration when the bucket is this account's. */
+function dataScienceImports(config: StackConfig, east: RegionalPlatform, logsOf: LogsOf) {
   const exportsBucket = { platform: east, dataScience: config.dataScience, logShipping: logsOf(east) };
   const botOrNot = new BotOrNotStack("botornot", { ...exportsBucket, exportImport: config.botOrNot });
   const clustering = new ClusteringStack("clustering", { ...exportsBucket, exportImport: config.clustering });
@@ -31,24 +59,24 @@ export function fanIdentityWorkers(config: StackConfig) {
       targets: [botOrNot.notificationTarget, clustering.notificationTarget],
     });
   }
+  return { botOrNot, clustering };
+}
 
-  const scoringIn = (platform: RegionalPlatform, region: StackConfig["scoring"]["east"]) =>
-    new ScoringStack(`scoring-${platform === east ? "east" : "west"}`, {
-      platform,
-      scoring: config.scoring,
-      region,
-      araiCredentials: config.secrets.araiCredentials,
-      modelServingToken: config.secrets.modelServingToken,
-      appsyncApiArn: config.auth.appsyncApiArn,
-      logShipping: logsOf(platform),
-    });
-  const scoringEast = scoringIn(east, config.scoring.east);
-  // The west region has its own provider, queues, table and streams, runs as `<env>w`, and ships its logs east.
-  const scoringWest =
-    config.scoring.west && scoringIn(createRegionalPlatform(config.platform, WEST_REGION, "w"), config.scoring.west);
+function scoringIn(config: StackConfig, platform: RegionalPlatform, region: StackConfig["scoring"]["east"], logsOf: LogsOf) {
+  return new ScoringStack(`scoring-${platform.region === PRIMARY_REGION ? "east" : "west"}`, {
+    platform,
+    scoring: config.scoring,
+    region,
+    araiCredentials: config.secrets.araiCredentials,
+    modelServingToken: config.secrets.modelServingToken,
+    appsyncApiArn: config.auth.appsyncApiArn,
+    logShipping: logsOf(platform),
+  });
+}
 
-  // Identity verification keeps its sessions in the east region's fan-identity table.
-  const idv = new IdvStack("idv", {
+/** Identity verification keeps its sessions in the east region's fan-identity table. */
+function identityVerification(config: StackConfig, east: RegionalPlatform, scoringEast: ScoringStack, logsOf: LogsOf) {
+  return new IdvStack("idv", {
     platform: east,
     idv: config.idv,
     appsyncApiArn: config.auth.appsyncApiArn,
@@ -60,14 +88,4 @@ export function fanIdentityWorkers(config: StackConfig) {
     },
     logShipping: logsOf(east),
   });
-
-  return {
-    idvWebhookUrl: idv.webhookUrl,
-    fanIdentityTableEast: scoringEast.table.name,
-    activityQueueUrlEast: scoringEast.activityQueue.url,
-    ...(scoringWest ? { fanIdentityTableWest: scoringWest.table.name, activityQueueUrlWest: scoringWest.activityQueue.url } : {}),
-    validateTokenArn: auth.validateToken.function.arn,
-    startBotOrNotImportArn: botOrNot.importFunction.function.arn,
-    startClusterImportArn: clustering.importFunction.function.arn,
-  };
 }
