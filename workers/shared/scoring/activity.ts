@@ -3,9 +3,16 @@
  */
 import { z } from "zod";
 
-/** Where an activity came from. */
+/**
+ * Where an activity came from: the sources of today. The message schema accepts any source name
+ * of this shape, so a new stream worker can send activities before every reader is redeployed.
+ */
 export const ACTIVITY_SOURCES = ["kafka", "vf", "demand", "purchase", "sqJourney", "rescore"] as const;
-export type ActivitySource = (typeof ACTIVITY_SOURCES)[number];
+export type ActivitySource = (typeof ACTIVITY_SOURCES)[number] | (string & {});
+
+/** A source name: camelCase letters and digits, as a worker's source label is written. */
+export const activitySourceSchema = () =>
+  z.string().regex(/^[a-z][A-Za-z0-9]{0,31}$/, "expected a source name such as sqJourney");
 
 /** Actions whose successful result makes an activity worth scoring. */
 export const SCORABLE_ACTIONS: readonly string[] = [
@@ -41,7 +48,7 @@ export const activityMessageSchema = () =>
   z
     .object({
       globalUserId: globalUserIdSchema(),
-      source: z.enum(ACTIVITY_SOURCES),
+      source: activitySourceSchema(),
       action: z.string().min(1).max(64),
       /** When the fan acted (or the rescore fell due), ISO 8601. */
       at: z.iso.datetime({ offset: true }),
