@@ -3,7 +3,12 @@
  * server on loopback: what it retries, how often, and what its errors say.
  */
 import * as assert from "node:assert/strict";
-import { createHttpClient, type HttpClientOptions, type HttpServiceError, isHttpServiceError } from "../workers/shared/runtime/http";
+import {
+  createHttpClient,
+  type HttpClientOptions,
+  type HttpServiceError,
+  isHttpServiceError,
+} from "../workers/shared/runtime/http";
 import { rejectionOf } from "./support/assertions";
 import { type Answer, WireServer } from "./support/http";
 

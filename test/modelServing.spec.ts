@@ -5,7 +5,12 @@
 import * as assert from "node:assert/strict";
 import * as fc from "fast-check";
 import { isHttpServiceError } from "../workers/shared/runtime/http";
-import { createModelClient, createModelTokenReader, invalidPredictions, type ModelInput } from "../workers/shared/scoring/modelServing";
+import {
+  createModelClient,
+  createModelTokenReader,
+  invalidPredictions,
+  type ModelInput,
+} from "../workers/shared/scoring/modelServing";
 import { rejectionOf } from "./support/assertions";
 import {
   MODEL_PATH,

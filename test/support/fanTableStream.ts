@@ -5,7 +5,11 @@
  */
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import type { Logger } from "../../workers/shared/runtime/logging";
-import { createModelClientFromEnvironment, type ModelClient, type ModelEnvironment } from "../../workers/shared/scoring/modelServing";
+import {
+  createModelClientFromEnvironment,
+  type ModelClient,
+  type ModelEnvironment,
+} from "../../workers/shared/scoring/modelServing";
 import { fixture } from "./fixtures";
 import { type Answer, type RecordedRequest, WireServer } from "./http";
 import { type LocalDynamo, startDynamo } from "./localAws";

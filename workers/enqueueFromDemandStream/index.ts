@@ -3,7 +3,11 @@ import { defineWorker } from "../shared/runtime/contract";
 import { createDocumentClient } from "../shared/runtime/dynamo";
 import { loadEnvironment } from "../shared/runtime/environment";
 import { createLogger } from "../shared/runtime/logging";
-import { type ActivityStreamDependencies, createActivityStreamEnqueuer, createDemandChangeReader } from "../shared/scoring/enqueue";
+import {
+  type ActivityStreamDependencies,
+  createActivityStreamEnqueuer,
+  createDemandChangeReader,
+} from "../shared/scoring/enqueue";
 import { enqueueFromDemandStreamContract } from "./contract";
 
 /** Demand-table inserts and updates to the account-activity queue, each with a rescore; removals are not activity. */
