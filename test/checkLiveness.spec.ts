@@ -350,7 +350,7 @@ describe("checkLiveness", function () {
       );
     });
 
-    it("takes the defaults of the SPEC: Persona at https://withpersona.com, 2 s, issuer fan-identity, 1 h tokens, the tier thresholds", function () {
+    it("takes the documented defaults: Persona at https://withpersona.com, 2 s, issuer fan-identity, 1 h tokens, the tier thresholds", function () {
       const env = loadEnvironment(checkLivenessContract, {
         TABLE_NAME: table,
         PERSONA_INQUIRY_TEMPLATE_ID: TEMPLATE_ID,

@@ -35,7 +35,7 @@ const SIGNED_AT = Math.floor(NOW_MS / 1000);
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-/** Session lifetimes as SPEC §4.7 gives them. */
+/** Session lifetimes as docs/rules.md#session-lifetimes gives them. */
 const LIFETIME_MS: Record<string, number> = {
   created: DAY,
   pending: DAY,
@@ -304,7 +304,7 @@ describe("handleEvent", function () {
       );
     });
 
-    it("maps every inquiry event SPEC §4.7 names to its status and lifetime", async function () {
+    it("maps every inquiry event docs/rules.md#persona names to its status and lifetime", async function () {
       const cases = [
         ["inquiry.created", "created", DAY],
         ["inquiry.started", "pending", DAY],

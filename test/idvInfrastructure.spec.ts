@@ -1,7 +1,7 @@
 /**
- * The identity-verification stack under runtime mocks, row by row against the seed's IDV and API
- * Gateway sections: endpoint type, disabled execute-api endpoint, validation, both 400 responses,
- * logging, the custom domain, its DNS-validated certificate and its CNAME.
+ * The identity-verification stack under runtime mocks, against docs/flows.md#identity-verification:
+ * endpoint type, disabled execute-api endpoint, validation, both 400 responses, logging, the custom
+ * domain, its DNS-validated certificate and its CNAME.
  */
 import { strict as assert } from "node:assert";
 import { z } from "zod";

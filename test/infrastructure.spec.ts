@@ -1,7 +1,7 @@
 /**
  * The program under Pulumi runtime mocks: every resource it registers is recorded and checked
  * against the rules every stack must keep (explicit regional providers, tags, names, least
- * privilege) and against the seed's rows for the auth, bot-or-not and clustering stacks.
+ * privilege) and against what docs/flows.md says of the auth, bot-or-not and clustering stacks.
  */
 import { strict as assert } from "node:assert";
 import { NAME_RULES } from "../components/naming";

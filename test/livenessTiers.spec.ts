@@ -1,7 +1,7 @@
 /**
  * checkLiveness's pure rules: what each tier requires at each threshold's edge, what a stored
  * session leads to (reuse, cooldown, a new inquiry), and, with fast-check, that the rules agree
- * with the spec's wording for any scores, approvals and thresholds.
+ * with their wording in docs/rules.md#liveness-tiers for any scores, approvals and thresholds.
  */
 import * as assert from "node:assert/strict";
 import * as fc from "fast-check";
@@ -20,7 +20,7 @@ const DAY = 86_400_000;
 const HOUR = 3_600_000;
 const NOW = Date.parse("2026-11-25T12:00:00.000Z");
 
-/** The thresholds the SPEC gives as defaults (and qa1 configures). */
+/** The default thresholds (docs/rules.md#liveness-tiers), which qa1 configures too. */
 const DEFAULTS: TierThresholds = {
   highDays: 30,
   mediumDays: 90,
@@ -157,7 +157,7 @@ describe("checkLiveness tier rules", function () {
     );
     const within = (f: TierFacts, days: number) => f.lastApprovedAt !== undefined && NOW - f.lastApprovedAt <= days * DAY;
 
-    it("each tier decides as the spec words it", function () {
+    it("each tier decides as docs/rules.md words it", function () {
       fc.assert(
         fc.property(fc.constantFrom(...TIERS), facts, thresholds, (tier, f, t) => {
           const outcome = evaluateTier(tier, f, t, NOW);

@@ -1,6 +1,7 @@
 /**
- * The Persona-Signature rules (SPEC §4.7), free of I/O: the header's form, the HMAC over the raw
- * body's bytes, rotation (two pairs in the header, two secrets configured), and the time tolerance.
+ * The Persona-Signature rules (docs/rules.md#persona), free of I/O: the header's form, the HMAC
+ * over the raw body's bytes, rotation (two pairs in the header, two secrets configured), and the
+ * time tolerance.
  */
 import * as assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
@@ -17,7 +18,7 @@ import {
 const NOW = 1_795_543_760;
 const TOLERANCE = 300;
 
-/** The HMAC as the SPEC words it, computed apart from the module under test. */
+/** The HMAC as docs/rules.md#persona words it, computed apart from the module under test. */
 const expected = (secret: string, t: number | string, body: Uint8Array) =>
   createHmac("sha256", secret)
     .update(Buffer.concat([Buffer.from(`${t}.`, "utf8"), body]))

@@ -1,7 +1,7 @@
 /**
- * The scoring stack under runtime mocks, row by row against the seed's scoring sections and
- * SPEC §3 and §6: the table, its stream, the queues, every event source mapping and every
- * function's policies.
+ * The scoring stack under runtime mocks, against docs/data-model.md#table and
+ * docs/flows.md#event-sources: the table, its stream, the queues, every event source mapping and
+ * every function's policies.
  */
 import { strict as assert } from "node:assert";
 import { WORKERS } from "../workers/registry";

@@ -197,8 +197,9 @@ describe("validateToken", function () {
   }
 
   /**
-   * What the spec prescribes for each kind of token, checked against an authoriser whose clock
-   * reads `now()` seconds and whose JWKS is served by the shared server (publishing `primary`).
+   * What docs/flows.md#authorisation prescribes for each kind of token, checked against an
+   * authoriser whose clock reads `now()` seconds and whose JWKS is served by the shared server
+   * (publishing `primary`).
    */
   function answersAsSpecified(subject: () => Authoriser, now: () => number) {
     const authorise = (token: unknown) => subject().authorise(token);

@@ -1,6 +1,6 @@
 /**
  * Runs the program for a stack under runtime mocks, as the offline plan does, and offers
- * look-ups that make assertions read like the specification.
+ * look-ups that make assertions read like the documents in docs/.
  */
 import { projectRoot } from "../../components/archive";
 import { loadStackConfig, PROJECT } from "../../stacks/config";

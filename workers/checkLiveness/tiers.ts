@@ -1,6 +1,7 @@
 /**
- * The rules of checkLiveness (SPEC §4.7), free of I/O: whether a tier requires the fan to verify,
- * and, when it does, whether their stored session is reused, refused for a cooldown or replaced.
+ * The rules of checkLiveness (docs/rules.md#liveness-tiers, docs/flows.md#identity-verification),
+ * free of I/O: whether a tier requires the fan to verify, and, when it does, whether their stored
+ * session is reused, refused for a cooldown or replaced.
  */
 import { isLive, lastApprovalOf as lastApprovalRecorded, type SessionStatus } from "../shared/idv/session";
 

@@ -1,5 +1,5 @@
 /**
- * The `Persona-Signature` rules of handleEvent (SPEC §4.7), free of I/O: the header is
+ * The `Persona-Signature` rules of handleEvent (docs/rules.md#persona), free of I/O: the header is
  * `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`, and while Persona rotates the
  * webhook secret it carries two such pairs, space-separated, either of which may match.
  */

@@ -1,7 +1,7 @@
 /**
- * The accounts ARAI API (SPEC §5): GET account activity for one globalUserId, with basic
- * credentials and the client id, a time bound on each attempt and at most two retries with
- * backoff (the runtime HTTP client). A fan the accounts service does not know (404) is an
+ * The accounts ARAI API (docs/rules.md#arai-response): GET account activity for one globalUserId,
+ * with basic credentials and the client id, a time bound on each attempt and at most two retries
+ * with backoff (the runtime HTTP client). A fan the accounts service does not know (404) is an
  * answer, not a failure: asking again would not change it.
  */
 import { z } from "zod";

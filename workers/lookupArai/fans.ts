@@ -1,6 +1,6 @@
 /**
  * The rules of lookupArai, free of I/O: one lookup per fan per batch, the fan's latest activity,
- * and when stored ARAI is fresh enough not to fetch again (SPEC §4.2).
+ * and when stored ARAI is fresh enough not to fetch again (docs/flows.md#arai-lookup).
  */
 import type { ActivityMessage } from "../shared/scoring/activity";
 

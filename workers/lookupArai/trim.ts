@@ -1,7 +1,8 @@
 /**
- * The ARAI snapshot stored on the fan record (SPEC §3): every field the accounts service sent,
- * with the two lists that grow without bound cut down so the item stays far below DynamoDB's
- * 400 KB limit, and a write never fails (or costs more capacity) because a fan logs in a lot.
+ * The ARAI snapshot stored on the fan record (docs/rules.md#arai-response): every field the
+ * accounts service sent, with the two lists that grow without bound cut down so the item stays far
+ * below DynamoDB's 400 KB limit, and a write never fails (or costs more capacity) because a fan
+ * logs in a lot.
  */
 
 /** Login history entries kept: the most recent, by `time`. */

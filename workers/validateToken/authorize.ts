@@ -1,5 +1,6 @@
 /**
- * The authorisation rules of validateToken (SPEC §4.6), free of I/O.
+ * The authorisation rules of validateToken (docs/flows.md#authorisation,
+ * docs/rules.md#sotc-and-jwt), free of I/O.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 

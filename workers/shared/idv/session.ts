@@ -1,7 +1,8 @@
 /**
- * Identity-verification sessions (SPEC §3, §4.7): one per fan and verification type, stored in
- * the fan-identity table under `idv#<globalUserId>#<verificationType>`, following the vendor's
- * (Persona's) inquiry through its statuses.
+ * Identity-verification sessions (docs/data-model.md#idv-session, docs/rules.md#session-lifetimes):
+ * one per fan and verification type, stored in the fan-identity table under
+ * `idv#<globalUserId>#<verificationType>`, following the vendor's (Persona's) inquiry through its
+ * statuses.
  */
 import { z } from "zod";
 import { splitList } from "../runtime/environment";

@@ -1,5 +1,7 @@
 /**
- * Activities: what a fan did, as the scoring queues carry it (SPEC §2).
+ * Activities: what a fan did, as the scoring queues carry it
+ * (docs/data-model.md#activity-messages), and which are worth scoring
+ * (docs/rules.md#scorable-activities).
  */
 import { z } from "zod";
 

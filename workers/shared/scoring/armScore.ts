@@ -1,6 +1,6 @@
 /**
- * The rules of getArmScore (SPEC §4.5), free of I/O: which fan is asked for, where their ARM
- * score lives in Redis, and what a stored value answers.
+ * The rules of getArmScore (docs/flows.md#arm-score), free of I/O: which fan is asked for, where
+ * their ARM score lives in Redis, and what a stored value answers.
  */
 import { isObject } from "../runtime/values";
 import { MAX_GLOBAL_USER_ID_LENGTH } from "./activity";

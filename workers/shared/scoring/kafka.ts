@@ -1,7 +1,8 @@
 /**
  * The Kafka user-activity topic: the events Lambda delivers from a self-managed Kafka source, each
- * record's value read as an activity (SPEC §2), and the scorable ones planned as messages for the
- * account-activity FIFO queue. Pure functions; the worker (enqueueFromActivityStream) does the I/O.
+ * record's value read as an activity (docs/flows.md#kafka-user-activity), and the scorable ones
+ * (docs/rules.md#scorable-activities) planned as messages for the account-activity FIFO queue.
+ * Pure functions; the worker (enqueueFromActivityStream) does the I/O.
  */
 import { z } from "zod";
 import { itemKey, type KafkaItemIdentifier } from "../runtime/batch";

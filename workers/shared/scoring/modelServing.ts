@@ -1,6 +1,7 @@
 /**
- * The Databricks model-serving client (SPEC §4.5): `POST <host>/serving-endpoints/<name>/invocations`
- * with `{"dataframe_records": [{globalUserId, raw_json_string}]}`, answered by
+ * The Databricks model-serving client (docs/rules.md#model-serving):
+ * `POST <host>/serving-endpoints/<name>/invocations` with
+ * `{"dataframe_records": [{globalUserId, raw_json_string}]}`, answered by
  * `{"predictions": [number, ...]}` in input order; bearer token from Secrets Manager.
  */
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";

@@ -1,6 +1,7 @@
 /**
- * Rescore scheduling: a fan active on the demand, purchase or queue-journey streams is scored
- * now and again some days later, when a rescore record's TTL deletes it (SPEC §4.3–4.4).
+ * Rescore scheduling: a fan active on the demand, purchase or queue-journey streams is scored now
+ * and again some days later, when a rescore record's TTL deletes it
+ * (docs/flows.md#activity-streams, docs/flows.md#delayed-rescore).
  */
 import { PutCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { mapConcurrently } from "../runtime/retry";

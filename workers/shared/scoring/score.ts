@@ -1,8 +1,9 @@
 /**
- * Scoring from the fan-identity table's change stream (SPEC §4.5), shared by `scoreUsers` and
- * `stagingScoreUsers`: decode the Kinesis batch, keep the fans whose fresh ARAI awaits scoring,
- * score each fan once per batch (its newest ARAI), and hand the scores to the worker's writer.
- * Every record ends scored, skipped (not for us) or failed with a reason; none is dropped.
+ * Scoring from the fan-identity table's change stream (docs/flows.md#scoring), shared by
+ * `scoreUsers` and `stagingScoreUsers`: decode the Kinesis batch, keep the fans whose fresh ARAI
+ * awaits scoring, score each fan once per batch (its newest ARAI), and hand the scores to the
+ * worker's writer. Every record ends scored, skipped (not for us) or failed with a reason; none is
+ * dropped.
  */
 import { z } from "zod";
 import { type BatchResponse, partialBatchResponse, type RecordFailure } from "../runtime/batch";

@@ -1,6 +1,6 @@
 /**
- * The fan-identity table (SPEC §3): one table per scoring region, partition key `userId`, record
- * kinds side by side through key prefixes.
+ * The fan-identity table (docs/data-model.md#table): one table per scoring region, partition key
+ * `userId`, record kinds side by side through key prefixes.
  */
 
 /** The partition key's name. */
