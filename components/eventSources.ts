@@ -1,5 +1,5 @@
 /**
- * Event source mappings with the error handling every source of this system gets (SPEC §6), and
+ * Event source mappings with the error handling every source of this system gets (docs/flows.md#event-sources), and
  * the statements a consumer's role needs for them. The statements are attached when the
  * function is created (WorkerFunction `policies`), before any mapping: Lambda checks the role
  * when a mapping is created.
@@ -39,7 +39,7 @@ export function sqsConsumerStatements(queueArns: readonly pulumi.Input<string>[]
 }
 
 /**
- * The error handling every stream source gets (SPEC §6): partial batch failures, a failing batch
+ * The error handling every stream source gets (docs/flows.md#event-sources): partial batch failures, a failing batch
  * bisected, at most two retries, then the records handed to the failure queue.
  */
 function streamErrorHandling(failureQueueArn: pulumi.Input<string>) {
