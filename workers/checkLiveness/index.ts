@@ -387,5 +387,5 @@ export const checkLiveness = defineWorker(checkLivenessContract, () => {
     }),
     signDecision: createDecisionSigner({ issuer: env.TOKEN_ISSUER, ttlSeconds: env.TOKEN_TTL_SECONDS, readSigningKey }),
   });
-  return (event: unknown) => handler(event);
+  return handler;
 });

@@ -72,5 +72,5 @@ export const getArmScore = defineWorker(getArmScoreContract, () => {
     connectionName: getArmScoreContract.name,
   });
   const handler = createGetArmScore({ redis, logger });
-  return (event: unknown) => handler(event);
+  return handler;
 });

@@ -324,5 +324,5 @@ export const handleEvent = defineWorker(handleEventContract, () => {
   });
   const documents = createDocumentClient();
   const handler = createHandleEvent({ env, logger, documents, readSecrets: async () => (await readSecrets()).secrets });
-  return (event: unknown) => handler(event);
+  return handler;
 });

@@ -189,5 +189,5 @@ export const lookupArai = defineWorker(lookupAraiContract, () => {
   const arai = createAraiClient({ urlTemplate: env.ARAI_URL_TEMPLATE, timeoutMs: env.ARAI_TIMEOUT_MS, readCredentials });
   const dynamo = createDocumentClient();
   const handler = createLookupArai({ env, dynamo, logger, fetchArai: arai.fetchArai });
-  return (event: unknown) => handler(event);
+  return handler;
 });

@@ -93,5 +93,5 @@ export const scoreUsers = defineWorker(scoreUsersContract, () => {
   const model = createModelClientFromEnvironment(env, { service: "scoring model", logger });
   const documents = createDocumentClient();
   const handler = createScoreUsers({ env, logger, documents, model });
-  return (event: unknown) => handler(event);
+  return handler;
 });

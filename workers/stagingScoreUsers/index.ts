@@ -67,5 +67,5 @@ export const stagingScoreUsers = defineWorker(stagingScoreUsersContract, () => {
   const model = createModelClientFromEnvironment(env, { service: "staging scoring model", logger });
   const documents = createDocumentClient();
   const handler = createStagingScoreUsers({ env, logger, documents, model });
-  return (event: unknown) => handler(event);
+  return handler;
 });

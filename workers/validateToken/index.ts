@@ -96,5 +96,5 @@ export const validateToken = defineWorker(validateTokenContract, () => {
     cooldownDuration: 30_000,
   });
   const handler = createValidateToken({ env, logger, jwks, readApiKeys: async () => (await readApiKeys()).apiKeys });
-  return (event: AppSyncAuthorizerEvent) => handler(event);
+  return handler;
 });

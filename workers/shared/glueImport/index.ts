@@ -104,6 +104,6 @@ export function defineGlueImportWorker(contract: WorkerContract<z.ZodObject>) {
     const env = loadEnvironment(contract) as GlueImportEnvironment;
     const logger = createLogger(contract);
     const startImport = createGlueImport({ contract, env, logger, glue: new GlueClient({}) });
-    return (event: unknown) => startImport(event);
+    return startImport;
   });
 }

@@ -34,9 +34,11 @@ export interface WorkerDefinition<Env extends z.ZodObject = z.ZodObject, Event =
   readonly contract: WorkerContract<Env>;
   /**
    * Runs once per Lambda container, at cold start: reads the environment, builds clients,
-   * schemas and caches, and returns the handler.
+   * schemas and caches, and returns the handler itself. Lambda calls the handler with the event
+   * (and a context, which no worker reads): a handler takes the event alone, so it is returned as
+   * it is, not wrapped.
    */
-  readonly factory: () => (event: Event, context?: unknown) => Promise<Result>;
+  readonly factory: () => (event: Event) => Promise<Result>;
 }
 
 /**
@@ -65,9 +67,10 @@ export function defineContract<Env extends z.ZodObject>(contract: WorkerContract
   return contract;
 }
 
+/** A worker: its contract, and the factory the archive exports as `handler`. */
 export function defineWorker<Env extends z.ZodObject, Event, Result>(
   contract: WorkerContract<Env>,
-  factory: () => (event: Event, context?: unknown) => Promise<Result>,
+  factory: () => (event: Event) => Promise<Result>,
 ): WorkerDefinition<Env, Event, Result> {
   return { contract, factory };
 }
