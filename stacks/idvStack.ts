@@ -1,6 +1,7 @@
 /**
- * The identity-verification stack (SPEC §4.7): checkLiveness and handleEvent, and the regional
- * REST API on its custom domain through which Persona's webhooks reach handleEvent.
+ * The identity-verification stack (docs/flows.md#identity-verification): checkLiveness and
+ * handleEvent, and the regional REST API on its custom domain through which Persona's webhooks
+ * reach handleEvent.
  *
  *   Persona ─▶ https://<inventoryCode>-gateway-<env>.verifiedfan.<zone>/webhooks/persona
  *            ─▶ request validation (body model, signature header) ─▶ handleEvent ─▶ sessions
@@ -21,17 +22,35 @@ import { personaWebhookSchema } from "../workers/shared/idv/webhook";
 import type { StackConfig } from "./config";
 
 export interface IdvStackArgs {
+  /** The region the stack deploys to: the one whose fan-identity table holds the sessions. */
   readonly platform: RegionalPlatform;
+  /** The stack's `idv` configuration: the API's zone, Persona, the signing key id, the tiers, the throttling. */
   readonly idv: StackConfig["idv"];
-  /** The AppSync API allowed to invoke both workers. */
+  /**
+   * The AppSync API allowed to invoke both workers; without it neither grants AppSync anything.
+   * @example "arn:aws:appsync:us-east-1:123456789012:apis/abcdefghijklmnopqrstuvwxyz"
+   */
   readonly appsyncApiArn?: string;
   /** The region's fan-identity table, where sessions are kept. */
-  readonly table: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
+  readonly table: {
+    /** The table's name, the workers' `TABLE_NAME`. */
+    readonly name: pulumi.Input<string>;
+    /** The table's ARN, which the workers' session grants are scoped to. */
+    readonly arn: pulumi.Input<string>;
+  };
+  /** The values of the stack's Secrets Manager documents; each should be a Pulumi secret. */
   readonly secrets: {
+    /** Persona's API key, with which checkLiveness creates inquiries. */
     readonly personaApiKey: pulumi.Input<string>;
+    /** Persona's webhook signing secrets, which handleEvent checks signatures against: two during rotation. */
     readonly personaWebhookSecrets: pulumi.Input<string[]>;
+    /** The RSA private key (PKCS#8 PEM) checkLiveness signs its decision tokens with. */
     readonly decisionSigningKey: pulumi.Input<string>;
   };
+  /**
+   * Where both workers' logs are sent: the central log stream.
+   * @default none: the logs stay in CloudWatch
+   */
   readonly logShipping?: LogShippingTarget;
 }
 
@@ -61,7 +80,7 @@ export class IdvStack extends Component {
     const { environment, inventoryCode } = platform.settings;
     this.domainName = `${inventoryCode}-gateway-${environment}.verifiedfan.${idv.zone}`;
 
-    // The workers (SPEC §4.7). A fan's last approval is kept as long as any tier looks back.
+    // The workers. A fan's last approval is kept as long as any tier looks back.
     const approvalRetentionDays = Math.max(idv.tiers.highDays, idv.tiers.mediumDays, idv.tiers.asuDays);
     const document = (id: string, description: string, value: pulumi.Input<Record<string, unknown>>) =>
       new SecretDocument(`${name}-${id}`, { platform, name: id, description, document: value }, child);
