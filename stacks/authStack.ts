@@ -1,5 +1,5 @@
 /**
- * The auth stack: validateToken, the AppSync API's Lambda authoriser (SPEC §4.6).
+ * The auth stack: validateToken, the AppSync API's Lambda authoriser (see docs/flows.md).
  */
 import * as pulumi from "@pulumi/pulumi";
 import { Component } from "../components/component";
@@ -10,10 +10,19 @@ import { validateToken } from "../workers/validateToken";
 import type { StackConfig } from "./config";
 
 export interface AuthStackArgs {
+  /** The region the authoriser deploys to. */
   readonly platform: RegionalPlatform;
+  /**
+   * The stack's `auth` configuration: the JWKS and the tokens it accepts, and the AppSync API
+   * allowed to invoke the authoriser (without one, nothing is granted).
+   */
   readonly auth: StackConfig["auth"];
-  /** The accepted API keys (a Pulumi secret). */
+  /** The accepted API keys (a Pulumi secret), kept in a Secrets Manager document; several during rotation. */
   readonly apiKeys: pulumi.Input<string[]>;
+  /**
+   * Where the authoriser's logs are sent: the central log stream.
+   * @default none: the logs stay in CloudWatch
+   */
   readonly logShipping?: LogShippingTarget;
 }
 
@@ -25,18 +34,18 @@ export class AuthStack extends Component {
     const { platform, auth } = args;
 
     const apiKeys = new SecretDocument(
-      `${name}-api-keys`,
+      this.childName("api-keys"),
       {
         platform,
         name: "auth-api-keys",
         description: "API keys the GraphQL authoriser accepts; several during rotation",
         document: { apiKeys: args.apiKeys },
       },
-      { parent: this },
+      this.child,
     );
 
     this.validateToken = new WorkerFunction(
-      `${name}-validateToken`,
+      this.childName("validateToken"),
       {
         worker: validateToken,
         platform,
@@ -57,10 +66,10 @@ export class AuthStack extends Component {
         grants: { api_keys_secret: [apiKeys.arn] },
         logShipping: args.logShipping,
       },
-      { parent: this },
+      this.child,
     );
 
-    if (auth.appsyncApiArn) this.validateToken.allowAppSync(`${name}-appsync-invoke`, auth.appsyncApiArn, { parent: this });
+    if (auth.appsyncApiArn) this.validateToken.allowAppSync(this.childName("appsync-invoke"), auth.appsyncApiArn, this.child);
 
     this.registerOutputs({ validateTokenArn: this.validateToken.function.arn });
   }

@@ -422,16 +422,37 @@ export function parseStackConfig(
   raw: Readonly<Record<string, string>>,
   secretKeys: readonly string[],
 ): StackConfig {
-  const problems: string[] = [];
-  const disabled = raw["pulumi:disable-default-providers"];
-  if (!disabled || !/"(aws|\*)"/.test(disabled)) {
-    problems.push(
-      `pulumi:disable-default-providers: expected ["aws"] or ["*"], so nothing can be created without an explicit region`,
-    );
-  }
+  const values = readValues(raw, secretKeys);
+  const parsedPlain = plainConfigSchema.safeParse(values.plain, { reportInput: true });
+  const secrets = parseSecrets(raw, values.secret);
+  const problems = [
+    ...defaultProvidersProblems(raw),
+    ...values.problems,
+    ...(parsedPlain.success ? [] : parsedPlain.error.issues.map(describeIssue)),
+    ...secrets.problems,
+  ];
+  if (problems.length > 0 || !parsedPlain.success) throw new StackConfigError(stack, problems);
+  return stackConfigOf(stack, parsedPlain.data, secrets.values);
+}
 
-  const plain: Record<string, unknown> = {};
-  const secret: Record<string, unknown> = {};
+/** Default providers must be off, so nothing can be created without an explicit region. */
+function defaultProvidersProblems(raw: Readonly<Record<string, string>>): string[] {
+  const disabled = raw["pulumi:disable-default-providers"];
+  if (disabled && /"(aws|\*)"/.test(disabled)) return [];
+  return [`pulumi:disable-default-providers: expected ["aws"] or ["*"], so nothing can be created without an explicit region`];
+}
+
+/** The project's values, not yet checked against the schemas: plain values and secrets apart. */
+interface RawValues {
+  readonly plain: Record<string, unknown>;
+  readonly secret: Record<string, unknown>;
+  /** Keys that are unknown, secrets set in plain text, or JSON that does not parse. */
+  readonly problems: string[];
+}
+
+/** Reads each of the project's keys as text or as JSON, as its schema expects; a secret must have been set as one. */
+function readValues(raw: Readonly<Record<string, string>>, secretKeys: readonly string[]): RawValues {
+  const values: RawValues = { plain: {}, secret: {}, problems: [] };
   for (const [fullKey, text] of Object.entries(raw)) {
     if (!fullKey.startsWith(`${PROJECT}:`)) continue;
     const key = fullKey.slice(PROJECT.length + 1);
@@ -440,30 +461,36 @@ export function parseStackConfig(
       ? SECRET_KEYS[key as SecretKey].schema
       : (plainConfigSchema.shape as Record<string, z.ZodType>)[key];
     if (!fieldSchema) {
-      problems.push(`${fullKey}: unknown key`);
+      values.problems.push(`${fullKey}: unknown key`);
       continue;
     }
     if (isSecretKey && !secretKeys.includes(fullKey)) {
-      problems.push(`${fullKey}: must be a secret; set it with pulumi config set --secret ${key} '<value>'`);
+      values.problems.push(`${fullKey}: must be a secret; set it with pulumi config set --secret ${key} '<value>'`);
       continue;
     }
+    const into = isSecretKey ? values.secret : values.plain;
     if (holdsString(fieldSchema)) {
-      (isSecretKey ? secret : plain)[key] = text;
+      into[key] = text;
       continue;
     }
     try {
-      (isSecretKey ? secret : plain)[key] = JSON.parse(text);
+      into[key] = JSON.parse(text);
     } catch {
-      problems.push(
+      values.problems.push(
         `${fullKey}: expected JSON (an object, list, number or boolean)${isSecretKey ? "" : `, got ${JSON.stringify(text)}`}`,
       );
     }
   }
+  return values;
+}
 
-  const parsedPlain = plainConfigSchema.safeParse(plain, { reportInput: true });
-  if (!parsedPlain.success) problems.push(...parsedPlain.error.issues.map(describeIssue));
-
-  const secrets: Record<string, pulumi.Output<unknown>> = {};
+/** Every secret checked against its schema and wrapped as a Pulumi secret; a missing or invalid one is a problem. */
+function parseSecrets(
+  raw: Readonly<Record<string, string>>,
+  secret: Readonly<Record<string, unknown>>,
+): { values: Secrets; problems: string[] } {
+  const values: Record<string, pulumi.Output<unknown>> = {};
+  const problems: string[] = [];
   for (const [key, { schema }] of Object.entries(SECRET_KEYS)) {
     const fullKey = `${PROJECT}:${key}`;
     if (!(fullKey in raw)) {
@@ -473,7 +500,7 @@ export function parseStackConfig(
     if (!(key in secret)) continue;
     const parsed = (schema as z.ZodType).safeParse(secret[key]);
     if (parsed.success) {
-      secrets[key] = pulumi.secret(parsed.data);
+      values[key] = pulumi.secret(parsed.data);
     } else {
       // The value itself is never echoed.
       problems.push(
@@ -483,15 +510,17 @@ export function parseStackConfig(
       );
     }
   }
+  return { values: values as unknown as Secrets, problems };
+}
 
-  if (problems.length > 0 || !parsedPlain.success) throw new StackConfigError(stack, problems);
-  const config = parsedPlain.data;
+/** The checked configuration, with the environment defaulted to the stack's name and the settings components share. */
+function stackConfigOf(stack: string, config: PlainConfig, secrets: Secrets): StackConfig {
   const environment = config.environment ?? stack;
   return {
     ...config,
     stack,
     environment,
-    secrets: secrets as unknown as Secrets,
+    secrets,
     platform: {
       environment,
       productCode: config.productCode,

@@ -1,6 +1,6 @@
 /**
- * The bot-or-not and clustering stacks (SPEC §4.8): each starts its Glue workflow when a Data
- * Science export completes in the exports bucket.
+ * The bot-or-not and clustering stacks (see docs/flows.md): each starts its Glue workflow when a
+ * Data Science export completes in the exports bucket.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
@@ -14,9 +14,19 @@ import { startClusterImport } from "../workers/startClusterImport";
 import type { StackConfig } from "./config";
 
 export interface ExportImportStackArgs {
+  /** The region the import deploys to; the Glue workflow it starts is in the same region and account. */
   readonly platform: RegionalPlatform;
+  /** The Data Science exports bucket: its ARN, its owner account, and the marker each export writes last. */
   readonly dataScience: StackConfig["dataScience"];
+  /**
+   * This import's configuration, `botOrNot` or `clustering`: the Glue workflow it starts and the
+   * key prefix of its exports.
+   */
   readonly exportImport: StackConfig["botOrNot"];
+  /**
+   * Where the import function's logs are sent: the central log stream.
+   * @default none: the logs stay in CloudWatch
+   */
   readonly logShipping?: LogShippingTarget;
 }
 
@@ -47,13 +57,13 @@ abstract class ExportImportStack extends Component {
 
     // An export whose workflow could not be started (after Lambda's two retries) lands here.
     this.failures = new Queue(
-      `${name}-failures`,
+      this.childName("failures"),
       { platform, name: `${worker.contract.name}-failures`, retentionDays: 14, deadLetter: false },
-      { parent: this },
+      this.child,
     );
 
     this.importFunction = new WorkerFunction(
-      `${name}-${worker.contract.name}`,
+      this.childName(worker.contract.name),
       {
         worker,
         platform,
@@ -63,12 +73,12 @@ abstract class ExportImportStack extends Component {
         asyncFailureQueueArn: this.failures.arn,
         logShipping: args.logShipping,
       },
-      { parent: this },
+      this.child,
     );
 
     // Scoped to the bucket and its owner: another account's bucket of the same name cannot invoke.
     const permission = new aws.lambda.Permission(
-      `${name}-s3-invoke`,
+      this.childName("s3-invoke"),
       {
         action: "lambda:InvokeFunction",
         function: this.importFunction.function.name,
@@ -76,7 +86,7 @@ abstract class ExportImportStack extends Component {
         sourceArn: dataScience.exportsBucketArn,
         sourceAccount: dataScience.bucketOwnerAccountId,
       },
-      { parent: this },
+      this.child,
     );
 
     this.notificationTarget = {
@@ -111,15 +121,18 @@ export class ExportNotifications extends Component {
   constructor(
     name: string,
     args: {
+      /** The region of the imports the notifications invoke. */
       readonly platform: RegionalPlatform;
+      /** The exports bucket, in this account. */
       readonly bucketArn: string;
+      /** One notification per import: its function, and the keys that complete one of its exports. */
       readonly targets: readonly ExportNotificationTarget[];
     },
     opts?: pulumi.ComponentResourceOptions,
   ) {
     super("fan-identity:stacks:ExportNotifications", name, args.platform, opts);
     new aws.s3.BucketNotification(
-      `${name}-notification`,
+      this.childName("notification"),
       {
         bucket: args.bucketArn.slice("arn:aws:s3:::".length),
         lambdaFunctions: args.targets.map((target) => ({
@@ -129,7 +142,7 @@ export class ExportNotifications extends Component {
           filterSuffix: target.filterSuffix,
         })),
       },
-      { parent: this, dependsOn: args.targets.map((target) => target.permission) },
+      { ...this.child, dependsOn: args.targets.map((target) => target.permission) },
     );
     this.registerOutputs({});
   }

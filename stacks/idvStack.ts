@@ -1,6 +1,7 @@
 /**
- * The identity-verification stack (SPEC §4.7): checkLiveness and handleEvent, and the regional
- * REST API on its custom domain through which Persona's webhooks reach handleEvent.
+ * The identity-verification stack (docs/flows.md#identity-verification): checkLiveness and
+ * handleEvent, and the regional REST API on its custom domain through which Persona's webhooks
+ * reach handleEvent.
  *
  *   Persona ─▶ https://<inventoryCode>-gateway-<env>.verifiedfan.<zone>/webhooks/persona
  *            ─▶ request validation (body model, signature header) ─▶ handleEvent ─▶ sessions
@@ -21,17 +22,35 @@ import { personaWebhookSchema } from "../workers/shared/idv/webhook";
 import type { StackConfig } from "./config";
 
 export interface IdvStackArgs {
+  /** The region the stack deploys to: the one whose fan-identity table holds the sessions. */
   readonly platform: RegionalPlatform;
+  /** The stack's `idv` configuration: the API's zone, Persona, the signing key id, the tiers, the throttling. */
   readonly idv: StackConfig["idv"];
-  /** The AppSync API allowed to invoke both workers. */
+  /**
+   * The AppSync API allowed to invoke both workers; without it neither grants AppSync anything.
+   * @example "arn:aws:appsync:us-east-1:123456789012:apis/abcdefghijklmnopqrstuvwxyz"
+   */
   readonly appsyncApiArn?: string;
   /** The region's fan-identity table, where sessions are kept. */
-  readonly table: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
+  readonly table: {
+    /** The table's name, the workers' `TABLE_NAME`. */
+    readonly name: pulumi.Input<string>;
+    /** The table's ARN, which the workers' session grants are scoped to. */
+    readonly arn: pulumi.Input<string>;
+  };
+  /** The values of the stack's Secrets Manager documents; each should be a Pulumi secret. */
   readonly secrets: {
+    /** Persona's API key, with which checkLiveness creates inquiries. */
     readonly personaApiKey: pulumi.Input<string>;
+    /** Persona's webhook signing secrets, which handleEvent checks signatures against: two during rotation. */
     readonly personaWebhookSecrets: pulumi.Input<string[]>;
+    /** The RSA private key (PKCS#8 PEM) checkLiveness signs its decision tokens with. */
     readonly decisionSigningKey: pulumi.Input<string>;
   };
+  /**
+   * Where both workers' logs are sent: the central log stream.
+   * @default none: the logs stay in CloudWatch
+   */
   readonly logShipping?: LogShippingTarget;
 }
 
@@ -39,9 +58,50 @@ export interface IdvStackArgs {
 export const WEBHOOK_PATH = ["webhooks", "persona"] as const;
 const SIGNATURE_HEADER = "method.request.header.Persona-Signature";
 
+/** What the stage's access log records of each request. */
+const ACCESS_LOG_FORMAT = JSON.stringify({
+  requestId: "$context.requestId",
+  ip: "$context.identity.sourceIp",
+  requestTime: "$context.requestTime",
+  httpMethod: "$context.httpMethod",
+  path: "$context.path",
+  status: "$context.status",
+  responseLength: "$context.responseLength",
+  integrationStatus: "$context.integration.status",
+  integrationLatency: "$context.integration.latency",
+  error: "$context.error.message",
+});
+
 /** The webhook body's request model: Persona's event schema, as handleEvent validates it, in JSON Schema draft 4. */
 export function webhookModelSchema(): string {
   return JSON.stringify(z.toJSONSchema(personaWebhookSchema(), { target: "draft-4" }));
+}
+
+type IdvConfig = IdvStackArgs["idv"];
+
+/** The Secrets Manager documents the workers read at cold start. */
+interface IdvSecrets {
+  readonly personaKey: SecretDocument;
+  readonly webhookSecrets: SecretDocument;
+  readonly signingKey: SecretDocument;
+}
+
+/** POST /webhooks/persona: the resources a deployment of the API is a snapshot of. */
+interface WebhookRoute {
+  readonly resource: aws.apigateway.Resource;
+  readonly model: aws.apigateway.Model;
+  /** The JSON Schema the model holds. */
+  readonly modelSchema: string;
+  readonly validator: aws.apigateway.RequestValidator;
+  readonly method: aws.apigateway.Method;
+  readonly integration: aws.apigateway.Integration;
+}
+
+/** The stage's log groups, and the account setting that lets API Gateway write to them. */
+interface ApiLogs {
+  readonly account: aws.apigateway.Account;
+  readonly accessLogs: aws.cloudwatch.LogGroup;
+  readonly executionLogs: aws.cloudwatch.LogGroup;
 }
 
 export class IdvStack extends Component {
@@ -55,41 +115,63 @@ export class IdvStack extends Component {
 
   constructor(name: string, args: IdvStackArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fan-identity:stacks:IdvStack", name, args.platform, opts);
-    const { platform, idv } = args;
-    const child = { parent: this };
-    const tags = platform.tags;
-    const { environment, inventoryCode } = platform.settings;
+    const { idv } = args;
+    const { environment, inventoryCode } = this.platform.settings;
     this.domainName = `${inventoryCode}-gateway-${environment}.verifiedfan.${idv.zone}`;
-
-    // The workers (SPEC §4.7). A fan's last approval is kept as long as any tier looks back.
+    // A fan's last approval is kept as long as any tier looks back.
     const approvalRetentionDays = Math.max(idv.tiers.highDays, idv.tiers.mediumDays, idv.tiers.asuDays);
-    const document = (id: string, description: string, value: pulumi.Input<Record<string, unknown>>) =>
-      new SecretDocument(`${name}-${id}`, { platform, name: id, description, document: value }, child);
-    const personaKey = document("persona-api-key", "Persona API key, for creating inquiries", {
-      apiKey: args.secrets.personaApiKey,
-    });
-    const webhookSecrets = document("persona-webhook-secrets", "Persona webhook signing secrets (two during rotation)", {
-      secrets: args.secrets.personaWebhookSecrets,
-    });
-    const signingKey = document("decision-signing-key", "RSA key signing liveness decision tokens", {
-      privateKey: args.secrets.decisionSigningKey,
-      keyId: idv.signingKeyId,
-    });
 
-    this.checkLiveness = new WorkerFunction(
-      `${name}-checkLiveness`,
+    const secrets = this.createSecrets(args.secrets, idv.signingKeyId);
+    this.checkLiveness = this.createCheckLiveness(args, secrets, approvalRetentionDays);
+    this.handleEvent = this.createHandleEvent(args, secrets, approvalRetentionDays);
+    if (args.appsyncApiArn) this.allowAppSync(args.appsyncApiArn);
+
+    this.api = this.createApi();
+    const route = this.createWebhookRoute();
+    this.allowWebhooks();
+    this.createValidationResponses();
+    const deployment = this.deployApi(route);
+    const logs = this.createLogs();
+    this.stage = this.createStage(deployment, logs, idv.throttling);
+    this.createDomain(idv.zone);
+
+    this.webhookUrl = pulumi.output(`https://${this.domainName}/${WEBHOOK_PATH.join("/")}`);
+    this.registerOutputs({ webhookUrl: this.webhookUrl, apiId: this.api.id });
+  }
+
+  /** The Persona API key, the webhook signing secrets and the decision signing key, as Secrets Manager documents. */
+  private createSecrets(values: IdvStackArgs["secrets"], signingKeyId: string): IdvSecrets {
+    const document = (id: string, description: string, value: pulumi.Input<Record<string, unknown>>) =>
+      new SecretDocument(this.childName(id), { platform: this.platform, name: id, description, document: value }, this.child);
+    return {
+      personaKey: document("persona-api-key", "Persona API key, for creating inquiries", { apiKey: values.personaApiKey }),
+      webhookSecrets: document("persona-webhook-secrets", "Persona webhook signing secrets (two during rotation)", {
+        secrets: values.personaWebhookSecrets,
+      }),
+      signingKey: document("decision-signing-key", "RSA key signing liveness decision tokens", {
+        privateKey: values.decisionSigningKey,
+        keyId: signingKeyId,
+      }),
+    };
+  }
+
+  /** checkLiveness: AppSync's liveness check, which creates Persona inquiries and signs decision tokens. */
+  private createCheckLiveness(args: IdvStackArgs, secrets: IdvSecrets, approvalRetentionDays: number): WorkerFunction {
+    const { idv } = args;
+    return new WorkerFunction(
+      this.childName("checkLiveness"),
       {
         worker: checkLiveness,
-        platform,
+        platform: this.platform,
         // Persona may take three tries of PERSONA_TIMEOUT_MS each before the fail-safe answer.
         timeoutSeconds: Math.ceil((3 * idv.persona.timeoutMs) / 1000) + 5,
         environment: {
           TABLE_NAME: args.table.name,
           PERSONA_API_URL: idv.persona.apiUrl,
           PERSONA_INQUIRY_TEMPLATE_ID: idv.persona.inquiryTemplateId,
-          PERSONA_API_KEY_SECRET_ARN: personaKey.arn,
+          PERSONA_API_KEY_SECRET_ARN: secrets.personaKey.arn,
           PERSONA_TIMEOUT_MS: String(idv.persona.timeoutMs),
-          SIGNING_KEY_SECRET_ARN: signingKey.arn,
+          SIGNING_KEY_SECRET_ARN: secrets.signingKey.arn,
           HIGH_TIER_DAYS: String(idv.tiers.highDays),
           MEDIUM_TIER_DAYS: String(idv.tiers.mediumDays),
           LOW_TIER_SCORE_BELOW: String(idv.tiers.lowScoreBelow),
@@ -102,74 +184,87 @@ export class IdvStack extends Component {
         },
         grants: {
           dynamodb_idv_sessions: [args.table.arn],
-          persona_api_key: [personaKey.arn],
-          decision_signing_key: [signingKey.arn],
+          persona_api_key: [secrets.personaKey.arn],
+          decision_signing_key: [secrets.signingKey.arn],
         },
         logShipping: args.logShipping,
       },
-      child,
+      this.child,
     );
-    this.handleEvent = new WorkerFunction(
-      `${name}-handleEvent`,
+  }
+
+  /** handleEvent: checks each Persona webhook's signature and records the inquiry's outcome in the session. */
+  private createHandleEvent(args: IdvStackArgs, secrets: IdvSecrets, approvalRetentionDays: number): WorkerFunction {
+    return new WorkerFunction(
+      this.childName("handleEvent"),
       {
         worker: handleEvent,
-        platform,
+        platform: this.platform,
         timeoutSeconds: 10,
         environment: {
           TABLE_NAME: args.table.name,
-          WEBHOOK_SECRETS_ARN: webhookSecrets.arn,
-          VERIFICATION_TYPES: idv.verificationTypes.join(","),
+          WEBHOOK_SECRETS_ARN: secrets.webhookSecrets.arn,
+          VERIFICATION_TYPES: args.idv.verificationTypes.join(","),
           APPROVAL_RETENTION_DAYS: String(approvalRetentionDays),
         },
-        grants: { dynamodb_idv_sessions: [args.table.arn], webhook_secrets: [webhookSecrets.arn] },
+        grants: { dynamodb_idv_sessions: [args.table.arn], webhook_secrets: [secrets.webhookSecrets.arn] },
         logShipping: args.logShipping,
       },
-      child,
+      this.child,
     );
-    if (args.appsyncApiArn) {
-      for (const fn of [this.checkLiveness, this.handleEvent]) {
-        fn.allowAppSync(`${name}-${fn.workerName}-appsync-invoke`, args.appsyncApiArn, child);
-      }
-    }
+  }
 
-    // The REST API: regional, reachable only through its custom domain.
-    this.api = new aws.apigateway.RestApi(
-      `${name}-api`,
+  /** Lets the AppSync API invoke both workers. */
+  private allowAppSync(appsyncApiArn: string): void {
+    for (const fn of [this.checkLiveness, this.handleEvent]) {
+      fn.allowAppSync(this.childName(`${fn.workerName}-appsync-invoke`), appsyncApiArn, this.child);
+    }
+  }
+
+  /** The REST API: regional, reachable only through its custom domain. */
+  private createApi(): aws.apigateway.RestApi {
+    return new aws.apigateway.RestApi(
+      this.childName("api"),
       {
-        name: platform.name("idv-api", "restApi"),
+        name: this.platform.name("idv-api", "restApi"),
         description: "Persona webhooks for identity verification",
         endpointConfiguration: { types: "REGIONAL" },
         disableExecuteApiEndpoint: true,
-        tags,
+        tags: this.platform.tags,
       },
-      child,
+      this.child,
     );
+  }
+
+  /** POST /webhooks/persona: its body checked against the model and its signature header required, then proxied to handleEvent. */
+  private createWebhookRoute(): WebhookRoute {
+    const restApi = this.api.id;
     const webhooks = new aws.apigateway.Resource(
-      `${name}-webhooks`,
-      { restApi: this.api.id, parentId: this.api.rootResourceId, pathPart: WEBHOOK_PATH[0] },
-      child,
+      this.childName("webhooks"),
+      { restApi, parentId: this.api.rootResourceId, pathPart: WEBHOOK_PATH[0] },
+      this.child,
     );
-    const persona = new aws.apigateway.Resource(
-      `${name}-webhooks-persona`,
-      { restApi: this.api.id, parentId: webhooks.id, pathPart: WEBHOOK_PATH[1] },
-      child,
+    const resource = new aws.apigateway.Resource(
+      this.childName("webhooks-persona"),
+      { restApi, parentId: webhooks.id, pathPart: WEBHOOK_PATH[1] },
+      this.child,
     );
     const modelSchema = webhookModelSchema();
     const model = new aws.apigateway.Model(
-      `${name}-webhook-model`,
-      { restApi: this.api.id, name: "PersonaWebhook", contentType: "application/json", schema: modelSchema },
-      child,
+      this.childName("webhook-model"),
+      { restApi, name: "PersonaWebhook", contentType: "application/json", schema: modelSchema },
+      this.child,
     );
     const validator = new aws.apigateway.RequestValidator(
-      `${name}-validator`,
-      { restApi: this.api.id, name: "body-and-parameters", validateRequestBody: true, validateRequestParameters: true },
-      child,
+      this.childName("validator"),
+      { restApi, name: "body-and-parameters", validateRequestBody: true, validateRequestParameters: true },
+      this.child,
     );
     const method = new aws.apigateway.Method(
-      `${name}-webhook-post`,
+      this.childName("webhook-post"),
       {
-        restApi: this.api.id,
-        resourceId: persona.id,
+        restApi,
+        resourceId: resource.id,
         httpMethod: "POST",
         // Persona signs each request; the signature is checked by handleEvent.
         authorization: "NONE",
@@ -177,36 +272,45 @@ export class IdvStack extends Component {
         requestModels: { "application/json": model.name },
         requestParameters: { [SIGNATURE_HEADER]: true },
       },
-      child,
+      this.child,
     );
     const integration = new aws.apigateway.Integration(
-      `${name}-webhook-integration`,
+      this.childName("webhook-integration"),
       {
-        restApi: this.api.id,
-        resourceId: persona.id,
+        restApi,
+        resourceId: resource.id,
         httpMethod: method.httpMethod,
         type: "AWS_PROXY",
         integrationHttpMethod: "POST",
         uri: this.handleEvent.function.invokeArn,
       },
-      child,
+      this.child,
     );
+    return { resource, model, modelSchema, validator, method, integration };
+  }
+
+  /** Lets API Gateway invoke handleEvent, for the webhook route only. */
+  private allowWebhooks(): void {
     new aws.lambda.Permission(
-      `${name}-apigateway-invoke`,
+      this.childName("apigateway-invoke"),
       {
         action: "lambda:InvokeFunction",
         function: this.handleEvent.function.name,
         principal: "apigateway.amazonaws.com",
         sourceArn: pulumi.interpolate`${this.api.executionArn}/*/POST/${WEBHOOK_PATH.join("/")}`,
       },
-      child,
+      this.child,
     );
+  }
+
+  /** A request the validator refuses is answered 400 in handleEvent's error shape, with the validator's reason. */
+  private createValidationResponses(): void {
     for (const [type, errorType] of [
       ["BAD_REQUEST_BODY", "InvalidEvent"],
       ["BAD_REQUEST_PARAMETERS", "InvalidRequest"],
     ] as const) {
       new aws.apigateway.Response(
-        `${name}-${type.toLowerCase().replace(/_/g, "-")}`,
+        this.childName(type.toLowerCase().replace(/_/g, "-")),
         {
           restApiId: this.api.id,
           responseType: type,
@@ -215,161 +319,78 @@ export class IdvStack extends Component {
             "application/json": `{"errorType":"${errorType}","message":$context.error.validationErrorString,"requestId":"$context.requestId"}`,
           },
         },
-        child,
+        this.child,
       );
     }
+  }
 
-    // Deployed again whenever a route, the model or the integration changes.
-    const deployment = new aws.apigateway.Deployment(
-      `${name}-deployment`,
+  /**
+   * The API's deployment. Deployed again whenever a route, the model or the integration
+   * changes: a deployment is a snapshot of the API, and a change reaches the stage only through
+   * a new one.
+   */
+  private deployApi(route: WebhookRoute): aws.apigateway.Deployment {
+    const { resource, method, integration, model, validator } = route;
+    return new aws.apigateway.Deployment(
+      this.childName("deployment"),
       {
         restApi: this.api.id,
         triggers: {
           redeployment: pulumi
-            .all([persona.id, method.id, integration.id, integration.uri, model.id, validator.id])
+            .all([resource.id, method.id, integration.id, integration.uri, model.id, validator.id])
             .apply((parts) =>
               createHash("sha256")
-                .update(JSON.stringify([...parts, modelSchema]))
+                .update(JSON.stringify([...parts, route.modelSchema]))
                 .digest("hex"),
             ),
         },
       },
-      { parent: this, dependsOn: [method, integration, model, validator] },
+      { ...this.child, dependsOn: [method, integration, model, validator] },
     );
+  }
 
-    // Access and execution logs, through the account-level CloudWatch role API Gateway needs.
-    const account = this.cloudWatchRole(name, platform);
+  /** Access and execution logs, through the account-level CloudWatch role API Gateway needs. */
+  private createLogs(): ApiLogs {
+    const { settings, tags } = this.platform;
+    const account = this.cloudWatchRole();
     const accessLogs = new aws.cloudwatch.LogGroup(
-      `${name}-access-logs`,
+      this.childName("access-logs"),
       {
-        name: platform.logGroupName("apigateway", platform.name("idv-api", "restApi")),
-        retentionInDays: platform.settings.lambda.logRetentionDays,
+        name: this.platform.logGroupName("apigateway", this.platform.name("idv-api", "restApi")),
+        retentionInDays: settings.lambda.logRetentionDays,
         tags,
       },
-      child,
+      this.child,
     );
     const executionLogs = new aws.cloudwatch.LogGroup(
-      `${name}-execution-logs`,
+      this.childName("execution-logs"),
       {
-        name: platform.executionLogGroupName(this.api.id, environment),
-        retentionInDays: platform.settings.lambda.logRetentionDays,
+        name: this.platform.executionLogGroupName(this.api.id, settings.environment),
+        retentionInDays: settings.lambda.logRetentionDays,
         tags,
       },
-      child,
+      this.child,
     );
-    this.stage = new aws.apigateway.Stage(
-      `${name}-stage`,
-      {
-        restApi: this.api.id,
-        deployment: deployment.id,
-        stageName: environment,
-        accessLogSettings: {
-          destinationArn: accessLogs.arn,
-          format: JSON.stringify({
-            requestId: "$context.requestId",
-            ip: "$context.identity.sourceIp",
-            requestTime: "$context.requestTime",
-            httpMethod: "$context.httpMethod",
-            path: "$context.path",
-            status: "$context.status",
-            responseLength: "$context.responseLength",
-            integrationStatus: "$context.integration.status",
-            integrationLatency: "$context.integration.latency",
-            error: "$context.error.message",
-          }),
-        },
-        tags,
-      },
-      { parent: this, dependsOn: [account, executionLogs] },
-    );
-    new aws.apigateway.MethodSettings(
-      `${name}-method-settings`,
-      {
-        restApi: this.api.id,
-        stageName: this.stage.stageName,
-        methodPath: "*/*",
-        settings: {
-          loggingLevel: "INFO",
-          metricsEnabled: true,
-          dataTraceEnabled: false,
-          throttlingRateLimit: idv.throttling.rateLimit,
-          throttlingBurstLimit: idv.throttling.burstLimit,
-        },
-      },
-      child,
-    );
-
-    // The custom domain, its DNS-validated certificate, and its CNAME in the public zone.
-    const zone = aws.route53.getZoneOutput(
-      { name: `verifiedfan.${idv.zone}`, privateZone: false },
-      { provider: platform.provider },
-    );
-    const certificate = new aws.acm.Certificate(
-      `${name}-certificate`,
-      { domainName: this.domainName, validationMethod: "DNS", tags },
-      child,
-    );
-    const validation = certificate.domainValidationOptions.apply((options) => options[0]!);
-    const validationRecord = new aws.route53.Record(
-      `${name}-certificate-validation-record`,
-      {
-        zoneId: zone.zoneId,
-        name: validation.resourceRecordName,
-        type: validation.resourceRecordType,
-        records: [validation.resourceRecordValue],
-        ttl: 300,
-        allowOverwrite: true,
-      },
-      child,
-    );
-    const validated = new aws.acm.CertificateValidation(
-      `${name}-certificate-validation`,
-      { certificateArn: certificate.arn, validationRecordFqdns: [validationRecord.fqdn] },
-      child,
-    );
-    const domain = new aws.apigateway.DomainName(
-      `${name}-domain`,
-      {
-        domainName: this.domainName,
-        regionalCertificateArn: validated.certificateArn,
-        endpointConfiguration: { types: "REGIONAL" },
-        securityPolicy: "TLS_1_2",
-        tags,
-      },
-      child,
-    );
-    new aws.apigateway.BasePathMapping(
-      `${name}-base-path`,
-      { restApi: this.api.id, stageName: this.stage.stageName, domainName: domain.domainName },
-      child,
-    );
-    new aws.route53.Record(
-      `${name}-cname`,
-      { zoneId: zone.zoneId, name: this.domainName, type: "CNAME", ttl: 300, records: [domain.regionalDomainName] },
-      child,
-    );
-
-    this.webhookUrl = pulumi.output(`https://${this.domainName}/${WEBHOOK_PATH.join("/")}`);
-    this.registerOutputs({ webhookUrl: this.webhookUrl, apiId: this.api.id });
+    return { account, accessLogs, executionLogs };
   }
 
   /**
    * API Gateway writes logs with one role per account and region (the `Account` setting); the
    * stage's logging depends on it being set first.
    */
-  private cloudWatchRole(name: string, platform: RegionalPlatform): aws.apigateway.Account {
+  private cloudWatchRole(): aws.apigateway.Account {
     const role = new aws.iam.Role(
-      `${name}-apigateway-logs-role`,
+      this.childName("apigateway-logs-role"),
       {
-        name: platform.name("apigateway-cloudwatch-role", "iamRole"),
+        name: this.platform.name("apigateway-cloudwatch-role", "iamRole"),
         description: "Lets API Gateway write this account's execution and access logs in the region",
         assumeRolePolicy: assumeRolePolicy("apigateway.amazonaws.com"),
-        tags: platform.tags,
+        tags: this.platform.tags,
       },
-      { parent: this },
+      this.child,
     );
     new aws.iam.RolePolicy(
-      `${name}-apigateway-logs`,
+      this.childName("apigateway-logs"),
       {
         name: "apigateway_cloudwatch_logs",
         role: role.id,
@@ -384,12 +405,105 @@ export class IdvStack extends Component {
               "logs:GetLogEvents",
               "logs:FilterLogEvents",
             ],
-            resources: [platform.arn("logs", "log-group:*")],
+            resources: [this.platform.arn("logs", "log-group:*")],
           },
         ]),
       },
-      { parent: this },
+      this.child,
     );
-    return new aws.apigateway.Account(`${name}-apigateway-account`, { cloudwatchRoleArn: role.arn }, { parent: this });
+    return new aws.apigateway.Account(this.childName("apigateway-account"), { cloudwatchRoleArn: role.arn }, this.child);
+  }
+
+  /** The stage named after the environment, its access log, and its methods' logging, metrics and throttling. */
+  private createStage(
+    deployment: aws.apigateway.Deployment,
+    logs: ApiLogs,
+    throttling: IdvConfig["throttling"],
+  ): aws.apigateway.Stage {
+    const stage = new aws.apigateway.Stage(
+      this.childName("stage"),
+      {
+        restApi: this.api.id,
+        deployment: deployment.id,
+        stageName: this.platform.settings.environment,
+        accessLogSettings: { destinationArn: logs.accessLogs.arn, format: ACCESS_LOG_FORMAT },
+        tags: this.platform.tags,
+      },
+      { ...this.child, dependsOn: [logs.account, logs.executionLogs] },
+    );
+    new aws.apigateway.MethodSettings(
+      this.childName("method-settings"),
+      {
+        restApi: this.api.id,
+        stageName: stage.stageName,
+        methodPath: "*/*",
+        settings: {
+          loggingLevel: "INFO",
+          metricsEnabled: true,
+          dataTraceEnabled: false,
+          throttlingRateLimit: throttling.rateLimit,
+          throttlingBurstLimit: throttling.burstLimit,
+        },
+      },
+      this.child,
+    );
+    return stage;
+  }
+
+  /** The custom domain, its DNS-validated certificate, and its CNAME in the public zone `verifiedfan.<zone>`. */
+  private createDomain(zone: string): void {
+    const hostedZone = aws.route53.getZoneOutput(
+      { name: `verifiedfan.${zone}`, privateZone: false },
+      { provider: this.platform.provider },
+    );
+    const domain = new aws.apigateway.DomainName(
+      this.childName("domain"),
+      {
+        domainName: this.domainName,
+        regionalCertificateArn: this.validatedCertificate(hostedZone.zoneId),
+        endpointConfiguration: { types: "REGIONAL" },
+        securityPolicy: "TLS_1_2",
+        tags: this.platform.tags,
+      },
+      this.child,
+    );
+    new aws.apigateway.BasePathMapping(
+      this.childName("base-path"),
+      { restApi: this.api.id, stageName: this.stage.stageName, domainName: domain.domainName },
+      this.child,
+    );
+    new aws.route53.Record(
+      this.childName("cname"),
+      { zoneId: hostedZone.zoneId, name: this.domainName, type: "CNAME", ttl: 300, records: [domain.regionalDomainName] },
+      this.child,
+    );
+  }
+
+  /** The domain's certificate, once ACM has validated it through its DNS record in the zone. */
+  private validatedCertificate(zoneId: pulumi.Output<string>): pulumi.Output<string> {
+    const certificate = new aws.acm.Certificate(
+      this.childName("certificate"),
+      { domainName: this.domainName, validationMethod: "DNS", tags: this.platform.tags },
+      this.child,
+    );
+    const validation = certificate.domainValidationOptions.apply((options) => options[0]!);
+    const validationRecord = new aws.route53.Record(
+      this.childName("certificate-validation-record"),
+      {
+        zoneId,
+        name: validation.resourceRecordName,
+        type: validation.resourceRecordType,
+        records: [validation.resourceRecordValue],
+        ttl: 300,
+        allowOverwrite: true,
+      },
+      this.child,
+    );
+    const validated = new aws.acm.CertificateValidation(
+      this.childName("certificate-validation"),
+      { certificateArn: certificate.arn, validationRecordFqdns: [validationRecord.fqdn] },
+      this.child,
+    );
+    return validated.certificateArn;
   }
 }
