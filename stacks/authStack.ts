@@ -1,5 +1,5 @@
 /**
- * The auth stack: validateToken, the AppSync API's Lambda authoriser (see docs/flows.md).
+ * The auth stack: validateToken, the AppSync API's Lambda authoriser (docs/flows.md#authorisation).
  */
 import * as pulumi from "@pulumi/pulumi";
 import { Component } from "../components/component";

@@ -1,5 +1,5 @@
 /**
- * The bot-or-not and clustering stacks (see docs/flows.md): each starts its Glue workflow when a
+ * The bot-or-not and clustering stacks (docs/flows.md#data-science-imports): each starts its Glue workflow when a
  * Data Science export completes in the exports bucket.
  */
 import * as aws from "@pulumi/aws";
