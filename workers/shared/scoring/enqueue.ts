@@ -9,7 +9,6 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { type BatchResponse, type ItemIdentifier, itemKey, partialBatchResponse, type RecordFailure } from "../runtime/batch";
-import { tableNameVariable } from "../runtime/environment";
 import type { Logger } from "../runtime/logging";
 import {
   createDynamoChangeDecoder,
@@ -23,6 +22,7 @@ import {
 import { type OutgoingMessage, sendMessages } from "../runtime/sqs";
 import { utcDay } from "../runtime/values";
 import { type ActivityMessage, type ActivitySource, globalUserIdSchema } from "./activity";
+import type { ActivityStreamEnvironment } from "./enqueueContracts";
 import { rescoreItem, type RescoreItem, scheduleRescores, type ScheduleResult } from "./rescore";
 import { RECORD_TYPES, TTL_PRINCIPAL } from "./table";
 
@@ -411,31 +411,6 @@ export function createStreamEnqueuer(deps: StreamEnqueueDependencies, options: S
     options,
   );
 }
-
-/** The URL of a FIFO queue (its name ends in .fifo). */
-export const fifoQueueUrl = () =>
-  z
-    .url({ protocol: /^https?$/ })
-    .refine((url) => url.endsWith(".fifo"), "expected the URL of a FIFO queue (name ending in .fifo)");
-
-/** The environment of the workers that enqueue to the account-activity queue and schedule rescores. */
-export const activityStreamEnvironment = () =>
-  z.object({
-    /** The account-activity FIFO queue. */
-    ACTIVITY_QUEUE_URL: fifoQueueUrl(),
-    /** The fan-identity table, where rescore records go. */
-    TABLE_NAME: tableNameVariable(),
-    /** Days after the activity when the fan is scored again. */
-    RESCORE_DELAY_DAYS: z.coerce.number().int().min(1).max(30).default(5),
-  });
-
-export type ActivityStreamEnvironment = z.infer<ReturnType<typeof activityStreamEnvironment>>;
-
-/** The access of the workers that enqueue to the account-activity queue and schedule rescores. */
-export const ACTIVITY_STREAM_ACCESS = {
-  lambda_sqs_producer: { actions: ["sqs:SendMessage"], on: "the account-activity queue" },
-  dynamodb_enqueue_from_streams: { actions: ["dynamodb:PutItem"], on: "the fan-identity table" },
-};
 
 /** What an enqueue worker is built from: its environment, SQS, its logger, and a clock (tests fix it). */
 export interface EnqueueDependencies<Env> {
