@@ -15,18 +15,14 @@ import type { KinesisRecord } from "../workers/shared/runtime/records";
 import { activityMessageSchema } from "../workers/shared/scoring/activity";
 import {
   type ActivityStreamDependencies,
-  activityTime,
   createDemandChangeReader,
   createPurchaseReader,
   createSQJourneyReader,
   createStreamEnqueuer,
   createVfLoginReader,
-  deduplicationId,
-  parseIsoDateTime,
-  planActivity,
-  plannedRescores,
-  type StreamReader,
 } from "../workers/shared/scoring/enqueue";
+import { activityTime, deduplicationId, planActivity, plannedRescores } from "../workers/shared/scoring/enqueuePlan";
+import { parseIsoDateTime, type StreamReader } from "../workers/shared/scoring/streamReading";
 import { failuresOf } from "./support/batch";
 import { AWS_VARIABLES, environmentPerTest, LAMBDA_AWS } from "./support/environment";
 import { fixture } from "./support/fixtures";

@@ -1,94 +1,22 @@
 /**
- * The stream enqueue workers (SPEC §4.1–4.4): each Kinesis record that says a fan did something
+ * The stream enqueue workers: each Kinesis record that says a fan did something
  * becomes one activity message on a scoring queue and, for the demand, purchase and queue-journey
  * streams, a rescore record some days later. Reading a record is a pure function per stream;
  * the I/O (one `sendMessages` call and one `scheduleRescores` call per batch) is at the edge.
  */
-import { createHash } from "node:crypto";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { type BatchResponse, type ItemIdentifier, itemKey, partialBatchResponse, type RecordFailure } from "../runtime/batch";
 import type { Logger } from "../runtime/logging";
-import {
-  createDynamoChangeDecoder,
-  type Decoded,
-  decodeKinesisData,
-  decodeWith,
-  type KinesisRecord,
-  kinesisEventSchema,
-  parseEvent,
-} from "../runtime/records";
-import { type OutgoingMessage, sendMessages } from "../runtime/sqs";
-import { utcDay } from "../runtime/values";
-import { type ActivityMessage, type ActivitySource, globalUserIdSchema } from "./activity";
+import { createDynamoChangeDecoder, decodeWith, type KinesisRecord, kinesisEventSchema, parseEvent } from "../runtime/records";
+import { sendMessages } from "../runtime/sqs";
+import { type ActivitySource, globalUserIdSchema } from "./activity";
 import type { ActivityStreamEnvironment } from "./enqueueContracts";
-import { rescoreItem, type RescoreItem, scheduleRescores, type ScheduleResult } from "./rescore";
+import { outgoingMessage, planActivity, type PlannedActivity, plannedRescores } from "./enqueuePlan";
+import { type RescoreItem, scheduleRescores, type ScheduleResult } from "./rescore";
+import { activityFrom, parseIsoDateTime, readJson, type StreamReader, type StreamReading } from "./streamReading";
 import { RECORD_TYPES, TTL_PRINCIPAL } from "./table";
-
-/** What one stream record means for scoring. */
-export type StreamReading =
-  | {
-      readonly kind: "activity";
-      readonly globalUserId: string;
-      /** The event's own time, as the event gives it (used when it is a valid ISO 8601 date-time). */
-      readonly timestamp?: unknown;
-      /** What identifies the producing record, when not the record's stream position (hashed into the FIFO deduplication id). */
-      readonly identity?: string;
-    }
-  | { readonly kind: "skip"; readonly reason: string }
-  | { readonly kind: "fail"; readonly reason: string };
-
-/** Reads one Kinesis record (its `data` still encoded). */
-export type StreamReader = (record: KinesisRecord) => StreamReading;
-
-// RFC 3339: a date, a time and a zone (Z or ±hh:mm).
-const ISO_DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:Z|([+-])(\d{2}):(\d{2}))$/i;
-
-/**
- * The instant an ISO 8601 date-time with a zone names, or undefined when it is not one or names
- * no real day or time. Computed from its parts: Date.parse rolls 2026-02-30 over to 2 March.
- */
-export function parseIsoDateTime(value: unknown): Date | undefined {
-  if (typeof value !== "string") return undefined;
-  const match = ISO_DATE_TIME.exec(value);
-  if (!match) return undefined;
-  const [, year, month, day, hour, minute, second = "0", fraction = "", sign, offsetHour = "0", offsetMinute = "0"] = match;
-  const local = utcDay(Number(year), Number(month), Number(day));
-  if (!local) return undefined;
-  if (Number(hour) > 23 || Number(minute) > 59 || Number(second) > 59) return undefined;
-  if (Number(offsetHour) > 23 || Number(offsetMinute) > 59) return undefined;
-  local.setUTCHours(Number(hour), Number(minute), Number(second), Number(fraction.slice(0, 3).padEnd(3, "0")));
-  const offsetMs = (sign === "-" ? -1 : 1) * (Number(offsetHour) * 60 + Number(offsetMinute)) * 60_000;
-  const instant = new Date(local.getTime() - offsetMs);
-  // Only what ISO 8601 writes with four-digit years, as the queues' messages carry it.
-  const utcYear = instant.getUTCFullYear();
-  return utcYear >= 0 && utcYear <= 9999 ? instant : undefined;
-}
-
-/**
- * When the fan acted: the event's own timestamp when present and valid, else when Kinesis took
- * the record (`approximateArrivalTimestamp`, epoch seconds), else now. ISO 8601, UTC.
- */
-export function activityTime(timestamp: unknown, arrivalSeconds: number | undefined, now: Date): string {
-  const own = parseIsoDateTime(timestamp);
-  if (own) return own.toISOString();
-  if (arrivalSeconds !== undefined && Number.isFinite(arrivalSeconds) && arrivalSeconds > 0) {
-    const arrival = new Date(Math.round(arrivalSeconds * 1000));
-    if (!Number.isNaN(arrival.getTime())) return arrival.toISOString();
-  }
-  return now.toISOString();
-}
-
-/** A stable FIFO deduplication id: the sha256 (hex) of what identifies the producing record. */
-export function deduplicationId(...identity: readonly string[]): string {
-  return createHash("sha256").update(identity.join("\n"), "utf8").digest("hex");
-}
-
-/** What identifies a stream record for an activity of `source`: the stream and the record's position in it. */
-export function streamRecordIdentity(source: ActivitySource, record: KinesisRecord): string[] {
-  return [source, record.eventSourceARN ?? "", record.kinesis.sequenceNumber];
-}
 
 // Readers of each stream. Each builds its schemas once (at cold start) and returns the reader.
 
@@ -196,73 +124,6 @@ export function createRescoreRemovalReader(): StreamReader {
         identity: decoded.value.userId,
       };
     });
-}
-
-function readJson(record: KinesisRecord, read: (data: unknown) => StreamReading): StreamReading {
-  const data = decodeKinesisData(record);
-  return data.ok ? read(data.value) : { kind: "fail", reason: data.reason };
-}
-
-function activityFrom<T>(
-  decoded: Decoded<T>,
-  globalUserId: (value: T) => string,
-  timestamp: (value: T) => unknown,
-): StreamReading {
-  if (!decoded.ok) return { kind: "fail", reason: decoded.reason };
-  return { kind: "activity", globalUserId: globalUserId(decoded.value), timestamp: timestamp(decoded.value) };
-}
-
-/** A record read as activity, ready to send. */
-export interface PlannedActivity {
-  /** The producing record's id in the batch (a Kinesis record's sequence number: its identifier in the batch response). */
-  readonly id: string;
-  readonly message: ActivityMessage;
-  readonly deduplicationId: string;
-}
-
-/** The activity a reading stands for, with the FIFO deduplication id of its record. */
-export function planActivity(
-  source: ActivitySource,
-  action: string,
-  record: KinesisRecord,
-  reading: Extract<StreamReading, { kind: "activity" }>,
-  now: Date,
-): PlannedActivity {
-  const at = activityTime(reading.timestamp, record.kinesis.approximateArrivalTimestamp, now);
-  const identity = reading.identity === undefined ? streamRecordIdentity(source, record) : [reading.identity];
-  return {
-    id: record.kinesis.sequenceNumber,
-    message: { globalUserId: reading.globalUserId, source, action, at },
-    deduplicationId: deduplicationId(...identity),
-  };
-}
-
-/** The outgoing message of an activity: FIFO queues group by fan and deduplicate by record. */
-export function outgoingMessage(activity: PlannedActivity, fifo: boolean): OutgoingMessage {
-  const body = JSON.stringify(activity.message);
-  return fifo
-    ? { id: activity.id, body, groupId: activity.message.globalUserId, deduplicationId: activity.deduplicationId }
-    : { id: activity.id, body };
-}
-
-/**
- * The rescore records a batch's activities call for, one per fan and date, each with the
- * records that depend on it (so a failed write fails each of them).
- */
-export function plannedRescores(
-  activities: readonly PlannedActivity[],
-  now: Date,
-  delayDays: number,
-): { item: RescoreItem; records: string[] }[] {
-  const byKey = new Map<string, { item: RescoreItem; records: string[] }>();
-  for (const activity of activities) {
-    const { globalUserId, source, at } = activity.message;
-    const item = rescoreItem(globalUserId, source, new Date(at), now, delayDays);
-    const planned = byKey.get(item.userId);
-    if (planned) planned.records.push(activity.id);
-    else byKey.set(item.userId, { item, records: [activity.id] });
-  }
-  return [...byKey.values()];
 }
 
 export interface StreamEnqueueDependencies {

@@ -7,7 +7,7 @@ import { z } from "zod";
 import { itemKey, type KafkaItemIdentifier } from "../runtime/batch";
 import { decodeBase64Json, decodeWith } from "../runtime/records";
 import { globalUserIdSchema, isScorable } from "./activity";
-import { activityTime, deduplicationId, type PlannedActivity } from "./enqueue";
+import { activityTime, deduplicationId, type PlannedActivity } from "./enqueuePlan";
 
 /** Lambda's docs spell a self-managed source `SelfManagedKafka`; events also come as `aws:SelfManagedKafka`. */
 export const KAFKA_EVENT_SOURCES = ["SelfManagedKafka", "aws:SelfManagedKafka"] as const;
