@@ -6,21 +6,26 @@
 import * as assert from "node:assert/strict";
 import { Logger } from "@aws-lambda-powertools/logger";
 import * as fc from "fast-check";
-import { createEnqueueFromDemandStream, enqueueFromDemandStream } from "../workers/enqueueFromDemandStream";
-import { createEnqueueFromPurchaseStream, enqueueFromPurchaseStream } from "../workers/enqueueFromPurchaseStream";
-import { createEnqueueFromSQJourneyStream, enqueueFromSQJourneyStream } from "../workers/enqueueFromSQJourneyStream";
-import { createEnqueueFromVfStream, enqueueFromVfStream } from "../workers/enqueueFromVfStream";
+import {
+  createDemandChangeReader,
+  createEnqueueFromDemandStream,
+  enqueueFromDemandStream,
+} from "../workers/enqueueFromDemandStream";
+import {
+  createEnqueueFromPurchaseStream,
+  createPurchaseReader,
+  enqueueFromPurchaseStream,
+} from "../workers/enqueueFromPurchaseStream";
+import {
+  createEnqueueFromSQJourneyStream,
+  createSQJourneyReader,
+  enqueueFromSQJourneyStream,
+} from "../workers/enqueueFromSQJourneyStream";
+import { createEnqueueFromVfStream, createVfLoginReader, enqueueFromVfStream } from "../workers/enqueueFromVfStream";
 import type { BatchResponse } from "../workers/shared/runtime/batch";
 import type { KinesisRecord } from "../workers/shared/runtime/records";
 import { activityMessageSchema } from "../workers/shared/scoring/activity";
-import {
-  type ActivityStreamDependencies,
-  createDemandChangeReader,
-  createPurchaseReader,
-  createSQJourneyReader,
-  createStreamEnqueuer,
-  createVfLoginReader,
-} from "../workers/shared/scoring/enqueue";
+import { type ActivityStreamDependencies, createStreamEnqueuer } from "../workers/shared/scoring/enqueue";
 import { activityTime, deduplicationId, planActivity, plannedRescores } from "../workers/shared/scoring/enqueuePlan";
 import { parseIsoDateTime, type StreamReader } from "../workers/shared/scoring/streamReading";
 import { failuresOf } from "./support/batch";

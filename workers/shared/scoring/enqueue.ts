@@ -6,125 +6,15 @@
  */
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
 import { type BatchResponse, type ItemIdentifier, itemKey, partialBatchResponse, type RecordFailure } from "../runtime/batch";
 import type { Logger } from "../runtime/logging";
-import { createDynamoChangeDecoder, decodeWith, type KinesisRecord, kinesisEventSchema, parseEvent } from "../runtime/records";
+import { type KinesisRecord, kinesisEventSchema, parseEvent } from "../runtime/records";
 import { sendMessages } from "../runtime/sqs";
-import { type ActivitySource, globalUserIdSchema } from "./activity";
+import type { ActivitySource } from "./activity";
 import type { ActivityStreamEnvironment } from "./enqueueContracts";
 import { outgoingMessage, planActivity, type PlannedActivity, plannedRescores } from "./enqueuePlan";
 import { type RescoreItem, scheduleRescores, type ScheduleResult } from "./rescore";
-import { activityFrom, parseIsoDateTime, readJson, type StreamReader, type StreamReading } from "./streamReading";
-import { RECORD_TYPES, TTL_PRINCIPAL } from "./table";
-
-// Readers of each stream. Each builds its schemas once (at cold start) and returns the reader.
-
-/** vf-input-stream: `{ type: "vfLogin", globalUserId, timestamp, … }`; other types are not ours. */
-export function createVfLoginReader(): StreamReader {
-  const schema = z.object({ type: z.literal("vfLogin"), globalUserId: globalUserIdSchema(), timestamp: z.unknown().optional() });
-  return (record) =>
-    readJson(record, (data) => {
-      const type = (data as { type?: unknown } | null)?.type;
-      // The event source mapping filters on type; anything else that gets through is not a failure.
-      if (typeof type === "string" && type !== "vfLogin") return { kind: "skip", reason: `event type ${type} is not vfLogin` };
-      return activityFrom(
-        decodeWith(schema, data, "VF login event"),
-        (event) => event.globalUserId,
-        (event) => event.timestamp,
-      );
-    });
-}
-
-/** purchase-stream: a purchase event; only successful purchases are activity. */
-export function createPurchaseReader(): StreamReader {
-  const schema = z.object({
-    status: z.literal("SUCCESS"),
-    customer: z.object({ globalUserId: globalUserIdSchema() }),
-    timestamp: z.unknown().optional(),
-  });
-  return (record) =>
-    readJson(record, (data) => {
-      const status = (data as { status?: unknown } | null)?.status;
-      if (typeof status === "string" && status !== "SUCCESS") return { kind: "skip", reason: `purchase status is ${status}` };
-      return activityFrom(
-        decodeWith(schema, data, "purchase event"),
-        (event) => event.customer.globalUserId,
-        (event) => event.timestamp,
-      );
-    });
-}
-
-/** sq-journey-stream: a queue-journey event `{ globalUserId, journeyStep, timestamp, … }`. */
-export function createSQJourneyReader(): StreamReader {
-  const schema = z.object({ globalUserId: globalUserIdSchema(), timestamp: z.unknown().optional() });
-  return (record) =>
-    readJson(record, (data) =>
-      activityFrom(
-        decodeWith(schema, data, "queue-journey event"),
-        (event) => event.globalUserId,
-        (event) => event.timestamp,
-      ),
-    );
-}
-
-/** dmnd-table-stream: changes of the demand table; a fan registering or updating demand is activity, a removal is not. */
-export function createDemandChangeReader(): StreamReader {
-  const decodeChange = createDynamoChangeDecoder();
-  const image = z.object({ globalUserId: globalUserIdSchema() });
-  return (record) =>
-    readJson(record, (data) => {
-      const change = decodeChange(data);
-      if (!change.ok) return { kind: "fail", reason: change.reason };
-      const { eventName, newImage, changedAt } = change.value;
-      if (eventName === "REMOVE") return { kind: "skip", reason: "demand record removed" };
-      if (!newImage) return { kind: "fail", reason: `demand ${eventName} carries no new image` };
-      return activityFrom(
-        decodeWith(image, newImage, `demand ${eventName} new image`),
-        (demand) => demand.globalUserId,
-        () => (changedAt === undefined ? undefined : new Date(changedAt).toISOString()),
-      );
-    });
-}
-
-/**
- * The fan-identity table's stream: a rescore record deleted by TTL means the fan is due again.
- * Everything else on the stream (fan records, a rescore written or deleted by hand) is not ours.
- */
-export function createRescoreRemovalReader(): StreamReader {
-  const decodeChange = createDynamoChangeDecoder();
-  const rescore = z.object({
-    userId: z.string().min(1),
-    globalUserId: globalUserIdSchema(),
-    rescoreDate: z.string().refine((date) => parseIsoDateTime(`${date}T00:00:00Z`) !== undefined, "expected YYYY-MM-DD"),
-  });
-  return (record) =>
-    readJson(record, (data) => {
-      const change = decodeChange(data);
-      if (!change.ok) return { kind: "fail", reason: change.reason };
-      const { eventName, oldImage, userIdentity, keys } = change.value;
-      if (eventName !== "REMOVE") return { kind: "skip", reason: `${eventName} is not a removal` };
-      if (!oldImage) {
-        // Without the old image a TTL deletion of a rescore could not be told apart: never let one pass silently.
-        return String(keys.userId).startsWith(`${RECORD_TYPES.rescore}#`)
-          ? { kind: "fail", reason: "rescore removal carries no old image (the stream must carry old images)" }
-          : { kind: "skip", reason: "removal carries no old image" };
-      }
-      if (oldImage.type !== RECORD_TYPES.rescore)
-        return { kind: "skip", reason: `removed record is of type ${String(oldImage.type)}` };
-      if (userIdentity?.type !== "Service" || userIdentity.principalId !== TTL_PRINCIPAL) {
-        return { kind: "skip", reason: "rescore record removed by a user, not by TTL" };
-      }
-      const decoded = decodeWith(rescore, oldImage, "rescore record");
-      if (!decoded.ok) return { kind: "fail", reason: decoded.reason };
-      return {
-        kind: "activity",
-        globalUserId: decoded.value.globalUserId,
-        timestamp: `${decoded.value.rescoreDate}T00:00:00.000Z`,
-        identity: decoded.value.userId,
-      };
-    });
-}
+import type { StreamReader, StreamReading } from "./streamReading";
 
 export interface StreamEnqueueDependencies {
   /** The worker's name, for errors about the event as a whole. */

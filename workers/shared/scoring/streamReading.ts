@@ -3,7 +3,13 @@
  * decoding every reader does before its own rule (the JSON a Kinesis record carries, a DynamoDB
  * change, an event's own time). Pure: each worker's reader decides, the batch loop does the I/O.
  */
-import { type Decoded, decodeKinesisData, type KinesisRecord } from "../runtime/records";
+import {
+  createDynamoChangeDecoder,
+  type Decoded,
+  decodeKinesisData,
+  type DynamoChange,
+  type KinesisRecord,
+} from "../runtime/records";
 import { utcDay } from "../runtime/values";
 
 /** What one stream record means for scoring. */
@@ -19,7 +25,10 @@ export type StreamReading =
   | { readonly kind: "skip"; readonly reason: string }
   | { readonly kind: "fail"; readonly reason: string };
 
-/** Reads one Kinesis record (its `data` still encoded). */
+/**
+ * Reads one Kinesis record (its `data` still encoded). Each worker builds its reader once, with
+ * its schemas, at cold start.
+ */
 export type StreamReader = (record: KinesisRecord) => StreamReading;
 
 // RFC 3339: a date, a time and a zone (Z or ±hh:mm).
@@ -60,4 +69,17 @@ export function activityFrom<T>(
 ): StreamReading {
   if (!decoded.ok) return { kind: "fail", reason: decoded.reason };
   return { kind: "activity", globalUserId: globalUserId(decoded.value), timestamp: timestamp(decoded.value) };
+}
+
+/**
+ * Builds a reader of the DynamoDB change records a table streams to Kinesis (the decoder once, at
+ * cold start): a record that is not such a change fails, saying why; `read` decides the rest.
+ */
+export function createDynamoChangeReader(read: (change: DynamoChange) => StreamReading): StreamReader {
+  const decodeChange = createDynamoChangeDecoder();
+  return (record) =>
+    readJson(record, (data) => {
+      const change = decodeChange(data);
+      return change.ok ? read(change.value) : { kind: "fail", reason: change.reason };
+    });
 }
