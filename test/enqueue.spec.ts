@@ -25,7 +25,7 @@ import { createEnqueueFromVfStream, createVfLoginReader, enqueueFromVfStream } f
 import type { BatchResponse } from "../workers/shared/runtime/batch";
 import type { KinesisRecord } from "../workers/shared/runtime/records";
 import { activityMessageSchema } from "../workers/shared/scoring/activity";
-import { type ActivityStreamDependencies, createStreamEnqueuer } from "../workers/shared/scoring/enqueue";
+import { type ActivityStreamDependencies, createStreamEnqueuer } from "../workers/shared/scoring/enqueuer";
 import { activityTime, deduplicationId, planActivity, plannedRescores } from "../workers/shared/scoring/enqueuePlan";
 import { parseIsoDateTime, type StreamReader } from "../workers/shared/scoring/streamReading";
 import { failuresOf } from "./support/batch";

@@ -5,7 +5,7 @@ import { loadEnvironment } from "../shared/runtime/environment";
 import { createLogger } from "../shared/runtime/logging";
 import { decodeBase64Json, decodeWith, parseEvent } from "../shared/runtime/records";
 import { globalUserIdSchema, isScorable } from "../shared/scoring/activity";
-import { createEnqueuer, type EnqueueDependencies } from "../shared/scoring/enqueue";
+import { createEnqueuer, type EnqueueDependencies } from "../shared/scoring/enqueuer";
 import {
   type KafkaReading,
   type KafkaRecord,

@@ -6,7 +6,7 @@ import { loadEnvironment } from "../shared/runtime/environment";
 import { createLogger } from "../shared/runtime/logging";
 import { decodeWith } from "../shared/runtime/records";
 import { globalUserIdSchema } from "../shared/scoring/activity";
-import { type ActivityStreamDependencies, createActivityStreamEnqueuer } from "../shared/scoring/enqueue";
+import { type ActivityStreamDependencies, createActivityStreamEnqueuer } from "../shared/scoring/enqueuer";
 import { activityFrom, readJson, type StreamReader } from "../shared/scoring/streamReading";
 import { enqueueFromSQJourneyStreamContract } from "./contract";
 

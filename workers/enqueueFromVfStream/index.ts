@@ -5,7 +5,7 @@ import { loadEnvironment } from "../shared/runtime/environment";
 import { createLogger } from "../shared/runtime/logging";
 import { decodeWith } from "../shared/runtime/records";
 import { globalUserIdSchema } from "../shared/scoring/activity";
-import { createStreamEnqueuer, type EnqueueDependencies } from "../shared/scoring/enqueue";
+import { createStreamEnqueuer, type EnqueueDependencies } from "../shared/scoring/enqueuer";
 import { activityFrom, readJson, type StreamReader } from "../shared/scoring/streamReading";
 import { type EnqueueFromVfStreamEnvironment, enqueueFromVfStreamContract } from "./contract";
 

@@ -5,7 +5,7 @@ import { loadEnvironment } from "../shared/runtime/environment";
 import { createLogger } from "../shared/runtime/logging";
 import { decodeWith } from "../shared/runtime/records";
 import { globalUserIdSchema } from "../shared/scoring/activity";
-import { createStreamEnqueuer, type EnqueueDependencies } from "../shared/scoring/enqueue";
+import { createStreamEnqueuer, type EnqueueDependencies } from "../shared/scoring/enqueuer";
 import { createDynamoChangeReader, parseIsoDateTime, type StreamReader } from "../shared/scoring/streamReading";
 import { RECORD_TYPES, TTL_PRINCIPAL } from "../shared/scoring/table";
 import { processRescoreEventsContract, type ProcessRescoreEventsEnvironment } from "./contract";

@@ -1,8 +1,9 @@
 /**
- * The stream enqueue workers: each Kinesis record that says a fan did something
- * becomes one activity message on a scoring queue and, for the demand, purchase and queue-journey
- * streams, a rescore record some days later. Reading a record is a pure function per stream;
- * the I/O (one `sendMessages` call and one `scheduleRescores` call per batch) is at the edge.
+ * The batch loop of the stream enqueue workers: each record that says a fan did something becomes
+ * one activity message on a scoring queue and, for the demand, purchase and queue-journey streams,
+ * a rescore record some days later. Each worker's reader says what a record means (pure, in the
+ * worker's folder) and enqueuePlan.ts what to send for it; the I/O is here, one `sendMessages`
+ * call and one `scheduleRescores` call per batch.
  */
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
