@@ -34,6 +34,7 @@ import { fixture } from "./support/fixtures";
 import { countOperations } from "./support/http";
 import { type LocalDynamo, type LocalSqs, startDynamo, startSqs } from "./support/localAws";
 import { captureLogs, linesAt, warnings } from "./support/logs";
+import { payloads, templates } from "./support/streamFixtures";
 import {
   attribute,
   bodyOf,
@@ -64,40 +65,7 @@ const ENVIRONMENT = [
 /** The clock of direct tests: a day after the fixtures' activity. */
 const NOW = new Date("2026-11-25T12:00:00.000Z");
 
-const vf = fixture<KinesisFixtureEvent>("kinesis-vf-login.json").Records[0]!;
-const demand = fixture<KinesisFixtureEvent>("kinesis-demand-insert.json").Records[0]!;
-const purchase = fixture<KinesisFixtureEvent>("kinesis-purchase-success.json").Records[0]!;
-const sqJourney = fixture<KinesisFixtureEvent>("kinesis-sq-journey.json").Records[0]!;
-
-/** Payloads like the fixtures', for another fan and time. */
-const payloads = {
-  vf: (globalUserId: string, timestamp = "2026-11-24T09:15:02.417Z") => ({
-    ...(payloadOf(vf) as object),
-    globalUserId,
-    timestamp,
-  }),
-  purchase: (globalUserId: string, timestamp = "2026-11-24T09:20:11.004Z") => {
-    const template = payloadOf(purchase) as { customer: object };
-    return { ...template, customer: { ...template.customer, globalUserId }, timestamp };
-  },
-  sqJourney: (globalUserId: string, timestamp = "2026-11-24T08:30:45.880Z") => ({
-    ...(payloadOf(sqJourney) as object),
-    globalUserId,
-    timestamp,
-  }),
-  demand: (globalUserId: string, eventName = "INSERT") => {
-    const template = payloadOf(demand) as { dynamodb: { NewImage: object; Keys: object } };
-    return {
-      ...template,
-      eventName,
-      dynamodb: {
-        ...template.dynamodb,
-        Keys: { ...template.dynamodb.Keys, userId: { S: globalUserId } },
-        NewImage: { ...template.dynamodb.NewImage, userId: { S: globalUserId }, globalUserId: { S: globalUserId } },
-      },
-    };
-  },
-};
+const { vf, demand, purchase, sqJourney } = templates;
 
 /** The activity-stream workers (FIFO queue and rescores), each with what its fixture must produce. */
 const activityWorkers = [
