@@ -9,10 +9,12 @@ import { createDemandChangeReader } from "../workers/enqueueFromDemandStream";
 import { createPurchaseReader } from "../workers/enqueueFromPurchaseStream";
 import { createSQJourneyReader } from "../workers/enqueueFromSQJourneyStream";
 import { createVfLoginReader } from "../workers/enqueueFromVfStream";
+import { createRescoreRemovalReader } from "../workers/processRescoreEvents";
 import type { KinesisRecord } from "../workers/shared/runtime/records";
+import { globalUserIdSchema } from "../workers/shared/scoring/activity";
 import { activityTime } from "../workers/shared/scoring/enqueuePlan";
 import { parseIsoDateTime, type StreamReader } from "../workers/shared/scoring/streamReading";
-import { payloads, templates } from "./support/streamFixtures";
+import { fanChange, payloads, rescoreRemoval, templates, TTL } from "./support/streamFixtures";
 import { type KinesisFixtureRecord, payloadOf, recordLike } from "./support/streams";
 
 /** The clock of the activity-time checks: a day after the fixtures' activity. */
@@ -169,6 +171,208 @@ describe("the stream enqueue workers' readers", function () {
         assert.equal(reading.kind, "activity");
         assert.equal(activityTime((reading as { timestamp?: unknown }).timestamp, undefined, NOW), "2026-11-24T09:15:55.370Z");
       }
+    });
+
+    it("pass on the event's own time as the event gives it, usable or not, and leave the record's identity to its stream position", function () {
+      const streams: [StreamReader, KinesisFixtureRecord, (timestamp: unknown) => unknown][] = [
+        [createVfLoginReader(), vf, (timestamp) => ({ ...payloads.vf("gu-1"), timestamp })],
+        [createPurchaseReader(), purchase, (timestamp) => ({ ...payloads.purchase("gu-1"), timestamp })],
+        [createSQJourneyReader(), sqJourney, (timestamp) => ({ ...payloads.sqJourney("gu-1"), timestamp })],
+      ];
+      for (const [reader, template, payload] of streams) {
+        for (const timestamp of ["2026-11-24T10:15:02.417+01:00", "not a time", 1795511702417, undefined]) {
+          const reading = read(reader, template, payload(timestamp));
+          const label = `${JSON.stringify(payload(timestamp))} → ${JSON.stringify(reading)}`;
+          assert.equal(reading.kind, "activity", label);
+          const activity = reading as Extract<typeof reading, { kind: "activity" }>;
+          assert.equal(activity.globalUserId, "gu-1", label);
+          assert.equal(activity.timestamp, timestamp, label);
+          assert.equal(activity.identity, undefined, label);
+        }
+      }
+    });
+
+    it("of a purchase are activity only with status SUCCESS, and skipped naming any other status", function () {
+      const reader = createPurchaseReader();
+      for (const status of ["FAILED", "PENDING", "success", "REFUNDED"]) {
+        const reading = read(reader, purchase, { ...payloads.purchase("gu-1"), status });
+        assert.equal(reading.kind, "skip", status);
+        assert.match((reading as { reason: string }).reason, new RegExp(`\\b${status}\\b`), status);
+      }
+      assert.equal(read(reader, purchase, { ...payloads.purchase("gu-1"), status: "SUCCESS" }).kind, "activity");
+    });
+
+    it("of a demand change without a creation time leave it to be dated by its arrival", function () {
+      const payload = payloadOf(demand) as { dynamodb: Record<string, unknown> };
+      const { ApproximateCreationDateTime: _at, ApproximateCreationDateTimePrecision: _precision, ...untimed } = payload.dynamodb;
+      const reading = read(createDemandChangeReader(), demand, { ...payload, dynamodb: untimed });
+      assert.equal(reading.kind, "activity");
+      assert.equal((reading as { timestamp?: unknown }).timestamp, undefined);
+    });
+  });
+
+  describe("the fan-identity table's stream", function () {
+    const reader = createRescoreRemovalReader();
+    const readChange = (change: unknown) => read(reader, templates.rescoreRemoval, change);
+
+    it("reads a rescore record TTL deleted as its fan due again, at 00:00 UTC of its date, identified by its key", function () {
+      assert.deepEqual(reader(templates.rescoreRemoval as unknown as KinesisRecord), {
+        kind: "activity",
+        globalUserId: "gu-a04c77e2",
+        timestamp: "2026-11-29T00:00:00.000Z",
+        identity: "rescore#gu-a04c77e2#2026-11-29",
+      });
+      const day = fc.date({ min: new Date("2000-01-01T00:00:00Z"), max: new Date("2099-12-31T23:59:59Z"), noInvalidDate: true });
+      fc.assert(
+        fc.property(fc.stringMatching(/^gu-[0-9a-z]{1,24}$/), day, (globalUserId, date) => {
+          const rescoreDate = date.toISOString().slice(0, 10);
+          assert.deepEqual(readChange(rescoreRemoval(globalUserId, rescoreDate)), {
+            kind: "activity",
+            globalUserId,
+            timestamp: `${rescoreDate}T00:00:00.000Z`,
+            identity: `rescore#${globalUserId}#${rescoreDate}`,
+          });
+        }),
+      );
+    });
+
+    it("skips everything else on the stream: fan records, and a rescore record written or deleted by hand", function () {
+      const written = rescoreRemoval("gu-3", "2026-11-29", { eventName: "INSERT", userIdentity: null });
+      const cases: [unknown, string][] = [
+        [rescoreRemoval("gu-1", "2026-11-29", { userIdentity: null }), "rescore record removed by a user, not by TTL"],
+        [
+          rescoreRemoval("gu-2", "2026-11-29", { userIdentity: { type: "Service", principalId: "backup.amazonaws.com" } }),
+          "rescore record removed by a user, not by TTL",
+        ],
+        [
+          rescoreRemoval("gu-2", "2026-11-29", { userIdentity: { type: "User", principalId: TTL.principalId } }),
+          "rescore record removed by a user, not by TTL",
+        ],
+        [
+          { ...written, dynamodb: { Keys: written.dynamodb.Keys, NewImage: written.dynamodb.OldImage } },
+          "INSERT is not a removal",
+        ],
+        [rescoreRemoval("gu-4", "2026-11-29", { eventName: "MODIFY" }), "MODIFY is not a removal"],
+        [fanChange("MODIFY", null), "MODIFY is not a removal"],
+        [fanChange("REMOVE", null), "removed record is of type score"],
+        [fanChange("REMOVE", TTL), "removed record is of type score"],
+        [{ ...fanChange("REMOVE", TTL), dynamodb: { Keys: { userId: { S: "gu-5d13f0b8" } } } }, "removal carries no old image"],
+      ];
+      for (const [change, reason] of cases) {
+        assert.deepEqual(readChange(change), { kind: "skip", reason }, JSON.stringify(change));
+      }
+    });
+
+    it("fails a rescore removal it cannot tell apart (no old image) and one that is malformed, saying what was wrong", function () {
+      const removal = rescoreRemoval("gu-6", "2026-11-29");
+      const { globalUserId: _globalUserId, ...noFan } = removal.dynamodb.OldImage!;
+      const cases: [unknown, RegExp | string][] = [
+        [
+          { ...removal, dynamodb: { Keys: removal.dynamodb.Keys } },
+          "rescore removal carries no old image (the stream must carry old images)",
+        ],
+        [
+          { ...removal, dynamodb: { ...removal.dynamodb, OldImage: noFan } },
+          /^rescore record is not as expected: globalUserId: /,
+        ],
+        [rescoreRemoval("gu 7", "2026-11-29"), /^rescore record is not as expected: globalUserId: /],
+        [rescoreRemoval("gu-7", "2026-02-30"), /^rescore record is not as expected: rescoreDate: expected YYYY-MM-DD/],
+        [rescoreRemoval("gu-7", "29/11/2026"), /^rescore record is not as expected: rescoreDate: expected YYYY-MM-DD/],
+        [{ eventName: "REMOVE", userIdentity: TTL }, /^DynamoDB change record is not as expected: .*dynamodb/],
+        [
+          { ...removal, dynamodb: { ...removal.dynamodb, OldImage: { type: { Q: "rescore" } } } },
+          /^DynamoDB change record has an image that is not DynamoDB JSON/,
+        ],
+      ];
+      for (const [change, expected] of cases) {
+        const reading = readChange(change);
+        const label = `${JSON.stringify(change)} → ${JSON.stringify(reading)}`;
+        assert.equal(reading.kind, "fail", label);
+        if (typeof expected === "string") assert.equal((reading as { reason: string }).reason, expected, label);
+        else assert.match((reading as { reason: string }).reason, expected, label);
+      }
+      assert.deepEqual(read(reader, templates.rescoreRemoval, undefined, "not base64 at all"), {
+        kind: "fail",
+        reason: "data is not base64",
+      });
+    });
+  });
+
+  describe("any record", function () {
+    it("is read without throwing, whatever its data: as the activity of a valid fan, or skipped or failed saying why", function () {
+      const readers: [string, StreamReader][] = [
+        ["vf", createVfLoginReader()],
+        ["purchase", createPurchaseReader()],
+        ["sqJourney", createSQJourneyReader()],
+        ["demand", createDemandChangeReader()],
+        ["rescore", createRescoreRemovalReader()],
+      ];
+      const fan = fc.oneof(fc.stringMatching(/^gu-[0-9a-f]{4}$/), fc.jsonValue());
+      const attribute = fc.oneof(
+        fc.record({ S: fc.oneof(fc.string(), fan) }),
+        fc.record({ N: fc.string() }),
+        fc.record({ BOOL: fc.boolean() }),
+        fc.dictionary(fc.string({ maxLength: 4 }), fc.jsonValue(), { maxKeys: 2 }),
+      );
+      const string = (value: fc.Arbitrary<unknown>) => value.map((S) => ({ S }));
+      const image = fc.record(
+        {
+          userId: fc.oneof(string(fc.constantFrom("rescore#gu-1#2026-11-29", "gu-1")), attribute),
+          type: fc.oneof(string(fc.constantFrom("rescore", "score")), attribute),
+          globalUserId: fc.oneof(string(fan), attribute),
+          rescoreDate: fc.oneof(string(fc.constantFrom("2026-11-29", "2026-02-30")), attribute),
+        },
+        { requiredKeys: [] },
+      );
+      const change = fc.record(
+        {
+          eventID: fc.constant("8f0d3c4e"),
+          eventName: fc.constantFrom("INSERT", "MODIFY", "REMOVE", "UPDATE"),
+          userIdentity: fc.constantFrom(null, TTL, { type: "Service" }, "dynamodb"),
+          dynamodb: fc.record(
+            {
+              Keys: image,
+              NewImage: image,
+              OldImage: image,
+              // When DynamoDB made the change: epoch milliseconds (or microseconds) of this century.
+              ApproximateCreationDateTime: fc.integer({ min: 0, max: 4_102_444_800_000 }),
+              ApproximateCreationDateTimePrecision: fc.constantFrom("MILLISECOND", "MICROSECOND"),
+            },
+            { requiredKeys: ["Keys"] },
+          ),
+        },
+        { requiredKeys: ["eventName", "dynamodb"] },
+      );
+      const event = fc.record(
+        {
+          type: fc.constantFrom("vfLogin", "vfLogout", 7),
+          status: fc.constantFrom("SUCCESS", "FAILED", null),
+          globalUserId: fan,
+          customer: fc.oneof(fc.record({ globalUserId: fan }), fc.jsonValue()),
+          timestamp: fc.jsonValue(),
+        },
+        { requiredKeys: [] },
+      );
+      const base64 = (value: unknown) => Buffer.from(JSON.stringify(value) ?? "null", "utf8").toString("base64");
+      const data = fc.oneof(
+        { arbitrary: event.map(base64), weight: 3 },
+        { arbitrary: change.map(base64), weight: 3 },
+        fc.jsonValue().map(base64),
+        fc.uint8Array({ maxLength: 64 }).map((bytes) => Buffer.from(bytes).toString("base64")),
+        fc.string(),
+      );
+      fc.assert(
+        fc.property(fc.constantFrom(...readers), data, ([stream, reader], raw) => {
+          const reading = reader(recordLike(vf, 1, undefined, { rawData: raw }) as unknown as KinesisRecord);
+          const label = `${stream}: ${raw} → ${JSON.stringify(reading)}`;
+          if (reading.kind === "activity") assert.ok(globalUserIdSchema().safeParse(reading.globalUserId).success, label);
+          else {
+            assert.ok(reading.kind === "skip" || reading.kind === "fail", label);
+            assert.ok(typeof reading.reason === "string" && reading.reason.length > 0, label);
+          }
+        }),
+        { numRuns: 3000 },
+      );
     });
   });
 });
