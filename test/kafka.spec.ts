@@ -5,11 +5,11 @@
 import * as assert from "node:assert/strict";
 import { Logger } from "@aws-lambda-powertools/logger";
 import * as fc from "fast-check";
+import { createUserActivityReader } from "../workers/enqueueFromActivityStream";
 import { type KafkaItemIdentifier, partialBatchResponse } from "../workers/shared/runtime/batch";
 import { decodeBase64Json, parseEvent } from "../workers/shared/runtime/records";
 import { activityMessageSchema, isScorable, SCORABLE_ACTIONS } from "../workers/shared/scoring/activity";
 import {
-  createUserActivityReader,
   type KafkaEvent,
   kafkaActivityTime,
   kafkaEventSchema,

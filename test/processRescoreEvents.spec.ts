@@ -12,11 +12,11 @@ import { fixture } from "./support/fixtures";
 import { countOperations } from "./support/http";
 import { type LocalSqs, startSqs } from "./support/localAws";
 import { captureLogs, warnings } from "./support/logs";
+import { fanChange, rescoreRemoval, templates, TTL } from "./support/streamFixtures";
 import {
   attribute,
   bodyOf,
   type KinesisFixtureEvent,
-  payloadOf,
   recordLike,
   refuseEntries,
   sequenceNumber,
@@ -29,61 +29,7 @@ import {
 const ENVIRONMENT = ["ACTIVITY_QUEUE_URL", ...AWS_VARIABLES, "AWS_ENDPOINT_URL_SQS", "POWERTOOLS_LOG_LEVEL"] as const;
 
 const ttlRemoval = fixture<KinesisFixtureEvent>("kinesis-rescore-ttl-removal.json");
-const template = ttlRemoval.Records[0]!;
-
-type Change = {
-  eventName: string;
-  userIdentity: unknown;
-  dynamodb: { Keys: Record<string, unknown>; OldImage?: Record<string, unknown>; NewImage?: Record<string, unknown> };
-};
-
-const TTL = { type: "Service", principalId: "dynamodb.amazonaws.com" };
-
-/** The fixture's change record for another fan and date, with `changes` applied. */
-function rescoreRemoval(globalUserId: string, rescoreDate: string, changes: Partial<Change> = {}): Change {
-  const change = payloadOf(template) as Change;
-  const key = `rescore#${globalUserId}#${rescoreDate}`;
-  return {
-    ...change,
-    dynamodb: {
-      ...change.dynamodb,
-      Keys: { userId: { S: key } },
-      OldImage: {
-        ...change.dynamodb.OldImage,
-        userId: { S: key },
-        globalUserId: { S: globalUserId },
-        rescoreDate: { S: rescoreDate },
-        expiresOn: { N: String(Date.parse(`${rescoreDate}T00:00:00Z`) / 1000) },
-      },
-    },
-    ...changes,
-  };
-}
-
-/** A fan record's change on the same stream. */
-function fanChange(eventName: string, userIdentity: unknown): Change {
-  const fan = {
-    userId: { S: "gu-5d13f0b8" },
-    type: { S: "score" },
-    globalUserId: { S: "gu-5d13f0b8" },
-    score: { N: "0.0412" },
-    scoreVersion: { S: "fan-risk-7" },
-    araiVersion: { N: "3" },
-    scoredAraiVersion: { N: "3" },
-    dateUpdated: { S: "2026-11-29T01:00:00.000Z" },
-  };
-  const change = payloadOf(template) as Change;
-  return {
-    ...change,
-    eventName,
-    userIdentity,
-    dynamodb: {
-      Keys: { userId: fan.userId },
-      ...(eventName === "INSERT" ? {} : { OldImage: fan }),
-      ...(eventName === "REMOVE" ? {} : { NewImage: { ...fan, type: { S: "activityData" } } }),
-    },
-  };
-}
+const template = templates.rescoreRemoval;
 
 describe("processRescoreEvents", function () {
   let sqs: LocalSqs;

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { defineContract } from "../shared/runtime/contract";
-import { ACTIVITY_STREAM_ACCESS, fifoQueueUrl } from "../shared/scoring/enqueue";
+import { ACTIVITY_STREAM_ACCESS, fifoQueueUrl } from "../shared/scoring/enqueueContracts";
 
 export const enqueueFromActivityStreamContract = defineContract({
   name: "enqueueFromActivityStream",

@@ -1,11 +1,51 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
+import { z } from "zod";
 import { defineWorker } from "../shared/runtime/contract";
 import { loadEnvironment } from "../shared/runtime/environment";
 import { createLogger } from "../shared/runtime/logging";
-import { parseEvent } from "../shared/runtime/records";
-import { createEnqueuer, type EnqueueDependencies } from "../shared/scoring/enqueue";
-import { createUserActivityReader, kafkaEventSchema, kafkaRecordsInOrder, planKafkaActivity } from "../shared/scoring/kafka";
+import { decodeBase64Json, decodeWith, parseEvent } from "../shared/runtime/records";
+import { globalUserIdSchema, isScorable } from "../shared/scoring/activity";
+import { createEnqueuer, type EnqueueDependencies } from "../shared/scoring/enqueuer";
+import {
+  type KafkaReading,
+  type KafkaRecord,
+  kafkaEventSchema,
+  kafkaRecordsInOrder,
+  planKafkaActivity,
+} from "../shared/scoring/kafka";
 import { type EnqueueFromActivityStreamEnvironment, enqueueFromActivityStreamContract } from "./contract";
+
+/**
+ * Builds the reader of user-activity records (its schema once, at cold start). A record is an
+ * activity `{ globalUserId, action, result, timestamp?, metadata? }`, base64 UTF-8 JSON: one that
+ * is not fails; a valid one that is not scorable (another action, a result other than success) is skipped.
+ */
+export function createUserActivityReader(): (record: KafkaRecord) => KafkaReading {
+  const schema = z.object({
+    globalUserId: globalUserIdSchema(),
+    action: z.string(),
+    result: z.string(),
+    // Producers write an absent optional field as null too; a missing or unusable time falls back to the record's.
+    timestamp: z.union([z.string(), z.number()]).nullish(),
+    metadata: z.record(z.string(), z.unknown()).nullish(),
+  });
+  return (record) => {
+    if (record.value === undefined) return { kind: "fail", reason: "record has no value" };
+    if (record.value === null) return { kind: "fail", reason: "value is null (a tombstone), not an activity" };
+    const data = decodeBase64Json(record.value, "value");
+    if (!data.ok) return { kind: "fail", reason: data.reason };
+    const decoded = decodeWith(schema, data.value, "activity");
+    if (!decoded.ok) return { kind: "fail", reason: decoded.reason };
+    const { globalUserId, action, result, timestamp } = decoded.value;
+    if (!isScorable(decoded.value)) {
+      return {
+        kind: "skip",
+        reason: result === "success" ? `action ${action} is not scorable` : `${action} result is ${result}, not success`,
+      };
+    }
+    return { kind: "activity", globalUserId, action, timestamp };
+  };
+}
 
 /**
  * Scorable user activity to the account-activity FIFO queue: one message per record, grouped by
@@ -30,5 +70,5 @@ export const enqueueFromActivityStream = defineWorker(enqueueFromActivityStreamC
   const env = loadEnvironment(enqueueFromActivityStreamContract);
   const logger = createLogger(enqueueFromActivityStreamContract);
   const handler = createEnqueueFromActivityStream({ env, logger, sqs: new SQSClient({}) });
-  return (event: unknown) => handler(event);
+  return handler;
 });

@@ -1,14 +1,28 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
+import { z } from "zod";
 import { defineWorker } from "../shared/runtime/contract";
 import { createDocumentClient } from "../shared/runtime/dynamo";
 import { loadEnvironment } from "../shared/runtime/environment";
 import { createLogger } from "../shared/runtime/logging";
-import {
-  type ActivityStreamDependencies,
-  createActivityStreamEnqueuer,
-  createDemandChangeReader,
-} from "../shared/scoring/enqueue";
+import { decodeWith } from "../shared/runtime/records";
+import { globalUserIdSchema } from "../shared/scoring/activity";
+import { type ActivityStreamDependencies, createActivityStreamEnqueuer } from "../shared/scoring/enqueuer";
+import { activityFrom, createDynamoChangeReader, type StreamReader } from "../shared/scoring/streamReading";
 import { enqueueFromDemandStreamContract } from "./contract";
+
+/** dmnd-table-stream: changes of the demand table; a fan registering or updating demand is activity, a removal is not. */
+export function createDemandChangeReader(): StreamReader {
+  const image = z.object({ globalUserId: globalUserIdSchema() });
+  return createDynamoChangeReader(({ eventName, newImage, changedAt }) => {
+    if (eventName === "REMOVE") return { kind: "skip", reason: "demand record removed" };
+    if (!newImage) return { kind: "fail", reason: `demand ${eventName} carries no new image` };
+    return activityFrom(
+      decodeWith(image, newImage, `demand ${eventName} new image`),
+      (demand) => demand.globalUserId,
+      () => (changedAt === undefined ? undefined : new Date(changedAt).toISOString()),
+    );
+  });
+}
 
 /** Demand-table inserts and updates to the account-activity queue, each with a rescore; removals are not activity. */
 export function createEnqueueFromDemandStream(deps: ActivityStreamDependencies) {
@@ -28,5 +42,5 @@ export const enqueueFromDemandStream = defineWorker(enqueueFromDemandStreamContr
     sqs: new SQSClient({}),
     dynamo: createDocumentClient(),
   });
-  return (event: unknown) => handler(event);
+  return handler;
 });

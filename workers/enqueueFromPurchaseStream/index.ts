@@ -1,10 +1,33 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
+import { z } from "zod";
 import { defineWorker } from "../shared/runtime/contract";
 import { createDocumentClient } from "../shared/runtime/dynamo";
 import { loadEnvironment } from "../shared/runtime/environment";
 import { createLogger } from "../shared/runtime/logging";
-import { type ActivityStreamDependencies, createActivityStreamEnqueuer, createPurchaseReader } from "../shared/scoring/enqueue";
+import { decodeWith } from "../shared/runtime/records";
+import { globalUserIdSchema } from "../shared/scoring/activity";
+import { type ActivityStreamDependencies, createActivityStreamEnqueuer } from "../shared/scoring/enqueuer";
+import { activityFrom, readJson, type StreamReader } from "../shared/scoring/streamReading";
 import { enqueueFromPurchaseStreamContract } from "./contract";
+
+/** purchase-stream: a purchase event; only successful purchases are activity. */
+export function createPurchaseReader(): StreamReader {
+  const schema = z.object({
+    status: z.literal("SUCCESS"),
+    customer: z.object({ globalUserId: globalUserIdSchema() }),
+    timestamp: z.unknown().optional(),
+  });
+  return (record) =>
+    readJson(record, (data) => {
+      const status = (data as { status?: unknown } | null)?.status;
+      if (typeof status === "string" && status !== "SUCCESS") return { kind: "skip", reason: `purchase status is ${status}` };
+      return activityFrom(
+        decodeWith(schema, data, "purchase event"),
+        (event) => event.customer.globalUserId,
+        (event) => event.timestamp,
+      );
+    });
+}
 
 /** Successful purchases to the account-activity queue, each with a rescore; other statuses are not activity. */
 export function createEnqueueFromPurchaseStream(deps: ActivityStreamDependencies) {
@@ -24,5 +47,5 @@ export const enqueueFromPurchaseStream = defineWorker(enqueueFromPurchaseStreamC
     sqs: new SQSClient({}),
     dynamo: createDocumentClient(),
   });
-  return (event: unknown) => handler(event);
+  return handler;
 });

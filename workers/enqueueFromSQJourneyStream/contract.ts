@@ -1,5 +1,5 @@
 import { defineContract } from "../shared/runtime/contract";
-import { ACTIVITY_STREAM_ACCESS, activityStreamEnvironment } from "../shared/scoring/enqueue";
+import { ACTIVITY_STREAM_ACCESS, activityStreamEnvironment } from "../shared/scoring/enqueueContracts";
 
 export const enqueueFromSQJourneyStreamContract = defineContract({
   name: "enqueueFromSQJourneyStream",

@@ -1,10 +1,27 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
+import { z } from "zod";
 import { defineWorker } from "../shared/runtime/contract";
 import { createDocumentClient } from "../shared/runtime/dynamo";
 import { loadEnvironment } from "../shared/runtime/environment";
 import { createLogger } from "../shared/runtime/logging";
-import { type ActivityStreamDependencies, createActivityStreamEnqueuer, createSQJourneyReader } from "../shared/scoring/enqueue";
+import { decodeWith } from "../shared/runtime/records";
+import { globalUserIdSchema } from "../shared/scoring/activity";
+import { type ActivityStreamDependencies, createActivityStreamEnqueuer } from "../shared/scoring/enqueuer";
+import { activityFrom, readJson, type StreamReader } from "../shared/scoring/streamReading";
 import { enqueueFromSQJourneyStreamContract } from "./contract";
+
+/** sq-journey-stream: a queue-journey event `{ globalUserId, journeyStep, timestamp, … }`. */
+export function createSQJourneyReader(): StreamReader {
+  const schema = z.object({ globalUserId: globalUserIdSchema(), timestamp: z.unknown().optional() });
+  return (record) =>
+    readJson(record, (data) =>
+      activityFrom(
+        decodeWith(schema, data, "queue-journey event"),
+        (event) => event.globalUserId,
+        (event) => event.timestamp,
+      ),
+    );
+}
 
 /** Queue-journey steps to the account-activity queue, each with a rescore. */
 export function createEnqueueFromSQJourneyStream(deps: ActivityStreamDependencies) {
@@ -24,5 +41,5 @@ export const enqueueFromSQJourneyStream = defineWorker(enqueueFromSQJourneyStrea
     sqs: new SQSClient({}),
     dynamo: createDocumentClient(),
   });
-  return (event: unknown) => handler(event);
+  return handler;
 });

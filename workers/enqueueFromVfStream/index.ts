@@ -1,9 +1,29 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
+import { z } from "zod";
 import { defineWorker } from "../shared/runtime/contract";
 import { loadEnvironment } from "../shared/runtime/environment";
 import { createLogger } from "../shared/runtime/logging";
-import { createStreamEnqueuer, createVfLoginReader, type EnqueueDependencies } from "../shared/scoring/enqueue";
+import { decodeWith } from "../shared/runtime/records";
+import { globalUserIdSchema } from "../shared/scoring/activity";
+import { createStreamEnqueuer, type EnqueueDependencies } from "../shared/scoring/enqueuer";
+import { activityFrom, readJson, type StreamReader } from "../shared/scoring/streamReading";
 import { type EnqueueFromVfStreamEnvironment, enqueueFromVfStreamContract } from "./contract";
+
+/** vf-input-stream: `{ type: "vfLogin", globalUserId, timestamp, … }`; other types are not ours. */
+export function createVfLoginReader(): StreamReader {
+  const schema = z.object({ type: z.literal("vfLogin"), globalUserId: globalUserIdSchema(), timestamp: z.unknown().optional() });
+  return (record) =>
+    readJson(record, (data) => {
+      const type = (data as { type?: unknown } | null)?.type;
+      // The event source mapping filters on type; anything else that gets through is not a failure.
+      if (typeof type === "string" && type !== "vfLogin") return { kind: "skip", reason: `event type ${type} is not vfLogin` };
+      return activityFrom(
+        decodeWith(schema, data, "VF login event"),
+        (event) => event.globalUserId,
+        (event) => event.timestamp,
+      );
+    });
+}
 
 /** VF logins to the on-demand queue: a standard queue, so no group or deduplication id, and no rescore. */
 export function createEnqueueFromVfStream(deps: EnqueueDependencies<EnqueueFromVfStreamEnvironment>) {
@@ -17,5 +37,5 @@ export const enqueueFromVfStream = defineWorker(enqueueFromVfStreamContract, () 
   const env = loadEnvironment(enqueueFromVfStreamContract);
   const logger = createLogger(enqueueFromVfStreamContract);
   const handler = createEnqueueFromVfStream({ env, logger, sqs: new SQSClient({}) });
-  return (event: unknown) => handler(event);
+  return handler;
 });

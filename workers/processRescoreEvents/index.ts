@@ -1,9 +1,48 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
+import { z } from "zod";
 import { defineWorker } from "../shared/runtime/contract";
 import { loadEnvironment } from "../shared/runtime/environment";
 import { createLogger } from "../shared/runtime/logging";
-import { createRescoreRemovalReader, createStreamEnqueuer, type EnqueueDependencies } from "../shared/scoring/enqueue";
+import { decodeWith } from "../shared/runtime/records";
+import { globalUserIdSchema } from "../shared/scoring/activity";
+import { createStreamEnqueuer, type EnqueueDependencies } from "../shared/scoring/enqueuer";
+import { createDynamoChangeReader, parseIsoDateTime, type StreamReader } from "../shared/scoring/streamReading";
+import { RECORD_TYPES, TTL_PRINCIPAL } from "../shared/scoring/table";
 import { processRescoreEventsContract, type ProcessRescoreEventsEnvironment } from "./contract";
+
+/**
+ * The fan-identity table's stream: a rescore record deleted by TTL means the fan is due again.
+ * Everything else on the stream (fan records, a rescore written or deleted by hand) is not ours.
+ */
+export function createRescoreRemovalReader(): StreamReader {
+  const rescore = z.object({
+    userId: z.string().min(1),
+    globalUserId: globalUserIdSchema(),
+    rescoreDate: z.string().refine((date) => parseIsoDateTime(`${date}T00:00:00Z`) !== undefined, "expected YYYY-MM-DD"),
+  });
+  return createDynamoChangeReader(({ eventName, oldImage, userIdentity, keys }) => {
+    if (eventName !== "REMOVE") return { kind: "skip", reason: `${eventName} is not a removal` };
+    if (!oldImage) {
+      // Without the old image a TTL deletion of a rescore could not be told apart: never let one pass silently.
+      return String(keys.userId).startsWith(`${RECORD_TYPES.rescore}#`)
+        ? { kind: "fail", reason: "rescore removal carries no old image (the stream must carry old images)" }
+        : { kind: "skip", reason: "removal carries no old image" };
+    }
+    if (oldImage.type !== RECORD_TYPES.rescore)
+      return { kind: "skip", reason: `removed record is of type ${String(oldImage.type)}` };
+    if (userIdentity?.type !== "Service" || userIdentity.principalId !== TTL_PRINCIPAL) {
+      return { kind: "skip", reason: "rescore record removed by a user, not by TTL" };
+    }
+    const decoded = decodeWith(rescore, oldImage, "rescore record");
+    if (!decoded.ok) return { kind: "fail", reason: decoded.reason };
+    return {
+      kind: "activity",
+      globalUserId: decoded.value.globalUserId,
+      timestamp: `${decoded.value.rescoreDate}T00:00:00.000Z`,
+      identity: decoded.value.userId,
+    };
+  });
+}
 
 /**
  * Rescore records deleted by TTL to the account-activity queue, deduplicated by the rescore key
@@ -26,5 +65,5 @@ export const processRescoreEvents = defineWorker(processRescoreEventsContract, (
   const env = loadEnvironment(processRescoreEventsContract);
   const logger = createLogger(processRescoreEventsContract);
   const handler = createProcessRescoreEvents({ env, logger, sqs: new SQSClient({}) });
-  return (event: unknown) => handler(event);
+  return handler;
 });

@@ -1,14 +1,12 @@
 /**
- * The Kafka user-activity topic: the events Lambda delivers from a self-managed Kafka source, each
- * record's value read as an activity (docs/flows.md#kafka-user-activity), and the scorable ones
+ * The Kafka user-activity topic (docs/flows.md#kafka-user-activity): the events Lambda delivers
+ * from a self-managed Kafka source, what a record means for scoring, and the scorable ones
  * (docs/rules.md#scorable-activities) planned as messages for the account-activity FIFO queue.
- * Pure functions; the worker (enqueueFromActivityStream) does the I/O.
+ * Pure functions; the worker (enqueueFromActivityStream) reads each record's value and does the I/O.
  */
 import { z } from "zod";
 import { itemKey, type KafkaItemIdentifier } from "../runtime/batch";
-import { decodeBase64Json, decodeWith } from "../runtime/records";
-import { globalUserIdSchema, isScorable } from "./activity";
-import { activityTime, deduplicationId, type PlannedActivity } from "./enqueue";
+import { activityTime, deduplicationId, type PlannedActivity } from "./enqueuePlan";
 
 /** Lambda's docs spell a self-managed source `SelfManagedKafka`; events also come as `aws:SelfManagedKafka`. */
 export const KAFKA_EVENT_SOURCES = ["SelfManagedKafka", "aws:SelfManagedKafka"] as const;
@@ -66,38 +64,6 @@ export type KafkaReading =
     }
   | { readonly kind: "skip"; readonly reason: string }
   | { readonly kind: "fail"; readonly reason: string };
-
-/**
- * Builds the reader of user-activity records (its schema once, at cold start). A record is an
- * activity `{ globalUserId, action, result, timestamp?, metadata? }`, base64 UTF-8 JSON: one that
- * is not fails; a valid one that is not scorable (another action, a result other than success) is skipped.
- */
-export function createUserActivityReader(): (record: KafkaRecord) => KafkaReading {
-  const schema = z.object({
-    globalUserId: globalUserIdSchema(),
-    action: z.string(),
-    result: z.string(),
-    // Producers write an absent optional field as null too; a missing or unusable time falls back to the record's.
-    timestamp: z.union([z.string(), z.number()]).nullish(),
-    metadata: z.record(z.string(), z.unknown()).nullish(),
-  });
-  return (record) => {
-    if (record.value === undefined) return { kind: "fail", reason: "record has no value" };
-    if (record.value === null) return { kind: "fail", reason: "value is null (a tombstone), not an activity" };
-    const data = decodeBase64Json(record.value, "value");
-    if (!data.ok) return { kind: "fail", reason: data.reason };
-    const decoded = decodeWith(schema, data.value, "activity");
-    if (!decoded.ok) return { kind: "fail", reason: decoded.reason };
-    const { globalUserId, action, result, timestamp } = decoded.value;
-    if (!isScorable(decoded.value)) {
-      return {
-        kind: "skip",
-        reason: result === "success" ? `action ${action} is not scorable` : `${action} result is ${result}, not success`,
-      };
-    }
-    return { kind: "activity", globalUserId, action, timestamp };
-  };
-}
 
 // 9999-12-31T23:59:59.999Z: the last instant ISO 8601 writes with a four-digit year, as the queues' messages carry it.
 const LATEST_EPOCH_MS = 253_402_300_799_999;

@@ -1,0 +1,200 @@
+/**
+ * The batch loop of the stream enqueue workers: each record that says a fan did something becomes
+ * one activity message on a scoring queue and, for the demand, purchase and queue-journey streams,
+ * a rescore record some days later. Each worker's reader says what a record means (pure, in the
+ * worker's folder) and enqueuePlan.ts what to send for it; the I/O is here, one `sendMessages`
+ * call and one `scheduleRescores` call per batch.
+ */
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { type BatchResponse, type ItemIdentifier, itemKey, partialBatchResponse, type RecordFailure } from "../runtime/batch";
+import type { Logger } from "../runtime/logging";
+import { type KinesisRecord, kinesisEventSchema, parseEvent } from "../runtime/records";
+import { sendMessages } from "../runtime/sqs";
+import type { ActivitySource } from "./activity";
+import type { ActivityStreamEnvironment } from "./enqueueContracts";
+import { outgoingMessage, planActivity, type PlannedActivity, plannedRescores } from "./enqueuePlan";
+import { type RescoreItem, scheduleRescores, type ScheduleResult } from "./rescore";
+import type { StreamReader, StreamReading } from "./streamReading";
+
+export interface StreamEnqueueDependencies {
+  /** The worker's name, for errors about the event as a whole. */
+  readonly worker: string;
+  readonly sqs: SQSClient;
+  readonly logger: Logger;
+  readonly now?: () => Date;
+}
+
+export interface StreamEnqueueOptions extends EnqueueTarget {
+  readonly source: ActivitySource;
+  readonly action: string;
+  readonly read: StreamReader;
+}
+
+/** What one record means for scoring: an activity (of the source's own shape), nothing, or a failure. */
+export type Reading<Activity> =
+  | (Activity & { readonly kind: "activity" })
+  | { readonly kind: "skip"; readonly reason: string }
+  | { readonly kind: "fail"; readonly reason: string };
+
+/**
+ * A kind of batch an enqueue worker takes: how its records come out of the event (in order, each
+ * with its identifier in the batch response), how one is read, and the activity it stands for.
+ */
+export interface EnqueueSource<Rec, Id, Activity> {
+  readonly records: (event: unknown) => readonly { readonly id: Id; readonly record: Rec }[];
+  readonly read: (record: Rec) => Reading<Activity>;
+  /** Plans the activity a record stands for; its `id` is the record identifier's `itemKey`. */
+  readonly plan: (id: Id, record: Rec, reading: Activity, now: Date) => PlannedActivity;
+}
+
+export interface EnqueueTarget {
+  readonly queueUrl: string;
+  /** A FIFO queue: messages grouped by fan, deduplicated by record, sent in order. */
+  readonly fifo: boolean;
+  /** Schedules rescores for the activities, when the source calls for them. */
+  readonly rescore?: {
+    readonly delayDays: number;
+    readonly schedule: (items: readonly RescoreItem[]) => Promise<ScheduleResult>;
+  };
+}
+
+/**
+ * The handler of an enqueue worker: reads each record on its own, sends the batch's activities in
+ * one `sendMessages` call (and schedules their rescores alongside), and reports the records that
+ * failed, in batch order (streams resume from the first failure).
+ */
+export function createEnqueuer<Rec, Id extends ItemIdentifier, Activity>(
+  deps: Omit<StreamEnqueueDependencies, "worker">,
+  source: EnqueueSource<Rec, Id, Activity>,
+  target: EnqueueTarget,
+) {
+  const { logger, sqs } = deps;
+  const clock = deps.now ?? (() => new Date());
+
+  return async function enqueue(event: unknown): Promise<BatchResponse<Id>> {
+    const records = source.records(event);
+    const now = clock();
+    const failures: RecordFailure<Id>[] = [];
+    const activities: PlannedActivity[] = [];
+    const idOf = new Map<string, Id>();
+    let skipped = 0;
+
+    for (const { id, record } of records) {
+      let reading: Reading<Activity>;
+      try {
+        reading = source.read(record);
+      } catch (error) {
+        // A reader should say what is wrong rather than throw; if one throws, it fails only its record.
+        reading = { kind: "fail", reason: `record could not be read: ${(error as Error).message}` };
+      }
+      if (reading.kind === "fail") failures.push({ id, reason: reading.reason });
+      else if (reading.kind === "skip") {
+        skipped += 1;
+        logger.debug("record skipped", { record: id, reason: reading.reason });
+      } else {
+        idOf.set(itemKey(id), id);
+        activities.push(source.plan(id, record, reading as Activity, now));
+      }
+    }
+
+    const rescores = target.rescore ? plannedRescores(activities, now, target.rescore.delayDays) : [];
+    const [sent, scheduled] = await Promise.all([
+      sendMessages(
+        sqs,
+        target.queueUrl,
+        activities.map((activity) => outgoingMessage(activity, target.fifo)),
+        { ordered: target.fifo },
+      ),
+      target.rescore && rescores.length > 0 ? target.rescore.schedule(rescores.map((planned) => planned.item)) : undefined,
+    ]);
+
+    for (const failed of sent.failed) failures.push({ id: idOf.get(failed.id)!, reason: failed.reason });
+    if (sent.failed.length > 0) {
+      logger.error("activity messages not sent", {
+        queue: target.queueUrl,
+        count: sent.failed.length,
+        reason: sent.failed[0]!.reason,
+      });
+    }
+    if (scheduled && scheduled.failed.length > 0) {
+      const reasons = new Map(scheduled.failed.map((failure) => [failure.key, failure.reason]));
+      for (const planned of rescores) {
+        const reason = reasons.get(planned.item.userId);
+        if (reason === undefined) continue;
+        failures.push(...planned.records.map((key) => ({ id: idOf.get(key)!, reason: `rescore not scheduled: ${reason}` })));
+      }
+      logger.error("rescores not scheduled", { count: scheduled.failed.length, reason: scheduled.failed[0]!.reason });
+    }
+
+    // Streams resume from the first failed record: report in batch order.
+    const response = partialBatchResponse(
+      failures,
+      logger,
+      records.map(({ id }) => id),
+    );
+    logger.info("batch enqueued", {
+      records: records.length,
+      activities: activities.length,
+      sent: activities.length - sent.failed.length,
+      skipped,
+      failed: response.batchItemFailures.length,
+      sendCalls: sent.calls,
+      ...(scheduled ? { rescoresScheduled: scheduled.scheduled, rescoresExisting: scheduled.existing } : {}),
+    });
+    return response;
+  };
+}
+
+/** The handler of a Kinesis stream enqueue worker: records by sequence number, read by `options.read`. */
+export function createStreamEnqueuer(deps: StreamEnqueueDependencies, options: StreamEnqueueOptions) {
+  const eventSchema = kinesisEventSchema();
+  return createEnqueuer<KinesisRecord, string, Extract<StreamReading, { kind: "activity" }>>(
+    deps,
+    {
+      records: (event) =>
+        parseEvent(eventSchema, event, deps.worker, "Kinesis").Records.map((record) => ({
+          id: record.kinesis.sequenceNumber,
+          record,
+        })),
+      read: options.read,
+      plan: (_id, record, reading, now) => planActivity(options.source, options.action, record, reading, now),
+    },
+    options,
+  );
+}
+
+/** What an enqueue worker is built from: its environment, SQS, its logger, and a clock (tests fix it). */
+export interface EnqueueDependencies<Env> {
+  readonly env: Env;
+  readonly sqs: SQSClient;
+  readonly logger: Logger;
+  readonly now?: () => Date;
+}
+
+/** The demand, purchase and queue-journey workers also write rescore records to the table. */
+export interface ActivityStreamDependencies extends EnqueueDependencies<ActivityStreamEnvironment> {
+  readonly dynamo: DynamoDBDocumentClient;
+}
+
+/**
+ * The demand, purchase and queue-journey workers: each activity to the account-activity FIFO
+ * queue, and a rescore `RESCORE_DELAY_DAYS` later (one per fan and date).
+ */
+export function createActivityStreamEnqueuer(
+  deps: ActivityStreamDependencies,
+  stream: { readonly worker: string; readonly source: ActivitySource; readonly read: StreamReader },
+) {
+  const { env, dynamo } = deps;
+  return createStreamEnqueuer(
+    { worker: stream.worker, sqs: deps.sqs, logger: deps.logger, now: deps.now },
+    {
+      source: stream.source,
+      action: stream.source,
+      read: stream.read,
+      queueUrl: env.ACTIVITY_QUEUE_URL,
+      fifo: true,
+      rescore: { delayDays: env.RESCORE_DELAY_DAYS, schedule: (items) => scheduleRescores(dynamo, env.TABLE_NAME, items) },
+    },
+  );
+}
