@@ -25,7 +25,7 @@ describe("the worker registry", function () {
   it("gives each input stream to one worker, under a configuration key ending in Arn", function () {
     const streams = INPUT_STREAM_WORKERS.map(({ trigger }) => trigger.stream);
     assert.deepEqual(streams, [...new Set(streams)]);
-    assert.deepEqual(streams.sort(), ["demandArn", "purchaseArn", "sqJourneyArn", "vfArn"]);
+    for (const stream of streams) assert.match(stream, /^[a-z][A-Za-z0-9]*Arn$/);
   });
 
   it("deploys one mapping per configured input stream, with the worker's filter from the registry", async function () {
