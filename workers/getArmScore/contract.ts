@@ -40,5 +40,3 @@ export const getArmScoreContract = defineContract({
   // Redis is reached over the VPC's network, not through IAM.
   access: {},
 });
-
-export type GetArmScoreEnvironment = z.infer<ReturnType<typeof getArmScoreContract.environment>>;

@@ -81,5 +81,3 @@ export function createAraiClient(options: AraiClientOptions) {
     },
   };
 }
-
-export type AraiClient = ReturnType<typeof createAraiClient>;

@@ -36,8 +36,6 @@ const s3EventSchema = () =>
       .min(1),
   });
 
-export type S3Event = z.input<ReturnType<typeof s3EventSchema>>;
-
 export interface ImportSummary {
   started: { bucket: string; key: string; date: string; runId: string }[];
   skipped: { bucket: string; key: string; reason: string }[];
