@@ -7,19 +7,10 @@ import { strict as assert } from "node:assert";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { Component } from "../components/component";
-import { createRegionalPlatform, type PlatformSettings, type RegionalPlatform } from "../components/platform";
+import { createRegionalPlatform, type RegionalPlatform } from "../components/platform";
 import { Queue } from "../components/queue";
 import { runOffline } from "../tools/offline/runtime";
-
-const settings = (): PlatformSettings => ({
-  environment: "qa1",
-  productCode: "vfid",
-  inventoryCode: "fanid",
-  iacRepo: "https://github.com/verified-fan/fan-identity-workers",
-  accountId: "210987654321",
-  lambda: { runtime: "nodejs24.x", architecture: "arm64", logRetentionDays: 14 },
-  network: { vpcIds: {}, tierTagKey: "Tier" },
-});
+import { testPlatformSettings } from "./support/platform";
 
 /** A component whose one child is built by `build`, as a component author would write it. */
 class Probe extends Component {
@@ -38,7 +29,7 @@ function plan(build: (probe: Probe, platform: RegionalPlatform) => void, region 
     secretKeys: [],
     accountId: "210987654321",
     program: () => {
-      new Probe("probe", createRegionalPlatform(settings(), region), build);
+      new Probe("probe", createRegionalPlatform(testPlatformSettings(), region), build);
       return {};
     },
   });
@@ -114,7 +105,7 @@ describe("Component base", function () {
   });
 
   it("names log groups only after a resource the platform named", function () {
-    const platform = createRegionalPlatform(settings(), "us-east-1");
+    const platform = createRegionalPlatform(testPlatformSettings(), "us-east-1");
     assert.equal(
       platform.logGroupName("lambda", platform.name("scoreUsers", "lambdaFunction")),
       "/aws/lambda/vfid-qa1-us-east-1-scoreUsers",

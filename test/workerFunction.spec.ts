@@ -2,21 +2,14 @@
  * The WorkerFunction component holds the stacks to their workers' contracts at plan time.
  */
 import { strict as assert } from "node:assert";
-import { createRegionalPlatform, type PlatformSettings } from "../components/platform";
+import { createRegionalPlatform } from "../components/platform";
 import { WorkerFunction, type WorkerFunctionArgs } from "../components/workerFunction";
 import { runOffline } from "../tools/offline/runtime";
 import { startBotOrNotImport } from "../workers/startBotOrNotImport";
+import { testPlatformSettings } from "./support/platform";
 import { statementsOf } from "./support/program";
 
-const settings: PlatformSettings = {
-  environment: "qa1",
-  productCode: "vfid",
-  inventoryCode: "fanid",
-  iacRepo: "https://github.com/verified-fan/fan-identity-workers",
-  accountId: "210987654321",
-  lambda: { runtime: "nodejs24.x", architecture: "arm64", logRetentionDays: 14 },
-  network: { vpcIds: {}, tierTagKey: "Tier" },
-};
+const settings = testPlatformSettings();
 
 function deploy(args: Partial<WorkerFunctionArgs>) {
   return runOffline({
