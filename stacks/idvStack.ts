@@ -126,12 +126,13 @@ export class IdvStack extends Component {
     this.handleEvent = this.createHandleEvent(args, secrets, approvalRetentionDays);
     if (args.appsyncApiArn) this.allowAppSync(args.appsyncApiArn);
 
-    this.api = this.createApi();
+    const apiName = this.platform.name("idv-api", "restApi");
+    this.api = this.createApi(apiName);
     const route = this.createWebhookRoute();
     this.allowWebhooks();
     this.createValidationResponses();
     const deployment = this.deployApi(route);
-    const logs = this.createLogs();
+    const logs = this.createLogs(apiName);
     this.stage = this.createStage(deployment, logs, idv.throttling);
     this.createDomain(idv.zone);
 
@@ -222,11 +223,11 @@ export class IdvStack extends Component {
   }
 
   /** The REST API: regional, reachable only through its custom domain. */
-  private createApi(): aws.apigateway.RestApi {
+  private createApi(apiName: string): aws.apigateway.RestApi {
     return new aws.apigateway.RestApi(
       this.childName("api"),
       {
-        name: this.platform.name("idv-api", "restApi"),
+        name: apiName,
         description: "Persona webhooks for identity verification",
         endpointConfiguration: { types: "REGIONAL" },
         disableExecuteApiEndpoint: true,
@@ -350,13 +351,13 @@ export class IdvStack extends Component {
   }
 
   /** Access and execution logs, through the account-level CloudWatch role API Gateway needs. */
-  private createLogs(): ApiLogs {
+  private createLogs(apiName: string): ApiLogs {
     const { settings, tags } = this.platform;
     const account = this.cloudWatchRole();
     const accessLogs = new aws.cloudwatch.LogGroup(
       this.childName("access-logs"),
       {
-        name: this.platform.logGroupName("apigateway", this.platform.name("idv-api", "restApi")),
+        name: this.platform.logGroupName("apigateway", apiName),
         retentionInDays: settings.lambda.logRetentionDays,
         tags,
       },

@@ -66,13 +66,12 @@ const streamLabel = (stream: InputStreamTrigger["stream"]) =>
   stream.replace(/Arn$/, "").replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
 
 export class ScoringStack extends Component {
-  readonly table!: aws.dynamodb.Table;
-  readonly tableStream!: aws.kinesis.Stream;
-  readonly activityQueue!: Queue;
-  readonly onDemandQueue!: Queue;
-  readonly streamFailures!: Queue;
-  /** The stack's workers, by name. */
-  readonly workers: Readonly<Record<string, WorkerFunction>> = {};
+  readonly table: aws.dynamodb.Table;
+  readonly tableStream: aws.kinesis.Stream;
+  readonly activityQueue: Queue;
+  readonly onDemandQueue: Queue;
+  readonly streamFailures: Queue;
+  private readonly deployed: Record<string, WorkerFunction> = {};
   private readonly args: ScoringStackArgs;
   private readonly secrets: { readonly arai: SecretDocument; readonly model: SecretDocument };
   private readonly securityGroup: aws.ec2.SecurityGroup;
@@ -80,8 +79,12 @@ export class ScoringStack extends Component {
   constructor(name: string, args: ScoringStackArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fan-identity:stacks:ScoringStack", name, args.platform, opts);
     this.args = args;
-    this.createTable();
-    this.createQueues();
+    ({ table: this.table, tableStream: this.tableStream } = this.createTable());
+    ({
+      activityQueue: this.activityQueue,
+      onDemandQueue: this.onDemandQueue,
+      streamFailures: this.streamFailures,
+    } = this.createQueues());
     this.secrets = this.createSecrets();
     this.securityGroup = this.createSecurityGroup();
     this.createInputStreamWorkers();
@@ -98,8 +101,13 @@ export class ScoringStack extends Component {
     });
   }
 
+  /** The stack's workers, by name. */
+  get workers(): Readonly<Record<string, WorkerFunction>> {
+    return this.deployed;
+  }
+
   /** The table and its change stream (docs/data-model.md). */
-  private createTable(): void {
+  private createTable() {
     const { platform } = this;
     const tableStream = new aws.kinesis.Stream(
       this.childName("table-stream"),
@@ -133,19 +141,19 @@ export class ScoringStack extends Component {
       { tableName: table.name, streamArn: tableStream.arn, approximateCreationDateTimePrecision: "MILLISECOND" },
       this.child,
     );
-    Object.assign(this, { table, tableStream });
+    return { table, tableStream };
   }
 
-  private createQueues(): void {
+  private createQueues() {
     const { platform } = this;
     const queue = (role: string, args: Omit<ConstructorParameters<typeof Queue>[1], "platform">) =>
       new Queue(this.childName(role), { platform, ...args }, this.child);
-    Object.assign(this, {
+    return {
       activityQueue: queue("activity", { name: "acct-activity-sqs", fifo: true, consumerTimeoutSeconds: LOOKUP_TIMEOUT_SECONDS }),
       onDemandQueue: queue("on-demand", { name: "on-demand-scoring-sqs", consumerTimeoutSeconds: LOOKUP_TIMEOUT_SECONDS }),
       // Kinesis and Kafka mappings send the records whose retries are spent here (docs/flows.md#event-sources).
       streamFailures: queue("stream-failures", { name: "scoring-stream-failures-sqs", retentionDays: 14, deadLetter: false }),
-    });
+    };
   }
 
   private createSecrets() {
@@ -351,7 +359,7 @@ export class ScoringStack extends Component {
       { platform: this.platform, logShipping: this.args.logShipping, ...workerArgs },
       this.child,
     );
-    (this.workers as Record<string, WorkerFunction>)[workerName] = fn;
+    this.deployed[workerName] = fn;
     return fn;
   }
 
