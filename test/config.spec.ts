@@ -10,7 +10,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { projectRoot } from "../components/archive";
 import { parseStackConfig, PROJECT, StackConfigError } from "../stacks/config";
-import { stackConfig } from "./support/program";
+import { stackConfig, stackSection } from "./support/program";
 
 const KEY = (key: string) => `${PROJECT}:${key}`;
 const API_KEYS = JSON.stringify(["a-perfectly-long-api-key-0001"]);
@@ -137,10 +137,10 @@ describe("stack configuration", function () {
   });
 
   it("checks the scoring regions: west needs its Kafka topic and log shipping, and each region's ARNs are its own", function () {
-    const prod1 = JSON.parse(stackConfig("prod1").values[KEY("scoring")]!) as {
+    const prod1 = stackSection<{
       west: { kafka?: unknown; inputStreams: Record<string, string> };
       kafka: Record<string, unknown>;
-    };
+    }>("prod1", "scoring");
     const { kafka: _kafka, ...westWithoutKafka } = prod1.west;
     assert.deepEqual(
       problemsOf(() => parse("prod1", { scoring: { west: westWithoutKafka } })),

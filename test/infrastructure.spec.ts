@@ -10,14 +10,12 @@ import { WILDCARD_RESOURCE_ACTIONS } from "../components/iam";
 import { requiredPackages, runtimeClosure } from "../components/archive";
 import type { RecordedResource } from "../tools/offline/runtime";
 import { REGISTERED } from "../workers/registry";
-import { PROJECT } from "../stacks/config";
-import { type PlannedStack, planStack, stackConfig, statementsOf } from "./support/program";
+import { type InputStreams, type PlannedStack, planStack, stackSection, statementsOf } from "./support/program";
 import { isTaggable } from "./support/taggable";
 
 const STACKS = ["qa1", "dev1", "preprod1", "prod1"] as const;
 const FUNCTION = "aws:lambda/function:Function";
 const WORKERS = REGISTERED.map(({ worker }) => worker);
-type ScoringSettings = { east: { inputStreams: Record<string, string | undefined> } };
 const ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy";
 
 describe("every stack, under runtime mocks", function () {
@@ -139,7 +137,7 @@ describe("every stack, under runtime mocks", function () {
           WORKERS.find((worker) => String(fn.inputs.name).endsWith(`-${worker.contract.name}`));
         // dev1 runs without Kafka, so without its consumer; an optional input stream a stack
         // leaves out has no worker there.
-        const streams = (JSON.parse(stackConfig(stack).values[`${PROJECT}:scoring`]!) as ScoringSettings).east.inputStreams;
+        const streams = stackSection<{ east: { inputStreams: InputStreams } }>(stack, "scoring").east.inputStreams;
         const deployed = REGISTERED.filter(
           ({ trigger }) =>
             !(stack === "dev1" && trigger.kind === "kafka") && !(trigger.kind === "inputStream" && !streams[trigger.stream]),

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { projectRoot } from "../components/archive";
 import { INPUT_STREAM_WORKERS, REGISTERED, WORKERS } from "../workers/registry";
-import { planStack, stackConfig } from "./support/program";
+import { type InputStreams, planStack, stackSection } from "./support/program";
 
 describe("the worker registry", function () {
   it("lists every worker folder, under the name its contract gives it", function () {
@@ -31,10 +31,7 @@ describe("the worker registry", function () {
   it("deploys one mapping per configured input stream, with the worker's filter from the registry", async function () {
     const plan = await planStack("qa1");
     const mappings = plan.ofType("aws:lambda/eventSourceMapping:EventSourceMapping");
-    const streams = JSON.parse(stackConfig("qa1").values["fan-identity-workers:scoring"]!).east.inputStreams as Record<
-      string,
-      string
-    >;
+    const streams = stackSection<{ east: { inputStreams: InputStreams } }>("qa1", "scoring").east.inputStreams;
     for (const { name, trigger } of INPUT_STREAM_WORKERS) {
       const mapping = mappings.filter((candidate) => candidate.inputs.eventSourceArn === streams[trigger.stream]);
       assert.equal(mapping.length, 1, `one mapping reads ${trigger.stream}`);
@@ -48,17 +45,13 @@ describe("the worker registry", function () {
   });
 
   it("fails the configuration check naming an input stream the registry does not know", async function () {
-    const scoring = JSON.parse(stackConfig("qa1").values["fan-identity-workers:scoring"]!) as {
-      east: { inputStreams: Record<string, string> };
-    };
+    const scoring = stackSection<{ east: { inputStreams: InputStreams } }>("qa1", "scoring");
     scoring.east.inputStreams.ticketArn = scoring.east.inputStreams.vfArn!;
     await assert.rejects(planStack("qa1", { scoring }), /scoring\.east\.inputStreams.*ticketArn/);
   });
 
   it("fails the configuration check when a required input stream is missing", async function () {
-    const scoring = JSON.parse(stackConfig("qa1").values["fan-identity-workers:scoring"]!) as {
-      east: { inputStreams: Record<string, string> };
-    };
+    const scoring = stackSection<{ east: { inputStreams: InputStreams } }>("qa1", "scoring");
     delete scoring.east.inputStreams.purchaseArn;
     await assert.rejects(planStack("qa1", { scoring }), /scoring\.east\.inputStreams\.purchaseArn/);
   });

@@ -46,6 +46,16 @@ export function stackConfig(
   return { values, secretKeys: file.secretKeys };
 }
 
+/** One section of a stack file's configuration (`scoring`, `auth`…), parsed; each call gives a fresh copy to change. */
+export function stackSection<T = Record<string, unknown>>(stack: string, key: string): T {
+  const text = stackConfig(stack).values[`${PROJECT}:${key}`];
+  if (text === undefined) throw new Error(`Pulumi.${stack}.yaml has no ${PROJECT}:${key}`);
+  return JSON.parse(text) as T;
+}
+
+/** A scoring region's input streams, as a stack file configures them. */
+export type InputStreams = Record<string, string | undefined>;
+
 export async function planStack(stack: string, changes: Record<string, unknown> = {}): Promise<PlannedStack> {
   const { values, secretKeys } = stackConfig(stack, changes);
   const run = await runOffline({
