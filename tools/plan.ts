@@ -14,8 +14,7 @@ import { namePrefix } from "../components/naming";
 import { PRIMARY_REGION, PROJECT, StackConfigError } from "../stacks/config";
 import { describeResources, renderTree } from "./offline/describe";
 import { renderFlow } from "./offline/diagram";
-import { runOffline } from "./offline/runtime";
-import { readStackFile } from "./offline/stackFile";
+import { planStack } from "./offline/planStack";
 
 const USAGE = `usage: npm run plan -- --stack <qa1|dev1|preprod1|prod1> [--json <file>] [--diagram <file>] [--stack-file <file>]
   --stack       the stack to plan
@@ -41,18 +40,8 @@ async function main(): Promise<number> {
     console.error(USAGE);
     return 2;
   }
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
-
   const root = projectRoot();
-  const stackFile = readStackFile(values.stack, root, values["stack-file"] && path.resolve(values["stack-file"]));
-  const run = await runOffline({
-    project: PROJECT,
-    stack: values.stack,
-    config: stackFile.values,
-    secretKeys: stackFile.secretKeys,
-    accountId: stackFile.values[`${PROJECT}:accountId`] ?? "000000000000",
-    program: () => require("../index") as unknown,
-  });
+  const { stackFile, run } = await planStack(values.stack, values["stack-file"]);
   if (run.errors.length > 0) {
     console.error(`stack "${values.stack}": the program failed:`);
     for (const error of run.errors) console.error(`  - ${error.message}`);

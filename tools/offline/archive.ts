@@ -25,22 +25,57 @@ export interface WrittenArchive {
   readonly handlerSource: string;
 }
 
-/** Writes the function's `code` archive (as recorded under mocks) to a new temporary directory. */
-export async function writeArchive(code: unknown, label: string): Promise<WrittenArchive> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `archive-${label}-`));
+/**
+ * Writes the function's `code` archive (as recorded under mocks) into `dir`, as Lambda unpacks
+ * it; returns the directory.
+ */
+export async function extractArchive(
+  code: unknown,
+  label: string,
+  dir: string,
+  options: { link?: boolean } = {},
+): Promise<string> {
   const assets = await (code as AssetLike).assets;
   if (!assets) throw new Error(`${label}: the function has no code archive (did serialization fail?)`);
+  fs.mkdirSync(dir, { recursive: true });
   for (const [entry, asset] of Object.entries(assets)) {
     const target = path.join(dir, entry);
     fs.mkdirSync(path.dirname(target), { recursive: true });
     if (asset.text !== undefined) {
       fs.writeFileSync(target, await asset.text);
     } else if (asset.path !== undefined) {
-      fs.cpSync(path.resolve(await asset.path), target, { recursive: true, dereference: true });
+      const source = path.resolve(await asset.path);
+      if (options.link) linkTree(source, target);
+      else fs.cpSync(source, target, { recursive: true, dereference: true });
     } else {
       throw new Error(`${label}: archive entry ${entry} is neither text nor a path`);
     }
   }
+  return dir;
+}
+
+/**
+ * Copies a file or directory as hard links (the bytes are not copied; a file on another device
+ * is). The archive's files are never written to, so sharing them with the project is safe.
+ */
+function linkTree(source: string, target: string): void {
+  const stat = fs.statSync(source);
+  if (stat.isDirectory()) {
+    fs.mkdirSync(target, { recursive: true });
+    for (const entry of fs.readdirSync(source)) linkTree(path.join(source, entry), path.join(target, entry));
+    return;
+  }
+  try {
+    fs.linkSync(source, target);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EXDEV" && (error as NodeJS.ErrnoException).code !== "EPERM") throw error;
+    fs.copyFileSync(source, target);
+  }
+}
+
+/** Writes the function's `code` archive to a new temporary directory, and measures it. */
+export async function writeArchive(code: unknown, label: string): Promise<WrittenArchive> {
+  const dir = await extractArchive(code, label, fs.mkdtempSync(path.join(os.tmpdir(), `archive-${label}-`)));
   const measured = measure(dir);
   return { dir, ...measured, handlerSource: fs.readFileSync(path.join(dir, "__index.js"), "utf8") };
 }

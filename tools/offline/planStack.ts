@@ -1,0 +1,33 @@
+/**
+ * The program run offline for one stack, with the stack file's configuration: what `npm run
+ * plan`, the local system and `npm run invoke` all start from.
+ */
+import * as path from "node:path";
+import { projectRoot } from "../../components/archive";
+import { PROJECT } from "../../stacks/config";
+import { type OfflineRun, runOffline } from "./runtime";
+import { readStackFile, type StackFileConfig } from "./stackFile";
+
+export interface PlannedStackRun {
+  readonly stackFile: StackFileConfig;
+  readonly run: OfflineRun<unknown>;
+}
+
+/**
+ * Runs the program for `stack` (configuration from Pulumi.<stack>.yaml, or `stackFilePath`).
+ * Throws what the program throws (a configuration error names the key); failures the program
+ * raised asynchronously are in `run.errors`.
+ */
+export async function planStack(stack: string, stackFilePath?: string): Promise<PlannedStackRun> {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+  const stackFile = readStackFile(stack, projectRoot(), stackFilePath && path.resolve(stackFilePath));
+  const run = await runOffline({
+    project: PROJECT,
+    stack,
+    config: stackFile.values,
+    secretKeys: stackFile.secretKeys,
+    accountId: stackFile.values[`${PROJECT}:accountId`] ?? "000000000000",
+    program: () => require("../../index") as unknown,
+  });
+  return { stackFile, run };
+}
