@@ -317,7 +317,8 @@ export class IdvStack extends Component {
           responseType: type,
           statusCode: "400",
           responseTemplates: {
-            "application/json": `{"errorType":"${errorType}","message":$context.error.validationErrorString,"requestId":"$context.requestId"}`,
+            // messageString is quoted by API Gateway; validationErrorString is not, so it is quoted here.
+            "application/json": `{"errorType":"${errorType}","message":$context.error.messageString,"validationErrors":"$context.error.validationErrorString","requestId":"$context.requestId"}`,
           },
         },
         this.child,

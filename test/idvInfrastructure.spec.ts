@@ -69,7 +69,17 @@ describe("the identity-verification stack (qa1), under runtime mocks", function 
       assert.equal(response.inputs.statusCode, "400");
       const template = String((response.inputs.responseTemplates as Record<string, string>)["application/json"]);
       assert.match(template, new RegExp(`"errorType":"${errorType}"`));
-      assert.match(template, /\$context\.error\.validationErrorString/);
+      // As API Gateway fills it in: messageString comes quoted, validationErrorString bare.
+      const filled = template
+        .replace("$context.error.messageString", '"Invalid request body"')
+        .replace("$context.error.validationErrorString", "[object has missing required properties (data)]")
+        .replace("$context.requestId", "c0ffee00-0000-4000-8000-000000000000");
+      assert.deepEqual(JSON.parse(filled), {
+        errorType,
+        message: "Invalid request body",
+        validationErrors: "[object has missing required properties (data)]",
+        requestId: "c0ffee00-0000-4000-8000-000000000000",
+      });
     }
   });
 
