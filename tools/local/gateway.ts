@@ -137,13 +137,13 @@ function validate(route: ApiRoute, request: http.IncomingMessage, url: URL, text
   try {
     body = JSON.parse(text);
   } catch {
-    return gatewayResponse(route, "BAD_REQUEST_BODY", `"Invalid request body: not JSON"`, requestId);
+    return gatewayResponse(route, "BAD_REQUEST_BODY", "[the body is not JSON]", requestId);
   }
   const ajv = new Ajv({ schemaId: "auto", allErrors: true });
   ajv.addMetaSchema(require("ajv/lib/refs/json-schema-draft-04.json") as object);
   if (ajv.validate(route.bodySchema, body)) return undefined;
   const problems = (ajv.errors ?? []).map((error) => `${error.dataPath || "(body)"} ${error.message}`).join("; ");
-  return gatewayResponse(route, "BAD_REQUEST_BODY", JSON.stringify(`[${problems}]`), requestId);
+  return gatewayResponse(route, "BAD_REQUEST_BODY", `[${problems}]`, requestId);
 }
 
 function proxyEvent(
