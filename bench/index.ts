@@ -6,11 +6,13 @@
  */
 import { benchArchives } from "./archives";
 import { benchArmScore } from "./armScore";
+import { benchLocalTable } from "./localTable";
 import { benchScoring } from "./scoring";
 
 const BENCHMARKS: Record<string, () => Promise<void>> = {
   archives: benchArchives,
   armScore: benchArmScore,
+  localTable: benchLocalTable,
   scoring: benchScoring,
 };
 

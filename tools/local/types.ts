@@ -17,12 +17,15 @@ export interface TableChangeRecord {
   readonly awsRegion: string;
   readonly eventID: string;
   readonly eventName: "INSERT" | "MODIFY" | "REMOVE";
-  /** Present on TTL deletions: `{ type: "Service", principalId: "dynamodb.amazonaws.com" }`. */
-  readonly userIdentity?: { readonly type: string; readonly principalId: string };
+  /** On TTL deletions `{ type: "Service", principalId: "dynamodb.amazonaws.com" }`, else null. */
+  readonly userIdentity?: { readonly type: string; readonly principalId: string } | null;
   readonly recordFormat: "application/json";
   readonly tableName: string;
   readonly dynamodb: {
-    /** Epoch microseconds. */
+    /**
+     * Epoch milliseconds: the table's destination has MILLISECOND precision (with MICROSECOND,
+     * epoch microseconds and `ApproximateCreationDateTimePrecision: "MICROSECOND"`).
+     */
     readonly ApproximateCreationDateTime: number;
     readonly Keys: Record<string, unknown>;
     readonly NewImage?: Record<string, unknown>;
