@@ -1,12 +1,16 @@
 /**
- * The local system's traffic generator, without I/O: its records held against the real readers
- * and the mappings' filters, its expected outcomes against the documented rules, its pacing
- * counted per tick on a fake clock, its determinism by seed.
+ * The local system's traffic generator and live figures, without I/O: the generator's records
+ * held against the real readers and the mappings' filters, its expected outcomes against the
+ * documented rules, its pacing counted per tick on a fake clock, its determinism by seed; the
+ * figures and the panel from scripted LocalEvents.
  */
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { projectRoot } from "../components/archive";
+import { createDisplay, renderPanel, summaryLine } from "../tools/local/display";
+import { createFigures, registeredFunctionOf } from "../tools/local/figures";
+import { reasonGroup } from "../tools/local/text";
 import {
   createGenerator,
   type Clock,
@@ -508,6 +512,229 @@ describe("the local system's traffic", function () {
       await other.generator.tick(1000);
       await other.generator.flush();
       assert.notDeepEqual(other.generator.sent().map(shape), once.generator.sent().map(shape));
+    });
+  });
+});
+
+describe("the local system's figures", function () {
+  /** A Powertools line as a worker writes it. */
+  const log = (fn: string, level: string, message: string, fields: Record<string, unknown> = {}): LocalEvent => ({
+    kind: "log",
+    function: fn,
+    line: { level, message, service: fn, timestamp: "2026-12-01T10:00:00.000Z", ...fields },
+  });
+  const failed = (fn: string, record: unknown, reason: string) => log(fn, "WARN", "record failed", { record, reason });
+  const VF_MAPPING = "enqueueFromVfStream:vf-input-stream";
+
+  function scripted() {
+    let now = START;
+    const figures = createFigures({
+      now: () => now,
+      queueDepths: async () => ({ "scoring-stream-failures-sqs": 3, "acct-activity-dlq": 0 }),
+    });
+    const events: LocalEvent[] = [
+      { kind: "input", source: "vf-input-stream", count: 120 },
+      { kind: "input", source: "user-activity-local", count: 40 },
+      { kind: "filtered", mapping: VF_MAPPING, count: 20 },
+      { kind: "delivered", mapping: VF_MAPPING, count: 60 },
+      { kind: "invocation", function: "enqueueFromVfStream", coldStart: true, ms: 900, outcome: "ok" },
+      log("enqueueFromVfStream", "INFO", "batch enqueued", {
+        records: 60,
+        activities: 54,
+        sent: 54,
+        skipped: 2,
+        failed: 4,
+        sendCalls: 6,
+      }),
+      failed(
+        "enqueueFromVfStream",
+        "4965001",
+        "VF login event is not as expected: globalUserId: expected a globalUserId (no whitespace or #)",
+      ),
+      failed("enqueueFromVfStream", "4965002", "VF login event is not as expected: globalUserId: Invalid input"),
+      failed("enqueueFromVfStream", "4965003", "data is not JSON (Unexpected token o in JSON at position 1)"),
+      failed(
+        "enqueueFromActivityStream",
+        { partition: "user-activity-local-0", offset: 7 },
+        "value is null (a tombstone), not an activity",
+      ),
+      // A batch whose invocation fails gives its records back; one not yet invoked is in flight.
+      { kind: "delivered", mapping: VF_MAPPING, count: 30 },
+      { kind: "invocation", function: "enqueueFromVfStream", coldStart: false, ms: 100, outcome: "error", error: "boom" },
+      { kind: "delivered", mapping: VF_MAPPING, count: 10 },
+      { kind: "parked", mapping: VF_MAPPING, destination: "scoring-stream-failures-sqs", count: 4 },
+      { kind: "delivered", mapping: "lookupArai:on-demand-scoring-sqs", count: 10 },
+      { kind: "invocation", function: "lookupArai", coldStart: true, ms: 300, outcome: "timeout" },
+      { kind: "delivered", mapping: "lookupArai:on-demand-scoring-sqs", count: 10 },
+      { kind: "invocation", function: "lookupArai", coldStart: true, ms: 200, outcome: "ok" },
+      log("lookupArai", "WARN", "fan unknown to the accounts service; messages let go", { globalUserId: "gu-1", messages: 1 }),
+      log("lookupArai", "INFO", "batch done", {
+        messages: 10,
+        fans: 8,
+        fresh: 2,
+        fetched: 6,
+        written: 5,
+        unknownFans: 1,
+        failedMessages: 0,
+      }),
+      { kind: "delivered", mapping: "scoreUsers:fan-identity-table-stream", count: 5 },
+      { kind: "delivered", mapping: "stagingScoreUsers:fan-identity-table-stream", count: 5 },
+      { kind: "invocation", function: "scoreUsers", coldStart: true, ms: 120, outcome: "ok" },
+      log("scoreUsers", "ERROR", "model call failed; its fans' records fail", { status: 503 }),
+      log("scoreUsers", "INFO", "batch scored", { records: 5, skipped: 0, fans: 5, scored: 4, modelCalls: 1, failedRecords: 1 }),
+      failed("scoreUsers", "4966001", "not scored: scoring model answered 503"),
+      { kind: "output", function: "scoreUsers", text: "Error: something went wrong\n    at main" },
+    ];
+    events.forEach(figures.report);
+    now += 61_000;
+    return figures;
+  }
+
+  it("count inputs, records per worker, in flight, invocations and failures by reason from what the workers report", function () {
+    const snapshot = scripted().snapshot();
+    assert.equal(snapshot.elapsedMs, 61_000);
+    assert.deepEqual(snapshot.sources, { "vf-input-stream": 120, "user-activity-local": 40 });
+    assert.deepEqual(snapshot.mappings[VF_MAPPING], { function: "enqueueFromVfStream", delivered: 100, filtered: 20, parked: 4 });
+    assert.deepEqual(snapshot.workers.enqueueFromVfStream, {
+      delivered: 100,
+      records: 60,
+      ok: 54,
+      skipped: 2,
+      failed: 4,
+      inFlight: 10,
+      invocations: 2,
+      coldStarts: 1,
+      errors: 1,
+      timeouts: 0,
+      crashes: 0,
+      avgMs: 500,
+      maxMs: 900,
+      loggedErrors: 0,
+      otherOutput: 0,
+      details: { activities: 54, sent: 54 },
+    });
+    const lookup = snapshot.workers.lookupArai!;
+    assert.deepEqual(
+      [
+        lookup.delivered,
+        lookup.records,
+        lookup.ok,
+        lookup.failed,
+        lookup.inFlight,
+        lookup.errors,
+        lookup.timeouts,
+        lookup.coldStarts,
+      ],
+      [20, 10, 10, 0, 0, 1, 1, 2],
+    );
+    assert.deepEqual(lookup.details, { fans: 8, fresh: 2, fetched: 6, written: 5, unknownFans: 1 });
+    const scorer = snapshot.workers.scoreUsers!;
+    assert.deepEqual([scorer.records, scorer.ok, scorer.failed, scorer.loggedErrors, scorer.otherOutput], [5, 4, 1, 1, 1]);
+    assert.deepEqual(scorer.details, { fans: 5, scored: 4 });
+    // Delivered, never invoked yet.
+    assert.equal(snapshot.workers.stagingScoreUsers!.inFlight, 5);
+    assert.deepEqual(snapshot.failures, [
+      { reason: "VF login event is not as expected", count: 2, functions: { enqueueFromVfStream: 2 } },
+      { reason: "data is not JSON", count: 1, functions: { enqueueFromVfStream: 1 } },
+      { reason: "not scored", count: 1, functions: { scoreUsers: 1 } },
+      { reason: "value is null", count: 1, functions: { enqueueFromActivityStream: 1 } },
+    ]);
+    assert.deepEqual(snapshot.parked, { "scoring-stream-failures-sqs": 4 });
+    assert.deepEqual(JSON.parse(JSON.stringify(snapshot)), snapshot);
+  });
+
+  it("poll the queue depths, and say so when they cannot be read", async function () {
+    const figures = scripted();
+    assert.deepEqual(figures.snapshot().queues, {});
+    await figures.refresh();
+    assert.deepEqual(figures.snapshot().queues, { "scoring-stream-failures-sqs": 3, "acct-activity-dlq": 0 });
+    const failing = createFigures({
+      queueDepths: async () => {
+        throw new Error("connection refused");
+      },
+    });
+    await failing.refresh();
+    assert.equal(failing.snapshot().queuesError, "connection refused");
+  });
+
+  it("time a score from the earliest activity of its fan no earlier score covered", function () {
+    const figures = createFigures();
+    figures.activityPut("gu-a", 1000);
+    figures.activityPut("gu-a", 1500);
+    figures.scoreWritten("gu-a", 1800); // 800, covering both
+    figures.activityPut("gu-a", 2000);
+    figures.activityPut("gu-a", 2600);
+    figures.scoreWritten("gu-a", 2100); // 100; 2600 still uncovered
+    figures.scoreWritten("gu-a", 2650); // 50
+    figures.scoreWritten("gu-a", 2700); // nothing left to cover
+    figures.scoreWritten("gu-b", 3000); // no activity of gu-b
+    figures.activityPut("gu-c", 5000);
+    figures.scoreWritten("gu-c", 4000); // older than the activity: not its score
+    const { latency, scores } = figures.snapshot();
+    assert.deepEqual(scores, { written: 6, withoutActivity: 3 });
+    assert.deepEqual(latency, { samples: 3, p50: 100, p95: 800, p99: 800, max: 800 });
+
+    const many = createFigures();
+    for (let index = 1; index <= 200; index++) {
+      many.activityPut(`gu-${index}`, 0);
+      many.scoreWritten(`gu-${index}`, index * 10);
+    }
+    // Nearest rank: the p-th percentile of 200 samples is the (2p)-th smallest.
+    assert.deepEqual(many.snapshot().latency, { samples: 200, p50: 1000, p95: 1900, p99: 1980, max: 2000 });
+  });
+
+  it("group failure reasons by their text before the details, ids left out", function () {
+    assert.equal(reasonGroup("activity is not as expected: globalUserId: Invalid input"), "activity is not as expected");
+    assert.equal(reasonGroup("value is not UTF-8"), "value is not UTF-8");
+    assert.equal(
+      reasonGroup("follows failed message 3f1c9a2e-77aa-4c1e-9b7e-0c4d2f5b8e11 in message group gu-7f3c2a91"),
+      "follows failed message … in message group …",
+    );
+    assert.equal(reasonGroup(""), "(no reason)");
+    assert.ok(reasonGroup("a ".repeat(80)).length <= 60);
+  });
+
+  it("take a mapping's function from the registry, the longest name it contains", function () {
+    assert.equal(registeredFunctionOf("scoreUsers:fan-identity-table-stream"), "scoreUsers");
+    assert.equal(registeredFunctionOf("stagingScoreUsers:fan-identity-table-stream"), "stagingScoreUsers");
+    assert.equal(registeredFunctionOf("something-else"), undefined);
+  });
+
+  describe("on the panel", function () {
+    const sink = (isTTY: boolean) => {
+      const writes: string[] = [];
+      return { writes, stream: { isTTY, columns: 200, write: (text: string) => writes.push(text) } };
+    };
+
+    it("redraw in place on a terminal, and end with the summary in the panel's place", function () {
+      const { writes, stream } = sink(true);
+      const figures = scripted();
+      const display = createDisplay({ figures, stream, intervalMs: 60_000, durationMs: 122_000 });
+      display.draw();
+      display.draw();
+      const panel = renderPanel(figures.snapshot(), 122_000);
+      assert.ok(writes[0]!.startsWith("\x1b[2K"));
+      assert.ok(writes[1]!.startsWith(`\x1b[${panel.length}A`), JSON.stringify(writes[1]!.slice(0, 10)));
+      assert.match(panel[0]!, /50% 1:01\/2:02/);
+      assert.ok(panel.some((line) => /^enqueueFromVfStream\s+100\s+60\s+54\s+2\s+4\s+10\s+2\s+1\s+1\s+0$/.test(line)));
+      assert.ok(panel.some((line) => line.includes("VF login event is not as expected")));
+      const summary = display.stop();
+      assert.equal(writes.at(-2), `\x1b[${panel.length}A\x1b[J`);
+      assert.equal(writes.at(-1), summary);
+      assert.match(summary, /Local run: 1:01/);
+      assert.match(summary, /enqueueFromVfStream:vf-input-stream\s+enqueueFromVfStream\s+100\s+20\s+4/);
+    });
+
+    it("print one plain line at a time elsewhere", function () {
+      const { writes, stream } = sink(false);
+      const figures = scripted();
+      const display = createDisplay({ figures, stream, intervalMs: 60_000 });
+      display.draw();
+      display.draw();
+      assert.deepEqual(writes, [`${summaryLine(figures.snapshot())}\n`]);
+      assert.match(writes[0]!, /^\[1:01\] in 160 · records 75 · failed 5 · in flight 15 · errors 2 · scores 0/);
+      assert.ok(!writes[0]!.includes("\x1b"));
+      display.stop();
     });
   });
 });
