@@ -11,7 +11,7 @@
  * the two side by side.
  */
 import { createHash } from "node:crypto";
-import { createRandom } from "./random";
+import { createRandom, type Random } from "./random";
 
 /** The inputs the generator feeds: the Kafka user-activity topic and the four Kinesis input streams. */
 export const SOURCE_ROLES = ["kafka", "vf", "demand", "purchase", "sqJourney"] as const;
@@ -191,12 +191,12 @@ const iso = (at: number) => new Date(at).toISOString();
 /** The JSON object a well-formed Kinesis event carries (the fixtures' fields, for another fan, time and details). */
 function kinesisPayload(draft: Draft, fan: string | undefined, at: number, options: EncodeOptions): Record<string, unknown> {
   const detail = createRandom(draft.salt);
-  const withFan = (payload: Record<string, unknown>) => (fan === undefined ? payload : { ...payload, globalUserId: fan });
+  const fanField = fan === undefined ? {} : { globalUserId: fan };
   switch (draft.role) {
     case "vf":
       return {
         type: draft.kind === "vfEvent" ? draft.type : "vfLogin",
-        ...withFan({}),
+        ...fanField,
         timestamp: iso(at),
         campaignId: detail.pick(["taylor-swift-eras-2026", "coldplay-mots-2026", "beyonce-cowboy-2026"]),
         market: detail.pick(["US", "GB", "CA"]),
@@ -207,7 +207,7 @@ function kinesisPayload(draft: Draft, fan: string | undefined, at: number, optio
       return purchasePayload(draft, fan, at, detail);
     case "sqJourney":
       return {
-        ...withFan({}),
+        ...fanField,
         journeyStep: draft.kind === "journeyStep" ? draft.step : "queue_joined",
         queueId: `q-eras-2026-us-${String(detail.int(1, 9999)).padStart(4, "0")}`,
         eventId: `vvG1zZ${detail.hex(7)}`,
@@ -217,11 +217,12 @@ function kinesisPayload(draft: Draft, fan: string | undefined, at: number, optio
     case "demand":
       return demandChange(draft, fan, at, options.demandTableName, detail);
     case "kafka":
+      // Kafka records are encoded by encodeKafka; the same payload, should one be put on a stream.
       return activityPayload(draft, fan, at, detail);
   }
 }
 
-function purchasePayload(draft: Draft, fan: string | undefined, at: number, detail: ReturnType<typeof createRandom>) {
+function purchasePayload(draft: Draft, fan: string | undefined, at: number, detail: Random) {
   const tickets = detail.int(1, 6);
   return {
     purchaseId: `ord-${detail.int(1000, 9999)}-${detail.int(1000, 9999)}`,
@@ -240,13 +241,7 @@ function purchasePayload(draft: Draft, fan: string | undefined, at: number, deta
 }
 
 /** A demand-table change as DynamoDB's Kinesis destination writes it (creation time in epoch milliseconds). */
-function demandChange(
-  draft: Draft,
-  fan: string | undefined,
-  at: number,
-  tableName: string,
-  detail: ReturnType<typeof createRandom>,
-) {
+function demandChange(draft: Draft, fan: string | undefined, at: number, tableName: string, detail: Random) {
   const eventName = draft.kind === "change" ? draft.eventName : "INSERT";
   const userId = fan ?? `anon-${detail.hex(8)}`;
   const keys = { userId: { S: userId }, eventId: { S: `vf-evt-${String(detail.int(1, 9999)).padStart(4, "0")}` } };
@@ -278,7 +273,7 @@ function demandChange(
 }
 
 /** A user activity as the accounts service writes it; its own timestamp ISO 8601 or epoch milliseconds, as the fixture has both. */
-function activityPayload(draft: Draft, fan: string | undefined, at: number, detail: ReturnType<typeof createRandom>) {
+function activityPayload(draft: Draft, fan: string | undefined, at: number, detail: Random) {
   const action = draft.kind === "activity" ? draft.action : "login";
   const result = draft.kind === "activity" ? draft.result : "success";
   return {
