@@ -12,9 +12,11 @@ import {
   PutSecretValueCommand,
   type SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
+import { GetWorkflowRunCommand, GetWorkflowRunsCommand, GlueClient } from "@aws-sdk/client-glue";
 import { importSPKI, jwtVerify } from "jose";
 import { z } from "zod";
 import { SECRET_KEYS } from "../stacks/config";
+import { type LocalGlue, startGlue } from "../tools/local/services/glue";
 import {
   type LocalSecretsManager,
   type LocalSecretValues,
@@ -26,12 +28,18 @@ import {
 import { araiCredentialsSchema } from "../workers/lookupArai/araiClient";
 import { personaApiKeySchema } from "../workers/checkLiveness/persona";
 import { createDecisionSigner, signingKeySchema } from "../workers/checkLiveness/token";
+import { createGlueImport } from "../workers/shared/glueImport";
+import { createLogger } from "../workers/shared/runtime/logging";
 import { createSecretReader } from "../workers/shared/runtime/secrets";
 import { createModelTokenReader } from "../workers/shared/scoring/modelServing";
+import { startBotOrNotImportContract } from "../workers/startBotOrNotImport";
 import { rejectionOf } from "./support/assertions";
 import { operationOf } from "./support/http";
+import { captureLogs } from "./support/logs";
 import { planStack } from "./support/program";
 import { secretsManagerClient } from "./support/secrets";
+
+const credentials = { accessKeyId: "test", secretAccessKey: "test" };
 
 /** A secret reader as the workers build them, against the local Secrets Manager. */
 function readerOf<T extends z.ZodType>(client: SecretsManagerClient, secretId: string, schema: T) {
@@ -167,6 +175,84 @@ describe("local services", function () {
       );
       assert.ok(store.server.requests.some((request) => operationOf(request) === "PutSecretValue"));
       assert.ok(store.server.requests.every((request) => request.body === ""));
+    });
+  });
+
+  describe("Glue", function () {
+    const WORKFLOW = "vfid-qa1-bot-or-not-import";
+    let glue: LocalGlue;
+    let client: GlueClient;
+
+    before(async function () {
+      glue = await startGlue({ workflows: [WORKFLOW, "vfid-qa1-clustering-import"], runMs: 300 });
+      client = new GlueClient({ endpoint: glue.url, region: "us-east-1", credentials });
+    });
+    after(async function () {
+      client?.destroy();
+      await glue?.close();
+    });
+
+    /** The import worker built by its factory, starting `workflow` through the local Glue. */
+    const importer = (workflow: string) =>
+      createGlueImport({
+        contract: startBotOrNotImportContract,
+        env: { GLUE_WORKFLOW_NAME: workflow },
+        glue: client,
+        logger: createLogger(startBotOrNotImportContract),
+      });
+    const exportEvent = (key: string) => ({
+      Records: [{ eventName: "ObjectCreated:Put", s3: { bucket: { name: "ds-exports" }, object: { key } } }],
+    });
+
+    it("records the run the import worker starts, with its workflow and run properties, and answers its RunId", async function () {
+      const before = glue.runs.length;
+      const summary = await importer(WORKFLOW)(exportEvent("bot-or-not/date=2026-11-24/_SUCCESS"));
+      assert.equal(glue.runs.length, before + 1);
+      const run = glue.runs.at(-1)!;
+      assert.equal(run.workflow, WORKFLOW);
+      assert.deepEqual(run.runProperties, {
+        bucket: "ds-exports",
+        key: "bot-or-not/date=2026-11-24/_SUCCESS",
+        date: "2026-11-24",
+      });
+      assert.match(run.runId, /^wr_[0-9a-f]{64}$/);
+      assert.deepEqual(
+        summary.started.map((started) => started.runId),
+        [run.runId],
+      );
+      assert.deepEqual(glue.runsOf("vfid-qa1-clustering-import"), []);
+    });
+
+    it("reads a run RUNNING, then COMPLETED once its time has passed; lists a workflow's runs", async function () {
+      await importer(WORKFLOW)(exportEvent("bot-or-not/date=2026-11-25/_SUCCESS"));
+      const { runId } = glue.runs.at(-1)!;
+      const first = await client.send(new GetWorkflowRunCommand({ Name: WORKFLOW, RunId: runId }));
+      assert.equal(first.Run?.Status, "RUNNING");
+      assert.equal(first.Run?.WorkflowRunProperties?.date, "2026-11-25");
+      await new Promise((resolve) => setTimeout(resolve, 350));
+      const later = await client.send(new GetWorkflowRunCommand({ Name: WORKFLOW, RunId: runId }));
+      assert.equal(later.Run?.Status, "COMPLETED");
+      assert.ok(later.Run!.CompletedOn!.getTime() >= later.Run!.StartedOn!.getTime() + 300);
+      const listed = await client.send(new GetWorkflowRunsCommand({ Name: WORKFLOW }));
+      assert.deepEqual(
+        listed.Runs!.map((run) => run.WorkflowRunId).sort(),
+        glue
+          .runsOf(WORKFLOW)
+          .map((run) => run.runId)
+          .sort(),
+      );
+    });
+
+    it("does not know a workflow the plan has not, and the worker fails the export saying so", async function () {
+      const before = glue.runs.length;
+      const { result } = await captureLogs(() =>
+        importer("vfid-qa1-no-such-import")(exportEvent("bot-or-not/date=2026-11-24/_SUCCESS")).then(
+          () => undefined,
+          (error: Error) => error,
+        ),
+      );
+      assert.match(String(result?.message), /glue StartWorkflowRun vfid-qa1-no-such-import failed: EntityNotFoundException/);
+      assert.equal(glue.runs.length, before);
     });
   });
 });
