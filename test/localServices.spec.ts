@@ -13,26 +13,32 @@ import {
   type SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
 import { GetWorkflowRunCommand, GetWorkflowRunsCommand, GlueClient } from "@aws-sdk/client-glue";
-import { importSPKI, jwtVerify } from "jose";
+import { createRemoteJWKSet, importSPKI, jwtVerify } from "jose";
 import { z } from "zod";
 import { SECRET_KEYS } from "../stacks/config";
+import { type LocalAccounts, LOGIN_HISTORY_KEPT, startAccounts, UNKNOWN_FAN_PREFIX } from "../tools/local/services/accounts";
 import { type LocalGlue, startGlue } from "../tools/local/services/glue";
 import {
   type LocalSecretsManager,
   type LocalSecretValues,
+  generateSecretValues,
   planSecrets,
   type PlanSecret,
   seedSecrets,
   startSecretsManager,
 } from "../tools/local/services/secretsManager";
-import { araiCredentialsSchema } from "../workers/lookupArai/araiClient";
+import { araiCredentialsSchema, createAraiClient } from "../workers/lookupArai/araiClient";
+import { trimArai } from "../workers/lookupArai/trim";
 import { personaApiKeySchema } from "../workers/checkLiveness/persona";
 import { createDecisionSigner, signingKeySchema } from "../workers/checkLiveness/token";
 import { createGlueImport } from "../workers/shared/glueImport";
 import { createLogger } from "../workers/shared/runtime/logging";
+import { isHttpServiceError } from "../workers/shared/runtime/http";
 import { createSecretReader } from "../workers/shared/runtime/secrets";
 import { createModelTokenReader } from "../workers/shared/scoring/modelServing";
 import { startBotOrNotImportContract } from "../workers/startBotOrNotImport";
+import { createValidateToken } from "../workers/validateToken";
+import { validateTokenContract } from "../workers/validateToken/contract";
 import { rejectionOf } from "./support/assertions";
 import { operationOf } from "./support/http";
 import { captureLogs } from "./support/logs";
@@ -40,6 +46,18 @@ import { planStack } from "./support/program";
 import { secretsManagerClient } from "./support/secrets";
 
 const credentials = { accessKeyId: "test", secretAccessKey: "test" };
+
+/** The qa1 plan's issuer and audience of SOTCs (validateToken's JWT_ISSUER and JWT_AUDIENCE). */
+const ISSUER = "https://accounts-qa1.verifiedfan.example.com";
+const AUDIENCE = "verified-fan";
+const ARAI_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:210987654321:secret:vfid-qa1-us-east-1-arai-credentials-AbCdEf";
+
+/** A local Secrets Manager holding one secret, and a client of it. */
+async function storeWith(arn: string, value: object) {
+  const store = await startSecretsManager();
+  store.define({ arn, value });
+  return { store, client: secretsManagerClient(store.server) };
+}
 
 /** A secret reader as the workers build them, against the local Secrets Manager. */
 function readerOf<T extends z.ZodType>(client: SecretsManagerClient, secretId: string, schema: T) {
@@ -253,6 +271,177 @@ describe("local services", function () {
       );
       assert.match(String(result?.message), /glue StartWorkflowRun vfid-qa1-no-such-import failed: EntityNotFoundException/);
       assert.equal(glue.runs.length, before);
+    });
+  });
+
+  describe("accounts: the ARAI API", function () {
+    const values = generateSecretValues();
+    let accounts: LocalAccounts;
+    let store: LocalSecretsManager;
+    let client: SecretsManagerClient;
+
+    before(async function () {
+      ({ store, client } = await storeWith(ARAI_SECRET_ARN, values.araiCredentials));
+      accounts = await startAccounts({
+        credentials: values.araiCredentials,
+        issuer: ISSUER,
+        audience: AUDIENCE,
+        araiUrlTemplate: "https://accounts-qa1.verifiedfan.example.com/arai/v1/accounts/{globalUserId}/activity",
+      });
+    });
+    after(async function () {
+      client?.destroy();
+      await Promise.all([accounts?.close(), store?.close()]);
+    });
+
+    /** lookupArai's client as its factory builds it, reading the credentials from the local Secrets Manager. */
+    const araiClient = (readCredentials = readerOf(client, ARAI_SECRET_ARN, araiCredentialsSchema())) =>
+      createAraiClient({ urlTemplate: accounts.araiUrlTemplate, timeoutMs: 1000, readCredentials, baseDelayMs: 5 });
+
+    it("answers the fan's ARAI, the same at the same version, and records it as the latest served", async function () {
+      assert.equal(accounts.araiUrlTemplate, `${accounts.url}/arai/v1/accounts/{globalUserId}/activity`);
+      assert.equal(accounts.araiOf("gu-steady"), undefined, "nothing served yet");
+      const first = await araiClient().fetchArai("gu-steady");
+      const again = await araiClient().fetchArai("gu-steady");
+      assert.equal(first.status, "found");
+      assert.deepEqual(again, first);
+      assert.deepEqual(accounts.araiOf("gu-steady"), first.status === "found" ? first.arai : undefined);
+      const arai = accounts.araiOf("gu-steady")!;
+      assert.equal(arai.globalUserId, "gu-steady");
+      assert.ok(Array.isArray(arai.loginHistory) && Array.isArray(arai.linkedAccounts));
+      const other = await araiClient().fetchArai("gu-other");
+      assert.notDeepEqual(other, first, "another fan, another ARAI");
+    });
+
+    it("reflects each recorded activity, newest first, from the next answer on", async function () {
+      const fan = "gu-active";
+      const before = await araiClient().fetchArai(fan);
+      assert.equal(accounts.recordActivity(fan, { action: "login", at: "2026-11-24T18:00:00.000Z" }), 1);
+      assert.equal(
+        accounts.recordActivity(fan, { action: "update_email", at: "2026-11-24T18:05:00.000Z", result: "failure" }),
+        2,
+      );
+      assert.deepEqual(accounts.araiOf(fan), before.status === "found" ? before.arai : undefined, "still what was served");
+      const after = await araiClient().fetchArai(fan);
+      assert.ok(after.status === "found");
+      const history = after.arai.loginHistory as { action: string; time: string; result: string }[];
+      assert.deepEqual(
+        history.slice(0, 2).map(({ action, time, result }) => [action, time, result]),
+        [
+          ["update_email", "2026-11-24T18:05:00.000Z", "failure"],
+          ["login", "2026-11-24T18:00:00.000Z", "success"],
+        ],
+      );
+      assert.equal(history.length, before.status === "found" ? before.arai.loginHistory!.length + 2 : -1);
+      assert.equal(accounts.versionOf(fan), 2);
+      assert.deepEqual(accounts.araiOf(fan), after.arai);
+    });
+
+    it("keeps a busy fan's ARAI within what lookupArai stores whole", async function () {
+      const fan = "gu-busy";
+      for (let index = 0; index < LOGIN_HISTORY_KEPT + 30; index++) {
+        accounts.recordActivity(fan, { action: "login", at: new Date(Date.UTC(2026, 10, 1) + index * 60_000).toISOString() });
+      }
+      const lookup = await araiClient().fetchArai(fan);
+      assert.ok(lookup.status === "found");
+      assert.equal(lookup.arai.loginHistory!.length, LOGIN_HISTORY_KEPT + 1, "the kept activities and the account's creation");
+      const trimmed = trimArai(lookup.arai);
+      assert.ok(trimmed.ok);
+      assert.deepEqual(trimmed.dropped, { loginHistory: 0, linkedAccounts: 0 });
+      assert.deepEqual(trimmed.snapshot, lookup.arai);
+    });
+
+    it("does not know fans with the unknown prefix, nor forgotten ones (404: the client's unknownFan)", async function () {
+      assert.deepEqual(await araiClient().fetchArai(`${UNKNOWN_FAN_PREFIX}gu-1`), { status: "unknownFan" });
+      assert.equal((await araiClient().fetchArai("gu-leaving")).status, "found");
+      accounts.forget("gu-leaving");
+      assert.deepEqual(await araiClient().fetchArai("gu-leaving"), { status: "unknownFan" });
+      assert.equal(accounts.currentArai("gu-leaving"), undefined);
+    });
+
+    it("finds a fan whose id needs encoding in the path", async function () {
+      const lookup = await araiClient().fetchArai("gu/odd?id%|x");
+      assert.ok(lookup.status === "found");
+      assert.equal(lookup.arai.globalUserId, "gu/odd?id%|x");
+    });
+
+    it("refuses wrong credentials and a wrong client id, once each (not retried), without recording the password", async function () {
+      const wrong = { ...values.araiCredentials, password: "not-the-password" };
+      const refused = await rejectionOf(araiClient(async () => wrong).fetchArai("gu-steady"));
+      assert.ok(isHttpServiceError(refused) && refused.status === 401 && refused.attempts === 1, refused.message);
+      const otherClient = { ...values.araiCredentials, clientId: "someone-else" };
+      const forbidden = await rejectionOf(araiClient(async () => otherClient).fetchArai("gu-steady"));
+      assert.ok(isHttpServiceError(forbidden) && forbidden.status === 403, forbidden.message);
+      const password = values.araiCredentials.password;
+      assert.ok(accounts.server.requests.every((request) => !JSON.stringify(request).includes(password)));
+      const basic = Buffer.from(`${values.araiCredentials.username}:${password}`).toString("base64");
+      assert.ok(accounts.server.requests.every((request) => !JSON.stringify(request).includes(basic)));
+    });
+  });
+
+  describe("accounts: JWKS and SOTCs", function () {
+    const API_KEY = "local-api-key-0123456789abcdef";
+    const accountsList: LocalAccounts[] = [];
+    after(async function () {
+      await Promise.all(accountsList.map((accounts) => accounts.close()));
+    });
+
+    const start = async (options: { issuer?: string; userIdClaim?: string } = {}) => {
+      const credentials = { username: "u", password: "p", clientId: "c" };
+      const accounts = await startAccounts({ credentials, issuer: options.issuer ?? ISSUER, audience: [AUDIENCE], ...options });
+      accountsList.push(accounts);
+      return accounts;
+    };
+
+    /** validateToken built from its parts, verifying against `jwksUrl` as its factory sets it up. */
+    const authoriser = (jwksUrl: string, userIdClaim = "sub") => {
+      const env = validateTokenContract.environment().parse({
+        API_KEYS_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:210987654321:secret:vfid-qa1-us-east-1-auth-api-keys-AbCdEf",
+        JWKS_URL: jwksUrl,
+        JWT_ISSUER: ISSUER,
+        JWT_AUDIENCE: AUDIENCE,
+        JWT_USER_ID_CLAIM: userIdClaim,
+      });
+      const jwks = createRemoteJWKSet(new URL(env.JWKS_URL), { timeoutDuration: env.JWKS_TIMEOUT_MS });
+      return createValidateToken({ env, jwks, readApiKeys: async () => [API_KEY], logger: createLogger(validateTokenContract) });
+    };
+
+    it("issues SOTCs validateToken verifies against the published JWKS: the fan logged in, with the claims", async function () {
+      const accounts = await start();
+      assert.equal(accounts.jwksUrl, `${accounts.url}/.well-known/jwks.json`);
+      const published = (await (await fetch(accounts.jwksUrl)).json()) as { keys: { kid: string; kty: string; d?: string }[] };
+      assert.deepEqual(
+        published.keys.map(({ kid, kty, d }) => ({ kid, kty, d })),
+        [{ kid: accounts.publicJwk.kid, kty: "RSA", d: undefined }],
+      );
+      const sotc = await accounts.issueSotc({ globalUserId: "gu-7f3c2a91", claims: { email: "Fan@Example.com" } });
+      const answer = await authoriser(accounts.jwksUrl)({ authorizationToken: `${API_KEY}:${sotc}` });
+      assert.equal(answer.isAuthorized, true);
+      assert.deepEqual(answer.resolverContext, { email: "fan@example.com", isLoggedIn: "true", globalUserId: "gu-7f3c2a91" });
+      assert.ok(answer.ttlOverride! > 0);
+    });
+
+    it("puts the fan in the configured user id claim", async function () {
+      const accounts = await start({ userIdClaim: "guid" });
+      const sotc = await accounts.issueSotc({ globalUserId: "gu-claimed" });
+      const answer = await authoriser(accounts.jwksUrl, "guid")({ authorizationToken: `${API_KEY}:${sotc}` });
+      assert.equal(answer.resolverContext?.globalUserId, "gu-claimed");
+      const { result: bySub } = await captureLogs(() =>
+        authoriser(accounts.jwksUrl)({ authorizationToken: `${API_KEY}:${sotc}` }),
+      );
+      assert.equal(bySub.resolverContext?.isLoggedIn, "false", "no sub claim");
+    });
+
+    it("issues SOTCs that expire, and ones another issuer's key signed are not taken", async function () {
+      const accounts = await start();
+      const issuedAt = Math.floor(Date.now() / 1000) - 7200;
+      const expired = await accounts.issueSotc({ globalUserId: "gu-late", issuedAt, expiresInSeconds: 3600 });
+      const late = await authoriser(accounts.jwksUrl)({ authorizationToken: `${API_KEY}:${expired}` });
+      assert.deepEqual(late.resolverContext, { isLoggedIn: "false" });
+      const stranger = await start({ issuer: "https://someone-else.example.com" });
+      const foreign = await stranger.issueSotc({ globalUserId: "gu-foreign" });
+      const answer = await authoriser(accounts.jwksUrl)({ authorizationToken: `${API_KEY}:${foreign}` });
+      assert.deepEqual(answer.resolverContext, { isLoggedIn: "false" });
     });
   });
 });

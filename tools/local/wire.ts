@@ -28,6 +28,8 @@ export interface WireOptions {
   readonly keep?: number;
   /** False records requests without their body (for bodies that carry secrets). @default true */
   readonly keepBodies?: boolean;
+  /** Headers recorded as `[redacted]` (lower case: credentials, tokens). @default none */
+  readonly redactHeaders?: readonly string[];
 }
 
 export class WireServer {
@@ -74,8 +76,10 @@ export class WireServer {
   }
 
   private record(request: RecordedRequest): void {
-    this.requests.push(this.options.keepBodies === false ? { ...request, body: "" } : request);
-    const { keep } = this.options;
+    const { keep, keepBodies, redactHeaders = [] } = this.options;
+    const headers = { ...request.headers };
+    for (const name of redactHeaders) if (headers[name] !== undefined) headers[name] = "[redacted]";
+    this.requests.push({ ...request, headers, body: keepBodies === false ? "" : request.body });
     if (keep !== undefined && this.requests.length > keep) this.requests.splice(0, this.requests.length - keep);
   }
 
