@@ -13,11 +13,13 @@ import {
   type SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
 import { GetWorkflowRunCommand, GetWorkflowRunsCommand, GlueClient } from "@aws-sdk/client-glue";
+import * as fc from "fast-check";
 import { createRemoteJWKSet, importSPKI, jwtVerify } from "jose";
 import { z } from "zod";
 import { SECRET_KEYS } from "../stacks/config";
 import { type LocalAccounts, LOGIN_HISTORY_KEPT, startAccounts, UNKNOWN_FAN_PREFIX } from "../tools/local/services/accounts";
 import { type LocalGlue, startGlue } from "../tools/local/services/glue";
+import { expectedScore, type LocalModelServing, startModelServing } from "../tools/local/services/modelServing";
 import {
   type LocalSecretsManager,
   type LocalSecretValues,
@@ -35,7 +37,7 @@ import { createGlueImport } from "../workers/shared/glueImport";
 import { createLogger } from "../workers/shared/runtime/logging";
 import { isHttpServiceError } from "../workers/shared/runtime/http";
 import { createSecretReader } from "../workers/shared/runtime/secrets";
-import { createModelTokenReader } from "../workers/shared/scoring/modelServing";
+import { createModelClient, createModelTokenReader } from "../workers/shared/scoring/modelServing";
 import { startBotOrNotImportContract } from "../workers/startBotOrNotImport";
 import { createValidateToken } from "../workers/validateToken";
 import { validateTokenContract } from "../workers/validateToken/contract";
@@ -442,6 +444,131 @@ describe("local services", function () {
       const foreign = await stranger.issueSotc({ globalUserId: "gu-foreign" });
       const answer = await authoriser(accounts.jwksUrl)({ authorizationToken: `${API_KEY}:${foreign}` });
       assert.deepEqual(answer.resolverContext, { isLoggedIn: "false" });
+    });
+  });
+
+  describe("model serving", function () {
+    const MODEL_TOKEN_ARN = "arn:aws:secretsmanager:us-east-1:210987654321:secret:vfid-qa1-us-east-1-model-serving-token-AbCdEf";
+    /** The qa1 plan's MODEL_URLs of scoreUsers and stagingScoreUsers. */
+    const PLAN_URLS = {
+      prod: "https://dbc-nonprod.cloud.databricks.com/serving-endpoints/fan-risk-qa1/invocations",
+      staging: "https://dbc-nonprod.cloud.databricks.com/serving-endpoints/fan-risk-qa1-staging/invocations",
+    };
+    const values = generateSecretValues();
+    let model: LocalModelServing;
+    let accounts: LocalAccounts;
+    let store: LocalSecretsManager;
+    let client: SecretsManagerClient;
+
+    before(async function () {
+      ({ store, client } = await storeWith(MODEL_TOKEN_ARN, { token: values.modelToken }));
+      store.define({ arn: ARAI_SECRET_ARN, value: values.araiCredentials });
+      model = await startModelServing({ token: values.modelToken, endpoints: ["fan-risk-qa1", "fan-risk-qa1-staging"] });
+      accounts = await startAccounts({ credentials: values.araiCredentials, issuer: ISSUER, audience: AUDIENCE });
+    });
+    after(async function () {
+      client?.destroy();
+      await Promise.all([model?.close(), accounts?.close(), store?.close()]);
+    });
+
+    /** The scoring workers' model client, as built from their environment, against the local endpoint. */
+    const modelClient = (planUrl: string, readToken = createModelTokenReader({ secretId: MODEL_TOKEN_ARN, client })) =>
+      createModelClient({ url: model.localUrl(planUrl), timeoutMs: 1000, service: "scoring model", readToken, baseDelayMs: 5 });
+
+    /** What scoreUsers sends for a fan: the snapshot lookupArai stored from the accounts service's answer. */
+    async function storedSnapshot(globalUserId: string): Promise<string> {
+      const readCredentials = readerOf(client, ARAI_SECRET_ARN, araiCredentialsSchema());
+      const lookup = await createAraiClient({
+        urlTemplate: accounts.araiUrlTemplate,
+        timeoutMs: 1000,
+        readCredentials,
+      }).fetchArai(globalUserId);
+      assert.ok(lookup.status === "found");
+      const trimmed = trimArai(lookup.arai);
+      assert.ok(trimmed.ok);
+      return JSON.stringify(trimmed.snapshot);
+    }
+
+    it("scores by the documented formula", function () {
+      assert.equal(expectedScore({}, "fan-risk-qa1"), 0.268941, "z = -1");
+      assert.equal(expectedScore({}, "fan-risk-qa1-staging"), 0.377541, "z = -0.5");
+      const arai = {
+        loginHistory: [{ result: "success" }, { result: "failure" }],
+        linkedAccounts: [{}, {}],
+        identity: { emailVerified: true },
+        phone: { verified: false },
+        loginCounts: { last30d: 10 },
+      };
+      assert.equal(expectedScore(arai, "fan-risk-qa1"), 0.721115, "z = -1 + 1.5 + 1 - 0.75 + 0.2");
+      assert.equal(expectedScore(arai, "fan-risk-qa1-staging"), 0.809998, "z + 0.5");
+      assert.equal(
+        expectedScore({ ...arai, loginCounts: { last30d: 500 } }, "x"),
+        expectedScore({ ...arai, loginCounts: { last30d: 50 } }, "x"),
+      );
+    });
+
+    it("always scores within [0, 1], whatever the document", function () {
+      fc.assert(
+        fc.property(fc.jsonValue(), fc.string(), (arai, endpoint) => {
+          const score = expectedScore(arai, endpoint);
+          return Number.isFinite(score) && score >= 0 && score <= 1;
+        }),
+      );
+    });
+
+    it("answers the model client one score per fan, in order, by the formula on the ARAI the accounts service served", async function () {
+      const fans = ["gu-a1", "gu-b2", "gu-c3"];
+      accounts.recordActivity("gu-b2", { action: "login", result: "failure", at: "2026-11-24T10:00:00.000Z" });
+      const inputs = await Promise.all(
+        fans.map(async (globalUserId) => ({ globalUserId, rawJson: await storedSnapshot(globalUserId) })),
+      );
+      for (const [name, url] of [
+        ["fan-risk-qa1", PLAN_URLS.prod],
+        ["fan-risk-qa1-staging", PLAN_URLS.staging],
+      ] as const) {
+        const predictions = await modelClient(url).predict(inputs);
+        assert.deepEqual(
+          predictions,
+          fans.map((fan) => expectedScore(accounts.araiOf(fan), name)),
+          name,
+        );
+        assert.deepEqual(model.calls.at(-1), { endpoint: name, globalUserIds: fans, predictions, at: model.calls.at(-1)!.at });
+      }
+      const [prod] = await modelClient(PLAN_URLS.prod).predict([inputs[0]!]);
+      const [staging] = await modelClient(PLAN_URLS.staging).predict([inputs[0]!]);
+      assert.ok(staging! > prod!, "the staging endpoint scores higher");
+    });
+
+    it("scores a fan higher once failed logins are recorded", async function () {
+      const fan = "gu-failing";
+      const [before] = await modelClient(PLAN_URLS.prod).predict([{ globalUserId: fan, rawJson: await storedSnapshot(fan) }]);
+      for (let index = 0; index < 5; index++) accounts.recordActivity(fan, { action: "login", result: "failure" });
+      const [after] = await modelClient(PLAN_URLS.prod).predict([{ globalUserId: fan, rawJson: await storedSnapshot(fan) }]);
+      assert.ok(after! > before!, `${after} > ${before}`);
+    });
+
+    it("refuses a wrong token (not retried) and an endpoint it does not serve", async function () {
+      const refused = await rejectionOf(
+        modelClient(PLAN_URLS.prod, async () => "dapi-wrong").predict([{ globalUserId: "g", rawJson: "{}" }]),
+      );
+      assert.ok(isHttpServiceError(refused) && refused.status === 401 && refused.attempts === 1, refused.message);
+      const elsewhere = "https://dbc-nonprod.cloud.databricks.com/serving-endpoints/fan-risk-other/invocations";
+      const missing = await rejectionOf(modelClient(elsewhere).predict([{ globalUserId: "g", rawJson: "{}" }]));
+      assert.ok(isHttpServiceError(missing) && missing.status === 404, missing.message);
+      assert.ok(model.server.requests.every((request) => !JSON.stringify(request).includes(values.modelToken)));
+    });
+
+    it("answers 400 to a body that is not dataframe records of ARAI JSON", async function () {
+      const post = (body: string) =>
+        fetch(model.localUrl(PLAN_URLS.prod), {
+          method: "POST",
+          headers: { authorization: `Bearer ${values.modelToken}` },
+          body,
+        });
+      assert.equal((await post('{"instances": []}')).status, 400);
+      assert.equal((await post('{"dataframe_records": [{"globalUserId": "g", "raw_json_string": "{"}]}')).status, 400);
+      const empty = await post('{"dataframe_records": []}');
+      assert.deepEqual(await empty.json(), { predictions: [] });
     });
   });
 });
