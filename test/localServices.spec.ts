@@ -20,6 +20,7 @@ import { SECRET_KEYS } from "../stacks/config";
 import { type LocalAccounts, LOGIN_HISTORY_KEPT, startAccounts, UNKNOWN_FAN_PREFIX } from "../tools/local/services/accounts";
 import { type LocalGlue, startGlue } from "../tools/local/services/glue";
 import { expectedScore, type LocalModelServing, startModelServing } from "../tools/local/services/modelServing";
+import { type LocalPersona, type PersonaOptions, startPersona } from "../tools/local/services/persona";
 import {
   type LocalSecretsManager,
   type LocalSecretValues,
@@ -31,9 +32,15 @@ import {
 } from "../tools/local/services/secretsManager";
 import { araiCredentialsSchema, createAraiClient } from "../workers/lookupArai/araiClient";
 import { trimArai } from "../workers/lookupArai/trim";
-import { personaApiKeySchema } from "../workers/checkLiveness/persona";
+import { createPersonaClient, personaApiKeySchema } from "../workers/checkLiveness/persona";
 import { createDecisionSigner, signingKeySchema } from "../workers/checkLiveness/token";
+import { createHandleEvent, type ProxyResult } from "../workers/handleEvent";
+import { handleEventContract } from "../workers/handleEvent/contract";
+import { verifySignature } from "../workers/handleEvent/signature";
+import { sessionExpiry, sessionKey, STATUS_OF_EVENT } from "../workers/shared/idv/session";
+import { personaWebhookSchema } from "../workers/shared/idv/webhook";
 import { createGlueImport } from "../workers/shared/glueImport";
+import { loadEnvironment } from "../workers/shared/runtime/environment";
 import { createLogger } from "../workers/shared/runtime/logging";
 import { isHttpServiceError } from "../workers/shared/runtime/http";
 import { createSecretReader } from "../workers/shared/runtime/secrets";
@@ -42,7 +49,8 @@ import { startBotOrNotImportContract } from "../workers/startBotOrNotImport";
 import { createValidateToken } from "../workers/validateToken";
 import { validateTokenContract } from "../workers/validateToken/contract";
 import { rejectionOf } from "./support/assertions";
-import { operationOf } from "./support/http";
+import { type Answer, operationOf, type RecordedRequest, WireServer } from "./support/http";
+import { type LocalDynamo, startDynamo } from "./support/localAws";
 import { captureLogs } from "./support/logs";
 import { planStack } from "./support/program";
 import { secretsManagerClient } from "./support/secrets";
@@ -569,6 +577,226 @@ describe("local services", function () {
       assert.equal((await post('{"dataframe_records": [{"globalUserId": "g", "raw_json_string": "{"}]}')).status, 400);
       const empty = await post('{"dataframe_records": []}');
       assert.deepEqual(await empty.json(), { predictions: [] });
+    });
+  });
+
+  describe("Persona", function () {
+    const PERSONA_KEY_ARN = "arn:aws:secretsmanager:us-east-1:210987654321:secret:vfid-qa1-us-east-1-persona-api-key-AbCdEf";
+    const WEBHOOK_ARN = "arn:aws:secretsmanager:us-east-1:210987654321:secret:vfid-qa1-us-east-1-persona-webhook-secrets-AbCdEf";
+    const TEMPLATE_ID = "itmpl_Tst4rQ7mKp2Vn8Hx1Jd6";
+    const values = generateSecretValues();
+    const started: LocalPersona[] = [];
+    let store: LocalSecretsManager;
+    let client: SecretsManagerClient;
+    let dynamo: LocalDynamo;
+    let table: string;
+    let receiver: WireServer;
+    /** How the webhook route answers; by default, handleEvent's answer. */
+    let route: (request: RecordedRequest) => Answer | Promise<Answer>;
+
+    before(async function () {
+      ({ store, client } = await storeWith(PERSONA_KEY_ARN, { apiKey: values.personaApiKey }));
+      store.define({ arn: WEBHOOK_ARN, value: { secrets: values.webhookSecrets } });
+      dynamo = await startDynamo();
+      table = await dynamo.createFanTable();
+      receiver = await WireServer.start((request) => route(request));
+    });
+    beforeEach(function () {
+      route = (request) => throughHandleEvent(request);
+    });
+    after(async function () {
+      await Promise.all(started.map((persona) => persona.close()));
+      client?.destroy();
+      await Promise.all([store?.close(), dynamo?.close(), receiver?.close()]);
+    });
+
+    /** handleEvent as its factory builds it, reading the webhook secrets from the local Secrets Manager. */
+    const handleEvent = () => {
+      const env = loadEnvironment(handleEventContract, { TABLE_NAME: table, WEBHOOK_SECRETS_ARN: WEBHOOK_ARN });
+      const webhook = z.object({ secrets: z.array(z.string().min(1)).min(1) });
+      const readSecrets = async () => (await readerOf(client, WEBHOOK_ARN, webhook)()).secrets;
+      return createHandleEvent({ env, logger: createLogger(handleEventContract), documents: dynamo.documents, readSecrets });
+    };
+
+    /** The webhook route: the request as an API Gateway proxy event to handleEvent, and its answer. */
+    async function throughHandleEvent(request: RecordedRequest): Promise<Answer> {
+      const headers = Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name, String(value)]));
+      const event = { httpMethod: "POST", path: "/webhooks/persona", headers, body: request.body, isBase64Encoded: false };
+      const { result } = await captureLogs(() => handleEvent()(event));
+      const answer = result as ProxyResult;
+      return { status: answer.statusCode, body: answer.body };
+    }
+
+    const start = async (options: Partial<PersonaOptions> = {}) => {
+      const persona = await startPersona({
+        apiKey: values.personaApiKey,
+        webhookSecrets: values.webhookSecrets,
+        webhookUrl: `${receiver.url}/webhooks/persona`,
+        templateId: TEMPLATE_ID,
+        webhookDelayMs: 100,
+        ...options,
+      });
+      started.push(persona);
+      return persona;
+    };
+
+    /** checkLiveness's Persona client, reading the API key from the local Secrets Manager. */
+    const personaClient = (persona: LocalPersona, readApiKey?: () => Promise<string>) =>
+      createPersonaClient({
+        apiUrl: persona.url,
+        timeoutMs: 1000,
+        baseDelayMs: 5,
+        readApiKey: readApiKey ?? (async () => (await readerOf(client, PERSONA_KEY_ARN, personaApiKeySchema())()).apiKey),
+      });
+
+    /** The session checkLiveness stores for a new inquiry. */
+    const seedSession = (globalUserId: string, inquiryId: string, at: string) =>
+      dynamo.seed(table, [
+        {
+          userId: sessionKey(globalUserId, "liveness"),
+          type: "idvSession",
+          globalUserId,
+          verificationType: "liveness",
+          vendorSessionId: inquiryId,
+          status: "created",
+          statusHistory: [{ status: "created", at }],
+          decisions: [],
+          created: at,
+          updated: at,
+          ...sessionExpiry("created", at),
+        },
+      ]);
+
+    it("creates the inquiry checkLiveness asks for, then its signed webhooks move the session to approved", async function () {
+      const persona = await start();
+      const inquiry = await personaClient(persona).createInquiry(TEMPLATE_ID, "gu-verifying");
+      assert.match(inquiry.id, /^inq_\w+$/);
+      assert.equal(inquiry.status, "created");
+      assert.ok(inquiry.sessionToken);
+      await seedSession("gu-verifying", inquiry.id, new Date(Date.now() - 1000).toISOString());
+      await persona.idle();
+      assert.deepEqual(
+        persona.deliveries.map(({ name, inquiryId, attempts, answeredStatus, delivered }) => ({
+          name,
+          inquiryId,
+          attempts,
+          answeredStatus,
+          delivered,
+        })),
+        [
+          { name: "inquiry.completed", inquiryId: inquiry.id, attempts: 1, answeredStatus: 200, delivered: true },
+          { name: "inquiry.approved", inquiryId: inquiry.id, attempts: 1, answeredStatus: 200, delivered: true },
+        ],
+      );
+      const session = await dynamo.item(table, sessionKey("gu-verifying", "liveness"));
+      assert.equal(session?.status, "approved");
+      assert.deepEqual(
+        (session?.statusHistory as { status: string }[]).map((change) => change.status),
+        ["created", "completed", "approved"],
+      );
+      assert.deepEqual(
+        persona.inquiries.map(({ id, referenceId, templateId, status }) => ({ id, referenceId, templateId, status })),
+        [{ id: inquiry.id, referenceId: "gu-verifying", templateId: TEMPLATE_ID, status: "approved" }],
+      );
+    });
+
+    it("signs each webhook with every secret, as handleEvent verifies; its body is Persona's event for the inquiry", async function () {
+      const rotating = [...values.webhookSecrets, "wbhsec_next-secret-during-rotation"];
+      const persona = await start({ webhookSecrets: rotating, events: () => ["inquiry.marked-for-review"] });
+      route = () => ({ status: 200, body: { received: true } });
+      const inquiry = await personaClient(persona).createInquiry(TEMPLATE_ID, "gu-signed");
+      await persona.idle();
+      const [delivery] = persona.deliveries;
+      const [received] = receiver.requests.filter((request) => request.body === delivery!.body);
+      assert.ok(received, "the webhook arrived as sent");
+      const header = String(received.headers["persona-signature"]);
+      assert.match(header, /^t=\d+,v1=[0-9a-f]{64} t=\d+,v1=[0-9a-f]{64}$/);
+      const rawBody = Buffer.from(received.body, "utf8");
+      for (const secrets of [[rotating[0]!], [rotating[1]!]]) {
+        const verdict = verifySignature({
+          header,
+          rawBody,
+          secrets,
+          nowSeconds: Math.floor(Date.now() / 1000),
+          toleranceSeconds: 300,
+        });
+        assert.ok(verdict.ok, JSON.stringify(verdict));
+      }
+      const forged = verifySignature({
+        header,
+        rawBody,
+        secrets: ["wbhsec_someone-else"],
+        nowSeconds: Date.now() / 1000,
+        toleranceSeconds: 300,
+      });
+      assert.equal(forged.ok, false);
+      const event = personaWebhookSchema().parse(JSON.parse(received.body)).data;
+      assert.equal(event.attributes.name, "inquiry.marked-for-review");
+      assert.equal(event.attributes.payload.data.id, inquiry.id);
+      assert.equal(event.attributes.payload.data.attributes["reference-id"], "gu-signed");
+      assert.equal(event.attributes.payload.data.attributes.status, STATUS_OF_EVENT["inquiry.marked-for-review"]);
+    });
+
+    it("tries a webhook again when the route does not answer 2xx", async function () {
+      const persona = await start({ events: () => ["inquiry.declined"], webhookDelayMs: 20 });
+      let calls = 0;
+      route = () => (++calls === 1 ? { status: 500, body: { message: "busy" } } : { status: 200, body: {} });
+      await personaClient(persona).createInquiry(TEMPLATE_ID, "gu-retried");
+      await persona.idle();
+      assert.deepEqual(
+        persona.deliveries.map(({ name, attempts, answeredStatus, delivered }) => ({
+          name,
+          attempts,
+          answeredStatus,
+          delivered,
+        })),
+        [{ name: "inquiry.declined", attempts: 2, answeredStatus: 200, delivered: true }],
+      );
+      assert.equal(persona.inquiries[0]!.status, "declined");
+    });
+
+    it("opens one inquiry per idempotency key, however often the request is sent", async function () {
+      const persona = await start({ events: () => [] });
+      const body = JSON.stringify({ data: { attributes: { "inquiry-template-id": TEMPLATE_ID, "reference-id": "gu-once" } } });
+      const post = (key: string) =>
+        fetch(`${persona.url}/api/v1/inquiries`, {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${values.personaApiKey}`,
+            "idempotency-key": key,
+            "content-type": "application/json",
+          },
+          body,
+        }).then(async (response) => ({
+          status: response.status,
+          id: ((await response.json()) as { data: { id: string } }).data.id,
+        }));
+      const first = await post("key-1");
+      assert.deepEqual(await post("key-1"), first);
+      assert.equal(first.status, 201);
+      assert.notEqual((await post("key-2")).id, first.id);
+      assert.equal(persona.inquiries.length, 2);
+    });
+
+    it("refuses a wrong API key (not retried) and another template, opening nothing", async function () {
+      const persona = await start();
+      const refused = await rejectionOf(
+        personaClient(persona, async () => "persona_wrong_key").createInquiry(TEMPLATE_ID, "gu-x"),
+      );
+      assert.ok(isHttpServiceError(refused) && refused.status === 401 && refused.attempts === 1, refused.message);
+      const other = await rejectionOf(personaClient(persona).createInquiry("itmpl_SomeOtherTemplate", "gu-x"));
+      assert.ok(isHttpServiceError(other) && other.status === 404, other.message);
+      assert.equal(persona.inquiries.length, 0);
+      assert.ok(persona.server.requests.every((request) => !JSON.stringify(request).includes(values.personaApiKey)));
+    });
+
+    it("sends no more webhooks once closed", async function () {
+      const persona = await start({ webhookDelayMs: 5000 });
+      await personaClient(persona).createInquiry(TEMPLATE_ID, "gu-closed");
+      const closing = Date.now();
+      await persona.close();
+      assert.ok(Date.now() - closing < 1000, "close does not wait for the delay");
+      assert.equal(persona.deliveries.length, 0);
     });
   });
 });
