@@ -4,6 +4,10 @@
  * answer, and that the workers take it.
  */
 import * as assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import {
   CreateSecretCommand,
   DescribeSecretCommand,
@@ -21,6 +25,7 @@ import { type LocalAccounts, LOGIN_HISTORY_KEPT, startAccounts, UNKNOWN_FAN_PREF
 import { type LocalGlue, startGlue } from "../tools/local/services/glue";
 import { expectedScore, type LocalModelServing, startModelServing } from "../tools/local/services/modelServing";
 import { type LocalPersona, type PersonaOptions, startPersona } from "../tools/local/services/persona";
+import { answersPing, type LocalRedis, startArmRedis } from "../tools/local/services/redis";
 import {
   type LocalSecretsManager,
   type LocalSecretValues,
@@ -34,6 +39,9 @@ import { araiCredentialsSchema, createAraiClient } from "../workers/lookupArai/a
 import { trimArai } from "../workers/lookupArai/trim";
 import { createPersonaClient, personaApiKeySchema } from "../workers/checkLiveness/persona";
 import { createDecisionSigner, signingKeySchema } from "../workers/checkLiveness/token";
+import { createGetArmScore } from "../workers/getArmScore";
+import { getArmScoreContract } from "../workers/getArmScore/contract";
+import { createArmRedisReader } from "../workers/getArmScore/redis";
 import { createHandleEvent, type ProxyResult } from "../workers/handleEvent";
 import { handleEventContract } from "../workers/handleEvent/contract";
 import { verifySignature } from "../workers/handleEvent/signature";
@@ -797,6 +805,68 @@ describe("local services", function () {
       await persona.close();
       assert.ok(Date.now() - closing < 1000, "close does not wait for the delay");
       assert.equal(persona.deliveries.length, 0);
+    });
+  });
+
+  describe("Redis with the ARM grades", function () {
+    let redis: LocalRedis;
+    let dir: string;
+
+    before(async function () {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), "local-services-redis-"));
+      redis = await startArmRedis({ dir });
+    });
+    after(async function () {
+      await redis?.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    /** getArmScore built from its parts, reading the local Redis as its factory sets the reader up. */
+    const getArmScore = () => {
+      const reader = createArmRedisReader({
+        url: redis.url,
+        clusterMode: false,
+        connectTimeoutMs: 1000,
+        commandTimeoutMs: 500,
+        connectionName: getArmScoreContract.name,
+      });
+      return { reader, handler: createGetArmScore({ redis: reader, logger: createLogger(getArmScoreContract) }) };
+    };
+
+    it("answers PING on loopback once started", async function () {
+      assert.match(redis.url, /^redis:\/\/127\.0\.0\.1:\d+$/);
+      assert.equal(await answersPing(redis.port), true);
+    });
+
+    it("holds each seeded fan's grade where getArmScore reads it: 1 + the first byte of sha256(id) mod 5", async function () {
+      const fans = ["gu-7f3c2a91", "gu-2a6d90c1", "gu-c41f07e8", "gu-0", "gu-1", "gu-2", "gu-3", "gu-4"];
+      const grades = await redis.seedArmGrades(fans);
+      const { reader, handler } = getArmScore();
+      try {
+        for (const fan of fans) {
+          const expected = 1 + (createHash("sha256").update(fan).digest()[0]! % 5);
+          assert.equal(grades.get(fan), expected, fan);
+          assert.deepEqual(await handler({ globalUserId: fan }), { armScore: expected }, fan);
+        }
+        assert.ok(new Set(grades.values()).size > 1, "fans get different grades");
+        assert.deepEqual(await handler({ arguments: { globalUserId: "gu-never-seeded" } }), { armScore: null });
+      } finally {
+        reader.close();
+      }
+    });
+
+    it("stops the server on close, leaving nothing persisted in its directory", async function () {
+      const own = fs.mkdtempSync(path.join(os.tmpdir(), "local-services-redis-"));
+      try {
+        const other = await startArmRedis({ dir: own });
+        await other.seedArmGrades(["gu-kept-nowhere"]);
+        await other.close();
+        assert.throws(() => process.kill(other.pid, 0), /ESRCH/, "the process is gone");
+        assert.equal(await answersPing(other.port), false);
+        assert.deepEqual(fs.readdirSync(own), []);
+      } finally {
+        fs.rmSync(own, { recursive: true, force: true });
+      }
     });
   });
 });
