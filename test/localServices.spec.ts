@@ -21,6 +21,7 @@ import * as fc from "fast-check";
 import { createRemoteJWKSet, importSPKI, jwtVerify } from "jose";
 import { z } from "zod";
 import { SECRET_KEYS } from "../stacks/config";
+import { ensureRedisServer, hasCommand, type PrerequisiteOptions } from "../tools/local/prerequisites";
 import { type LocalAccounts, LOGIN_HISTORY_KEPT, startAccounts, UNKNOWN_FAN_PREFIX } from "../tools/local/services/accounts";
 import { type LocalGlue, startGlue } from "../tools/local/services/glue";
 import { expectedScore, type LocalModelServing, startModelServing } from "../tools/local/services/modelServing";
@@ -867,6 +868,56 @@ describe("local services", function () {
       } finally {
         fs.rmSync(own, { recursive: true, force: true });
       }
+    });
+  });
+
+  describe("prerequisites: redis-server", function () {
+    /** ensureRedisServer with the machine replaced: whether redis-server is there before and after installing. */
+    async function ensure(options: { present: boolean[]; uid: number; failing?: string }) {
+      const ran: string[] = [];
+      const lines: string[] = [];
+      const present = [...options.present];
+      const run: PrerequisiteOptions["run"] = async (argv) => {
+        ran.push(argv.join(" "));
+        return argv.join(" ") === options.failing ? 100 : 0;
+      };
+      const outcome = await ensureRedisServer({
+        uid: options.uid,
+        log: (line) => lines.push(line),
+        has: () => present.shift() ?? false,
+        run,
+      }).then(
+        () => undefined,
+        (error: Error) => error,
+      );
+      return { ran, lines, error: outcome };
+    }
+
+    it("finds the redis-server of this machine", async function () {
+      assert.equal(hasCommand("redis-server"), true);
+      assert.equal(hasCommand("no-such-command-for-local-services"), false);
+      await ensureRedisServer({ log: () => assert.fail("nothing to say when it is installed") });
+    });
+
+    it("does nothing when redis-server is on the PATH", async function () {
+      assert.deepEqual(await ensure({ present: [true], uid: 1000 }), { ran: [], lines: [], error: undefined });
+    });
+
+    it("installs it with apt-get as root, and with sudo otherwise, saying what it runs", async function () {
+      const root = await ensure({ present: [false, true], uid: 0 });
+      assert.deepEqual(root.ran, ["apt-get update", "apt-get install -y redis-server"]);
+      assert.equal(root.error, undefined);
+      const user = await ensure({ present: [false, true], uid: 1000 });
+      assert.deepEqual(user.ran, ["sudo apt-get update", "sudo apt-get install -y redis-server"]);
+      assert.deepEqual(user.lines.slice(1), ["$ sudo apt-get update", "$ sudo apt-get install -y redis-server"]);
+    });
+
+    it("fails naming the command that failed, and stops there", async function () {
+      const failed = await ensure({ present: [false], uid: 1000, failing: "sudo apt-get update" });
+      assert.deepEqual(failed.ran, ["sudo apt-get update"]);
+      assert.match(String(failed.error?.message), /^`sudo apt-get update` failed \(exit 100\)/);
+      const missing = await ensure({ present: [false, false], uid: 0 });
+      assert.match(String(missing.error?.message), /still not on the PATH/);
     });
   });
 });
