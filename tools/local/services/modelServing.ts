@@ -117,7 +117,12 @@ function modelResponder(options: ModelServingOptions, calls: ModelCall[]) {
 /** Starts the local model serving on a free loopback port. */
 export async function startModelServing(options: ModelServingOptions): Promise<LocalModelServing> {
   const calls: ModelCall[] = [];
-  const server = await WireServer.start(modelResponder(options, calls), { keep: 1000, redactHeaders: ["authorization"] });
+  // Bodies are not kept: a chunk of 100 snapshots can be megabytes, and `calls` says what was scored.
+  const server = await WireServer.start(modelResponder(options, calls), {
+    keep: 1000,
+    keepBodies: false,
+    redactHeaders: ["authorization"],
+  });
   return {
     server,
     url: server.url,

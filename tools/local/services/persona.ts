@@ -135,44 +135,47 @@ function requestedInquiry(
   return { templateId: template, referenceId: typeof reference === "string" ? reference : null };
 }
 
+/** Waits `ms`, or less when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const wake = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", wake);
+      resolve();
+    };
+    const timer = setTimeout(wake, ms);
+    signal.addEventListener("abort", wake, { once: true });
+  });
+}
+
+/** One attempt at a delivery, signed now; records how the webhook URL answered, or why it did not. */
+async function attemptDelivery(delivery: WebhookDelivery, options: PersonaOptions, signal: AbortSignal): Promise<void> {
+  delivery.signature = personaSignatureHeader(options.webhookSecrets, Math.floor(Date.now() / 1000), delivery.body);
+  delivery.attempts += 1;
+  try {
+    const response = await fetch(options.webhookUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json", "persona-signature": delivery.signature },
+      body: delivery.body,
+      signal,
+    });
+    await response.arrayBuffer();
+    delivery.answeredStatus = response.status;
+    delivery.delivered = response.ok;
+    delete delivery.error;
+  } catch (error) {
+    delivery.error = (error as Error).message;
+  }
+}
+
 /** Sends the webhooks: each one tried until answered 2xx or out of attempts; all stopped by `stop`. */
 function createCourier(options: PersonaOptions) {
   const deliveries: WebhookDelivery[] = [];
   const pending = new Set<Promise<unknown>>();
   const stopped = new AbortController();
+  const { signal } = stopped;
   const delayMs = options.webhookDelayMs ?? 1000;
   const maxAttempts = options.webhookAttempts ?? 3;
-
-  /** Waits `ms`, or less when stopped. */
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        stopped.signal.removeEventListener("abort", wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      stopped.signal.addEventListener("abort", wake, { once: true });
-    });
-
-  async function attempt(delivery: WebhookDelivery): Promise<void> {
-    delivery.signature = personaSignatureHeader(options.webhookSecrets, Math.floor(Date.now() / 1000), delivery.body);
-    delivery.attempts += 1;
-    try {
-      const response = await fetch(options.webhookUrl, {
-        method: "POST",
-        headers: { "content-type": "application/json", "persona-signature": delivery.signature },
-        body: delivery.body,
-        signal: stopped.signal,
-      });
-      await response.arrayBuffer();
-      delivery.answeredStatus = response.status;
-      delivery.delivered = response.ok;
-      delete delivery.error;
-    } catch (error) {
-      delivery.error = (error as Error).message;
-    }
-  }
 
   async function send(inquiry: PersonaInquiry, name: InquiryEvent): Promise<WebhookDelivery> {
     inquiry.status = STATUS_AFTER_EVENT[name];
@@ -190,9 +193,9 @@ function createCourier(options: PersonaOptions) {
     };
     deliveries.push(delivery);
     if (deliveries.length > KEPT_DELIVERIES) deliveries.shift();
-    while (!delivery.delivered && delivery.attempts < maxAttempts && !stopped.signal.aborted) {
-      if (delivery.attempts > 0) await sleep(delayMs);
-      if (!stopped.signal.aborted) await attempt(delivery);
+    while (!delivery.delivered && delivery.attempts < maxAttempts && !signal.aborted) {
+      if (delivery.attempts > 0) await sleep(delayMs, signal);
+      if (!signal.aborted) await attemptDelivery(delivery, options, signal);
     }
     return delivery;
   }
@@ -212,8 +215,8 @@ function createCourier(options: PersonaOptions) {
       void track(
         (async () => {
           for (const name of events) {
-            await sleep(delayMs);
-            if (stopped.signal.aborted) return;
+            await sleep(delayMs, signal);
+            if (signal.aborted) return;
             await send(inquiry, name);
           }
         })(),
