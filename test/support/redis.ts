@@ -2,21 +2,20 @@
  * Real redis-server processes for tests and benchmarks: standalone, a primary with a replica,
  * and a cluster, each on loopback, on free ports, in its own temporary directory, and stopped
  * (its directory removed) by `stop()`. Nothing is skipped when Redis is not installed: starting
- * one fails saying how to install it.
+ * one fails saying how to install it. The processes are started as the local system starts its
+ * Redis (tools/local/services/redis.ts).
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Redis } from "ioredis";
+import { freePort, REDIS_HOST as HOST, type RedisProcess, spawnRedisServer } from "../../tools/local/services/redis";
 
-const HOST = "127.0.0.1";
+export { freePort };
+
 const START_TIMEOUT_MS = 10_000;
-
-/** Every process started here, killed if the test process exits without stopping them. */
-const running = new Set<ChildProcess>();
-process.once("exit", () => running.forEach((child) => child.kill("SIGKILL")));
 
 /** Fails, saying how to install them, when redis-server or redis-cli is not on the PATH. */
 export function requireRedis(): void {
@@ -29,32 +28,6 @@ export function requireRedis(): void {
       );
     }
   }
-}
-
-/** A port nothing listens on now (nor, for a cluster node, on its bus port, port + 10000). */
-export async function freePort(withBusPort = false): Promise<number> {
-  for (;;) {
-    const port = await listenOnce(0);
-    if (!withBusPort) return port;
-    if (port + 10_000 > 65_535) continue;
-    try {
-      await listenOnce(port + 10_000);
-      return port;
-    } catch {
-      // bus port taken: try another
-    }
-  }
-}
-
-function listenOnce(port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(port, HOST, () => {
-      const { port: bound } = server.address() as net.AddressInfo;
-      server.close(() => resolve(bound));
-    });
-  });
 }
 
 export interface RedisServer {
@@ -86,51 +59,13 @@ export async function startRedis(args: readonly string[] = [], options: { port?:
   requireRedis();
   const port = options.port ?? (await freePort());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `redis-${port}-`));
-  const child = spawn(
-    "redis-server",
-    [
-      "--port",
-      String(port),
-      "--bind",
-      HOST,
-      "--dir",
-      dir,
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--logfile",
-      "",
-      "--daemonize",
-      "no",
-      ...args,
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  running.add(child);
-  let output = "";
-  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
-  child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  exited.then(() => running.delete(child));
-
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`redis-server on port ${port} not ready within ${START_TIMEOUT_MS} ms:\n${output}`)),
-      START_TIMEOUT_MS,
-    );
-    const check = () => {
-      if (/Ready to accept connections/.test(output)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on("data", check);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`redis-server on port ${port} exited (${code}) before it was ready:\n${output}`));
-    });
-  });
+  let child: RedisProcess;
+  try {
+    child = await spawnRedisServer({ port, dir, args });
+  } catch (error) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
 
   let admin: Redis | undefined;
   let paused = false;
@@ -140,7 +75,7 @@ export async function startRedis(args: readonly string[] = [], options: { port?:
     port,
     url: `redis://${HOST}:${port}`,
     dir,
-    pid: child.pid!,
+    pid: child.pid,
     get stopped() {
       return stopped;
     },
@@ -169,23 +104,18 @@ export async function startRedis(args: readonly string[] = [], options: { port?:
     },
     pause() {
       paused = true;
-      child.kill("SIGSTOP");
+      child.signal("SIGSTOP");
     },
     resume() {
       paused = false;
-      child.kill("SIGCONT");
+      child.signal("SIGCONT");
     },
     async stop() {
       if (stopped) return;
       stopped = true;
       admin?.disconnect();
-      if (child.exitCode === null && child.signalCode === null) {
-        // A paused server does not act on SIGTERM until resumed; neither matters once it is gone.
-        child.kill(paused ? "SIGKILL" : "SIGTERM");
-        const killer = setTimeout(() => child.kill("SIGKILL"), 3000);
-        await exited;
-        clearTimeout(killer);
-      }
+      // A paused server does not act on SIGTERM until resumed; neither matters once it is gone.
+      await child.stop(paused ? "SIGKILL" : "SIGTERM");
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,133 @@
+/**
+ * Databricks model serving for the local system (docs/rules.md#model-serving): any
+ * `POST /serving-endpoints/<name>/invocations` (the scoring model's and the staging model's
+ * endpoints alike), with the bearer token from the model-token secret, taking
+ * `{"dataframe_records": [{globalUserId, raw_json_string}]}` and answering
+ * `{"predictions": [...]}`, one score per record in input order, by `expectedScore`.
+ */
+import type { RunningService } from "../types";
+import { type Answer, type RecordedRequest, WireServer } from "../wire";
+
+const INVOCATIONS = /^\/serving-endpoints\/([^/]+)\/invocations$/;
+/** Calls kept in `calls`, the oldest dropped first. */
+const KEPT_CALLS = 1000;
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+const listOf = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
+
+/**
+ * The score the local model gives a fan's ARAI (the parsed `raw_json_string`) on an endpoint:
+ *
+ *   score = 1 / (1 + e^−z), rounded to 6 decimals, with
+ *   z = −1 + 3·f + 0.5·l − 0.75·v + 0.02·min(n, 50) + s
+ *
+ * where f is the share of `loginHistory` entries whose `result` is not "success" (0 without
+ * entries), l the number of `linkedAccounts`, v how many of `identity.emailVerified` and
+ * `phone.verified` are true, n `loginCounts.last30d` (0 unless a number ≥ 0), and s 0.5 on an
+ * endpoint whose name ends in `-staging`, else 0. Missing fields count as 0; always in [0, 1].
+ */
+export function expectedScore(arai: unknown, endpointName: string): number {
+  const document = isObject(arai) ? arai : {};
+  const history = listOf(document.loginHistory);
+  const failures = history.filter((entry) => !isObject(entry) || entry.result !== "success").length;
+  const f = history.length === 0 ? 0 : failures / history.length;
+  const l = listOf(document.linkedAccounts).length;
+  const identity = isObject(document.identity) ? document.identity : {};
+  const phone = isObject(document.phone) ? document.phone : {};
+  const v = (identity.emailVerified === true ? 1 : 0) + (phone.verified === true ? 1 : 0);
+  const counts = isObject(document.loginCounts) ? document.loginCounts : {};
+  const last30d = counts.last30d;
+  const n = typeof last30d === "number" && Number.isFinite(last30d) && last30d >= 0 ? Math.min(last30d, 50) : 0;
+  const s = endpointName.endsWith("-staging") ? 0.5 : 0;
+  const z = -1 + 3 * f + 0.5 * l - 0.75 * v + 0.02 * n + s;
+  return Math.round(1e6 / (1 + Math.exp(-z))) / 1e6;
+}
+
+/** One invocation the local model answered. */
+export interface ModelCall {
+  readonly endpoint: string;
+  readonly globalUserIds: readonly string[];
+  readonly predictions: readonly number[];
+  /** Epoch ms. */
+  readonly at: number;
+}
+
+export interface ModelServingOptions {
+  /** The bearer token (the model-token secret's `token`). */
+  readonly token: string;
+  /** The endpoint names served (from the plan's MODEL_URLs); others are not found. @default any */
+  readonly endpoints?: readonly string[];
+}
+
+export interface LocalModelServing extends RunningService {
+  readonly server: WireServer;
+  /** The invocations answered, oldest first (the latest KEPT_CALLS). */
+  readonly calls: readonly ModelCall[];
+  /** A plan's MODEL_URL (https://<host>/serving-endpoints/<name>/invocations) with this server as its host. */
+  localUrl(modelUrl: string): string;
+}
+
+const error = (status: number, code: string, message: string): Answer => ({ status, body: { error_code: code, message } });
+
+/** The records of an invocation body, each with its ARAI parsed; or why the body is not one. */
+function recordsOf(body: string): { globalUserId: string; arai: unknown }[] | string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return "body is not JSON";
+  }
+  const records = isObject(parsed) ? parsed.dataframe_records : undefined;
+  if (!Array.isArray(records)) return 'expected {"dataframe_records": [...]}';
+  const out: { globalUserId: string; arai: unknown }[] = [];
+  for (const [index, record] of records.entries()) {
+    if (!isObject(record) || typeof record.raw_json_string !== "string")
+      return `dataframe_records[${index}] has no raw_json_string`;
+    try {
+      out.push({ globalUserId: String(record.globalUserId ?? ""), arai: JSON.parse(record.raw_json_string) });
+    } catch {
+      return `dataframe_records[${index}].raw_json_string is not JSON`;
+    }
+  }
+  return out;
+}
+
+/** The responder: checks path, endpoint, token and body, then scores every record. */
+function modelResponder(options: ModelServingOptions, calls: ModelCall[]) {
+  return (request: RecordedRequest): Answer => {
+    const endpoint = INVOCATIONS.exec(request.url.replace(/\?.*$/, ""))?.[1];
+    if (endpoint === undefined) return error(404, "ENDPOINT_NOT_FOUND", `no serving endpoint at ${request.url}`);
+    if (options.endpoints && !options.endpoints.includes(endpoint)) {
+      return error(404, "RESOURCE_DOES_NOT_EXIST", `Endpoint with name '${endpoint}' does not exist.`);
+    }
+    if (request.method !== "POST") return error(405, "BAD_REQUEST", `${request.method} is not allowed`);
+    if (request.headers.authorization !== `Bearer ${options.token}`) {
+      return error(401, "401", "Credential was not sent or was of an unsupported type for this API.");
+    }
+    const records = recordsOf(request.body);
+    if (typeof records === "string") return error(400, "BAD_REQUEST", records);
+    const predictions = records.map((record) => expectedScore(record.arai, endpoint));
+    calls.push({ endpoint, globalUserIds: records.map((record) => record.globalUserId), predictions, at: Date.now() });
+    if (calls.length > KEPT_CALLS) calls.shift();
+    return { body: { predictions } };
+  };
+}
+
+/** Starts the local model serving on a free loopback port. */
+export async function startModelServing(options: ModelServingOptions): Promise<LocalModelServing> {
+  const calls: ModelCall[] = [];
+  // Bodies are not kept: a chunk of 100 snapshots can be megabytes, and `calls` says what was scored.
+  const server = await WireServer.start(modelResponder(options, calls), {
+    keep: 1000,
+    keepBodies: false,
+    redactHeaders: ["authorization"],
+  });
+  return {
+    server,
+    url: server.url,
+    calls,
+    localUrl: (modelUrl) => `${server.url}${new URL(modelUrl).pathname}`,
+    close: () => server.close(),
+  };
+}
