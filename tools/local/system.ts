@@ -22,7 +22,8 @@ import { type AsyncInvoker, createAsyncInvoker, s3Notification } from "./sources
 import { createKafkaLog, type KafkaLog, startKafkaMapping } from "./sources/kafka";
 import { type RunningMapping, startKinesisMapping } from "./sources/kinesis";
 import { startSqsMapping } from "./sources/sqs";
-import type { Report, RunningService, TableChangeRecord } from "./types";
+import { freePort } from "./services/redis";
+import type { Report, RunningService } from "./types";
 import { type Mapping, nameOfArn, type PlannedFunction, readWiring, type StreamMapping, type Wiring } from "./wiring";
 
 const credentials = { accessKeyId: "local", secretAccessKey: "local" };
@@ -58,15 +59,17 @@ export interface StandInContext {
   readonly report: Report;
   readonly sqs: SQSClient;
   readonly dynamoUrl: string;
-  /** Puts change records on a table's Kinesis stream. */
-  readonly putTableChanges: (streamName: string, records: { partitionKey: string; data: TableChangeRecord }[]) => Promise<void>;
+  /** Gateway's port, chosen before the stand-ins start (Persona sends webhooks to it). */
+  readonly gatewayPort: number;
+  /** Puts records on a local Kinesis stream (PutRecords, at most 500 a call). */
+  readonly putRecords: (streamName: string, entries: { PartitionKey: string; Data: Uint8Array }[]) => Promise<void>;
 }
 
 export interface StandIns {
   /** The endpoint the workers use for DynamoDB (the table with its change stream). */
-  readonly dynamodb: string;
-  readonly secretsManager: string;
-  readonly glue: string;
+  readonly dynamodbUrl: string;
+  readonly secretsManagerUrl: string;
+  readonly glueUrl: string;
   readonly origins: Readonly<Record<ExternalService, string>>;
   close(): Promise<void>;
 }
@@ -212,21 +215,29 @@ async function assemble(wiring: Wiring, options: LocalSystemOptions): Promise<Lo
   const aws = await startAws(dataDir);
   const queues = await createQueues(aws.sqs, wiring.queues);
   await createStreams(aws.kinesis, streamNames(wiring), options.shards ?? 2);
-  const putTableChanges = async (streamName: string, records: { partitionKey: string; data: TableChangeRecord }[]) => {
-    for (let at = 0; at < records.length; at += 500) {
-      const entries = records.slice(at, at + 500).map((record) => ({
-        PartitionKey: record.partitionKey,
-        Data: Buffer.from(JSON.stringify(record.data)),
-      }));
-      await aws.kinesis.send(new PutRecordsCommand({ StreamName: streamName, Records: entries }));
+  const putRecords = async (streamName: string, entries: { PartitionKey: string; Data: Uint8Array }[]) => {
+    for (let at = 0; at < entries.length; at += 500) {
+      const answer = await aws.kinesis.send(
+        new PutRecordsCommand({ StreamName: streamName, Records: entries.slice(at, at + 500) }),
+      );
+      if (answer.FailedRecordCount) throw new Error(`${streamName}: ${answer.FailedRecordCount} records not put`);
     }
   };
-  const standIns = await options.standIns({ wiring, dataDir, report, sqs: aws.sqs, dynamoUrl: aws.dynamoUrl, putTableChanges });
+  const gatewayPort = await freePort();
+  const standIns = await options.standIns({
+    wiring,
+    dataDir,
+    report,
+    sqs: aws.sqs,
+    dynamoUrl: aws.dynamoUrl,
+    gatewayPort,
+    putRecords,
+  });
   const endpoints: LocalEndpoints = {
-    dynamodb: standIns.dynamodb,
+    dynamodb: standIns.dynamodbUrl,
     sqs: aws.sqsUrl,
-    secretsManager: standIns.secretsManager,
-    glue: standIns.glue,
+    secretsManager: standIns.secretsManagerUrl,
+    glue: standIns.glueUrl,
     queueUrls: new Map([...queues.values()].map((queue) => [queue.planned.url, queue.url])),
     origins: standIns.origins,
   };
@@ -266,7 +277,13 @@ async function assemble(wiring: Wiring, options: LocalSystemOptions): Promise<Lo
   const authorizer = wiring.functions.find(
     (fn) => REGISTERED.find((entry) => entry.name === fn.worker)?.trigger.kind === "appsyncAuthorizer",
   );
-  const gateway = await startGateway({ wiring, invoke, authorizer: authorizer?.name, accountId: options.accountId });
+  const gateway = await startGateway({
+    wiring,
+    invoke,
+    authorizer: authorizer?.name,
+    accountId: options.accountId,
+    port: gatewayPort,
+  });
 
   let stopped: Promise<void> | undefined;
   return {

@@ -1,0 +1,136 @@
+/**
+ * npm start -- [--stack qa1] [--duration <s>] [--rate <events/s>] [--bad-rate <0..1>] [--fans <n>]
+ *              [--clock-speed <x>] [--seed <s>] [--data-dir <dir>] [--keep] [--json <file>]
+ *
+ * The whole system, locally, wired from the stack's offline plan: every worker's real archive
+ * against local services, traffic through every input, and the figures live. Runs until Ctrl-C,
+ * or for `--duration` seconds, then waits for what is in flight, reconciles every input and
+ * prints the summary. Everything it started is stopped when it ends.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { PROJECT } from "../../stacks/config";
+import { planStack } from "../offline/planStack";
+import { renderSummary } from "./display";
+import { ledgerJson, renderLedger } from "./ledger";
+import { ensureRedisServer } from "./prerequisites";
+import { stopAll } from "./processes";
+import { runLocal } from "./run";
+
+const USAGE = `usage: npm start -- [options]
+  --stack <name>        the stack whose plan is run (default qa1)
+  --duration <seconds>  send traffic this long, then drain, reconcile and stop (default: until Ctrl-C)
+  --rate <events/s>     events per second over every input (default 100)
+  --bad-rate <0..1>     share of bad records (default 0.02)
+  --fans <n>            fans in the population (default 1000)
+  --clock-speed <x>     TTL's clock runs this many times faster (default 1; 86400 makes a day a second)
+  --seed <s>            seed of the traffic (default 1)
+  --data-dir <dir>      where archives, logs and state go (default: a new temporary directory)
+  --keep                keep the data directory
+  --json <file>         write the final figures (and the ledger) to this file`;
+
+function number(values: Record<string, unknown>, key: string, fallback: number, check: (n: number) => boolean): number {
+  const text = values[key];
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || !check(value)) throw new UsageError(`--${key}: ${String(text)} is not a valid value`);
+  return value;
+}
+
+class UsageError extends Error {}
+
+function parse() {
+  const { values } = parseArgs({
+    options: {
+      stack: { type: "string", default: "qa1" },
+      duration: { type: "string" },
+      rate: { type: "string" },
+      "bad-rate": { type: "string" },
+      fans: { type: "string" },
+      "clock-speed": { type: "string" },
+      seed: { type: "string" },
+      "data-dir": { type: "string" },
+      keep: { type: "boolean", default: false },
+      json: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  return {
+    help: values.help === true,
+    stack: values.stack!,
+    durationMs: values.duration === undefined ? undefined : number(values, "duration", 0, (n) => n > 0) * 1000,
+    rate: number(values, "rate", 100, (n) => n > 0),
+    badRate: number(values, "bad-rate", 0.02, (n) => n >= 0 && n <= 1),
+    fans: number(values, "fans", 1000, (n) => Number.isInteger(n) && n > 0),
+    clockSpeed: number(values, "clock-speed", 1, (n) => n >= 1),
+    seed: values.seed ?? "1",
+    dataDir: values["data-dir"],
+    keep: values.keep === true,
+    json: values.json,
+  };
+}
+
+async function main(): Promise<number> {
+  const args = parse();
+  if (args.help) return (console.log(USAGE), 0);
+  await ensureRedisServer({ log: (line) => console.error(line) });
+  console.error(`Planning ${args.stack} offline…`);
+  const { stackFile, run } = await planStack(args.stack);
+  if (run.errors.length > 0)
+    throw new Error(`stack ${args.stack}: the program failed: ${run.errors.map((e) => e.message).join("; ")}`);
+  const dataDir = args.dataDir
+    ? path.resolve(args.dataDir)
+    : fs.mkdtempSync(path.join(os.tmpdir(), `fan-identity-${args.stack}-`));
+  const idv = JSON.parse(stackFile.values[`${PROJECT}:idv`] ?? "{}") as { signingKeyId?: string };
+  const abort = new AbortController();
+  const onSignal = () => (abort.signal.aborted ? process.exit(130) : abort.abort());
+  process.on("SIGINT", onSignal).on("SIGTERM", onSignal);
+  console.error(`Starting the local system (data in ${dataDir})…`);
+  try {
+    const outcome = await runLocal({
+      resources: run.resources,
+      accountId: stackFile.values[`${PROJECT}:accountId`] ?? "000000000000",
+      dataDir,
+      durationMs: args.durationMs,
+      rate: args.rate,
+      badRate: args.badRate,
+      fans: args.fans,
+      seed: args.seed,
+      clockSpeed: args.clockSpeed,
+      signingKeyId: idv.signingKeyId,
+      signal: abort.signal,
+      output: process.stdout,
+      onStarted: ({ system }) => {
+        console.error(
+          `Gateway: ${system.gateway.url} (POST /graphql/<field>, ${system.wiring.routes.map((r) => `${r.method} ${r.path}`).join(", ")})`,
+        );
+      },
+    });
+    console.log(`\n${renderSummary(outcome.figures)}`);
+    if (outcome.ledger) console.log(`\n${renderLedger(outcome.ledger)}`);
+    if (args.json) {
+      const ledger = outcome.ledger ? JSON.parse(ledgerJson(outcome.ledger)) : undefined;
+      fs.writeFileSync(
+        args.json,
+        `${JSON.stringify({ figures: outcome.figures, ledger, staleScores: outcome.staleScores }, null, 2)}\n`,
+      );
+    }
+    return outcome.ledger && !outcome.ledger.ok ? 1 : 0;
+  } finally {
+    await stopAll();
+    if (!args.keep) fs.rmSync(dataDir, { recursive: true, force: true });
+    else console.error(`Kept ${dataDir}`);
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(
+      error instanceof UsageError ? `${error.message}\n${USAGE}` : error instanceof Error ? error.message : String(error),
+    );
+    process.exit(error instanceof UsageError ? 2 : 1);
+  },
+);
