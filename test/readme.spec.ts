@@ -51,6 +51,7 @@ describe("README", function () {
   });
 
   it("gives the command lines .ci/run and package.json actually run", function () {
+    assert.match(readme, /npm ci && npm start\n/);
     assert.match(readme, /npm ci && npm run plan -- --stack qa1/);
     assert.match(readme, /npm ci && npm test/);
     const ci = fs.readFileSync(path.join(projectRoot(), ".ci/run"), "utf8");

@@ -105,17 +105,22 @@ async function graphql(options: GatewayOptions, field: string, request: http.Inc
   return json(200, { data: { [field]: outcome.result } });
 }
 
-/** A gateway response for a failed validation, its template filled in as API Gateway fills it. */
+const GATEWAY_MESSAGES: Record<string, string> = {
+  BAD_REQUEST_BODY: "Invalid request body",
+  BAD_REQUEST_PARAMETERS: "Missing required request parameters",
+};
+
+/**
+ * A gateway response for a failed validation, its template filled in as API Gateway fills it:
+ * `messageString` quoted, `validationErrorString` as it stands (written here without quotes).
+ */
 function gatewayResponse(route: ApiRoute, type: string, validation: string, requestId: string): Answer {
+  const message = GATEWAY_MESSAGES[type]!;
   const response = route.responses[type];
-  if (!response?.template)
-    return json(400, { message: type === "BAD_REQUEST_BODY" ? "Invalid request body" : "Missing required request parameters" });
+  if (!response?.template) return json(400, { message });
   const body = response.template
-    .replaceAll("$context.error.validationErrorString", validation)
-    .replaceAll(
-      "$context.error.messageString",
-      JSON.stringify(type === "BAD_REQUEST_BODY" ? "Invalid request body" : "Missing required request parameters"),
-    )
+    .replaceAll("$context.error.validationErrorString", validation.replaceAll('"', "'"))
+    .replaceAll("$context.error.messageString", JSON.stringify(message))
     .replaceAll("$context.requestId", requestId);
   return { status: response.statusCode, headers: { "content-type": "application/json" }, body };
 }
@@ -128,7 +133,7 @@ function validate(route: ApiRoute, request: http.IncomingMessage, url: URL, text
     return gatewayResponse(
       route,
       "BAD_REQUEST_PARAMETERS",
-      `"Missing required request parameters: [${missing.join(", ")}]"`,
+      `Missing required request parameters: [${missing.join(", ")}]`,
       requestId,
     );
   }

@@ -18,6 +18,7 @@ import { ledgerJson, renderLedger } from "./ledger";
 import { ensureRedisServer } from "./prerequisites";
 import { stopAll } from "./processes";
 import { runLocal } from "./run";
+import type { LocalStandIns } from "./standIns";
 
 const USAGE = `usage: npm start -- [options]
   --stack <name>        the stack whose plan is run (default qa1)
@@ -72,6 +73,18 @@ function parse() {
   };
 }
 
+/**
+ * Writes what a curl to the gateway needs (an accepted API key with a fan's SOTC) to a file only
+ * the user can read, rather than to the terminal; answers its path.
+ */
+async function writeCredentials(dataDir: string, gateway: string, standIns: LocalStandIns, globalUserId: string): Promise<string> {
+  const file = path.join(dataDir, "credentials.json");
+  const sotc = await standIns.accounts.issueSotc({ globalUserId });
+  const document = { gateway, globalUserId, authorization: `${standIns.secrets.apiKeys[0]}:${sotc}` };
+  fs.writeFileSync(file, `${JSON.stringify(document, null, 2)}\n`, { mode: 0o600 });
+  return file;
+}
+
 async function main(): Promise<number> {
   const args = parse();
   if (args.help) return (console.log(USAGE), 0);
@@ -102,10 +115,10 @@ async function main(): Promise<number> {
       signingKeyId: idv.signingKeyId,
       signal: abort.signal,
       output: process.stdout,
-      onStarted: ({ system }) => {
-        console.error(
-          `Gateway: ${system.gateway.url} (POST /graphql/<field>, ${system.wiring.routes.map((r) => `${r.method} ${r.path}`).join(", ")})`,
-        );
+      onStarted: async ({ system, standIns, generator }) => {
+        const routes = system.wiring.routes.map((route) => `${route.method} ${route.path}`).join(", ");
+        console.error(`Gateway: ${system.gateway.url} (POST /graphql/<field>, ${routes})`);
+        console.error(`Credentials for curl: ${await writeCredentials(dataDir, system.gateway.url, standIns, generator.fans[0]!)}`);
       },
     });
     console.log(`\n${renderSummary(outcome.figures)}`);
