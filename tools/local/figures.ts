@@ -85,7 +85,7 @@ export interface Figures {
   /** An activity expected to be scored was put for the fan at `atMs`. */
   activityPut(globalUserId: string, atMs: number): void;
   /** The table shows the fan's score written at `atMs` (a change whose new image has type = score). */
-  scoreWritten(globalUserId: string, atMs: number): void;
+  scoreWritten(globalUserId: string, atMs: number, activityAtMs?: number): void;
   /** Polls the queue depths. */
   refresh(): Promise<void>;
   snapshot(): FiguresSnapshot;
@@ -316,8 +316,10 @@ function workerFigures(tally: WorkerTally): WorkerFigures {
 }
 
 /**
- * Activity → score latency: a score's time minus the earliest activity put for its fan that no
- * earlier score covered; a score covers every activity of its fan put up to its time.
+ * Activity → score latency: a score's time minus the time of the activity its ARAI was fetched
+ * for, when the fan record names it (`lastActivity.at`); otherwise minus the earliest activity put
+ * for its fan that no earlier score covered (a score covers every activity put up to its time).
+ * An activity inside the ARAI freshness window leads to no new score, and is no sample.
  */
 function createLatency() {
   const uncovered = new Map<string, number[]>();
@@ -333,8 +335,15 @@ function createLatency() {
       while (index > 0 && times[index - 1]! > atMs) index--;
       times.splice(index, 0, atMs);
     },
-    scoreWritten(globalUserId: string, atMs: number) {
+    scoreWritten(globalUserId: string, atMs: number, activityAtMs?: number) {
       written += 1;
+      if (activityAtMs !== undefined) {
+        // The activity the scored ARAI was fetched for, as the fan record names it.
+        samples.push(atMs - activityAtMs);
+        sorted = false;
+        uncovered.delete(globalUserId);
+        return;
+      }
       const times = uncovered.get(globalUserId);
       if (!times || times.length === 0 || times[0]! > atMs) {
         withoutActivity += 1;

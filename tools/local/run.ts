@@ -245,9 +245,13 @@ async function reconcileRun(running: RunningSystem, failures: readonly WorkerFai
 function tapTableChanges(figures: Figures) {
   return (records: readonly TableChange[]) => {
     for (const { data } of records) {
-      const image = data.dynamodb.NewImage as { type?: { S?: string }; globalUserId?: { S?: string } } | undefined;
+      const image = data.dynamodb.NewImage as
+        | { type?: { S?: string }; globalUserId?: { S?: string }; lastActivity?: { M?: { at?: { S?: string } } } }
+        | undefined;
       if (data.eventName !== "REMOVE" && image?.type?.S === "score" && image.globalUserId?.S) {
-        figures.scoreWritten(image.globalUserId.S, data.dynamodb.ApproximateCreationDateTime);
+        const activityAt = Date.parse(image.lastActivity?.M?.at?.S ?? "");
+        const at = data.dynamodb.ApproximateCreationDateTime;
+        figures.scoreWritten(image.globalUserId.S, at, Number.isNaN(activityAt) ? undefined : activityAt);
       }
     }
   };

@@ -13,7 +13,6 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { PROJECT } from "../../stacks/config";
 import { planStack } from "../offline/planStack";
-import { renderSummary } from "./display";
 import { ledgerJson, renderLedger } from "./ledger";
 import { ensureRedisServer } from "./prerequisites";
 import { stopAll } from "./processes";
@@ -121,7 +120,6 @@ async function main(): Promise<number> {
         console.error(`Credentials for curl: ${await writeCredentials(dataDir, system.gateway.url, standIns, generator.fans[0]!)}`);
       },
     });
-    console.log(`\n${renderSummary(outcome.figures)}`);
     if (outcome.ledger) console.log(`\n${renderLedger(outcome.ledger)}`);
     if (args.json) {
       const ledger = outcome.ledger ? JSON.parse(ledgerJson(outcome.ledger)) : undefined;
