@@ -111,6 +111,13 @@ export function matchesPattern(pattern: Readonly<Record<string, unknown>>, value
   });
 }
 
+/** Whether `pattern` asks about top-level field `key`, itself or in one of its `$or` alternatives. */
+function namesKey(pattern: Readonly<Record<string, unknown>>, key: string): boolean {
+  if (key in pattern) return true;
+  const alternatives = pattern.$or;
+  return Array.isArray(alternatives) && alternatives.some((alternative) => namesKey(alternative as Record<string, unknown>, key));
+}
+
 /**
  * Whether a record is delivered under `patterns` (none: every record): `payloadKey` (`data` for
  * Kinesis, `value` for Kafka, `body` for SQS) is matched parsed as JSON when the pattern names it.
@@ -137,7 +144,7 @@ export function delivers(
     return { ...record, [payloadKey]: parsed };
   };
   return patterns.some((pattern) => {
-    const names = payloadKey in pattern;
+    const names = namesKey(pattern as Record<string, unknown>, payloadKey);
     if (names && view()[payloadKey] === undefined) return false;
     return matchesPattern(pattern as Record<string, unknown>, names ? view() : record);
   });
