@@ -2,11 +2,12 @@
  * Lambda's event filtering, as documented for event source mappings: a record is delivered when
  * it matches any of the mapping's patterns. In a pattern, an object matches nested fields, every
  * key must match, and a list of matchers matches a field when any matcher matches its value (or,
- * for a list value, any element). Matchers: a literal (string, number, boolean, null; numbers
- * compared as numbers), `prefix`, `suffix`, `equals-ignore-case`, `anything-but` (a literal, a
- * list, or `{prefix}`), `numeric` (comparisons joined by and), `exists`; `$or` takes a list of
- * patterns. Kinesis and Kafka records are matched with `data` / `value` parsed as JSON: a record
- * whose payload is not JSON matches no pattern on it, and is dropped.
+ * for a list value, any element); a nested object on a list of objects matches when one element
+ * matches it whole. Matchers: a literal (string, number, boolean, null; numbers compared as
+ * numbers), `prefix`, `suffix`, `equals-ignore-case`, `anything-but` (a literal, a list, or
+ * `{prefix}`), `numeric` (comparisons joined by and), `exists`; `$or` takes a list of patterns.
+ * Kinesis and Kafka records are matched with `data` / `value` parsed as JSON: a record whose
+ * payload is not JSON matches no pattern on it, and is dropped.
  *
  * Written here because no library implements Lambda's filter semantics; a matcher this file
  * does not know is refused when the mapping starts, by name, rather than guessed at.
@@ -103,6 +104,13 @@ export function matchesPattern(pattern: Readonly<Record<string, unknown>>, value
     if (key === "$or") return (expected as Record<string, unknown>[]).some((alternative) => matchesPattern(alternative, value));
     const field = typeof value === "object" && value !== null ? (value as Record<string, unknown>)[key] : undefined;
     if (Array.isArray(expected)) return leafMatches(expected, field);
+    if (Array.isArray(field)) {
+      // A nested pattern on an array of objects: one element must match all of it.
+      return field.some(
+        (element) =>
+          typeof element === "object" && element !== null && matchesPattern(expected as Record<string, unknown>, element),
+      );
+    }
     if (typeof field !== "object" || field === null) {
       // A nested pattern on a missing field holds only if all it asks is absence.
       return matchesPattern(expected as Record<string, unknown>, {}) && field === undefined;
