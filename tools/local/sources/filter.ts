@@ -16,16 +16,30 @@ type Matcher = Readonly<Record<string, unknown>>;
 
 const OPERATORS = new Set(["prefix", "suffix", "equals-ignore-case", "anything-but", "numeric", "exists"]);
 
+/** `anything-but` takes a literal, a list of literals or `{prefix}`; anything else would be taken for a literal. */
+function checkAnythingBut(rule: unknown, where: string, at: string): void {
+  const literals = Array.isArray(rule) ? rule : [rule];
+  for (const literal of literals) {
+    if (typeof literal !== "object" || literal === null) continue;
+    const operators = Object.keys(literal);
+    if (Array.isArray(rule) || operators.length !== 1 || operators[0] !== "prefix") {
+      const named = operators.map((operator) => `"anything-but" with "${operator}"`).join(", ") || "an empty object";
+      throw new Error(`${where}: filter operator ${named} at ${at} is not supported by the local system`);
+    }
+  }
+}
+
 /** Throws, naming the operator, when a pattern uses one the local system cannot evaluate. */
 export function checkPattern(pattern: unknown, where: string): void {
   const visit = (node: unknown, at: string): void => {
     if (Array.isArray(node)) {
       for (const entry of node) {
         if (typeof entry !== "object" || entry === null) continue;
-        for (const operator of Object.keys(entry)) {
+        for (const [operator, rule] of Object.entries(entry)) {
           if (!OPERATORS.has(operator)) {
             throw new Error(`${where}: filter operator "${operator}" at ${at} is not supported by the local system`);
           }
+          if (operator === "anything-but") checkAnythingBut(rule, where, at);
         }
       }
       return;
