@@ -23,7 +23,11 @@ export interface SqsMappingOptions {
   readonly report: Report;
   /** Concurrent pollers (Lambda scales these with the backlog; here, a fixed number). */
   readonly pollers: number;
+  /** How long a poller that found the queue empty waits before asking again. @default 100 */
+  readonly idleMs?: number;
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The event Lambda hands a function for SQS messages. */
 function sqsEvent(options: SqsMappingOptions, messages: readonly Message[]) {
@@ -71,25 +75,37 @@ function succeeded(mapping: QueueMapping, messages: readonly Message[], outcome:
   return messages.filter((message) => !failed.has(message.MessageId!));
 }
 
+/**
+ * Receives up to the batch size, for as long as the batching window lasts once there is a
+ * message. Short polls, with a pause when the queue is empty: the local SQS answers a long poll
+ * only when its wait is over, even with messages waiting, and with a visibility timeout shorter
+ * than the wait it answers the same message twice in one response.
+ */
 async function receive(options: SqsMappingOptions, stopping: () => boolean): Promise<Message[]> {
   const { mapping, sqs, queueUrl } = options;
-  const messages: Message[] = [];
+  const byId = new Map<string, Message>();
   const until = Date.now() + mapping.batchingWindowSeconds * 1000;
-  do {
+  while (!stopping()) {
     const answer = await sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: queueUrl,
-        MaxNumberOfMessages: Math.min(10, mapping.batchSize - messages.length),
-        WaitTimeSeconds: 1,
+        MaxNumberOfMessages: Math.min(10, mapping.batchSize - byId.size),
+        WaitTimeSeconds: 0,
         AttributeNames: ["All"],
         MessageSystemAttributeNames: ["All"],
         MessageAttributeNames: ["All"],
       }),
     );
-    messages.push(...(answer.Messages ?? []));
-    if (!answer.Messages?.length && messages.length > 0) break;
-  } while (!stopping() && messages.length < mapping.batchSize && Date.now() < until);
-  return messages;
+    const received = answer.Messages ?? [];
+    // A message received again within the window is one message, under its latest receipt handle.
+    for (const message of received) {
+      byId.delete(message.MessageId!);
+      byId.set(message.MessageId!, message);
+    }
+    if (byId.size >= mapping.batchSize || (byId.size > 0 && Date.now() >= until)) break;
+    if (received.length === 0) await sleep(options.idleMs ?? 100);
+  }
+  return [...byId.values()];
 }
 
 /** Starts the mapping's pollers. */
