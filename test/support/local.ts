@@ -37,15 +37,13 @@ export function plannedFunction(changes: Partial<PlannedFunction> = {}): Planned
 /** Collects what a part of the local system reports. */
 export function reports() {
   const events: LocalEvent[] = [];
+  const of = <K extends LocalEvent["kind"]>(kind: K): Extract<LocalEvent, { kind: K }>[] =>
+    events.filter((event): event is Extract<LocalEvent, { kind: K }> => event.kind === kind);
   return {
     events,
     report: (event: LocalEvent) => void events.push(event),
-    of<K extends LocalEvent["kind"]>(kind: K): Extract<LocalEvent, { kind: K }>[] {
-      return events.filter((event): event is Extract<LocalEvent, { kind: K }> => event.kind === kind);
-    },
+    of,
     /** The sum of `count` over the events of `kind` (filtered, delivered, parked, input). */
-    count(kind: "filtered" | "delivered" | "parked" | "input"): number {
-      return this.of(kind).reduce((sum, event) => sum + event.count, 0);
-    },
+    count: (kind: "filtered" | "delivered" | "parked" | "input"): number => of(kind).reduce((sum, event) => sum + event.count, 0),
   };
 }
