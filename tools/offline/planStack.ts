@@ -4,7 +4,8 @@
  */
 import * as path from "node:path";
 import { projectRoot } from "../../components/archive";
-import { PROJECT } from "../../stacks/config";
+import { loadStackConfig, PROJECT } from "../../stacks/config";
+import { fanIdentityWorkers } from "../../stacks/program";
 import { type OfflineRun, runOffline } from "./runtime";
 import { readStackFile, type StackFileConfig } from "./stackFile";
 
@@ -27,7 +28,8 @@ export async function planStack(stack: string, stackFilePath?: string): Promise<
     config: stackFile.values,
     secretKeys: stackFile.secretKeys,
     accountId: stackFile.values[`${PROJECT}:accountId`] ?? "000000000000",
-    program: () => require("../../index") as unknown,
+    // What index.ts runs, called afresh: a required index.ts runs the program only once per process.
+    program: () => fanIdentityWorkers(loadStackConfig()),
   });
   return { stackFile, run };
 }
