@@ -108,7 +108,6 @@ export function createFunctionPool(options: PoolOptions): FunctionPool {
 
   const release = (container: Container) => {
     container.busy = false;
-    if (container.dead) containers.delete(container);
     waiting.shift()?.();
   };
 
@@ -120,7 +119,9 @@ export function createFunctionPool(options: PoolOptions): FunctionPool {
       if ([...containers].filter((container) => !container.dead).length < options.maxContainers) {
         const container = startContainer(options, log);
         container.busy = true;
+        // A container ended (timed out, killed) is kept until its process is gone, for close() to wait on.
         containers.add(container);
+        container.child.once("exit", () => containers.delete(container));
         return container;
       }
       await new Promise<void>((resolve) => waiting.push(resolve));
@@ -186,7 +187,7 @@ export function createFunctionPool(options: PoolOptions): FunctionPool {
       const exits = [...containers].map(
         (container) =>
           new Promise<void>((resolve) => {
-            if (container.dead || container.child.exitCode !== null) return resolve();
+            if (container.child.exitCode !== null || container.child.signalCode !== null) return resolve();
             container.child.once("exit", () => resolve());
             container.child.kill("SIGKILL");
           }),

@@ -2,11 +2,12 @@
  * Lambda's event filtering, as documented for event source mappings: a record is delivered when
  * it matches any of the mapping's patterns. In a pattern, an object matches nested fields, every
  * key must match, and a list of matchers matches a field when any matcher matches its value (or,
- * for a list value, any element). Matchers: a literal (string, number, boolean, null; numbers
- * compared as numbers), `prefix`, `suffix`, `equals-ignore-case`, `anything-but` (a literal, a
- * list, or `{prefix}`), `numeric` (comparisons joined by and), `exists`; `$or` takes a list of
- * patterns. Kinesis and Kafka records are matched with `data` / `value` parsed as JSON: a record
- * whose payload is not JSON matches no pattern on it, and is dropped.
+ * for a list value, any element); a nested object on a list of objects matches when one element
+ * matches it whole. Matchers: a literal (string, number, boolean, null; numbers compared as
+ * numbers), `prefix`, `suffix`, `equals-ignore-case`, `anything-but` (a literal, a list, or
+ * `{prefix}`), `numeric` (comparisons joined by and), `exists`; `$or` takes a list of patterns.
+ * Kinesis and Kafka records are matched with `data` / `value` parsed as JSON: a record whose
+ * payload is not JSON matches no pattern on it, and is dropped.
  *
  * Written here because no library implements Lambda's filter semantics; a matcher this file
  * does not know is refused when the mapping starts, by name, rather than guessed at.
@@ -15,16 +16,30 @@ type Matcher = Readonly<Record<string, unknown>>;
 
 const OPERATORS = new Set(["prefix", "suffix", "equals-ignore-case", "anything-but", "numeric", "exists"]);
 
+/** `anything-but` takes a literal, a list of literals or `{prefix}`; anything else would be taken for a literal. */
+function checkAnythingBut(rule: unknown, where: string, at: string): void {
+  const literals = Array.isArray(rule) ? rule : [rule];
+  for (const literal of literals) {
+    if (typeof literal !== "object" || literal === null) continue;
+    const operators = Object.keys(literal);
+    if (Array.isArray(rule) || operators.length !== 1 || operators[0] !== "prefix") {
+      const named = operators.map((operator) => `"anything-but" with "${operator}"`).join(", ") || "an empty object";
+      throw new Error(`${where}: filter operator ${named} at ${at} is not supported by the local system`);
+    }
+  }
+}
+
 /** Throws, naming the operator, when a pattern uses one the local system cannot evaluate. */
 export function checkPattern(pattern: unknown, where: string): void {
   const visit = (node: unknown, at: string): void => {
     if (Array.isArray(node)) {
       for (const entry of node) {
         if (typeof entry !== "object" || entry === null) continue;
-        for (const operator of Object.keys(entry)) {
+        for (const [operator, rule] of Object.entries(entry)) {
           if (!OPERATORS.has(operator)) {
             throw new Error(`${where}: filter operator "${operator}" at ${at} is not supported by the local system`);
           }
+          if (operator === "anything-but") checkAnythingBut(rule, where, at);
         }
       }
       return;
@@ -103,12 +118,26 @@ export function matchesPattern(pattern: Readonly<Record<string, unknown>>, value
     if (key === "$or") return (expected as Record<string, unknown>[]).some((alternative) => matchesPattern(alternative, value));
     const field = typeof value === "object" && value !== null ? (value as Record<string, unknown>)[key] : undefined;
     if (Array.isArray(expected)) return leafMatches(expected, field);
+    if (Array.isArray(field)) {
+      // A nested pattern on an array of objects: one element must match all of it.
+      return field.some(
+        (element) =>
+          typeof element === "object" && element !== null && matchesPattern(expected as Record<string, unknown>, element),
+      );
+    }
     if (typeof field !== "object" || field === null) {
       // A nested pattern on a missing field holds only if all it asks is absence.
       return matchesPattern(expected as Record<string, unknown>, {}) && field === undefined;
     }
     return matchesPattern(expected as Record<string, unknown>, field);
   });
+}
+
+/** Whether `pattern` asks about top-level field `key`, itself or in one of its `$or` alternatives. */
+function namesKey(pattern: Readonly<Record<string, unknown>>, key: string): boolean {
+  if (key in pattern) return true;
+  const alternatives = pattern.$or;
+  return Array.isArray(alternatives) && alternatives.some((alternative) => namesKey(alternative as Record<string, unknown>, key));
 }
 
 /**
@@ -137,7 +166,7 @@ export function delivers(
     return { ...record, [payloadKey]: parsed };
   };
   return patterns.some((pattern) => {
-    const names = payloadKey in pattern;
+    const names = namesKey(pattern as Record<string, unknown>, payloadKey);
     if (names && view()[payloadKey] === undefined) return false;
     return matchesPattern(pattern as Record<string, unknown>, names ? view() : record);
   });

@@ -4,10 +4,17 @@
  * all of them, or, with ReportBatchItemFailures, all but those the response names. A failed
  * message stays on the queue, becomes visible again after the queue's visibility timeout, and
  * after the redrive policy's maxReceiveCount receives moves to the dead-letter queue (the local
- * SQS does that, as SQS does). On a FIFO queue, SQS gives no message of a group while another of
- * it is in flight, so each group is processed in order while groups run side by side.
+ * SQS does that, as SQS does). On a FIFO queue each group is processed in order while groups run
+ * side by side (see fifoGroups).
  */
-import { DeleteMessageBatchCommand, type Message, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  type Message,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
 import type { InvokeOutcome } from "../lambda/pool";
 import type { Report } from "../types";
 import type { PlannedFunction, QueueMapping } from "../wiring";
@@ -23,7 +30,11 @@ export interface SqsMappingOptions {
   readonly report: Report;
   /** Concurrent pollers (Lambda scales these with the backlog; here, a fixed number). */
   readonly pollers: number;
+  /** How long a poller that found the queue empty waits before asking again. @default 100 */
+  readonly idleMs?: number;
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The event Lambda hands a function for SQS messages. */
 function sqsEvent(options: SqsMappingOptions, messages: readonly Message[]) {
@@ -71,35 +82,98 @@ function succeeded(mapping: QueueMapping, messages: readonly Message[], outcome:
   return messages.filter((message) => !failed.has(message.MessageId!));
 }
 
+/**
+ * Receives up to the batch size, for as long as the batching window lasts once there is a
+ * message. Short polls, with a pause when the queue is empty: the local SQS answers a long poll
+ * only when its wait is over, even with messages waiting, and with a visibility timeout shorter
+ * than the wait it answers the same message twice in one response.
+ */
 async function receive(options: SqsMappingOptions, stopping: () => boolean): Promise<Message[]> {
   const { mapping, sqs, queueUrl } = options;
-  const messages: Message[] = [];
+  const byId = new Map<string, Message>();
   const until = Date.now() + mapping.batchingWindowSeconds * 1000;
-  do {
+  while (!stopping()) {
     const answer = await sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: queueUrl,
-        MaxNumberOfMessages: Math.min(10, mapping.batchSize - messages.length),
-        WaitTimeSeconds: 1,
+        MaxNumberOfMessages: Math.min(10, mapping.batchSize - byId.size),
+        WaitTimeSeconds: 0,
         AttributeNames: ["All"],
         MessageSystemAttributeNames: ["All"],
         MessageAttributeNames: ["All"],
       }),
     );
-    messages.push(...(answer.Messages ?? []));
-    if (!answer.Messages?.length && messages.length > 0) break;
-  } while (!stopping() && messages.length < mapping.batchSize && Date.now() < until);
-  return messages;
+    const received = answer.Messages ?? [];
+    // A message received again within the window is one message, under its latest receipt handle.
+    for (const message of received) {
+      byId.delete(message.MessageId!);
+      byId.set(message.MessageId!, message);
+    }
+    if (byId.size >= mapping.batchSize || (byId.size > 0 && Date.now() >= until)) break;
+    if (received.length === 0) await sleep(options.idleMs ?? 100);
+  }
+  return [...byId.values()];
+}
+
+/**
+ * SQS returns no message of a FIFO group while another of it is in flight; the local SQS does not
+ * hold a group back, so the mapping does. A FIFO queue has one poller, batch after batch, and a
+ * group with a message that failed is blocked until that message is visible again: messages of
+ * the group received meanwhile are put back, to become visible just after it (each such put-back
+ * counts as a receive, which SQS would not have made).
+ */
+function fifoGroups(options: SqsMappingOptions) {
+  const blockedUntil = new Map<string, number>();
+  let visibilityMs: number | undefined;
+  const groupOf = (message: Message) => message.Attributes?.MessageGroupId ?? "";
+  return {
+    /** The messages of unblocked groups; the others are put back. */
+    async admit(messages: readonly Message[]): Promise<Message[]> {
+      const now = Date.now();
+      for (const [group, until] of blockedUntil) if (until <= now) blockedUntil.delete(group);
+      const held = messages.filter((message) => blockedUntil.has(groupOf(message)));
+      for (let at = 0; at < held.length; at += 10) {
+        await options.sqs.send(
+          new ChangeMessageVisibilityBatchCommand({
+            QueueUrl: options.queueUrl,
+            Entries: held.slice(at, at + 10).map((message, index) => ({
+              Id: `h${at + index}`,
+              ReceiptHandle: message.ReceiptHandle!,
+              VisibilityTimeout: Math.ceil((blockedUntil.get(groupOf(message))! - now) / 1000) + 1,
+            })),
+          }),
+        );
+      }
+      return messages.filter((message) => !held.includes(message));
+    },
+    /** Blocks the groups of messages that failed, until they are visible again (received at `receivedAt` or before). */
+    async block(failed: readonly Message[], receivedAt: number): Promise<void> {
+      if (failed.length === 0) return;
+      if (visibilityMs === undefined) {
+        const { Attributes } = await options.sqs.send(
+          new GetQueueAttributesCommand({ QueueUrl: options.queueUrl, AttributeNames: ["VisibilityTimeout"] }),
+        );
+        visibilityMs = Number(Attributes?.VisibilityTimeout ?? 30) * 1000;
+      }
+      for (const message of failed) {
+        const group = groupOf(message);
+        blockedUntil.set(group, Math.max(blockedUntil.get(group) ?? 0, receivedAt + visibilityMs));
+      }
+    },
+  };
 }
 
 /** Starts the mapping's pollers. */
 export function startSqsMapping(options: SqsMappingOptions): RunningMapping {
   const { mapping, sqs, report } = options;
+  const fifo = mapping.queueArn.endsWith(".fifo") ? fifoGroups(options) : undefined;
   let stopping = false;
   let inFlight = 0;
   const poll = async () => {
     while (!stopping) {
-      const messages = await receive(options, () => stopping);
+      const received = await receive(options, () => stopping);
+      const receivedAt = Date.now();
+      const messages = fifo ? await fifo.admit(received) : received;
       if (messages.length === 0) continue;
       inFlight += messages.length;
       report({ kind: "delivered", mapping: mapping.name, count: messages.length });
@@ -113,10 +187,14 @@ export function startSqsMapping(options: SqsMappingOptions): RunningMapping {
           }),
         );
       }
+      await fifo?.block(
+        messages.filter((message) => !done.includes(message)),
+        receivedAt,
+      );
       inFlight -= messages.length;
     }
   };
-  const running = Array.from({ length: options.pollers }, () =>
+  const running = Array.from({ length: fifo ? 1 : options.pollers }, () =>
     poll().catch((error: unknown) => {
       if (!stopping)
         report({ kind: "output", function: options.fn.name, text: `mapping ${mapping.name} stopped: ${String(error)}` });

@@ -35,9 +35,8 @@ function verdictOf<R>(policy: StreamBatchPolicy<R>, records: readonly R[], outco
   if (!policy.reportBatchItemFailures) return { kind: "ok" };
   const result = outcome.result as { batchItemFailures?: unknown } | null | undefined;
   const failures = result?.batchItemFailures;
-  if (result === null || result === undefined || failures === undefined || (Array.isArray(failures) && failures.length === 0)) {
-    return { kind: "ok" };
-  }
+  // Lambda's complete successes: a null or empty response, a null or empty failure list.
+  if (failures === undefined || failures === null || (Array.isArray(failures) && failures.length === 0)) return { kind: "ok" };
   if (!Array.isArray(failures)) return { kind: "failed" };
   const position = new Map(records.map((record, index) => [policy.idOf(record), index]));
   let from = records.length;
