@@ -30,6 +30,8 @@ export interface BootOptions {
   readonly ttlIntervalMs?: number;
   readonly shards?: number;
   readonly partitions?: number;
+  /** Start the event source mappings. @default true */
+  readonly mappings?: boolean;
 }
 
 /** Starts the local system for planned `resources`. */
@@ -44,6 +46,7 @@ export async function bootLocal(resources: readonly RecordedResource[], options:
     dataDir,
     report: (event) => events.push(event),
     workers: options.workers,
+    mappings: options.mappings,
     shards: options.shards,
     partitions: options.partitions,
     standIns: async (context) =>
