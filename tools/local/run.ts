@@ -246,8 +246,7 @@ function tapTableChanges(figures: Figures) {
   return (records: readonly TableChange[]) => {
     for (const { data } of records) {
       const image = data.dynamodb.NewImage as
-        | { type?: { S?: string }; globalUserId?: { S?: string }; lastActivity?: { M?: { at?: { S?: string } } } }
-        | undefined;
+        { type?: { S?: string }; globalUserId?: { S?: string }; lastActivity?: { M?: { at?: { S?: string } } } } | undefined;
       if (data.eventName !== "REMOVE" && image?.type?.S === "score" && image.globalUserId?.S) {
         const activityAt = Date.parse(image.lastActivity?.M?.at?.S ?? "");
         const at = data.dynamodb.ApproximateCreationDateTime;

@@ -76,7 +76,12 @@ function parse() {
  * Writes what a curl to the gateway needs (an accepted API key with a fan's SOTC) to a file only
  * the user can read, rather than to the terminal; answers its path.
  */
-async function writeCredentials(dataDir: string, gateway: string, standIns: LocalStandIns, globalUserId: string): Promise<string> {
+async function writeCredentials(
+  dataDir: string,
+  gateway: string,
+  standIns: LocalStandIns,
+  globalUserId: string,
+): Promise<string> {
   const file = path.join(dataDir, "credentials.json");
   const sotc = await standIns.accounts.issueSotc({ globalUserId });
   const document = { gateway, globalUserId, authorization: `${standIns.secrets.apiKeys[0]}:${sotc}` };
@@ -117,7 +122,9 @@ async function main(): Promise<number> {
       onStarted: async ({ system, standIns, generator }) => {
         const routes = system.wiring.routes.map((route) => `${route.method} ${route.path}`).join(", ");
         console.error(`Gateway: ${system.gateway.url} (POST /graphql/<field>, ${routes})`);
-        console.error(`Credentials for curl: ${await writeCredentials(dataDir, system.gateway.url, standIns, generator.fans[0]!)}`);
+        console.error(
+          `Credentials for curl: ${await writeCredentials(dataDir, system.gateway.url, standIns, generator.fans[0]!)}`,
+        );
       },
     });
     if (outcome.ledger) console.log(`\n${renderLedger(outcome.ledger)}`);
