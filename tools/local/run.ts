@@ -25,7 +25,7 @@ import { expectedScore } from "./services/modelServing";
 import { type LocalStandIns, startStandIns } from "./standIns";
 import { type LocalSystem, startLocalSystem } from "./system";
 import type { TableChange } from "./table/streamingDestination";
-import { createGenerator, type Generator } from "./traffic/generator";
+import { createGenerator, type Generator, type GeneratorOptions } from "./traffic/generator";
 import type { KinesisRole } from "./traffic/payloads";
 import type { LocalEvent, Report } from "./types";
 import { nameOfArn, type Wiring } from "./wiring";
@@ -38,6 +38,8 @@ export interface RunOptions {
   readonly durationMs?: number;
   readonly rate: number;
   readonly badRate?: number;
+  /** Share of events per input, as the generator takes it (`GeneratorOptions.mix`). @default DEFAULT_MIX */
+  readonly mix?: GeneratorOptions["mix"];
   readonly fans?: number;
   readonly seed?: number | string;
   readonly clockSpeed?: number;
@@ -349,6 +351,7 @@ async function startTraffic(system: LocalSystem, standIns: LocalStandIns, figure
   const generator = createGenerator({
     rate: options.rate,
     badRate: options.badRate,
+    mix: options.mix,
     fans: options.fans,
     seed: options.seed,
     kafkaTopic: system.kafka?.topic,
