@@ -27,7 +27,7 @@ import { type LocalSystem, startLocalSystem } from "./system";
 import type { TableChange } from "./table/streamingDestination";
 import { createGenerator, type Generator, type GeneratorOptions } from "./traffic/generator";
 import type { KinesisRole } from "./traffic/payloads";
-import type { LocalEvent, Report } from "./types";
+import type { LocalEvent, Report, WrapEndpoint } from "./types";
 import { nameOfArn, type Wiring } from "./wiring";
 
 export interface RunOptions {
@@ -53,6 +53,8 @@ export interface RunOptions {
   readonly onEvent?: Report;
   /** Called once the system is up, before traffic starts (tests drive it from here). */
   readonly onStarted?: (system: RunningSystem) => void | Promise<void>;
+  /** Puts something in front of the services (a benchmark's counting proxy; system.ts, standIns.ts). @default none */
+  readonly wrapEndpoint?: WrapEndpoint;
   /** Shards per Kinesis stream, partitions of the Kafka topic. */
   readonly shards?: number;
   readonly partitions?: number;
@@ -310,6 +312,7 @@ export async function runLocal(options: RunOptions): Promise<RunOutcome> {
     report,
     shards: options.shards,
     partitions: options.partitions,
+    wrapEndpoint: options.wrapEndpoint,
     standIns: async (context) => {
       labels = functionLabels(context.wiring);
       sources = recordSources(context.wiring);
@@ -318,6 +321,7 @@ export async function runLocal(options: RunOptions): Promise<RunOutcome> {
         clockSpeed: options.clockSpeed,
         signingKeyId: options.signingKeyId,
         onTableChanges: (records) => figures && tapTableChanges(figures)(records),
+        wrapEndpoint: options.wrapEndpoint,
       }));
     },
   });
