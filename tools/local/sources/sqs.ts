@@ -71,23 +71,46 @@ function succeeded(mapping: QueueMapping, messages: readonly Message[], outcome:
   return messages.filter((message) => !failed.has(message.MessageId!));
 }
 
+/** What every ReceiveMessage of the mapping asks for besides the count and the wait. */
+const receiveInput = (queueUrl: string) => ({
+  QueueUrl: queueUrl,
+  AttributeNames: ["All" as const],
+  MessageSystemAttributeNames: ["All" as const],
+  MessageAttributeNames: ["All"],
+});
+
+/** Up to `max` messages there now (a short poll). */
+async function receiveNow(options: SqsMappingOptions, max: number): Promise<Message[]> {
+  const answer = await options.sqs.send(
+    new ReceiveMessageCommand({ ...receiveInput(options.queueUrl), MaxNumberOfMessages: max, WaitTimeSeconds: 0 }),
+  );
+  return answer.Messages ?? [];
+}
+
+/**
+ * Up to `max` messages as SQS long polling answers: as soon as there is any, or none after a
+ * second. The local SQS holds a long poll until it has all `max` (or the wait is over), which
+ * would keep each message waiting up to a second whenever fewer than `max` are queued; so the
+ * long poll here asks for one, and the rest are taken by a short poll right after it.
+ */
+async function receiveSome(options: SqsMappingOptions, max: number): Promise<Message[]> {
+  const there = await receiveNow(options, max);
+  if (there.length > 0) return there;
+  const answer = await options.sqs.send(
+    new ReceiveMessageCommand({ ...receiveInput(options.queueUrl), MaxNumberOfMessages: 1, WaitTimeSeconds: 1 }),
+  );
+  const first = answer.Messages ?? [];
+  return first.length === 0 || max === 1 ? first : [...first, ...(await receiveNow(options, max - 1))];
+}
+
+/** A batch: the first messages as they come, then more up to the batch size within the batching window. */
 async function receive(options: SqsMappingOptions, stopping: () => boolean): Promise<Message[]> {
-  const { mapping, sqs, queueUrl } = options;
+  const { mapping } = options;
   const messages: Message[] = [];
   const until = Date.now() + mapping.batchingWindowSeconds * 1000;
   do {
-    const answer = await sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: queueUrl,
-        MaxNumberOfMessages: Math.min(10, mapping.batchSize - messages.length),
-        WaitTimeSeconds: 1,
-        AttributeNames: ["All"],
-        MessageSystemAttributeNames: ["All"],
-        MessageAttributeNames: ["All"],
-      }),
-    );
-    messages.push(...(answer.Messages ?? []));
-    if (!answer.Messages?.length && messages.length > 0) break;
+    const max = Math.min(10, mapping.batchSize - messages.length);
+    messages.push(...(messages.length === 0 ? await receiveSome(options, max) : await receiveNow(options, max)));
   } while (!stopping() && messages.length < mapping.batchSize && Date.now() < until);
   return messages;
 }
