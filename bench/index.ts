@@ -6,12 +6,14 @@
  */
 import { benchArchives } from "./archives";
 import { benchArmScore } from "./armScore";
+import { benchEndToEnd } from "./endToEnd";
 import { benchLocalTable } from "./localTable";
 import { benchScoring } from "./scoring";
 
 const BENCHMARKS: Record<string, () => Promise<void>> = {
   archives: benchArchives,
   armScore: benchArmScore,
+  endToEnd: benchEndToEnd,
   localTable: benchLocalTable,
   scoring: benchScoring,
 };

@@ -25,9 +25,9 @@ import { expectedScore } from "./services/modelServing";
 import { type LocalStandIns, startStandIns } from "./standIns";
 import { type LocalSystem, startLocalSystem } from "./system";
 import type { TableChange } from "./table/streamingDestination";
-import { createGenerator, type Generator } from "./traffic/generator";
+import { createGenerator, type Generator, type GeneratorOptions } from "./traffic/generator";
 import type { KinesisRole } from "./traffic/payloads";
-import type { LocalEvent, Report } from "./types";
+import type { LocalEvent, Report, WrapEndpoint } from "./types";
 import { nameOfArn, type Wiring } from "./wiring";
 
 export interface RunOptions {
@@ -38,6 +38,8 @@ export interface RunOptions {
   readonly durationMs?: number;
   readonly rate: number;
   readonly badRate?: number;
+  /** Share of events per input, as the generator takes it (`GeneratorOptions.mix`). @default DEFAULT_MIX */
+  readonly mix?: GeneratorOptions["mix"];
   readonly fans?: number;
   readonly seed?: number | string;
   readonly clockSpeed?: number;
@@ -51,6 +53,8 @@ export interface RunOptions {
   readonly onEvent?: Report;
   /** Called once the system is up, before traffic starts (tests drive it from here). */
   readonly onStarted?: (system: RunningSystem) => void | Promise<void>;
+  /** Puts something in front of the services (a benchmark's counting proxy; system.ts, standIns.ts). @default none */
+  readonly wrapEndpoint?: WrapEndpoint;
   /** Shards per Kinesis stream, partitions of the Kafka topic. */
   readonly shards?: number;
   readonly partitions?: number;
@@ -311,6 +315,7 @@ export async function runLocal(options: RunOptions): Promise<RunOutcome> {
     report,
     shards: options.shards,
     partitions: options.partitions,
+    wrapEndpoint: options.wrapEndpoint,
     standIns: async (context) => {
       labels = functionLabels(context.wiring);
       sources = recordSources(context.wiring);
@@ -319,6 +324,7 @@ export async function runLocal(options: RunOptions): Promise<RunOutcome> {
         clockSpeed: options.clockSpeed,
         signingKeyId: options.signingKeyId,
         onTableChanges: (records) => figures && tapTableChanges(figures)(records),
+        wrapEndpoint: options.wrapEndpoint,
       }));
     },
   });
@@ -352,6 +358,7 @@ async function startTraffic(system: LocalSystem, standIns: LocalStandIns, figure
   const generator = createGenerator({
     rate: options.rate,
     badRate: options.badRate,
+    mix: options.mix,
     fans: options.fans,
     seed: options.seed,
     kafkaTopic: system.kafka?.topic,

@@ -29,6 +29,7 @@ import {
   type TableWithStream,
 } from "./table/streamingDestination";
 import { createClock, startTtlSweeper, type TtlSweeper } from "./table/ttl";
+import type { WrapEndpoint } from "./types";
 import { nameOfArn, type Wiring } from "./wiring";
 
 export interface StandInOptions {
@@ -46,6 +47,11 @@ export interface StandInOptions {
   readonly webhookDelayMs?: number;
   /** Sees every change record the table writes to its stream. */
   readonly onTableChanges?: (records: readonly TableChange[]) => void;
+  /**
+   * Puts something in front of the table endpoint, the accounts service and model serving (a
+   * benchmark's counting proxy): the workers are given the URLs it answers. @default none
+   */
+  readonly wrapEndpoint?: WrapEndpoint;
 }
 
 export interface LocalStandIns extends StandIns {
@@ -148,6 +154,12 @@ export async function startStandIns(context: StandInContext, options: StandInOpt
   });
   const { table, ttl, clock } = await startTable(context, options);
   const outside = await startOutside(context, options, secrets);
+  const wrap = options.wrapEndpoint ?? (async (_name, url) => url);
+  const [dynamodbUrl, accountsUrl, modelUrl] = await Promise.all([
+    wrap("table", table.url),
+    wrap("accounts", outside.accounts.url),
+    wrap("modelServing", outside.model.url),
+  ]);
   return {
     ...outside,
     secrets,
@@ -155,12 +167,12 @@ export async function startStandIns(context: StandInContext, options: StandInOpt
     ttl,
     clock,
     glue,
-    dynamodbUrl: table.url,
+    dynamodbUrl,
     secretsManagerUrl: store.url,
     glueUrl: glue.url,
     origins: {
-      accounts: outside.accounts.url,
-      modelServing: outside.model.url,
+      accounts: accountsUrl,
+      modelServing: modelUrl,
       persona: outside.persona.url,
       redis: outside.redis.url,
     },

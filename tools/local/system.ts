@@ -16,6 +16,7 @@ import type { RecordedResource } from "../offline/runtime";
 import { type ExternalService, functionEnvironment, type LocalEndpoints } from "./environment";
 import { type Gateway, startGateway } from "./gateway";
 import { createFunctionPool, type FunctionPool, type InvokeOutcome } from "./lambda/pool";
+import type { HostedService } from "./host";
 import { hostService, stopAll } from "./processes";
 import { createQueues, createStreams, type LocalQueue, streamNames } from "./resources";
 import { type AsyncInvoker, createAsyncInvoker, s3Notification } from "./sources/asyncInvoke";
@@ -23,7 +24,7 @@ import { createKafkaLog, type KafkaLog, startKafkaMapping } from "./sources/kafk
 import { type RunningMapping, startKinesisMapping } from "./sources/kinesis";
 import { startSqsMapping } from "./sources/sqs";
 import { freePort } from "./services/redis";
-import type { Report, RunningService } from "./types";
+import type { Report, RunningService, WrapEndpoint } from "./types";
 import { type Mapping, nameOfArn, type PlannedFunction, readWiring, type StreamMapping, type Wiring } from "./wiring";
 
 const credentials = { accessKeyId: "local", secretAccessKey: "local" };
@@ -51,6 +52,12 @@ export interface LocalSystemOptions {
   readonly mappings?: boolean;
   /** Starts the outside services' stand-ins once the AWS services run. */
   readonly standIns: (context: StandInContext) => Promise<StandIns>;
+  /**
+   * Puts something in front of dynalite, kinesalite and the local SQS (a benchmark's counting
+   * proxy): every client of theirs, the workers, the mappings and the table endpoint, uses the URL
+   * it answers. @default none
+   */
+  readonly wrapEndpoint?: WrapEndpoint;
 }
 
 export interface StandInContext {
@@ -93,22 +100,19 @@ export interface LocalSystem {
   stop(): Promise<void>;
 }
 
-async function startAws(dataDir: string) {
-  const [dynamo, kinesisService, sqsService] = await Promise.all([
-    hostService("dynamodb"),
-    hostService("kinesis"),
-    hostService("sqs"),
-  ]);
+async function startAws(dataDir: string, wrap: WrapEndpoint = async (_name, url) => url) {
+  const hosted = async (name: HostedService) => wrap(name, (await hostService(name)).url);
+  const [dynamoUrl, kinesisUrl, sqsUrl] = await Promise.all([hosted("dynamodb"), hosted("kinesis"), hosted("sqs")]);
   const kinesis = new KinesisClient({
-    endpoint: kinesisService.url,
+    endpoint: kinesisUrl,
     region: "us-east-1",
     credentials,
     // kinesalite speaks HTTP/1.1 only.
     requestHandler: new NodeHttpHandler(),
   });
-  const sqs = new SQSClient({ endpoint: sqsService.url, region: "us-east-1", credentials });
+  const sqs = new SQSClient({ endpoint: sqsUrl, region: "us-east-1", credentials });
   fs.mkdirSync(dataDir, { recursive: true });
-  return { dynamoUrl: dynamo.url, kinesis, sqs, sqsUrl: sqsService.url };
+  return { dynamoUrl: dynamoUrl, kinesis, sqs, sqsUrl: sqsUrl };
 }
 
 /** Writes every function's archive under `dataDir/archives/<worker>`; answers the directories by function name. */
@@ -212,7 +216,7 @@ export async function startLocalSystem(options: LocalSystemOptions): Promise<Loc
 
 async function assemble(wiring: Wiring, options: LocalSystemOptions): Promise<LocalSystem> {
   const { report, dataDir } = options;
-  const aws = await startAws(dataDir);
+  const aws = await startAws(dataDir, options.wrapEndpoint);
   const queues = await createQueues(aws.sqs, wiring.queues);
   await createStreams(aws.kinesis, streamNames(wiring), options.shards ?? 2);
   const putRecords = async (streamName: string, entries: { PartitionKey: string; Data: Uint8Array }[]) => {

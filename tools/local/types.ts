@@ -62,3 +62,12 @@ export type LocalEvent =
   | { readonly kind: "input"; readonly source: string; readonly count: number };
 
 export type Report = (event: LocalEvent) => void;
+
+/** The endpoints of a run that can be reached through something in front of them. */
+export type EndpointName = "dynamodb" | "kinesis" | "sqs" | "table" | "accounts" | "modelServing";
+
+/**
+ * Answers the URL by which the rest of the system reaches the endpoint at `url`: a benchmark puts
+ * a counting proxy there. Not given (every normal run): the endpoint's own URL.
+ */
+export type WrapEndpoint = (name: EndpointName, url: string) => Promise<string>;
