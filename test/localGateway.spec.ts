@@ -22,8 +22,9 @@ const GET_ARM_SCORE = fn("getArmScore");
 const HANDLE_EVENT = fn("handleEvent");
 const LOOKUP_ARAI = fn("lookupArai");
 
+/** The gateway responses' template, as stacks/idvStack.ts declares it. */
 const template = (errorType: string) =>
-  `{"errorType":"${errorType}","message":$context.error.validationErrorString,"requestId":"$context.requestId"}`;
+  `{"errorType":"${errorType}","message":$context.error.messageString,"validationErrors":"$context.error.validationErrorString","requestId":"$context.requestId"}`;
 
 const ROUTE: ApiRoute = {
   api: "vfidqa1useapi",
@@ -188,7 +189,8 @@ describe("the local gateway", function () {
       assert.equal(response.status, 400);
       const body = response.json();
       assert.equal(body.errorType, "InvalidRequest");
-      assert.match(String(body.message), /persona-signature/i);
+      assert.equal(body.message, "Missing required request parameters");
+      assert.match(String(body.validationErrors), /persona-signature/i);
       assert.equal(typeof body.requestId, "string");
       assert.notEqual(body.requestId, "$context.requestId");
       assert.deepEqual(calls, []);

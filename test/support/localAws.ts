@@ -96,6 +96,8 @@ export async function startDynamo(): Promise<LocalDynamo> {
     async close() {
       client.destroy();
       await proxy.close();
+      // Idle keep-alive sockets (the proxy's) would hold close() until they time out.
+      dynalite.closeAllConnections();
       await new Promise<void>((resolve) => dynalite.close(() => resolve()));
     },
   });
@@ -173,6 +175,7 @@ export async function startSqs(): Promise<LocalSqs> {
     async close() {
       client.destroy();
       await proxy.close();
+      server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   });
