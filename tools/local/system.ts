@@ -24,7 +24,7 @@ import { createKafkaLog, type KafkaLog, startKafkaMapping } from "./sources/kafk
 import { type RunningMapping, startKinesisMapping } from "./sources/kinesis";
 import { startSqsMapping } from "./sources/sqs";
 import { freePort } from "./services/redis";
-import type { Report, RunningService, WrapEndpoint } from "./types";
+import type { Report, WrapEndpoint } from "./types";
 import { type Mapping, nameOfArn, type PlannedFunction, readWiring, type StreamMapping, type Wiring } from "./wiring";
 
 const credentials = { accessKeyId: "local", secretAccessKey: "local" };
@@ -329,5 +329,3 @@ async function assemble(wiring: Wiring, options: LocalSystemOptions): Promise<Lo
     },
   };
 }
-
-export type { RunningService };
