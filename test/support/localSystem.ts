@@ -11,6 +11,7 @@ import { type LocalStandIns, startStandIns } from "../../tools/local/standIns";
 import { type LocalSystem, startLocalSystem } from "../../tools/local/system";
 import type { TableChange } from "../../tools/local/table/streamingDestination";
 import type { LocalEvent } from "../../tools/local/types";
+import { waitUntil } from "./local";
 
 export interface BootedSystem {
   readonly system: LocalSystem;
@@ -78,11 +79,7 @@ export async function bootLocal(resources: readonly RecordedResource[], options:
   };
 }
 
-/** Polls `condition` every 100 ms until it holds; fails, with `what`, after `limitMs`. */
+/** Waits until `condition` holds; fails, with `what`, after `limitMs`. */
 export async function until(what: string, condition: () => boolean | Promise<boolean>, limitMs = 120_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what} after ${limitMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await waitUntil(condition, what, limitMs);
 }
