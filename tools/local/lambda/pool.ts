@@ -77,6 +77,9 @@ function startContainer(options: PoolOptions, log: (line: string) => void): Cont
     else if (message.type === "initFailed") rejectReady(new Error(`${message.error.errorType}: ${message.error.errorMessage}`));
     else container.settle?.(message);
   });
+  // A send to a container that has just died (killed, or ended with the pool) fails with EPIPE;
+  // its exit settles the invocation, so the error itself needs no more.
+  child.on("error", () => {});
   child.on("exit", (code, signal) => {
     container.dead = true;
     rejectReady(new Error(`the container exited during init (code ${code}, signal ${signal})`));
