@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { approvalRetentionDaysVariable, verificationTypesSchema } from "../shared/idv/session";
 import { defineContract } from "../shared/runtime/contract";
+import { DEPENDENCIES } from "../shared/runtime/telemetry";
 import { isHttpsUrl, tableNameVariable } from "../shared/runtime/environment";
 
 /**
@@ -51,6 +52,7 @@ export const checkLivenessContract = defineContract({
     persona_api_key: { actions: ["secretsmanager:GetSecretValue"], on: "the Persona API key" },
     decision_signing_key: { actions: ["secretsmanager:GetSecretValue"], on: "the decision token signing key" },
   },
+  dependencies: [DEPENDENCIES.persona, DEPENDENCIES.secretsManager],
 });
 
 export type CheckLivenessEnvironment = z.infer<ReturnType<typeof checkLivenessContract.environment>>;

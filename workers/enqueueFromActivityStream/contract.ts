@@ -11,6 +11,7 @@ export const enqueueFromActivityStreamContract = defineContract({
       ACTIVITY_QUEUE_URL: fifoQueueUrl(),
     }),
   access: { lambda_sqs_producer: ACTIVITY_STREAM_ACCESS.lambda_sqs_producer },
+  dependencies: [],
 });
 
 export type EnqueueFromActivityStreamEnvironment = z.infer<ReturnType<typeof enqueueFromActivityStreamContract.environment>>;

@@ -6,4 +6,5 @@ export const enqueueFromDemandStreamContract = defineContract({
   description: "Enqueues fans whose demand changes on dmnd-table-stream for scoring, and schedules their rescore",
   environment: activityStreamEnvironment,
   access: ACTIVITY_STREAM_ACCESS,
+  dependencies: [],
 });

@@ -6,4 +6,5 @@ export const enqueueFromPurchaseStreamContract = defineContract({
   description: "Enqueues fans with a successful purchase on purchase-stream for scoring, and schedules their rescore",
   environment: activityStreamEnvironment,
   access: ACTIVITY_STREAM_ACCESS,
+  dependencies: [],
 });

@@ -6,4 +6,5 @@ export const enqueueFromSQJourneyStreamContract = defineContract({
   description: "Enqueues fans moving through the smart queue on sq-journey-stream for scoring, and schedules their rescore",
   environment: activityStreamEnvironment,
   access: ACTIVITY_STREAM_ACCESS,
+  dependencies: [],
 });

@@ -12,6 +12,7 @@ export const enqueueFromVfStreamContract = defineContract({
   access: {
     lambda_sqs_producer: { actions: ["sqs:SendMessage"], on: "the on-demand scoring queue" },
   },
+  dependencies: [],
 });
 
 export type EnqueueFromVfStreamEnvironment = z.infer<ReturnType<typeof enqueueFromVfStreamContract.environment>>;

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { defineContract } from "../shared/runtime/contract";
+import { DEPENDENCIES } from "../shared/runtime/telemetry";
 
 /** redis:// or rediss:// (TLS), with a host; an optional /<db>, user and password. */
 const redisUrl = () =>
@@ -39,4 +40,5 @@ export const getArmScoreContract = defineContract({
     }),
   // Redis is reached over the VPC's network, not through IAM.
   access: {},
+  dependencies: [DEPENDENCIES.redis],
 });

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { defineContract } from "../shared/runtime/contract";
+import { DEPENDENCIES } from "../shared/runtime/telemetry";
 import { approvalRetentionDaysVariable, verificationTypesSchema } from "../shared/idv/session";
 import { tableNameVariable } from "../shared/runtime/environment";
 
@@ -24,6 +25,7 @@ export const handleEventContract = defineContract({
     dynamodb_idv_sessions: { actions: ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], on: "the fan-identity table" },
     webhook_secrets: { actions: ["secretsmanager:GetSecretValue"], on: "the Persona webhook secrets" },
   },
+  dependencies: [DEPENDENCIES.secretsManager],
 });
 
 export type HandleEventEnvironment = z.infer<ReturnType<typeof handleEventContract.environment>>;

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { defineContract } from "../shared/runtime/contract";
+import { DEPENDENCIES } from "../shared/runtime/telemetry";
 import { isHttpsUrl, tableNameVariable } from "../shared/runtime/environment";
 
 /**
@@ -34,6 +35,7 @@ export const lookupAraiContract = defineContract({
     dynamodb_fan_records: { actions: ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], on: "the fan-identity table" },
     arai_credentials: { actions: ["secretsmanager:GetSecretValue"], on: "the accounts API credentials secret" },
   },
+  dependencies: [DEPENDENCIES.arai, DEPENDENCIES.secretsManager],
 });
 
 export type LookupAraiEnvironment = z.infer<ReturnType<typeof lookupAraiContract.environment>>;

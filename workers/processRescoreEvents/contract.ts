@@ -11,6 +11,7 @@ export const processRescoreEventsContract = defineContract({
       ACTIVITY_QUEUE_URL: fifoQueueUrl(),
     }),
   access: { lambda_sqs_producer: ACTIVITY_STREAM_ACCESS.lambda_sqs_producer },
+  dependencies: [],
 });
 
 export type ProcessRescoreEventsEnvironment = z.infer<ReturnType<typeof processRescoreEventsContract.environment>>;

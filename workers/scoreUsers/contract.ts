@@ -1,4 +1,5 @@
 import { defineContract } from "../shared/runtime/contract";
+import { DEPENDENCIES } from "../shared/runtime/telemetry";
 import { scoringEnvironment } from "../shared/scoring/scoringEnvironment";
 
 export const scoreUsersContract = defineContract({
@@ -10,4 +11,5 @@ export const scoreUsersContract = defineContract({
     dynamodb_write_scores: { actions: ["dynamodb:UpdateItem"], on: "the fan-identity table" },
     model_token: { actions: ["secretsmanager:GetSecretValue"], on: "the model-serving token secret" },
   },
+  dependencies: [DEPENDENCIES.modelServing, DEPENDENCIES.secretsManager],
 });

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { defineContract } from "../shared/runtime/contract";
+import { DEPENDENCIES } from "../shared/runtime/telemetry";
 
 /** Asymmetric algorithms a SOTC may be signed with; symmetric ones would let a public key sign. */
 export const ASYMMETRIC_ALGORITHMS = [
@@ -53,6 +54,7 @@ export const validateTokenContract = defineContract({
   access: {
     api_keys_secret: { actions: ["secretsmanager:GetSecretValue"], on: "the secret holding the accepted API keys" },
   },
+  dependencies: [DEPENDENCIES.jwks, DEPENDENCIES.secretsManager],
 });
 
 export type ValidateTokenEnvironment = z.infer<ReturnType<typeof validateTokenContract.environment>>;

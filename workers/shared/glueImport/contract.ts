@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { defineContract, type WorkerContract } from "../runtime/contract";
+import { DEPENDENCIES } from "../runtime/telemetry";
 
 const environment = () =>
   z.object({
@@ -18,5 +19,6 @@ export function glueImportContract(name: string, description: string): WorkerCon
     access: {
       glue_policy: { actions: ["glue:StartWorkflowRun"], on: "the import's Glue workflow" },
     },
+    dependencies: [DEPENDENCIES.glue],
   });
 }

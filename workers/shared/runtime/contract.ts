@@ -7,6 +7,7 @@
  * not meet fails the deployment plan, never the Lambda at run time.
  */
 import type { z } from "zod";
+import type { Dependency } from "./telemetry";
 
 /** One kind of access the worker's role must allow, bound by the stack to concrete resources. */
 export interface AccessNeed {
@@ -27,6 +28,11 @@ export interface WorkerContract<Env extends z.ZodObject = z.ZodObject> {
   readonly environment: () => Env;
   /** Access the worker needs, keyed by the name of the IAM policy the stack attaches for it. */
   readonly access: Readonly<Record<string, AccessNeed>>;
+  /**
+   * The external dependencies the worker calls (runtime/telemetry.ts): it emits call, failure
+   * and latency metrics for each, and the stacks alarm on each one's failure rate.
+   */
+  readonly dependencies: readonly Dependency[];
 }
 
 /** A contract plus the factory `aws.lambda.CallbackFunction` serializes as the handler. */
