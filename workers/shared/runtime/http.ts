@@ -5,6 +5,7 @@
  * operation and what came back.
  */
 import { namedError } from "./errors";
+import type { CallRecorder } from "./metrics";
 import { withRetries } from "./retry";
 
 export interface HttpClientOptions {
@@ -19,10 +20,17 @@ export interface HttpClientOptions {
   /** Headers sent with every request (credentials, client id). */
   readonly headers?: () => Record<string, string> | Promise<Record<string, string>>;
   readonly fetch?: typeof fetch;
+  /** Counts and times each request, its retries included (runtime/metrics.ts). */
+  readonly calls?: CallRecorder;
+  /**
+   * Failures that are the service's answer rather than its failure (ARAI's 404 for a fan it does
+   * not know): not counted as failed calls. @default none
+   */
+  readonly isAnswer?: (error: HttpServiceError) => boolean;
 }
 
-/** What a service's client takes through to its HTTP client: the bound and retries of each call, and the fetch to use. */
-export type HttpCallOptions = Pick<HttpClientOptions, "timeoutMs" | "retries" | "baseDelayMs" | "fetch">;
+/** What a service's client takes through to its HTTP client: the bound and retries of each call, the fetch to use, and the call metrics. */
+export type HttpCallOptions = Pick<HttpClientOptions, "timeoutMs" | "retries" | "baseDelayMs" | "fetch" | "calls">;
 
 export interface HttpRequest {
   /** Operation name used in errors, e.g. "GET account activity". */
@@ -75,49 +83,62 @@ export function createHttpClient(options: HttpClientOptions) {
   const doFetch = options.fetch ?? fetch;
   const retries = options.retries ?? 2;
 
+  const calls: CallRecorder = options.calls ?? ((action) => action());
+  const isFailure = (error: unknown) => !(isHttpServiceError(error) && options.isAnswer?.(error));
+
   return async function request(req: HttpRequest): Promise<HttpResponse> {
     let attempts = 0;
-    return withRetries(
-      async () => {
-        attempts += 1;
-        const headers: Record<string, string> = { accept: "application/json", ...(await options.headers?.()), ...req.headers };
-        if (req.body !== undefined) headers["content-type"] = "application/json";
-        let response: Response;
-        try {
-          response = await doFetch(req.url, {
-            method: req.method ?? "GET",
-            headers,
-            body: req.body === undefined ? undefined : JSON.stringify(req.body),
-            signal: AbortSignal.timeout(options.timeoutMs),
-          });
-        } catch (error) {
-          const timedOut = (error as Error).name === "TimeoutError";
-          const detail = timedOut ? `no answer within ${options.timeoutMs} ms` : `${(error as Error).message}${causeOf(error)}`;
-          throw httpServiceError(options.service, req.operation, undefined, detail, attempts, { cause: error });
-        }
-        const text = await response.text();
-        if (!response.ok) throw httpServiceError(options.service, req.operation, response.status, excerpt(text), attempts);
-        try {
-          return {
-            status: response.status,
-            body: text.length > 0 ? (JSON.parse(text) as unknown) : undefined,
-            headers: response.headers,
-          };
-        } catch {
-          throw httpServiceError(
-            options.service,
-            req.operation,
-            response.status,
-            `answer is not JSON: ${excerpt(text)}`,
-            attempts,
-          );
-        }
-      },
-      {
-        attempts: retries + 1,
-        baseDelayMs: options.baseDelayMs ?? 100,
-        retryable: (error) => !(isHttpServiceError(error) && error.permanent),
-      },
+    return calls(
+      () =>
+        withRetries(
+          async () => {
+            attempts += 1;
+            const headers: Record<string, string> = {
+              accept: "application/json",
+              ...(await options.headers?.()),
+              ...req.headers,
+            };
+            if (req.body !== undefined) headers["content-type"] = "application/json";
+            let response: Response;
+            try {
+              response = await doFetch(req.url, {
+                method: req.method ?? "GET",
+                headers,
+                body: req.body === undefined ? undefined : JSON.stringify(req.body),
+                signal: AbortSignal.timeout(options.timeoutMs),
+              });
+            } catch (error) {
+              const timedOut = (error as Error).name === "TimeoutError";
+              const detail = timedOut
+                ? `no answer within ${options.timeoutMs} ms`
+                : `${(error as Error).message}${causeOf(error)}`;
+              throw httpServiceError(options.service, req.operation, undefined, detail, attempts, { cause: error });
+            }
+            const text = await response.text();
+            if (!response.ok) throw httpServiceError(options.service, req.operation, response.status, excerpt(text), attempts);
+            try {
+              return {
+                status: response.status,
+                body: text.length > 0 ? (JSON.parse(text) as unknown) : undefined,
+                headers: response.headers,
+              };
+            } catch {
+              throw httpServiceError(
+                options.service,
+                req.operation,
+                response.status,
+                `answer is not JSON: ${excerpt(text)}`,
+                attempts,
+              );
+            }
+          },
+          {
+            attempts: retries + 1,
+            baseDelayMs: options.baseDelayMs ?? 100,
+            retryable: (error) => !(isHttpServiceError(error) && error.permanent),
+          },
+        ),
+      isFailure,
     );
   };
 }
