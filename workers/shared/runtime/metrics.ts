@@ -90,8 +90,12 @@ export function createWorkerMetrics(contract: WorkerContract, options: WorkerMet
   };
   const listed = new Set<string>(contract.dependencies);
 
-  let coldStart = false;
+  // Powertools' rule for a cold start (its Utility.getColdStart, protected, so not callable here):
+  // the first invocation of a container Lambda started on demand, never one initialised by
+  // provisioned concurrency, which no request waited for.
+  const onDemand = process.env.AWS_LAMBDA_INITIALIZATION_TYPE?.trim() === "on-demand";
   let invocations = 0;
+  let coldStart = false;
   let received = 0;
   let processed = 0;
   let skipped = 0;
@@ -155,7 +159,7 @@ export function createWorkerMetrics(contract: WorkerContract, options: WorkerMet
     recorded: () => ({ received, outcomes: processed + skipped + failedTotal }),
     started() {
       invocations += 1;
-      coldStart = invocations === 1;
+      coldStart = onDemand && invocations === 1;
     },
     publish() {
       try {
