@@ -22,6 +22,7 @@ import {
   type EmfMetric,
   emfDocuments,
   emfMetrics,
+  emittedMetrics,
   type MetricServices,
   runEveryWorker,
   startMetricServices,
@@ -270,6 +271,37 @@ describe("worker metrics", function () {
         ],
         [1, 0, 1],
       );
+    });
+  });
+
+  describe("emittedMetrics(), the list alarms are checked against", function () {
+    it("lists each metric a worker emitted once, failure metrics included, for every worker", async function () {
+      const metrics = await emittedMetrics();
+      const keys = metrics.map((metric) => JSON.stringify([metric.namespace, metric.name, metric.dimensions]));
+      assert.equal(new Set(keys).size, keys.length, "each once");
+      assert.deepEqual([...new Set(metrics.map((metric) => metric.dimensions.service))].sort(), [...WORKER_NAMES].sort());
+      for (const metric of metrics) assert.deepEqual(Object.keys(metric).sort(), ["dimensions", "name", "namespace"]);
+      // A failing call in each worker that has dependencies: its failure metric is listed.
+      for (const [worker, dependency] of [
+        ["lookupArai", "ARAI"],
+        ["scoreUsers", "ModelServing"],
+        ["checkLiveness", "Persona"],
+        ["validateToken", "JWKS"],
+        ["getArmScore", "Redis"],
+        ["startBotOrNotImport", "Glue"],
+      ] as const) {
+        assert.ok(
+          metrics.some(
+            (metric) =>
+              metric.name === "ExternalCallFailures" &&
+              metric.dimensions.service === worker &&
+              metric.dimensions.dependency === dependency,
+          ),
+          `${worker}: ExternalCallFailures for ${dependency}`,
+        );
+      }
+      assert.ok(metrics.some((metric) => metric.name === "RecordsFailed" && metric.dimensions.reason === "dependency"));
+      assert.ok(metrics.some((metric) => metric.name === "RecordsFailed" && metric.dimensions.reason === "invalid"));
     });
   });
 
