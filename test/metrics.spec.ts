@@ -8,6 +8,7 @@ import * as assert from "node:assert/strict";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { defineContract } from "../workers/shared/runtime/contract";
 import { instrumentHandler } from "../workers/shared/runtime/handler";
+import { createHttpClient } from "../workers/shared/runtime/http";
 import { createWorkerMetrics, failureReasonOf } from "../workers/shared/runtime/metrics";
 import {
   DEPENDENCIES,
@@ -29,6 +30,7 @@ import {
   WORKER_NAMES,
   type WorkerRun,
 } from "./support/emittedMetrics";
+import { WireServer } from "./support/http";
 import { captureLogs } from "./support/logs";
 import { z } from "zod";
 
@@ -151,6 +153,34 @@ describe("worker metrics", function () {
       assert.equal(latency[0]!.values.length, 3, "one latency per call");
       assert.equal(latency[0]!.unit, "Milliseconds");
       assert.ok(latency[0]!.values.every((value) => value >= 0));
+    });
+
+    it("counts an HTTP request once with its retries, failed only after them, and an answer such as a 404 not failed", async function () {
+      const server = await WireServer.start((request) =>
+        request.url.startsWith("/unknown") ? { status: 404, body: { message: "no such fan" } } : { status: 503, body: {} },
+      );
+      try {
+        const metrics = createWorkerMetrics(contract);
+        const request = createHttpClient({
+          service: "accounts ARAI API",
+          timeoutMs: 1000,
+          baseDelayMs: 1,
+          calls: metrics.calls(DEPENDENCIES.arai),
+          isAnswer: (error) => error.status === 404,
+        });
+        const { logs } = await captureLogs(async () => {
+          metrics.started();
+          await assert.rejects(request({ operation: "GET account", url: `${server.url}/unknown` }), /HTTP 404/);
+          await assert.rejects(request({ operation: "GET account", url: `${server.url}/down` }), /after 3 attempts/);
+          metrics.publish();
+        });
+        assert.equal(server.requests.length, 4, "one 404, then three attempts at the 503");
+        const emitted = emfMetrics(logs);
+        assert.equal(count(emitted, "ExternalCalls", { dependency: "ARAI" }), 2);
+        assert.equal(count(emitted, "ExternalCallFailures", { dependency: "ARAI" }), 1);
+      } finally {
+        await server.close();
+      }
     });
 
     it("refuses, when a factory binds it, a dependency the contract does not list", function () {

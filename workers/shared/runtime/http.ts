@@ -82,64 +82,58 @@ const excerpt = (text: string) => (text.length > 300 ? `${text.slice(0, 300)}…
 export function createHttpClient(options: HttpClientOptions) {
   const doFetch = options.fetch ?? fetch;
   const retries = options.retries ?? 2;
-
   const calls: CallRecorder = options.calls ?? ((action) => action());
   const isFailure = (error: unknown) => !(isHttpServiceError(error) && options.isAnswer?.(error));
 
-  return async function request(req: HttpRequest): Promise<HttpResponse> {
+  /** One request, with its retries. */
+  async function send(req: HttpRequest): Promise<HttpResponse> {
     let attempts = 0;
-    return calls(
-      () =>
-        withRetries(
-          async () => {
-            attempts += 1;
-            const headers: Record<string, string> = {
-              accept: "application/json",
-              ...(await options.headers?.()),
-              ...req.headers,
-            };
-            if (req.body !== undefined) headers["content-type"] = "application/json";
-            let response: Response;
-            try {
-              response = await doFetch(req.url, {
-                method: req.method ?? "GET",
-                headers,
-                body: req.body === undefined ? undefined : JSON.stringify(req.body),
-                signal: AbortSignal.timeout(options.timeoutMs),
-              });
-            } catch (error) {
-              const timedOut = (error as Error).name === "TimeoutError";
-              const detail = timedOut
-                ? `no answer within ${options.timeoutMs} ms`
-                : `${(error as Error).message}${causeOf(error)}`;
-              throw httpServiceError(options.service, req.operation, undefined, detail, attempts, { cause: error });
-            }
-            const text = await response.text();
-            if (!response.ok) throw httpServiceError(options.service, req.operation, response.status, excerpt(text), attempts);
-            try {
-              return {
-                status: response.status,
-                body: text.length > 0 ? (JSON.parse(text) as unknown) : undefined,
-                headers: response.headers,
-              };
-            } catch {
-              throw httpServiceError(
-                options.service,
-                req.operation,
-                response.status,
-                `answer is not JSON: ${excerpt(text)}`,
-                attempts,
-              );
-            }
-          },
-          {
-            attempts: retries + 1,
-            baseDelayMs: options.baseDelayMs ?? 100,
-            retryable: (error) => !(isHttpServiceError(error) && error.permanent),
-          },
-        ),
-      isFailure,
+    return withRetries(
+      async () => {
+        attempts += 1;
+        const headers: Record<string, string> = { accept: "application/json", ...(await options.headers?.()), ...req.headers };
+        if (req.body !== undefined) headers["content-type"] = "application/json";
+        let response: Response;
+        try {
+          response = await doFetch(req.url, {
+            method: req.method ?? "GET",
+            headers,
+            body: req.body === undefined ? undefined : JSON.stringify(req.body),
+            signal: AbortSignal.timeout(options.timeoutMs),
+          });
+        } catch (error) {
+          const timedOut = (error as Error).name === "TimeoutError";
+          const detail = timedOut ? `no answer within ${options.timeoutMs} ms` : `${(error as Error).message}${causeOf(error)}`;
+          throw httpServiceError(options.service, req.operation, undefined, detail, attempts, { cause: error });
+        }
+        const text = await response.text();
+        if (!response.ok) throw httpServiceError(options.service, req.operation, response.status, excerpt(text), attempts);
+        try {
+          return {
+            status: response.status,
+            body: text.length > 0 ? (JSON.parse(text) as unknown) : undefined,
+            headers: response.headers,
+          };
+        } catch {
+          throw httpServiceError(
+            options.service,
+            req.operation,
+            response.status,
+            `answer is not JSON: ${excerpt(text)}`,
+            attempts,
+          );
+        }
+      },
+      {
+        attempts: retries + 1,
+        baseDelayMs: options.baseDelayMs ?? 100,
+        retryable: (error) => !(isHttpServiceError(error) && error.permanent),
+      },
     );
+  }
+
+  return async function request(req: HttpRequest): Promise<HttpResponse> {
+    return calls(() => send(req), isFailure);
   };
 }
 
