@@ -8,6 +8,7 @@ import { benchArchives } from "./archives";
 import { benchArmScore } from "./armScore";
 import { benchEndToEnd } from "./endToEnd";
 import { benchLocalTable } from "./localTable";
+import { benchMetrics } from "./metrics";
 import { benchScoring } from "./scoring";
 
 const BENCHMARKS: Record<string, () => Promise<void>> = {
@@ -15,6 +16,7 @@ const BENCHMARKS: Record<string, () => Promise<void>> = {
   armScore: benchArmScore,
   endToEnd: benchEndToEnd,
   localTable: benchLocalTable,
+  metrics: benchMetrics,
   scoring: benchScoring,
 };
 

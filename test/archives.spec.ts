@@ -6,6 +6,7 @@
 import { strict as assert } from "node:assert";
 import { invokeArchive } from "../tools/offline/archive";
 import { archiveShelf, resultsOf } from "./support/archives";
+import { emfMetrics } from "./support/emittedMetrics";
 import { fixture } from "./support/fixtures";
 import { awsJsonResponder, WireServer } from "./support/http";
 import { createSigningKey, JwksServer, signSotc } from "./support/jwks";
@@ -71,6 +72,16 @@ describe("Lambda archives, run in a fresh process as Lambda runs them", function
       });
     }
     assert.equal(jwks.fetches - fetchesBefore, 1, "one JWKS fetch for two invocations");
+    // The serialized wrapper publishes each invocation's metrics; only the first is a cold start.
+    const metrics = emfMetrics(report.logs);
+    assert.deepEqual(
+      metrics.filter((metric) => metric.name === "RecordsProcessed").map((metric) => metric.values),
+      [[1], [1]],
+    );
+    assert.equal(metrics.filter((metric) => metric.name === "ColdStart").length, 1);
+    assert.ok(
+      metrics.every((metric) => metric.dimensions.service === "validateToken" && metric.dimensions.environment === "qa1"),
+    );
     assert.equal(secrets.requests.length, 1, "one secret read for two invocations");
     assert.equal(JSON.parse(secrets.requests[0]!.body).SecretId, planned.API_KEYS_SECRET_ARN);
   });
@@ -94,6 +105,11 @@ describe("Lambda archives, run in a fresh process as Lambda runs them", function
         RunProperties: { bucket: event.Records[0]!.s3.bucket.name, key, date: "2026-11-24" },
       });
       assert.ok(report.logs.some((line) => line.message === "import started" && line.service === worker));
+      const calls = emfMetrics(report.logs).filter((metric) => metric.name === "ExternalCalls");
+      assert.deepEqual(
+        calls.map((metric) => [metric.dimensions.service, metric.dimensions.dependency, metric.values]),
+        [[worker, "Glue", [1]]],
+      );
     });
   }
 });

@@ -241,6 +241,23 @@ describe("scoring runtime", function () {
       assert.deepEqual(empty.logs, []);
     });
 
+    it("count each reported record once, under the kind of its first failure (error when none is named)", async function () {
+      const logger = new Logger({ serviceName: "runtime", logLevel: "ERROR" });
+      const counted: string[] = [];
+      partialBatchResponse(
+        [
+          { id: "s3", reason: "data is not base64", kind: "invalid" },
+          { id: "s1", reason: "SQS refused the message: InternalError" },
+          { id: "s3", reason: "rescore not scheduled", kind: "throttled" },
+          { id: "s2", reason: "follows failed message s1", kind: "unprocessed" },
+        ],
+        logger,
+        undefined,
+        { failed: (reason, count = 1) => counted.push(...Array<string>(count).fill(reason)) },
+      );
+      assert.deepEqual(counted, ["invalid", "error", "unprocessed"]);
+    });
+
     it("report in batch order when given it, Kafka identifiers compared by value", async function () {
       const logger = new Logger({ serviceName: "runtime", logLevel: "DEBUG" });
       const at = (partition: string, offset: number) => ({ partition, offset });
@@ -283,7 +300,8 @@ describe("scoring runtime", function () {
       ];
       assert.deepEqual(stopGroupsAtFirstFailure(messages, [{ id: "m3", reason: "ARAI lookup failed" }]), [
         { id: "m3", reason: "ARAI lookup failed" },
-        { id: "m4", reason: "follows failed message m3 in message group gu-a" },
+        // Not failed for a fault of its own: counted as unprocessed.
+        { id: "m4", reason: "follows failed message m3 in message group gu-a", kind: "unprocessed" },
       ]);
       assert.deepEqual(stopGroupsAtFirstFailure(messages, []), []);
     });
@@ -308,6 +326,7 @@ describe("scoring runtime", function () {
               expected.push({
                 id: entry.id,
                 reason: `follows failed message ${firstFailed.get(entry.group)} in message group ${entry.group}`,
+                kind: "unprocessed",
               });
             }
           }

@@ -68,6 +68,8 @@ export function functionEnvironment(fn: PlannedFunction, endpoints: LocalEndpoin
     AWS_LAMBDA_LOG_STREAM_NAME: `local/[$LATEST]${process.pid}`,
     ...(fn.logLevel ? { AWS_LAMBDA_LOG_LEVEL: fn.logLevel } : {}),
     AWS_EXECUTION_ENV: "AWS_Lambda_nodejs",
+    // What Lambda sets for a container started on demand; Powertools reads it for the cold-start flag.
+    AWS_LAMBDA_INITIALIZATION_TYPE: "on-demand",
     LAMBDA_TASK_ROOT: archiveDir,
     LOCAL_FUNCTION_ARN: fn.arn,
     AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,

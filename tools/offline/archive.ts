@@ -173,6 +173,7 @@ export function lambdaEnvironment(
     AWS_ACCESS_KEY_ID: "test",
     AWS_SECRET_ACCESS_KEY: "test",
     AWS_LAMBDA_FUNCTION_NAME: String(fn.inputs.name),
+    AWS_LAMBDA_INITIALIZATION_TYPE: "on-demand",
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     ...overrides,
   };

@@ -16,8 +16,11 @@ import { createDocumentClient } from "../shared/runtime/dynamo";
 import { loadEnvironment } from "../shared/runtime/environment";
 import { namedError } from "../shared/runtime/errors";
 import { describeIssues } from "../shared/runtime/issues";
+import { instrumentHandler } from "../shared/runtime/handler";
 import { createLogger, describeError, type Logger } from "../shared/runtime/logging";
+import { createWorkerMetrics, discardedMetrics, type WorkerMetrics } from "../shared/runtime/metrics";
 import { createSecretReader } from "../shared/runtime/secrets";
+import { DEPENDENCIES } from "../shared/runtime/telemetry";
 import { isObject } from "../shared/runtime/values";
 import { globalUserIdSchema } from "../shared/scoring/activity";
 import { KEY, RECORD_TYPES } from "../shared/scoring/table";
@@ -50,6 +53,8 @@ export interface CheckLivenessDependencies {
   readonly signDecision: DecisionSigner;
   readonly logger: Logger;
   readonly now?: () => number;
+  /** The outcome of each request (counted by the handler wrapper unless counted here). @default none */
+  readonly metrics?: WorkerMetrics;
 }
 
 /** The reason given when verification is required but no inquiry could be opened. */
@@ -152,6 +157,7 @@ export function createCheckLiveness(deps: CheckLivenessDependencies) {
   const { env, dynamo, persona, logger } = deps;
   const now = deps.now ?? Date.now;
   const worker = checkLivenessContract.name;
+  const metrics = deps.metrics ?? discardedMetrics();
   const table = env.TABLE_NAME;
   const schema = argumentsSchema(env.VERIFICATION_TYPES);
   const gidSchema = globalUserIdSchema();
@@ -289,6 +295,8 @@ export function createCheckLiveness(deps: CheckLivenessDependencies) {
 
       if (step.action === "cooldown") {
         logger.warn("refused: cooldown after a refused verification", { ...context, status: step.status, until: step.until });
+        // The answer the rule gives, though an error to AppSync: the request was handled.
+        metrics.processed(1);
         const outcomeText = step.status === "failed" ? "failed" : "was declined";
         throw namedError(
           "CooldownActive",
@@ -359,6 +367,8 @@ export function createCheckLiveness(deps: CheckLivenessDependencies) {
 export const checkLiveness = defineWorker(checkLivenessContract, () => {
   const env = loadEnvironment(checkLivenessContract);
   const logger = createLogger(checkLivenessContract);
+  const metrics = createWorkerMetrics(checkLivenessContract);
+  const secretCalls = metrics.calls(DEPENDENCIES.secretsManager);
   const secrets = new SecretsManagerClient({});
   const onStale = (error: unknown) => logger.warn("serving a cached secret: refresh failed", { error: describeError(error) });
   // Kept five minutes, so a rotated API key or signing key is picked up without a cold start.
@@ -368,6 +378,7 @@ export const checkLiveness = defineWorker(checkLivenessContract, () => {
     maxAgeMs: 300_000,
     client: secrets,
     onStale,
+    calls: secretCalls,
   });
   const readSigningKey = createSecretReader({
     secretId: env.SIGNING_KEY_SECRET_ARN,
@@ -375,6 +386,7 @@ export const checkLiveness = defineWorker(checkLivenessContract, () => {
     maxAgeMs: 300_000,
     client: secrets,
     onStale,
+    calls: secretCalls,
   });
   const handler = createCheckLiveness({
     env,
@@ -384,8 +396,10 @@ export const checkLiveness = defineWorker(checkLivenessContract, () => {
       apiUrl: env.PERSONA_API_URL,
       timeoutMs: env.PERSONA_TIMEOUT_MS,
       readApiKey: async () => (await readApiKey()).apiKey,
+      calls: metrics.calls(DEPENDENCIES.persona),
     }),
     signDecision: createDecisionSigner({ issuer: env.TOKEN_ISSUER, ttlSeconds: env.TOKEN_TTL_SECONDS, readSigningKey }),
+    metrics,
   });
-  return handler;
+  return instrumentHandler({ logger, metrics, request: true }, handler);
 });

@@ -63,6 +63,7 @@ export function createPersonaClient(options: PersonaClientOptions) {
     retries: options.retries,
     baseDelayMs: options.baseDelayMs,
     fetch: options.fetch,
+    calls: options.calls,
     headers: async () => ({ authorization: `Bearer ${await options.readApiKey()}`, "persona-version": PERSONA_VERSION }),
   });
 

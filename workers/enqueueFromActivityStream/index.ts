@@ -2,7 +2,9 @@ import { SQSClient } from "@aws-sdk/client-sqs";
 import { z } from "zod";
 import { defineWorker } from "../shared/runtime/contract";
 import { loadEnvironment } from "../shared/runtime/environment";
+import { instrumentHandler } from "../shared/runtime/handler";
 import { createLogger } from "../shared/runtime/logging";
+import { createWorkerMetrics } from "../shared/runtime/metrics";
 import { decodeBase64Json, decodeWith, parseEvent } from "../shared/runtime/records";
 import { globalUserIdSchema, isScorable } from "../shared/scoring/activity";
 import { createEnqueuer, type EnqueueDependencies } from "../shared/scoring/enqueuer";
@@ -69,6 +71,7 @@ export function createEnqueueFromActivityStream(deps: EnqueueDependencies<Enqueu
 export const enqueueFromActivityStream = defineWorker(enqueueFromActivityStreamContract, () => {
   const env = loadEnvironment(enqueueFromActivityStreamContract);
   const logger = createLogger(enqueueFromActivityStreamContract);
-  const handler = createEnqueueFromActivityStream({ env, logger, sqs: new SQSClient({}) });
-  return handler;
+  const metrics = createWorkerMetrics(enqueueFromActivityStreamContract);
+  const handler = createEnqueueFromActivityStream({ env, logger, sqs: new SQSClient({}), metrics });
+  return instrumentHandler({ logger, metrics }, handler);
 });

@@ -3,7 +3,9 @@ import { z } from "zod";
 import { defineWorker } from "../shared/runtime/contract";
 import { createDocumentClient } from "../shared/runtime/dynamo";
 import { loadEnvironment } from "../shared/runtime/environment";
+import { instrumentHandler } from "../shared/runtime/handler";
 import { createLogger } from "../shared/runtime/logging";
+import { createWorkerMetrics } from "../shared/runtime/metrics";
 import { decodeWith } from "../shared/runtime/records";
 import { globalUserIdSchema } from "../shared/scoring/activity";
 import { type ActivityStreamDependencies, createActivityStreamEnqueuer } from "../shared/scoring/enqueuer";
@@ -36,11 +38,13 @@ export function createEnqueueFromDemandStream(deps: ActivityStreamDependencies) 
 export const enqueueFromDemandStream = defineWorker(enqueueFromDemandStreamContract, () => {
   const env = loadEnvironment(enqueueFromDemandStreamContract);
   const logger = createLogger(enqueueFromDemandStreamContract);
+  const metrics = createWorkerMetrics(enqueueFromDemandStreamContract);
   const handler = createEnqueueFromDemandStream({
     env,
     logger,
     sqs: new SQSClient({}),
     dynamo: createDocumentClient(),
+    metrics,
   });
-  return handler;
+  return instrumentHandler({ logger, metrics }, handler);
 });

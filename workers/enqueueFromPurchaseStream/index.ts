@@ -3,7 +3,9 @@ import { z } from "zod";
 import { defineWorker } from "../shared/runtime/contract";
 import { createDocumentClient } from "../shared/runtime/dynamo";
 import { loadEnvironment } from "../shared/runtime/environment";
+import { instrumentHandler } from "../shared/runtime/handler";
 import { createLogger } from "../shared/runtime/logging";
+import { createWorkerMetrics } from "../shared/runtime/metrics";
 import { decodeWith } from "../shared/runtime/records";
 import { globalUserIdSchema } from "../shared/scoring/activity";
 import { type ActivityStreamDependencies, createActivityStreamEnqueuer } from "../shared/scoring/enqueuer";
@@ -41,11 +43,13 @@ export function createEnqueueFromPurchaseStream(deps: ActivityStreamDependencies
 export const enqueueFromPurchaseStream = defineWorker(enqueueFromPurchaseStreamContract, () => {
   const env = loadEnvironment(enqueueFromPurchaseStreamContract);
   const logger = createLogger(enqueueFromPurchaseStreamContract);
+  const metrics = createWorkerMetrics(enqueueFromPurchaseStreamContract);
   const handler = createEnqueueFromPurchaseStream({
     env,
     logger,
     sqs: new SQSClient({}),
     dynamo: createDocumentClient(),
+    metrics,
   });
-  return handler;
+  return instrumentHandler({ logger, metrics }, handler);
 });

@@ -2,7 +2,9 @@ import { SQSClient } from "@aws-sdk/client-sqs";
 import { z } from "zod";
 import { defineWorker } from "../shared/runtime/contract";
 import { loadEnvironment } from "../shared/runtime/environment";
+import { instrumentHandler } from "../shared/runtime/handler";
 import { createLogger } from "../shared/runtime/logging";
+import { createWorkerMetrics } from "../shared/runtime/metrics";
 import { decodeWith } from "../shared/runtime/records";
 import { globalUserIdSchema } from "../shared/scoring/activity";
 import { createStreamEnqueuer, type EnqueueDependencies } from "../shared/scoring/enqueuer";
@@ -28,7 +30,7 @@ export function createVfLoginReader(): StreamReader {
 /** VF logins to the on-demand queue: a standard queue, so no group or deduplication id, and no rescore. */
 export function createEnqueueFromVfStream(deps: EnqueueDependencies<EnqueueFromVfStreamEnvironment>) {
   return createStreamEnqueuer(
-    { worker: enqueueFromVfStreamContract.name, sqs: deps.sqs, logger: deps.logger, now: deps.now },
+    { worker: enqueueFromVfStreamContract.name, sqs: deps.sqs, logger: deps.logger, now: deps.now, metrics: deps.metrics },
     { source: "vf", action: "vfLogin", read: createVfLoginReader(), queueUrl: deps.env.ON_DEMAND_QUEUE_URL, fifo: false },
   );
 }
@@ -36,6 +38,7 @@ export function createEnqueueFromVfStream(deps: EnqueueDependencies<EnqueueFromV
 export const enqueueFromVfStream = defineWorker(enqueueFromVfStreamContract, () => {
   const env = loadEnvironment(enqueueFromVfStreamContract);
   const logger = createLogger(enqueueFromVfStreamContract);
-  const handler = createEnqueueFromVfStream({ env, logger, sqs: new SQSClient({}) });
-  return handler;
+  const metrics = createWorkerMetrics(enqueueFromVfStreamContract);
+  const handler = createEnqueueFromVfStream({ env, logger, sqs: new SQSClient({}), metrics });
+  return instrumentHandler({ logger, metrics }, handler);
 });

@@ -1,6 +1,9 @@
 import { defineWorker } from "../shared/runtime/contract";
 import { loadEnvironment } from "../shared/runtime/environment";
+import { instrumentHandler } from "../shared/runtime/handler";
 import { createLogger, type Logger } from "../shared/runtime/logging";
+import { createWorkerMetrics, discardedMetrics, type WorkerMetrics } from "../shared/runtime/metrics";
+import { DEPENDENCIES } from "../shared/runtime/telemetry";
 import { armKey, type ArmScoreAnswer, readArmScore, requestedFan } from "../shared/scoring/armScore";
 import { getArmScoreContract } from "./contract";
 import { type ArmRedisReader, createArmRedisReader, isRedisReadError } from "./redis";
@@ -10,17 +13,24 @@ export type { ArmScoreAnswer } from "../shared/scoring/armScore";
 export interface GetArmScoreDependencies {
   readonly redis: Pick<ArmRedisReader, "get" | "target">;
   readonly logger: Logger;
+  /** The outcome of each request (counted processed by the handler wrapper unless failed here). @default none */
+  readonly metrics?: WorkerMetrics;
 }
+
+/** A key holding another type than a string: Redis' answer, read as a bad value, not a failed call. */
+const isWrongType = (error: unknown) => isRedisReadError(error) && error.reply?.startsWith("WRONGTYPE") === true;
 
 /** The function itself, with its Redis reader passed in. */
 export function createGetArmScore(deps: GetArmScoreDependencies) {
   const { redis, logger } = deps;
+  const metrics = deps.metrics ?? discardedMetrics();
   const worker = getArmScoreContract.name;
 
   return async function getArmScore(event: unknown): Promise<ArmScoreAnswer> {
     const requested = requestedFan(event);
     if (!requested.ok) {
       logger.error("no fan to answer for", { reason: requested.reason });
+      metrics.failed("invalid");
       throw new Error(`${worker}: ${requested.reason}`);
     }
     const { globalUserId } = requested;
@@ -31,7 +41,7 @@ export function createGetArmScore(deps: GetArmScoreDependencies) {
       stored = await redis.get(key);
     } catch (error) {
       // A key holding another type than a string is a bad value, like one that is not JSON.
-      if (isRedisReadError(error) && error.reply?.startsWith("WRONGTYPE")) {
+      if (isWrongType(error) && isRedisReadError(error)) {
         logger.warn("invalid ARM score: answering null", {
           globalUserId,
           key,
@@ -42,6 +52,7 @@ export function createGetArmScore(deps: GetArmScoreDependencies) {
       }
       const message = (error as Error).message;
       logger.error("ARM score not read", { globalUserId, key, redis: redis.target, error: message });
+      metrics.failed("dependency");
       throw new Error(`${worker}: ARM score of ${globalUserId} not read: ${message}`, { cause: error });
     }
 
@@ -71,6 +82,19 @@ export const getArmScore = defineWorker(getArmScoreContract, () => {
     commandTimeoutMs: env.ARM_REDIS_COMMAND_TIMEOUT_MS,
     connectionName: getArmScoreContract.name,
   });
-  const handler = createGetArmScore({ redis, logger });
-  return handler;
+  const metrics = createWorkerMetrics(getArmScoreContract);
+  const redisCalls = metrics.calls(DEPENDENCIES.redis);
+  const handler = createGetArmScore({
+    redis: {
+      target: redis.target,
+      get: (key) =>
+        redisCalls(
+          () => redis.get(key),
+          (error) => !isWrongType(error),
+        ),
+    },
+    logger,
+    metrics,
+  });
+  return instrumentHandler({ logger, metrics, request: true }, handler);
 });

@@ -5,8 +5,11 @@ import { batchGetItems, createDocumentClient } from "../shared/runtime/dynamo";
 import { loadEnvironment } from "../shared/runtime/environment";
 import { namedError } from "../shared/runtime/errors";
 import { describeIssues } from "../shared/runtime/issues";
+import { instrumentHandler } from "../shared/runtime/handler";
 import { createLogger, describeError, type Logger } from "../shared/runtime/logging";
+import { createWorkerMetrics, discardedMetrics, failureReasonOf, type WorkerMetrics } from "../shared/runtime/metrics";
 import { createSecretReader } from "../shared/runtime/secrets";
+import { DEPENDENCIES } from "../shared/runtime/telemetry";
 import { isObject } from "../shared/runtime/values";
 import { sessionExpiry, sessionKey, type SessionStatus, STATUS_OF_EVENT } from "../shared/idv/session";
 import { personaWebhookSchema } from "../shared/idv/webhook";
@@ -166,6 +169,8 @@ export interface HandleEventDependencies {
   /** The webhook secrets in force: one, or two while Persona rotates. */
   readonly readSecrets: () => Promise<readonly string[]>;
   readonly now?: () => number;
+  /** The outcome of each webhook (counted processed by the handler wrapper unless counted here). @default none */
+  readonly metrics?: WorkerMetrics;
 }
 
 /** The webhook handler, with its dependencies passed in. */
@@ -174,11 +179,13 @@ export function createHandleEvent(deps: HandleEventDependencies) {
   const now = deps.now ?? Date.now;
   const schema = personaWebhookSchema();
   const worker = handleEventContract.name;
+  const metrics = deps.metrics ?? discardedMetrics();
 
   /** Takes one webhook; facts about it go to `facts`, for every line logged about it. Throws when it could not be stored. */
   async function receive(request: WebhookRequest, facts: Record<string, unknown>): Promise<Outcome> {
     const refuse = (errorType: WebhookErrorType, message: string, details: Record<string, unknown> = {}): Outcome => {
       logger.warn(`refused: ${message}`, { ...facts, errorType, ...details });
+      metrics.failed("invalid");
       return { refused: { errorType, message } };
     };
 
@@ -216,6 +223,7 @@ export function createHandleEvent(deps: HandleEventDependencies) {
     // Own keys only: a name such as "constructor" must not find something on the prototype.
     if (!Object.hasOwn(STATUS_OF_EVENT, event.attributes.name)) {
       logger.info("ignored: the event does not change a session's status", facts);
+      metrics.skipped(1);
       return { received: true };
     }
     const status = STATUS_OF_EVENT[event.attributes.name]!;
@@ -254,6 +262,7 @@ export function createHandleEvent(deps: HandleEventDependencies) {
 
     if (typeof session.updated === "string" && session.updated >= at) {
       logger.info("ignored: out of order, the session holds a status as new or newer", { ...facts, stored: session.updated });
+      metrics.skipped(1);
       return { received: true };
     }
     try {
@@ -275,6 +284,7 @@ export function createHandleEvent(deps: HandleEventDependencies) {
       if ((error as Error).name === "ConditionalCheckFailedException") {
         // Written meanwhile by a newer event, or the session now follows another inquiry.
         logger.info("ignored: out of order, the session changed since it was read", facts);
+        metrics.skipped(1);
         return { received: true };
       }
       const { message, code } = describeError(error);
@@ -289,6 +299,7 @@ export function createHandleEvent(deps: HandleEventDependencies) {
     const taken = webhookRequest(event);
     if (taken.invalid !== undefined) {
       logger.warn(`refused: ${taken.invalid}`, { errorType: "InvalidEvent", via: taken.via });
+      metrics.failed("invalid");
       if (taken.via === "apigateway") return proxyAnswer(400, { errorType: "InvalidEvent", message: taken.invalid });
       throw webhookError("InvalidEvent", taken.invalid);
     }
@@ -300,6 +311,7 @@ export function createHandleEvent(deps: HandleEventDependencies) {
     } catch (error) {
       // Persona retries a webhook that is not answered 2xx, so nothing is lost.
       logger.error("not stored: answering an error so Persona retries", { ...facts, error: describeError(error) });
+      metrics.failed(failureReasonOf(error));
       if (request.via === "appsync") throw error;
       return proxyAnswer(500, { errorType: "InternalError", message: "the event could not be stored; retry later" });
     }
@@ -316,13 +328,15 @@ export function createHandleEvent(deps: HandleEventDependencies) {
 export const handleEvent = defineWorker(handleEventContract, () => {
   const env = loadEnvironment(handleEventContract);
   const logger = createLogger(handleEventContract);
+  const metrics = createWorkerMetrics(handleEventContract);
   const readSecrets = createSecretReader({
     secretId: env.WEBHOOK_SECRETS_ARN,
     schema: z.object({ secrets: z.array(z.string().min(1)).min(1) }),
     maxAgeMs: SECRETS_MAX_AGE_MS,
+    calls: metrics.calls(DEPENDENCIES.secretsManager),
     onStale: (error) => logger.warn("using the cached webhook secrets: refresh failed", { error: describeError(error) }),
   });
   const documents = createDocumentClient();
-  const handler = createHandleEvent({ env, logger, documents, readSecrets: async () => (await readSecrets()).secrets });
-  return handler;
+  const handler = createHandleEvent({ env, logger, documents, readSecrets: async () => (await readSecrets()).secrets, metrics });
+  return instrumentHandler({ logger, metrics, request: true }, handler);
 });

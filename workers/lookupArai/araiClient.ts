@@ -54,6 +54,9 @@ export function createAraiClient(options: AraiClientOptions) {
     retries: options.retries,
     baseDelayMs: options.baseDelayMs,
     fetch: options.fetch,
+    calls: options.calls,
+    // The API's answer for a fan it does not know, not a failed call.
+    isAnswer: (error) => error.status === 404,
     headers: async () => {
       const { username, password, clientId } = await options.readCredentials();
       return {

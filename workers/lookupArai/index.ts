@@ -4,10 +4,13 @@ import { defineWorker } from "../shared/runtime/contract";
 import { batchGetItems, type BatchOptions, createDocumentClient } from "../shared/runtime/dynamo";
 import { loadEnvironment } from "../shared/runtime/environment";
 import { isHttpServiceError } from "../shared/runtime/http";
+import { instrumentHandler } from "../shared/runtime/handler";
 import { createLogger, describeError, type Logger } from "../shared/runtime/logging";
+import { createWorkerMetrics, discardedMetrics, failureReasonOf, type WorkerMetrics } from "../shared/runtime/metrics";
 import { decodeJson, decodeWith, parseEvent, sqsEventSchema } from "../shared/runtime/records";
 import { mapConcurrently } from "../shared/runtime/retry";
 import { createSecretReader } from "../shared/runtime/secrets";
+import { DEPENDENCIES, type FailureReason } from "../shared/runtime/telemetry";
 import { activityMessageSchema } from "../shared/scoring/activity";
 import { fanKey, KEY, RECORD_TYPES } from "../shared/scoring/table";
 import { type AraiLookup, araiCredentialsSchema, createAraiClient } from "./araiClient";
@@ -26,6 +29,8 @@ export interface LookupAraiDependencies {
   readonly now?: () => number;
   /** Retries of the fan records DynamoDB leaves unread. */
   readonly readOptions?: BatchOptions;
+  /** Messages received, looked up, skipped and failed. @default none */
+  readonly metrics?: WorkerMetrics;
 }
 
 /** What a log line says about a failure: for the ARAI API, the service, operation and status apart. */
@@ -45,6 +50,7 @@ function failureDetails(error: unknown): Record<string, unknown> {
 export function createLookupArai(deps: LookupAraiDependencies) {
   const { env, dynamo, logger } = deps;
   const now = deps.now ?? Date.now;
+  const metrics = deps.metrics ?? discardedMetrics();
   const eventSchema = sqsEventSchema();
   const messageSchema = activityMessageSchema();
   const table = env.TABLE_NAME;
@@ -56,7 +62,7 @@ export function createLookupArai(deps: LookupAraiDependencies) {
    */
   async function byFreshness(
     fans: readonly FanLookup[],
-    fail: (fan: FanLookup, reason: string) => void,
+    fail: (fan: FanLookup, reason: string, kind?: FailureReason) => void,
   ): Promise<{ stale: FanLookup[]; fresh: number }> {
     if (fans.length === 0) return { stale: [], fresh: 0 };
     const keys = fans.map((fan) => fanKey(fan.globalUserId));
@@ -67,7 +73,7 @@ export function createLookupArai(deps: LookupAraiDependencies) {
       // Retried later rather than fetched blind: no ARAI traffic for writes that would fail too.
       const reason = `BatchGetItem on ${table} failed: ${(error as Error).name}: ${(error as Error).message}`;
       logger.error("fan records not read", { table, fans: fans.length, error: describeError(error) });
-      fans.forEach((fan) => fail(fan, reason));
+      fans.forEach((fan) => fail(fan, reason, failureReasonOf(error)));
       return { stale: [], fresh: 0 };
     }
     const unread = new Set(read.unread.map((key) => String(key[KEY])));
@@ -77,7 +83,7 @@ export function createLookupArai(deps: LookupAraiDependencies) {
     let fresh = 0;
     for (const fan of fans) {
       const key = fanKey(fan.globalUserId);
-      if (unread.has(key)) fail(fan, `fan record still unprocessed by BatchGetItem on ${table} after retries`);
+      if (unread.has(key)) fail(fan, `fan record still unprocessed by BatchGetItem on ${table} after retries`, "unprocessed");
       else if (isFresh(updatedAt.get(key), nowMs, freshnessMs)) fresh += 1;
       else stale.push(fan);
     }
@@ -85,14 +91,14 @@ export function createLookupArai(deps: LookupAraiDependencies) {
   }
 
   /** Fetches and writes one fan's ARAI; says why not when it could not. */
-  async function refresh(fan: FanLookup): Promise<"written" | "unknownFan" | { failed: string }> {
+  async function refresh(fan: FanLookup): Promise<"written" | "unknownFan" | { failed: string; kind: FailureReason }> {
     const { globalUserId } = fan;
     let lookup: AraiLookup;
     try {
       lookup = await deps.fetchArai(globalUserId);
     } catch (error) {
       logger.error("ARAI lookup failed", { globalUserId, messages: fan.messageIds.length, error: failureDetails(error) });
-      return { failed: `ARAI lookup failed: ${(error as Error).message}` };
+      return { failed: `ARAI lookup failed: ${(error as Error).message}`, kind: "dependency" };
     }
     if (lookup.status === "unknownFan") {
       // Not retryable: asking again gives the same answer. There is nothing to score.
@@ -102,7 +108,7 @@ export function createLookupArai(deps: LookupAraiDependencies) {
     const trimmed = trimArai(lookup.arai);
     if (!trimmed.ok) {
       logger.error("ARAI not stored", { globalUserId, reason: trimmed.reason });
-      return { failed: trimmed.reason };
+      return { failed: trimmed.reason, kind: "invalid" };
     }
     if (trimmed.dropped.loginHistory > 0 || trimmed.dropped.linkedAccounts > 0) {
       logger.debug("ARAI trimmed", { globalUserId, bytes: trimmed.bytes, dropped: trimmed.dropped });
@@ -130,13 +136,14 @@ export function createLookupArai(deps: LookupAraiDependencies) {
     } catch (error) {
       const reason = `UpdateItem on ${table} failed: ${(error as Error).name}: ${(error as Error).message}`;
       logger.error("ARAI not written", { globalUserId, table, error: describeError(error) });
-      return { failed: reason };
+      return { failed: reason, kind: failureReasonOf(error) };
     }
     return "written";
   }
 
   return async function lookupArai(event: unknown): Promise<BatchResponse> {
     const { Records: records } = parseEvent(eventSchema, event, lookupAraiContract.name, "SQS");
+    metrics.received(records.length);
     // FIFO order is per message group; a standard-queue message has none and stands alone.
     const ordered = records.map((record) => ({
       id: record.messageId,
@@ -149,21 +156,30 @@ export function createLookupArai(deps: LookupAraiDependencies) {
       const json = decodeJson(record.body, "message body");
       const message = json.ok ? decodeWith(messageSchema, json.value, "activity message") : json;
       if (message.ok) decoded.push({ id: record.messageId, message: message.value });
-      else failures.push({ id: record.messageId, reason: message.reason });
+      else failures.push({ id: record.messageId, reason: message.reason, kind: "invalid" });
     }
     // Messages behind a malformed one in their group are failed regardless: not looked up now.
     const blocked = new Set(stopGroupsAtFirstFailure(ordered, failures).map((failure) => failure.id));
     const fans = fansOf(decoded.filter((record) => !blocked.has(record.id)));
-    const fail = (fan: FanLookup, reason: string) => failures.push(...fan.messageIds.map((id) => ({ id, reason })));
+    const fail = (fan: FanLookup, reason: string, kind?: FailureReason) =>
+      failures.push(...fan.messageIds.map((id) => ({ id, reason, kind })));
 
     const { stale, fresh } = await byFreshness(fans, fail);
     const outcomes = await mapConcurrently(stale, env.ARAI_CONCURRENCY, async (fan) => {
       const outcome = await refresh(fan);
-      if (typeof outcome === "object") fail(fan, outcome.failed);
+      if (typeof outcome === "object") fail(fan, outcome.failed, outcome.kind);
       return outcome;
     });
 
     const reported = stopGroupsAtFirstFailure(ordered, failures);
+    // A fan the accounts service does not know is let go on purpose (logged above): its messages are skipped.
+    const failedIds = new Set(reported.map((failure) => failure.id));
+    const letGo = stale
+      .filter((_fan, index) => outcomes[index] === "unknownFan")
+      .flatMap((fan) => fan.messageIds)
+      .filter((id) => !failedIds.has(id)).length;
+    metrics.skipped(letGo);
+    metrics.processed(records.length - failedIds.size - letGo);
     logger.info("batch done", {
       messages: records.length,
       fans: fans.length,
@@ -173,21 +189,28 @@ export function createLookupArai(deps: LookupAraiDependencies) {
       unknownFans: outcomes.filter((outcome) => outcome === "unknownFan").length,
       failedMessages: reported.length,
     });
-    return partialBatchResponse(reported, logger);
+    return partialBatchResponse(reported, logger, undefined, metrics);
   };
 }
 
 export const lookupArai = defineWorker(lookupAraiContract, () => {
   const env = loadEnvironment(lookupAraiContract);
   const logger = createLogger(lookupAraiContract);
+  const metrics = createWorkerMetrics(lookupAraiContract);
   const readCredentials = createSecretReader({
     secretId: env.ARAI_CREDENTIALS_SECRET_ARN,
     schema: araiCredentialsSchema(),
     maxAgeMs: CREDENTIALS_MAX_AGE_MS,
+    calls: metrics.calls(DEPENDENCIES.secretsManager),
     onStale: (error) => logger.warn("using cached ARAI credentials: refresh failed", { error: describeError(error) }),
   });
-  const arai = createAraiClient({ urlTemplate: env.ARAI_URL_TEMPLATE, timeoutMs: env.ARAI_TIMEOUT_MS, readCredentials });
+  const arai = createAraiClient({
+    urlTemplate: env.ARAI_URL_TEMPLATE,
+    timeoutMs: env.ARAI_TIMEOUT_MS,
+    readCredentials,
+    calls: metrics.calls(DEPENDENCIES.arai),
+  });
   const dynamo = createDocumentClient();
-  const handler = createLookupArai({ env, dynamo, logger, fetchArai: arai.fetchArai });
-  return handler;
+  const handler = createLookupArai({ env, dynamo, logger, fetchArai: arai.fetchArai, metrics });
+  return instrumentHandler({ logger, metrics }, handler);
 });

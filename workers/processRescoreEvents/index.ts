@@ -2,7 +2,9 @@ import { SQSClient } from "@aws-sdk/client-sqs";
 import { z } from "zod";
 import { defineWorker } from "../shared/runtime/contract";
 import { loadEnvironment } from "../shared/runtime/environment";
+import { instrumentHandler } from "../shared/runtime/handler";
 import { createLogger } from "../shared/runtime/logging";
+import { createWorkerMetrics } from "../shared/runtime/metrics";
 import { decodeWith } from "../shared/runtime/records";
 import { globalUserIdSchema } from "../shared/scoring/activity";
 import { createStreamEnqueuer, type EnqueueDependencies } from "../shared/scoring/enqueuer";
@@ -50,7 +52,7 @@ export function createRescoreRemovalReader(): StreamReader {
  */
 export function createProcessRescoreEvents(deps: EnqueueDependencies<ProcessRescoreEventsEnvironment>) {
   return createStreamEnqueuer(
-    { worker: processRescoreEventsContract.name, sqs: deps.sqs, logger: deps.logger, now: deps.now },
+    { worker: processRescoreEventsContract.name, sqs: deps.sqs, logger: deps.logger, now: deps.now, metrics: deps.metrics },
     {
       source: "rescore",
       action: "rescore",
@@ -64,6 +66,7 @@ export function createProcessRescoreEvents(deps: EnqueueDependencies<ProcessResc
 export const processRescoreEvents = defineWorker(processRescoreEventsContract, () => {
   const env = loadEnvironment(processRescoreEventsContract);
   const logger = createLogger(processRescoreEventsContract);
-  const handler = createProcessRescoreEvents({ env, logger, sqs: new SQSClient({}) });
-  return handler;
+  const metrics = createWorkerMetrics(processRescoreEventsContract);
+  const handler = createProcessRescoreEvents({ env, logger, sqs: new SQSClient({}), metrics });
+  return instrumentHandler({ logger, metrics }, handler);
 });

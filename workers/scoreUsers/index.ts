@@ -2,7 +2,9 @@ import { type DynamoDBDocumentClient, UpdateCommand, type UpdateCommandInput } f
 import { defineWorker } from "../shared/runtime/contract";
 import { createDocumentClient } from "../shared/runtime/dynamo";
 import { loadEnvironment } from "../shared/runtime/environment";
+import { instrumentHandler } from "../shared/runtime/handler";
 import { createLogger, describeError, type Logger } from "../shared/runtime/logging";
+import { createWorkerMetrics, discardedMetrics, failureReasonOf, type WorkerMetrics } from "../shared/runtime/metrics";
 import { mapConcurrently } from "../shared/runtime/retry";
 import { createModelClientFromEnvironment, type ModelClient } from "../shared/scoring/modelServing";
 import { createStreamScorer, type ScoredFan, type WriteOutcome } from "../shared/scoring/score";
@@ -43,15 +45,18 @@ export interface ScoreUsersDependencies {
   readonly documents: DynamoDBDocumentClient;
   readonly model: ModelClient;
   readonly now?: () => Date;
+  /** Records, and scores written by model version. @default none */
+  readonly metrics?: WorkerMetrics;
 }
 
 /** Scores the batch's fans and stores each score on the fan record. */
 export function createScoreUsers(deps: ScoreUsersDependencies) {
   const { env, logger, documents } = deps;
   const now = deps.now ?? (() => new Date());
+  const metrics = deps.metrics ?? discardedMetrics();
 
   async function writeScores(scores: readonly ScoredFan[]): Promise<WriteOutcome> {
-    const failed: { globalUserId: string; reason: string }[] = [];
+    const failed: WriteOutcome["failed"][number][] = [];
     let stale = 0;
     await mapConcurrently(scores, WRITE_CONCURRENCY, async (scored) => {
       try {
@@ -72,9 +77,11 @@ export function createScoreUsers(deps: ScoreUsersDependencies) {
         failed.push({
           globalUserId: scored.globalUserId,
           reason: `UpdateItem on ${env.TABLE_NAME} failed: ${code ?? "Error"}: ${message}`,
+          kind: failureReasonOf(error),
         });
       }
     });
+    metrics.scoresWritten(env.MODEL_VERSION, scores.length - stale - failed.length);
     return { failed, stats: { updateCalls: scores.length, stale } };
   }
 
@@ -84,14 +91,16 @@ export function createScoreUsers(deps: ScoreUsersDependencies) {
     model: deps.model,
     modelBatchSize: env.MODEL_BATCH_SIZE,
     write: writeScores,
+    metrics,
   });
 }
 
 export const scoreUsers = defineWorker(scoreUsersContract, () => {
   const env = loadEnvironment(scoreUsersContract);
   const logger = createLogger(scoreUsersContract);
-  const model = createModelClientFromEnvironment(env, { service: "scoring model", logger });
+  const metrics = createWorkerMetrics(scoreUsersContract);
+  const model = createModelClientFromEnvironment(env, { service: "scoring model", logger, metrics });
   const documents = createDocumentClient();
-  const handler = createScoreUsers({ env, logger, documents, model });
-  return handler;
+  const handler = createScoreUsers({ env, logger, documents, model, metrics });
+  return instrumentHandler({ logger, metrics }, handler);
 });

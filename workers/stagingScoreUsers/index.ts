@@ -2,7 +2,9 @@ import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { defineWorker } from "../shared/runtime/contract";
 import { type BatchOptions, batchPutItems, createDocumentClient } from "../shared/runtime/dynamo";
 import { loadEnvironment } from "../shared/runtime/environment";
+import { instrumentHandler } from "../shared/runtime/handler";
 import { createLogger, type Logger } from "../shared/runtime/logging";
+import { createWorkerMetrics, discardedMetrics, failureReasonOf, type WorkerMetrics } from "../shared/runtime/metrics";
 import { createModelClientFromEnvironment, type ModelClient } from "../shared/scoring/modelServing";
 import { createStreamScorer, type ScoredFan, type WriteOutcome } from "../shared/scoring/score";
 import { KEY, RECORD_TYPES, stagingKey } from "../shared/scoring/table";
@@ -33,12 +35,15 @@ export interface StagingScoreUsersDependencies {
   readonly now?: () => Date;
   /** Attempts and backoff of the batch writes. */
   readonly batchOptions?: BatchOptions;
+  /** Records, and scores written by model version. @default none */
+  readonly metrics?: WorkerMetrics;
 }
 
 /** Scores the batch's fans with the staging model and puts the staging items, 25 per call. */
 export function createStagingScoreUsers(deps: StagingScoreUsersDependencies) {
   const { env, logger, documents } = deps;
   const now = deps.now ?? (() => new Date());
+  const metrics = deps.metrics ?? discardedMetrics();
 
   async function writeStagingScores(scores: readonly ScoredFan[]): Promise<WriteOutcome> {
     const at = now().toISOString();
@@ -46,8 +51,14 @@ export function createStagingScoreUsers(deps: StagingScoreUsersDependencies) {
     const { unwritten, calls } = await batchPutItems(documents, env.TABLE_NAME, KEY, items, deps.batchOptions);
     for (const { item, reason } of unwritten)
       logger.error("staging score not stored", { globalUserId: item.globalUserId, reason });
+    metrics.scoresWritten(env.MODEL_VERSION, items.length - unwritten.length);
     return {
-      failed: unwritten.map(({ item, reason }) => ({ globalUserId: String(item.globalUserId), reason })),
+      failed: unwritten.map(({ item, reason }) => ({
+        globalUserId: String(item.globalUserId),
+        reason,
+        // Items BatchWriteItem left unprocessed through every retry, or a call that failed.
+        kind: reason.startsWith("still unprocessed") ? ("unprocessed" as const) : failureReasonOf(reason),
+      })),
       stats: { batchWriteCalls: calls },
     };
   }
@@ -58,14 +69,16 @@ export function createStagingScoreUsers(deps: StagingScoreUsersDependencies) {
     model: deps.model,
     modelBatchSize: env.MODEL_BATCH_SIZE,
     write: writeStagingScores,
+    metrics,
   });
 }
 
 export const stagingScoreUsers = defineWorker(stagingScoreUsersContract, () => {
   const env = loadEnvironment(stagingScoreUsersContract);
   const logger = createLogger(stagingScoreUsersContract);
-  const model = createModelClientFromEnvironment(env, { service: "staging scoring model", logger });
+  const metrics = createWorkerMetrics(stagingScoreUsersContract);
+  const model = createModelClientFromEnvironment(env, { service: "staging scoring model", logger, metrics });
   const documents = createDocumentClient();
-  const handler = createStagingScoreUsers({ env, logger, documents, model });
-  return handler;
+  const handler = createStagingScoreUsers({ env, logger, documents, model, metrics });
+  return instrumentHandler({ logger, metrics }, handler);
 });

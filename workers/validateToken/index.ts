@@ -1,9 +1,12 @@
-import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from "jose";
+import { createRemoteJWKSet, customFetch, jwtVerify, type JWTVerifyGetKey } from "jose";
 import { z } from "zod";
 import { defineWorker } from "../shared/runtime/contract";
 import { loadEnvironment } from "../shared/runtime/environment";
+import { instrumentHandler } from "../shared/runtime/handler";
 import { createLogger, describeError, type Logger } from "../shared/runtime/logging";
+import { createWorkerMetrics, discardedMetrics, type WorkerMetrics } from "../shared/runtime/metrics";
 import { createSecretReader } from "../shared/runtime/secrets";
+import { DEPENDENCIES } from "../shared/runtime/telemetry";
 import {
   type AppSyncAuthorizerEvent,
   type AppSyncAuthorizerResult,
@@ -22,12 +25,15 @@ export interface ValidateTokenDependencies {
   readonly jwks: JWTVerifyGetKey;
   readonly logger: Logger;
   readonly now?: () => number;
+  /** The outcome of each request (counted processed by the handler wrapper unless failed here). @default none */
+  readonly metrics?: WorkerMetrics;
 }
 
 /** The authoriser itself, with its dependencies passed in. */
 export function createValidateToken(deps: ValidateTokenDependencies) {
   const { env, logger } = deps;
   const now = deps.now ?? Date.now;
+  const metrics = deps.metrics ?? discardedMetrics();
 
   return async function validateToken(event: AppSyncAuthorizerEvent): Promise<AppSyncAuthorizerResult> {
     logger.appendKeys({ requestId: event.requestContext?.requestId, operation: event.requestContext?.operationName });
@@ -42,6 +48,7 @@ export function createValidateToken(deps: ValidateTokenDependencies) {
       acceptedKeys = await deps.readApiKeys();
     } catch (error) {
       logger.error("denied: the accepted API keys could not be read", { error: describeError(error) });
+      metrics.failed("dependency");
       return { isAuthorized: false, ttlOverride: 0 };
     }
     if (!isAcceptedApiKey(apiKey, acceptedKeys)) {
@@ -76,6 +83,7 @@ export function createValidateToken(deps: ValidateTokenDependencies) {
       // The token may be fine; we could not check it. Answer logged out, and keep AppSync from
       // caching that answer so the fan is logged in again as soon as the JWKS is reachable.
       logger.error("logged out, uncached: SOTC could not be verified", { error: describeError(error) });
+      metrics.failed("dependency");
       return { isAuthorized: true, resolverContext: { ...LOGGED_OUT }, ttlOverride: 0 };
     }
   };
@@ -84,17 +92,34 @@ export function createValidateToken(deps: ValidateTokenDependencies) {
 export const validateToken = defineWorker(validateTokenContract, () => {
   const env = loadEnvironment(validateTokenContract);
   const logger = createLogger(validateTokenContract);
+  const metrics = createWorkerMetrics(validateTokenContract);
+  const jwksCalls = metrics.calls(DEPENDENCIES.jwks);
   const readApiKeys = createSecretReader({
     secretId: env.API_KEYS_SECRET_ARN,
     schema: z.object({ apiKeys: z.array(z.string().min(1)).min(1) }),
     maxAgeMs: env.API_KEYS_MAX_AGE_SECONDS * 1000,
+    calls: metrics.calls(DEPENDENCIES.secretsManager),
     onStale: (error) => logger.warn("serving cached API keys: refresh failed", { error: describeError(error) }),
   });
   const jwks = createRemoteJWKSet(new URL(env.JWKS_URL), {
     timeoutDuration: env.JWKS_TIMEOUT_MS,
     cacheMaxAge: env.JWKS_CACHE_MAX_AGE_SECONDS * 1000,
     cooldownDuration: 30_000,
+    // Each JWKS fetch, counted and timed. An answer other than 200 counts as a failed call and
+    // still goes back to jose, which reports it as it always does.
+    [customFetch]: async (url, options) => {
+      let answer: Response | undefined;
+      try {
+        await jwksCalls(async () => {
+          answer = await fetch(url, options);
+          if (answer.status !== 200) throw new Error(`JWKS answered HTTP ${answer.status}`);
+        });
+      } catch (error) {
+        if (answer === undefined) throw error;
+      }
+      return answer!;
+    },
   });
-  const handler = createValidateToken({ env, logger, jwks, readApiKeys: async () => (await readApiKeys()).apiKeys });
-  return handler;
+  const handler = createValidateToken({ env, logger, jwks, readApiKeys: async () => (await readApiKeys()).apiKeys, metrics });
+  return instrumentHandler({ logger, metrics, request: true }, handler);
 });

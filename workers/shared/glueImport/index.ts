@@ -2,8 +2,11 @@ import { GlueClient, StartWorkflowRunCommand } from "@aws-sdk/client-glue";
 import { z } from "zod";
 import { defineWorker, type WorkerContract } from "../runtime/contract";
 import { loadEnvironment } from "../runtime/environment";
+import { instrumentHandler } from "../runtime/handler";
 import { describeIssues } from "../runtime/issues";
 import { createLogger, describeError, type Logger } from "../runtime/logging";
+import { createWorkerMetrics, discardedMetrics, type WorkerMetrics } from "../runtime/metrics";
+import { DEPENDENCIES } from "../runtime/telemetry";
 import type { GlueImportEnvironment } from "./contract";
 import { decodeS3Key, exportDate } from "./exportKey";
 
@@ -46,6 +49,8 @@ export interface GlueImportDependencies {
   readonly env: GlueImportEnvironment;
   readonly glue: GlueClient;
   readonly logger: Logger;
+  /** Exports received, started, skipped and failed, and the Glue calls. @default none */
+  readonly metrics?: WorkerMetrics;
 }
 
 /** Starts the workflow once per export in the event; skips keys without a date, with a warning. */
@@ -53,15 +58,21 @@ export function createGlueImport(deps: GlueImportDependencies) {
   const { env, glue, logger } = deps;
   const schema = s3EventSchema();
   const workflow = env.GLUE_WORKFLOW_NAME;
+  const metrics = deps.metrics ?? discardedMetrics();
+  // Bound here, so a contract that does not list Glue fails at cold start.
+  const glueCalls = deps.metrics ? metrics.calls(DEPENDENCIES.glue) : undefined;
 
   return async function startImport(event: unknown): Promise<ImportSummary> {
     const parsed = schema.safeParse(event);
     if (!parsed.success) {
+      metrics.received(1);
+      metrics.failed("invalid");
       const problems = describeIssues(parsed.error, "(event)").join("; ");
       throw new Error(`${deps.contract.name}: not an S3 event notification: ${problems}`);
     }
     const summary: ImportSummary = { started: [], skipped: [] };
     const failures: string[] = [];
+    metrics.received(parsed.data.Records.length);
     for (const record of parsed.data.Records) {
       const bucket = record.s3.bucket.name;
       const key = record.s3.object.key;
@@ -70,16 +81,20 @@ export function createGlueImport(deps: GlueImportDependencies) {
         const reason = "key has no date=YYYY-MM-DD segment naming a real day";
         logger.warn("export skipped", { bucket, key, reason });
         summary.skipped.push({ bucket, key, reason });
+        metrics.skipped(1);
         continue;
       }
       try {
-        const run = await glue.send(new StartWorkflowRunCommand({ Name: workflow, RunProperties: { bucket, key, date } }));
+        const command = new StartWorkflowRunCommand({ Name: workflow, RunProperties: { bucket, key, date } });
+        const run = await (glueCalls ? glueCalls(() => glue.send(command)) : glue.send(command));
         const runId = run.RunId ?? "";
         logger.info("import started", { workflow, bucket, key, date, runId });
         summary.started.push({ bucket, key, date, runId });
+        metrics.processed(1);
       } catch (error) {
         const { message, code } = describeError(error);
         logger.error("import not started", { workflow, bucket, key, date, error: { message, code } });
+        metrics.failed("dependency");
         failures.push(
           `s3://${bucket}/${key} (date ${date}): glue StartWorkflowRun ${workflow} failed: ${code ?? "Error"}: ${message}`,
         );
@@ -101,7 +116,8 @@ export function defineGlueImportWorker(contract: WorkerContract<z.ZodObject>) {
   return defineWorker(contract, () => {
     const env = loadEnvironment(contract) as GlueImportEnvironment;
     const logger = createLogger(contract);
-    const startImport = createGlueImport({ contract, env, logger, glue: new GlueClient({}) });
-    return startImport;
+    const metrics = createWorkerMetrics(contract);
+    const startImport = createGlueImport({ contract, env, logger, glue: new GlueClient({}), metrics });
+    return instrumentHandler({ logger, metrics }, startImport);
   });
 }

@@ -4,6 +4,8 @@
  * retries only those. Every failure is logged with what was wrong; nothing is dropped without a trace.
  */
 import type { Logger } from "./logging";
+import type { WorkerMetrics } from "./metrics";
+import type { FailureReason } from "./telemetry";
 
 /** A Kafka record (MSK or self-managed, provisioned mode): its `<topic>-<partition>` and offset. */
 export interface KafkaItemIdentifier {
@@ -23,6 +25,8 @@ export interface RecordFailure<Id extends ItemIdentifier = string> {
   readonly id: Id;
   /** What was wrong, for the log. */
   readonly reason: string;
+  /** The `reason` dimension it is counted under (runtime/telemetry.ts). @default "error" */
+  readonly kind?: FailureReason;
 }
 
 /**
@@ -33,12 +37,14 @@ export const itemKey = (id: ItemIdentifier): string => (typeof id === "string" ?
 
 /**
  * Logs each failure once and builds the response: identifiers in `batchOrder` when given (streams
- * resume from the first failed record), otherwise in the order first reported.
+ * resume from the first failed record), otherwise in the order first reported. With `metrics`,
+ * each reported record is counted failed under its `kind`.
  */
 export function partialBatchResponse<Id extends ItemIdentifier = string>(
   failures: readonly RecordFailure<Id>[],
   logger: Logger,
   batchOrder?: readonly Id[],
+  metrics?: Pick<WorkerMetrics, "failed">,
 ): BatchResponse<Id> {
   if (batchOrder) {
     const position = new Map(batchOrder.map((id, index) => [itemKey(id), index]));
@@ -51,6 +57,7 @@ export function partialBatchResponse<Id extends ItemIdentifier = string>(
     if (seen.has(key)) continue;
     seen.add(key);
     reported.push(failure.id);
+    metrics?.failed(failure.kind ?? "error");
     logger.warn("record failed", { record: failure.id, reason: failure.reason });
   }
   return { batchItemFailures: reported.map((itemIdentifier) => ({ itemIdentifier })) };
@@ -75,7 +82,11 @@ export function stopGroupsAtFirstFailure(
       result.push(own);
       if (stopped === undefined) stoppedAt.set(message.group, message.id);
     } else if (stopped !== undefined) {
-      result.push({ id: message.id, reason: `follows failed message ${stopped} in message group ${message.group}` });
+      result.push({
+        id: message.id,
+        reason: `follows failed message ${stopped} in message group ${message.group}`,
+        kind: "unprocessed",
+      });
     }
   }
   return result;

@@ -7,6 +7,7 @@
  * not meet fails the deployment plan, never the Lambda at run time.
  */
 import type { z } from "zod";
+import type { LambdaHandler } from "./handler";
 import type { Dependency } from "./telemetry";
 
 /** One kind of access the worker's role must allow, bound by the stack to concrete resources. */
@@ -39,12 +40,14 @@ export interface WorkerContract<Env extends z.ZodObject = z.ZodObject> {
 export interface WorkerDefinition<Env extends z.ZodObject = z.ZodObject, Event = never, Result = unknown> {
   readonly contract: WorkerContract<Env>;
   /**
-   * Runs once per Lambda container, at cold start: reads the environment, builds clients,
-   * schemas and caches, and returns the handler itself. Lambda calls the handler with the event
-   * (and a context, which no worker reads): a handler takes the event alone, so it is returned as
-   * it is, not wrapped.
+   * Runs once per Lambda container, at cold start: reads the environment, builds the logger,
+   * metrics, clients, schemas and caches, and returns the handler wrapped by `instrumentHandler`
+   * (runtime/handler.ts). Lambda calls it with the event and its context: the wrapper adds the
+   * context to every log line, counts the cold start, and publishes the invocation's metrics when
+   * it ends. The worker's own handler takes the event alone, and the wrapped one may be called
+   * that way too (tests, tools): its lines then carry no request id.
    */
-  readonly factory: () => (event: Event) => Promise<Result>;
+  readonly factory: () => LambdaHandler<Event, Result>;
 }
 
 /**
@@ -76,7 +79,7 @@ export function defineContract<Env extends z.ZodObject>(contract: WorkerContract
 /** A worker: its contract, and the factory the archive exports as `handler`. */
 export function defineWorker<Env extends z.ZodObject, Event, Result>(
   contract: WorkerContract<Env>,
-  factory: () => (event: Event) => Promise<Result>,
+  factory: () => LambdaHandler<Event, Result>,
 ): WorkerDefinition<Env, Event, Result> {
   return { contract, factory };
 }

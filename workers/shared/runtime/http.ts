@@ -5,6 +5,7 @@
  * operation and what came back.
  */
 import { namedError } from "./errors";
+import type { CallRecorder } from "./metrics";
 import { withRetries } from "./retry";
 
 export interface HttpClientOptions {
@@ -19,10 +20,17 @@ export interface HttpClientOptions {
   /** Headers sent with every request (credentials, client id). */
   readonly headers?: () => Record<string, string> | Promise<Record<string, string>>;
   readonly fetch?: typeof fetch;
+  /** Counts and times each request, its retries included (runtime/metrics.ts). */
+  readonly calls?: CallRecorder;
+  /**
+   * Failures that are the service's answer rather than its failure (ARAI's 404 for a fan it does
+   * not know): not counted as failed calls. @default none
+   */
+  readonly isAnswer?: (error: HttpServiceError) => boolean;
 }
 
-/** What a service's client takes through to its HTTP client: the bound and retries of each call, and the fetch to use. */
-export type HttpCallOptions = Pick<HttpClientOptions, "timeoutMs" | "retries" | "baseDelayMs" | "fetch">;
+/** What a service's client takes through to its HTTP client: the bound and retries of each call, the fetch to use, and the call metrics. */
+export type HttpCallOptions = Pick<HttpClientOptions, "timeoutMs" | "retries" | "baseDelayMs" | "fetch" | "calls">;
 
 export interface HttpRequest {
   /** Operation name used in errors, e.g. "GET account activity". */
@@ -74,8 +82,11 @@ const excerpt = (text: string) => (text.length > 300 ? `${text.slice(0, 300)}…
 export function createHttpClient(options: HttpClientOptions) {
   const doFetch = options.fetch ?? fetch;
   const retries = options.retries ?? 2;
+  const calls: CallRecorder = options.calls ?? ((action) => action());
+  const isFailure = (error: unknown) => !(isHttpServiceError(error) && options.isAnswer?.(error));
 
-  return async function request(req: HttpRequest): Promise<HttpResponse> {
+  /** One request, with its retries. */
+  async function send(req: HttpRequest): Promise<HttpResponse> {
     let attempts = 0;
     return withRetries(
       async () => {
@@ -119,6 +130,10 @@ export function createHttpClient(options: HttpClientOptions) {
         retryable: (error) => !(isHttpServiceError(error) && error.permanent),
       },
     );
+  }
+
+  return async function request(req: HttpRequest): Promise<HttpResponse> {
+    return calls(() => send(req), isFailure);
   };
 }
 

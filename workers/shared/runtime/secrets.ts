@@ -1,6 +1,7 @@
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { z } from "zod";
 import { describeIssues } from "./issues";
+import type { CallRecorder } from "./metrics";
 
 export interface SecretReaderOptions<T extends z.ZodType> {
   /** ARN or name of the Secrets Manager secret holding a JSON document. */
@@ -13,6 +14,8 @@ export interface SecretReaderOptions<T extends z.ZodType> {
   readonly now?: () => number;
   /** Told when a refresh failed and the previous value was served instead. */
   readonly onStale?: (error: unknown) => void;
+  /** Counts and times each GetSecretValue (runtime/metrics.ts); a value served from the cache is no call. */
+  readonly calls?: CallRecorder;
 }
 
 /**
@@ -24,13 +27,14 @@ export interface SecretReaderOptions<T extends z.ZodType> {
 export function createSecretReader<T extends z.ZodType>(options: SecretReaderOptions<T>): () => Promise<z.infer<T>> {
   const client = options.client ?? new SecretsManagerClient({});
   const now = options.now ?? Date.now;
+  const calls: CallRecorder = options.calls ?? ((action) => action());
   let cached: { value: z.infer<T>; fetchedAt: number } | undefined;
   let pending: Promise<z.infer<T>> | undefined;
 
   async function fetchSecret(): Promise<z.infer<T>> {
     let text: string | undefined;
     try {
-      const answer = await client.send(new GetSecretValueCommand({ SecretId: options.secretId }));
+      const answer = await calls(() => client.send(new GetSecretValueCommand({ SecretId: options.secretId })));
       text = answer.SecretString;
     } catch (error) {
       throw new Error(

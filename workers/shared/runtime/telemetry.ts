@@ -32,6 +32,8 @@ export const WORKER_METRICS = {
   externalCallFailures: { name: "ExternalCallFailures", unit: "Count", dimension: "dependency" },
   /** Latency of each call to an external dependency, retries included. */
   externalCallLatency: { name: "ExternalCallLatency", unit: "Milliseconds", dimension: "dependency" },
+  /** Invocations that were the first of their container (its cold start). */
+  coldStarts: { name: "ColdStart", unit: "Count" },
   /** Scores stored on fan records, by the model version that produced them. */
   scoresWritten: { name: "ScoresWritten", unit: "Count", dimension: "modelVersion" },
 } as const;

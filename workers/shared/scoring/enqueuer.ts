@@ -9,6 +9,7 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { type BatchResponse, type ItemIdentifier, itemKey, partialBatchResponse, type RecordFailure } from "../runtime/batch";
 import type { Logger } from "../runtime/logging";
+import { discardedMetrics, failureReasonOf, type WorkerMetrics } from "../runtime/metrics";
 import { type KinesisRecord, kinesisEventSchema, parseEvent } from "../runtime/records";
 import { sendMessages } from "../runtime/sqs";
 import type { ActivitySource } from "./activity";
@@ -23,6 +24,8 @@ export interface StreamEnqueueDependencies {
   readonly sqs: SQSClient;
   readonly logger: Logger;
   readonly now?: () => Date;
+  /** Records received, enqueued, skipped and failed. @default none */
+  readonly metrics?: WorkerMetrics;
 }
 
 export interface StreamEnqueueOptions extends EnqueueTarget {
@@ -71,9 +74,11 @@ export function createEnqueuer<Rec, Id extends ItemIdentifier, Activity>(
 ) {
   const { logger, sqs } = deps;
   const clock = deps.now ?? (() => new Date());
+  const metrics = deps.metrics ?? discardedMetrics();
 
   return async function enqueue(event: unknown): Promise<BatchResponse<Id>> {
     const records = source.records(event);
+    metrics.received(records.length);
     const now = clock();
     const failures: RecordFailure<Id>[] = [];
     const activities: PlannedActivity[] = [];
@@ -88,7 +93,7 @@ export function createEnqueuer<Rec, Id extends ItemIdentifier, Activity>(
         // A reader should say what is wrong rather than throw; if one throws, it fails only its record.
         reading = { kind: "fail", reason: `record could not be read: ${(error as Error).message}` };
       }
-      if (reading.kind === "fail") failures.push({ id, reason: reading.reason });
+      if (reading.kind === "fail") failures.push({ id, reason: reading.reason, kind: "invalid" });
       else if (reading.kind === "skip") {
         skipped += 1;
         logger.debug("record skipped", { record: id, reason: reading.reason });
@@ -109,7 +114,8 @@ export function createEnqueuer<Rec, Id extends ItemIdentifier, Activity>(
       target.rescore && rescores.length > 0 ? target.rescore.schedule(rescores.map((planned) => planned.item)) : undefined,
     ]);
 
-    for (const failed of sent.failed) failures.push({ id: idOf.get(failed.id)!, reason: failed.reason });
+    for (const failed of sent.failed)
+      failures.push({ id: idOf.get(failed.id)!, reason: failed.reason, kind: failureReasonOf(failed.reason) });
     if (sent.failed.length > 0) {
       logger.error("activity messages not sent", {
         queue: target.queueUrl,
@@ -122,7 +128,13 @@ export function createEnqueuer<Rec, Id extends ItemIdentifier, Activity>(
       for (const planned of rescores) {
         const reason = reasons.get(planned.item.userId);
         if (reason === undefined) continue;
-        failures.push(...planned.records.map((key) => ({ id: idOf.get(key)!, reason: `rescore not scheduled: ${reason}` })));
+        failures.push(
+          ...planned.records.map((key) => ({
+            id: idOf.get(key)!,
+            reason: `rescore not scheduled: ${reason}`,
+            kind: failureReasonOf(reason),
+          })),
+        );
       }
       logger.error("rescores not scheduled", { count: scheduled.failed.length, reason: scheduled.failed[0]!.reason });
     }
@@ -132,7 +144,10 @@ export function createEnqueuer<Rec, Id extends ItemIdentifier, Activity>(
       failures,
       logger,
       records.map(({ id }) => id),
+      metrics,
     );
+    metrics.skipped(skipped);
+    metrics.processed(records.length - skipped - response.batchItemFailures.length);
     logger.info("batch enqueued", {
       records: records.length,
       activities: activities.length,
@@ -170,6 +185,7 @@ export interface EnqueueDependencies<Env> {
   readonly sqs: SQSClient;
   readonly logger: Logger;
   readonly now?: () => Date;
+  readonly metrics?: WorkerMetrics;
 }
 
 /** The demand, purchase and queue-journey workers also write rescore records to the table. */
@@ -187,7 +203,7 @@ export function createActivityStreamEnqueuer(
 ) {
   const { env, dynamo } = deps;
   return createStreamEnqueuer(
-    { worker: stream.worker, sqs: deps.sqs, logger: deps.logger, now: deps.now },
+    { worker: stream.worker, sqs: deps.sqs, logger: deps.logger, now: deps.now, metrics: deps.metrics },
     {
       source: stream.source,
       action: stream.source,

@@ -8,7 +8,9 @@ import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { z } from "zod";
 import { createHttpClient, type HttpCallOptions, httpServiceError } from "../runtime/http";
 import { describeError, type Logger } from "../runtime/logging";
+import type { CallRecorder, WorkerMetrics } from "../runtime/metrics";
 import { createSecretReader } from "../runtime/secrets";
+import { DEPENDENCIES } from "../runtime/telemetry";
 
 /** One fan to score: the ARAI snapshot as the JSON text the model reads. */
 export interface ModelInput {
@@ -38,6 +40,7 @@ export function createModelTokenReader(options: {
   readonly secretId: string;
   readonly onStale?: (error: unknown) => void;
   readonly client?: SecretsManagerClient;
+  readonly calls?: CallRecorder;
 }): () => Promise<string> {
   const read = createSecretReader({
     secretId: options.secretId,
@@ -45,6 +48,7 @@ export function createModelTokenReader(options: {
     maxAgeMs: MODEL_TOKEN_MAX_AGE_MS,
     onStale: options.onStale,
     client: options.client,
+    calls: options.calls,
   });
   return async () => (await read()).token;
 }
@@ -77,6 +81,7 @@ export function createModelClient(options: ModelClientOptions): ModelClient {
     retries: options.retries,
     baseDelayMs: options.baseDelayMs,
     fetch: options.fetch,
+    calls: options.calls,
     headers: async () => ({ authorization: `Bearer ${await options.readToken()}` }),
   });
   const operation = `POST ${new URL(options.url).pathname}`;
@@ -119,18 +124,22 @@ export function createModelClientFromEnvironment(
     readonly logger: Logger;
     readonly secretsClient?: SecretsManagerClient;
     readonly baseDelayMs?: number;
+    /** Counts and times the model and Secrets Manager calls. @default none */
+    readonly metrics?: WorkerMetrics;
   },
 ): ModelClient {
-  const { logger } = options;
+  const { logger, metrics } = options;
   return createModelClient({
     url: env.MODEL_URL,
     timeoutMs: env.MODEL_TIMEOUT_MS,
     service: options.service,
     baseDelayMs: options.baseDelayMs,
+    calls: metrics?.calls(DEPENDENCIES.modelServing),
     readToken: createModelTokenReader({
       secretId: env.MODEL_TOKEN_SECRET_ARN,
       onStale: (error) => logger.warn("using the cached model token: refresh failed", { error: describeError(error) }),
       client: options.secretsClient,
+      calls: metrics?.calls(DEPENDENCIES.secretsManager),
     }),
   });
 }

@@ -8,6 +8,8 @@
 import { z } from "zod";
 import { type BatchResponse, partialBatchResponse, type RecordFailure } from "../runtime/batch";
 import { describeError, type Logger } from "../runtime/logging";
+import { discardedMetrics, failureReasonOf, type WorkerMetrics } from "../runtime/metrics";
+import type { FailureReason } from "../runtime/telemetry";
 import {
   createDynamoChangeDecoder,
   decodeKinesisData,
@@ -95,8 +97,8 @@ export interface ScoredFan {
 }
 
 export interface WriteOutcome {
-  /** Fans whose score was not stored, with why: their records fail. */
-  readonly failed: readonly { readonly globalUserId: string; readonly reason: string }[];
+  /** Fans whose score was not stored, with why: their records fail (counted under `kind`, default `error`). */
+  readonly failed: readonly { readonly globalUserId: string; readonly reason: string; readonly kind?: FailureReason }[];
   /** Figures for the batch's summary log line (calls made, stale scores not written…). */
   readonly stats?: Record<string, number>;
 }
@@ -112,6 +114,8 @@ export interface StreamScorerDependencies {
   readonly write: (scores: readonly ScoredFan[]) => Promise<WriteOutcome>;
   /** Model requests in flight at once. @default 4 */
   readonly modelConcurrency?: number;
+  /** Records received, scored, skipped and failed. @default none */
+  readonly metrics?: WorkerMetrics;
 }
 
 /** The handler both scoring workers run, around their writer. */
@@ -120,9 +124,11 @@ export function createStreamScorer(deps: StreamScorerDependencies) {
   const eventSchema = kinesisEventSchema();
   const decodeChange = createDynamoChangeDecoder();
   const imageSchema = fanImageSchema();
+  const metrics = deps.metrics ?? discardedMetrics();
 
   return async function scoreBatch(event: unknown): Promise<BatchResponse> {
     const { Records } = parseEvent(eventSchema, event, deps.worker, "Kinesis");
+    metrics.received(Records.length);
     const failures: RecordFailure[] = [];
     const pending: PendingRecord[] = [];
     let skipped = 0;
@@ -132,12 +138,12 @@ export function createStreamScorer(deps: StreamScorerDependencies) {
       const data = decodeKinesisData(record);
       const change = data.ok ? decodeChange(data.value) : data;
       if (!change.ok) {
-        failures.push({ id, reason: change.reason });
+        failures.push({ id, reason: change.reason, kind: "invalid" });
         continue;
       }
       const decision = scoringDecision(change.value, imageSchema);
       if (decision.action === "score") pending.push({ id, input: decision.input });
-      else if (decision.action === "fail") failures.push({ id, reason: decision.reason });
+      else if (decision.action === "fail") failures.push({ id, reason: decision.reason, kind: "invalid" });
       else {
         skipped += 1;
         logger.debug("record skipped", { record: id, reason: decision.reason });
@@ -168,7 +174,7 @@ export function createStreamScorer(deps: StreamScorerDependencies) {
           error: describeError(error),
         });
         const reason = `not scored: ${describeError(error).message}`;
-        failures.push(...records.map((id) => ({ id, reason })));
+        failures.push(...records.map((id) => ({ id, reason, kind: "dependency" as const })));
       }
     });
 
@@ -178,12 +184,15 @@ export function createStreamScorer(deps: StreamScorerDependencies) {
         outcome = await deps.write(scored);
       } catch (error) {
         logger.error("scores not stored", { fans: scored.length, error: describeError(error) });
-        outcome = { failed: scored.map((fan) => ({ globalUserId: fan.globalUserId, reason: describeError(error).message })) };
+        const kind = failureReasonOf(error);
+        outcome = {
+          failed: scored.map((fan) => ({ globalUserId: fan.globalUserId, reason: describeError(error).message, kind })),
+        };
       }
     }
     const recordsOf = new Map(fans.map((fan) => [fan.globalUserId, fan.records]));
-    for (const { globalUserId, reason } of outcome.failed) {
-      failures.push(...(recordsOf.get(globalUserId) ?? []).map((id) => ({ id, reason: `score not stored: ${reason}` })));
+    for (const { globalUserId, reason, kind } of outcome.failed) {
+      failures.push(...(recordsOf.get(globalUserId) ?? []).map((id) => ({ id, reason: `score not stored: ${reason}`, kind })));
     }
 
     logger.info("batch scored", {
@@ -196,10 +205,14 @@ export function createStreamScorer(deps: StreamScorerDependencies) {
       ...outcome.stats,
     });
     // In batch order, so the log reads like the stream.
-    return partialBatchResponse(
+    const response = partialBatchResponse(
       failures,
       logger,
       Records.map((record) => record.kinesis.sequenceNumber),
+      metrics,
     );
+    metrics.skipped(skipped);
+    metrics.processed(Records.length - skipped - response.batchItemFailures.length);
+    return response;
   };
 }
