@@ -23,6 +23,8 @@ export interface RecordFailure<Id extends ItemIdentifier = string> {
   readonly id: Id;
   /** What was wrong, for the log. */
   readonly reason: string;
+  /** The correlation id of the activity the record carried, when known. */
+  readonly correlationId?: string;
 }
 
 /**
@@ -51,7 +53,11 @@ export function partialBatchResponse<Id extends ItemIdentifier = string>(
     if (seen.has(key)) continue;
     seen.add(key);
     reported.push(failure.id);
-    logger.warn("record failed", { record: failure.id, reason: failure.reason });
+    logger.warn("record failed", {
+      record: failure.id,
+      reason: failure.reason,
+      ...(failure.correlationId === undefined ? {} : { correlationId: failure.correlationId }),
+    });
   }
   return { batchItemFailures: reported.map((itemIdentifier) => ({ itemIdentifier })) };
 }
