@@ -21,6 +21,7 @@ import { type EnqueueFromActivityStreamEnvironment, enqueueFromActivityStreamCon
  * Builds the reader of user-activity records (its schema once, at cold start). A record is an
  * activity `{ globalUserId, action, result, timestamp?, metadata?, correlationId? }`, base64 UTF-8 JSON: one that
  * is not fails; a valid one that is not scorable (another action, a result other than success) is skipped.
+ * Its correlation id is the record's `correlationId` header, else the value's `correlationId`.
  */
 export function createUserActivityReader(): (record: KafkaRecord) => KafkaReading {
   const schema = z.object({
