@@ -152,7 +152,7 @@ describe("the local system", function () {
   });
 
   describe("a rescore on a sped-up clock", function () {
-    it("scores the fan again once TTL removes the rescore record", async function () {
+    it("scores the fan again once TTL removes the rescore record, both scores under the purchase's correlation id", async function () {
       const scoring = stackSection<{ arai: Record<string, unknown> }>("qa1", "scoring");
       // No freshness window: the rescore, seconds later in real time, fetches the ARAI again.
       const plan = await planStack("qa1", { scoring: { ...scoring, arai: { ...scoring.arai, freshnessSeconds: 0 } } });
@@ -164,9 +164,16 @@ describe("the local system", function () {
       });
       try {
         const fan = "fan-rescore-1";
+        const correlationId = "ord-1-7d2e1c90";
         booted.standIns.accounts.recordActivity(fan, { action: "purchase", at: new Date().toISOString() });
         await putJson(booted, streamOf(booted, "enqueueFromPurchaseStream"), [
-          { purchaseId: "ord-1", status: "SUCCESS", customer: { globalUserId: fan }, timestamp: new Date().toISOString() },
+          {
+            purchaseId: "ord-1",
+            status: "SUCCESS",
+            customer: { globalUserId: fan },
+            timestamp: new Date().toISOString(),
+            correlationId,
+          },
         ]);
         const scores = () =>
           booted.changes.filter((change) => {
@@ -189,6 +196,28 @@ describe("the local system", function () {
         assert.ok(versions[1]! > versions[0]!, `score versions ${versions.join(", ")}`);
         const [enqueued] = booted.logs("processRescoreEvents", "batch enqueued");
         assert.equal(enqueued?.sent, 1);
+
+        // The id went through the local queue as a message attribute, on the purchase and on its rescore.
+        // The table shows a write before the worker's log lines arrive: wait for them.
+        await until(
+          "the log lines of both scores",
+          () =>
+            booted.logs("lookupArai", "activity received").length >= 2 && booted.logs("scoreUsers", "score stored").length >= 2,
+        );
+        const storedIds = scores().map(
+          (change) =>
+            (change.data.dynamodb.NewImage as { lastActivity?: { M?: { correlationId?: { S?: string } } } }).lastActivity?.M
+              ?.correlationId?.S,
+        );
+        assert.deepEqual(storedIds.slice(0, 2), [correlationId, correlationId]);
+        const idsIn = (worker: string, message: string) => booted.logs(worker, message).map((line) => line.correlationId);
+        assert.deepEqual(idsIn("enqueueFromPurchaseStream", "activity enqueued"), [correlationId]);
+        assert.deepEqual(idsIn("processRescoreEvents", "activity enqueued"), [correlationId]);
+        // The purchase's message and the rescore's (and any redelivery): all under the attribute's id.
+        for (const line of booted.logs("lookupArai", "activity received")) {
+          assert.deepEqual([line.correlationId, line.correlationOrigin], [correlationId, "attribute"]);
+        }
+        assert.deepEqual(idsIn("scoreUsers", "score stored").slice(0, 2), [correlationId, correlationId]);
       } finally {
         await booted.stop();
       }
