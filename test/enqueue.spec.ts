@@ -196,7 +196,7 @@ describe("stream enqueue workers", function () {
       });
     }
 
-    it("skips an event that is not a vfLogin, logged at debug, not a failure", async function () {
+    it("skips an event that is not a vfLogin, logged at INFO with why, not a failure", async function () {
       const { onDemandQueue } = await resources();
       const handler = createEnqueueFromVfStream({
         env: { ON_DEMAND_QUEUE_URL: onDemandQueue },
@@ -216,7 +216,7 @@ describe("stream enqueue workers", function () {
       const skipped = logs.filter((line) => line.message === "record skipped");
       assert.deepEqual(
         skipped.map((line) => [line.level, line.record, line.reason]),
-        [["DEBUG", sequenceNumber(1), "event type vfRegistration is not vfLogin"]],
+        [["INFO", sequenceNumber(1), "event type vfRegistration is not vfLogin"]],
       );
       assert.equal((await sqs.drain(onDemandQueue)).length, 1);
     });
@@ -245,10 +245,11 @@ describe("stream enqueue workers", function () {
           at: spec.fixture.at,
         });
         assert.equal(attribute(message!, "MessageGroupId"), spec.fixture.globalUserId);
-        assert.equal(
-          attribute(message!, "MessageDeduplicationId"),
-          sha256(`${spec.source}\n${record!.eventSourceARN}\n${record!.kinesis.sequenceNumber}`),
-        );
+        const identity = `${spec.source}\n${record!.eventSourceARN}\n${record!.kinesis.sequenceNumber}`;
+        assert.equal(attribute(message!, "MessageDeduplicationId"), sha256(identity));
+        // The fixture carries no correlation id: one is made from the same identity, and sent as a String attribute.
+        const correlationId = sha256(identity).slice(0, 32);
+        assert.deepEqual(message!.MessageAttributes, { correlationId: { DataType: "String", StringValue: correlationId } });
 
         const items = await dynamo.scan(table);
         assert.equal(items.length, 1);
@@ -260,6 +261,7 @@ describe("stream enqueue workers", function () {
           rescoreDate: spec.fixture.rescoreDate,
           source: spec.source,
           expiresOn: Date.parse(`${spec.fixture.rescoreDate}T00:00:00Z`) / 1000,
+          correlationId,
         });
         assert.ok(Date.parse(dateCreated) >= before - 1000 && Date.parse(dateCreated) <= Date.now(), dateCreated);
         assert.equal(sendCalls(), 1);

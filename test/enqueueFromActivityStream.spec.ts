@@ -155,7 +155,7 @@ describe("enqueueFromActivityStream", function () {
   });
 
   describe("activities", function () {
-    it("are enqueued for every scorable action with result success, and skipped, logged at debug, otherwise", async function () {
+    it("are enqueued for every scorable action with result success, and skipped, logged at INFO with why, otherwise", async function () {
       const queue = await activityQueue();
       const handler = direct(queue);
       const actions = [...SCORABLE_ACTIONS];
@@ -178,9 +178,9 @@ describe("enqueueFromActivityStream", function () {
       assert.deepEqual(
         logs.filter((line) => line.message === "record skipped").map((line) => [line.level, line.record, line.reason]),
         [
-          ...actions.map((action, index) => ["DEBUG", at(1, 200 + index), `${action} result is failure, not success`]),
-          ["DEBUG", at(2, 300), "action logout is not scorable"],
-          ["DEBUG", at(2, 301), "action view_event is not scorable"],
+          ...actions.map((action, index) => ["INFO", at(1, 200 + index), `${action} result is failure, not success`]),
+          ["INFO", at(2, 300), "action logout is not scorable"],
+          ["INFO", at(2, 301), "action view_event is not scorable"],
         ],
       );
       assert.deepEqual(linesAt(logs, "WARN"), []);

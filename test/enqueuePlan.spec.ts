@@ -118,13 +118,21 @@ describe("enqueue planning", function () {
         id: sequenceNumber(3),
         message: { globalUserId: "gu-a04c77e2", source: "purchase", action: "purchase", at: "2026-11-24T09:20:11.004Z" },
         deduplicationId: sha256("purchase\narn:aws:kinesis:us-east-1:210987654321:stream/purchase-stream\n3"),
+        correlation: { id: "0b6f3a1c-purchase-7e41", origin: "carried" },
       };
 
       const { body: fifoBody, ...fifo } = outgoingMessage(planned, true);
       const { body: standardBody, ...standard } = outgoingMessage(planned, false);
 
-      assert.deepEqual(fifo, { id: sequenceNumber(3), groupId: "gu-a04c77e2", deduplicationId: planned.deduplicationId });
-      assert.deepEqual(standard, { id: sequenceNumber(3) });
+      // Both carry the correlation id as the String message attribute correlationId.
+      const attributes = { correlationId: "0b6f3a1c-purchase-7e41" };
+      assert.deepEqual(fifo, {
+        id: sequenceNumber(3),
+        groupId: "gu-a04c77e2",
+        deduplicationId: planned.deduplicationId,
+        attributes,
+      });
+      assert.deepEqual(standard, { id: sequenceNumber(3), attributes });
       for (const body of [fifoBody, standardBody]) assert.deepEqual(JSON.parse(body), planned.message);
     });
   });
@@ -179,6 +187,8 @@ describe("enqueue planning", function () {
             source: "purchase",
             expiresOn: Date.UTC(2026, 11, 6) / 1000,
             dateCreated: NOW.toISOString(),
+            // The record carries no id: the one made from its source, stream and sequence number.
+            correlationId: sha256(`purchase\n${purchase.eventSourceARN}\n${sequenceNumber(1)}`).slice(0, 32),
           },
           records: seqs([1]),
         },
@@ -200,6 +210,7 @@ describe("enqueue planning", function () {
             id: sequenceNumber(index),
             message: { globalUserId, source: "demand", action: "demand", at: at.toISOString() },
             deduplicationId: sha256(String(index)),
+            correlation: { id: `c-${index}`, origin: "carried" },
           }));
           const dueDay = (at: Date) => new Date(at.getTime() + delayDays * 86_400_000).toISOString().slice(0, 10);
           const expected = new Map<string, string[]>();
@@ -212,7 +223,11 @@ describe("enqueue planning", function () {
 
           assert.equal(rescores.length, expected.size);
           assert.deepEqual(new Map(rescores.map(({ item, records }) => [item.userId, records])), expected);
-          for (const { item } of rescores) assert.equal(item.userId, `rescore#${item.globalUserId}#${item.rescoreDate}`);
+          for (const { item, records } of rescores) {
+            assert.equal(item.userId, `rescore#${item.globalUserId}#${item.rescoreDate}`);
+            // The rescore carries the id of the first activity that called for it.
+            assert.equal(item.correlationId, planned.find((activity) => activity.id === records[0])!.correlation.id);
+          }
         }),
       );
     });

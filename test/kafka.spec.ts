@@ -269,6 +269,8 @@ describe("the Kafka user-activity topic", function () {
         id: `${TOPIC}-3@17502`,
         message: { globalUserId: "gu-a04c77e2", source: "kafka", action: "update_phone", at: "2026-11-24T18:15:00.500Z" },
         deduplicationId: deduplicationIdOf({ topic: TOPIC, partition: 3, offset: 17502 }),
+        // No id on the record: one made from the same topic, partition and offset.
+        correlation: { id: deduplicationIdOf({ topic: TOPIC, partition: 3, offset: 17502 }).slice(0, 32), origin: "made" },
       });
       assert.ok(activityMessageSchema().safeParse(planned.message).success);
     });

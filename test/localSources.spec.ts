@@ -390,6 +390,7 @@ describe("the local event source mappings", function () {
         receiptHandle: string;
         body: string;
         attributes: Record<string, string>;
+        messageAttributes: Record<string, unknown>;
         eventSource: string;
         eventSourceARN: string;
         awsRegion: string;
@@ -462,6 +463,41 @@ describe("the local event source mappings", function () {
       assert.ok(record.messageId && record.receiptHandle);
       assert.equal(record.attributes.ApproximateReceiveCount, "1");
       assert.equal(count("delivered"), 3);
+    });
+
+    it("hands message attributes sent with SendMessageBatch over as Lambda does, and none when a message has none", async function () {
+      const queue = await createQueue("on-demand-scoring", { VisibilityTimeout: "1" });
+      const fn = fakeFunction<SqsEvent>(() => ok());
+      await sqs.client.send(
+        new SendMessageBatchCommand({
+          QueueUrl: queue.url,
+          Entries: [
+            {
+              Id: "e0",
+              MessageBody: "with",
+              MessageAttributes: {
+                correlationId: { DataType: "String", StringValue: "9f0c4e1a-5b7d-4c2e-8a31-6d2f0b9e7c54" },
+                checksum: { DataType: "Binary", BinaryValue: Buffer.from([1, 2, 3]) },
+              },
+            },
+            { Id: "e1", MessageBody: "without" },
+          ],
+        }),
+      );
+      start(queue, fn);
+      await waitUntil(() => fn.events.flatMap((event) => event.Records).length >= 2, "both messages");
+      const [withAttributes] = deliveries(fn.events, "with");
+      const [withoutAttributes] = deliveries(fn.events, "without");
+      assert.deepEqual(withAttributes!.messageAttributes, {
+        correlationId: {
+          stringValue: "9f0c4e1a-5b7d-4c2e-8a31-6d2f0b9e7c54",
+          stringListValues: [],
+          binaryListValues: [],
+          dataType: "String",
+        },
+        checksum: { binaryValue: "AQID", stringListValues: [], binaryListValues: [], dataType: "Binary" },
+      });
+      assert.deepEqual(withoutAttributes!.messageAttributes, {});
     });
 
     it("deletes the messages that succeeded and leaves those reported for redelivery after the visibility timeout", async function () {

@@ -49,12 +49,29 @@ interface Message {
   readonly at?: string;
   readonly body?: string;
   readonly group?: string;
+  /** The `correlationId` attribute: `act-<messageId>` by default; null for none (an older producer's message). */
+  readonly correlationId?: string | null;
 }
 
 let messageCount = 0;
 const messageId = () => `6f1c2a3b-0d4e-4f5a-9b6c-${String(++messageCount).padStart(12, "0")}`;
 /** Activities one second apart from 18:09:00, in the order given, unless `at` says otherwise. */
 const activityAt = (index: number) => new Date(Date.parse("2026-11-24T18:09:00.000Z") + index * 1000).toISOString();
+
+/** The message attributes a message carries, in Lambda's shape. */
+function attributesOf(message: Message, id: string) {
+  const correlationId = message.correlationId === undefined ? `act-${id}` : message.correlationId;
+  return correlationId === null
+    ? {}
+    : { correlationId: { stringValue: correlationId, stringListValues: [], binaryListValues: [], dataType: "String" } };
+}
+
+/** The correlation id of the event's `index`-th message, as its attribute carries it. */
+const correlationIdOf = (event: { Records: { messageAttributes: object }[] }, index: number) =>
+  (event.Records[index]!.messageAttributes as { correlationId: { stringValue: string } }).correlationId.stringValue;
+
+/** The id made for a message without a usable attribute: 32 hex digits of the sha256 of `sqs` and its messageId. */
+const madeFromMessageId = (id: string) => sha256(`sqs\n${id}`).slice(0, 32);
 
 function bodyOf(message: Message, index: number): string {
   if (message.body !== undefined) return message.body;
@@ -71,11 +88,13 @@ function fifoEvent(messages: readonly Message[]) {
   return {
     Records: messages.map((message, index) => {
       const body = bodyOf(message, index);
+      const id = messageId();
       return {
         ...structuredClone(FIFO_RECORD),
-        messageId: messageId(),
+        messageId: id,
         body,
         md5OfBody: md5(body),
+        messageAttributes: attributesOf(message, id),
         attributes: {
           ...FIFO_RECORD.attributes,
           SequenceNumber: String(18873177232222703872n + BigInt(index)),
@@ -92,7 +111,14 @@ function standardEvent(messages: readonly Message[]) {
   return {
     Records: messages.map((message, index) => {
       const body = bodyOf(message, index);
-      return { ...structuredClone(STANDARD_RECORD), messageId: messageId(), body, md5OfBody: md5(body) };
+      const id = messageId();
+      return {
+        ...structuredClone(STANDARD_RECORD),
+        messageId: id,
+        body,
+        md5OfBody: md5(body),
+        messageAttributes: attributesOf(message, id),
+      };
     }),
   };
 }
@@ -243,6 +269,7 @@ describe("lookupArai", function () {
         action: "update_phone",
         source: "vf",
         at: "2026-11-24T18:09:40.000+00:00",
+        correlationId: correlationIdOf(event, 1),
       });
     });
 
@@ -271,6 +298,97 @@ describe("lookupArai", function () {
       const stored = (await fanRecord(fan))?.arai as { loginHistory: unknown[] };
       assert.equal(stored.loginHistory.length, LOGIN_HISTORY_LIMIT);
       assert.deepEqual(stored.loginHistory, loginHistory.slice(40));
+    });
+  });
+
+  describe("correlation ids", function () {
+    it("takes each message's id from its correlationId attribute, logs it on every line about it, and stores the latest's", async function () {
+      const [a, b] = ["gu-7f3c2a91", "gu-0b5e9d44"];
+      const event = fifoEvent([
+        { fan: a, action: "login", correlationId: "0f3e9a2c-login-a" },
+        { fan: b, action: "login", correlationId: "7c1d-login-b" },
+        { fan: a, action: "update_email", correlationId: "0f3e9a2c-email-a" },
+      ]);
+      const { response, logs } = await worker()(event);
+
+      assert.deepEqual(response, { batchItemFailures: [] });
+      assert.deepEqual(
+        logs.filter((line) => line.message === "activity received").map((line) => [line.level, line.record, line.correlationId]),
+        [
+          ["INFO", idsOf(event, 0)[0], "0f3e9a2c-login-a"],
+          ["INFO", idsOf(event, 1)[0], "7c1d-login-b"],
+          ["INFO", idsOf(event, 2)[0], "0f3e9a2c-email-a"],
+        ],
+      );
+      // One line per fan written (fans are written side by side, in any order), with the id stored and all the fan's ids.
+      const stored = logs.filter((line) => line.message === "ARAI stored");
+      assert.deepEqual(
+        new Map(stored.map((line) => [line.globalUserId, [line.correlationId, line.correlationIds]])),
+        new Map([
+          [a, ["0f3e9a2c-email-a", ["0f3e9a2c-login-a", "0f3e9a2c-email-a"]]],
+          [b, ["7c1d-login-b", ["7c1d-login-b"]]],
+        ]),
+      );
+      // Every line that names a fan carries the ids of that fan's activities, and no other.
+      const idsOfFan = { [a]: ["0f3e9a2c-login-a", "0f3e9a2c-email-a"], [b]: ["7c1d-login-b"] };
+      for (const line of logs.filter((entry) => entry.globalUserId !== undefined)) {
+        const carried = [line.correlationId, ...((line.correlationIds as string[] | undefined) ?? [])].filter(Boolean);
+        assert.ok(carried.length > 0, `${line.message} carries a correlation id`);
+        for (const id of carried) assert.ok(idsOfFan[String(line.globalUserId)]!.includes(String(id)), `${line.message}: ${id}`);
+      }
+      assert.equal(((await fanRecord(a))?.lastActivity as { correlationId?: string }).correlationId, "0f3e9a2c-email-a");
+      assert.equal(((await fanRecord(b))?.lastActivity as { correlationId?: string }).correlationId, "7c1d-login-b");
+    });
+
+    it("processes a message without the attribute (an older producer's) under an id made from its messageId, the same on redelivery", async function () {
+      const fan = "gu-7f3c2a91";
+      const event = standardEvent([{ fan, correlationId: null }]);
+      const id = idsOf(event, 0)[0]!;
+      const first = await worker()(event);
+      // Redelivered after the freshness window: the same message, the same id.
+      const again = await worker({ now: () => NOW + FRESHNESS_SECONDS * 1000 })(event);
+
+      for (const { response, logs } of [first, again]) {
+        assert.deepEqual(response, { batchItemFailures: [] });
+        const received = logs.find((line) => line.message === "activity received");
+        assert.deepEqual([received?.correlationId, received?.correlationOrigin], [madeFromMessageId(id), "made"]);
+        assert.deepEqual(linesAt(logs, "WARN"), []);
+      }
+      assert.equal((await fanRecord(fan))?.araiVersion, 2);
+      assert.equal(((await fanRecord(fan))?.lastActivity as { correlationId?: string }).correlationId, madeFromMessageId(id));
+    });
+
+    it("replaces an attribute that is not an id by the one made from the messageId, and logs why, never the value", async function () {
+      const junk = ["has a space", "x".repeat(129), '"}, "level": "ERROR', "\u001b[31mred\u001b[0m", "-leading-dash"];
+      const event = standardEvent(junk.map((correlationId, index) => ({ fan: `gu-junk-${index}`, correlationId })));
+      const { response, logs } = await worker()(event);
+
+      assert.deepEqual(response, { batchItemFailures: [] }, "a bad id never fails the message");
+      const replaced = logs.filter((line) => line.message === "correlation id replaced");
+      assert.deepEqual(
+        replaced.map((line) => [line.level, line.record, line.correlationId]),
+        idsOf(event, ...junk.keys()).map((id) => ["WARN", id, madeFromMessageId(id)]),
+      );
+      assert.match(String(replaced[1]!.problem), /^correlationId: .*128/);
+      for (const line of replaced) assert.match(String(line.problem), /^correlationId: /);
+      const written = JSON.stringify(logs);
+      for (const value of junk) assert.ok(!written.includes(JSON.stringify(value).slice(1, -1)), `the log never holds ${value}`);
+      for (const [index, id] of idsOf(event, ...junk.keys()).entries()) {
+        const stored = (await fanRecord(`gu-junk-${index}`))?.lastActivity as { correlationId?: string };
+        assert.equal(stored.correlationId, madeFromMessageId(id));
+      }
+    });
+
+    it("logs a fan whose ARAI is fresh at INFO, with why and its messages' ids", async function () {
+      const fan = "gu-7f3c2a91";
+      await putFanRecord(scoredFan(fan, 60));
+      const event = fifoEvent([{ fan }, { fan, action: "update_email" }]);
+      const { logs } = await worker()(event);
+      const fresh = logs.filter((line) => line.message.startsWith("ARAI fresh"));
+      assert.deepEqual(
+        fresh.map((line) => [line.level, line.globalUserId, line.correlationIds, line.araiUpdatedAt]),
+        [["INFO", fan, [correlationIdOf(event, 0), correlationIdOf(event, 1)], scoredFan(fan, 60).araiUpdatedAt]],
+      );
     });
   });
 
@@ -322,13 +440,19 @@ describe("lookupArai", function () {
       assert.equal(apiRequestsFor(fan), 1);
 
       clock = NOW + FRESHNESS_SECONDS * 1000 + 1;
-      await handler(fifoEvent([{ fan, action: "update_phone", at: "2026-11-24T18:15:00.500Z" }]));
+      const later = fifoEvent([{ fan, action: "update_phone", at: "2026-11-24T18:15:00.500Z" }]);
+      await handler(later);
       const item = await fanRecord(fan);
       assert.equal(apiRequestsFor(fan), 2);
       assert.equal(item?.araiVersion, 2);
       assert.equal(item?.type, "activityData");
       assert.equal(item?.araiUpdatedAt, new Date(clock).toISOString());
-      assert.deepEqual(item?.lastActivity, { action: "update_phone", source: "kafka", at: "2026-11-24T18:15:00.500Z" });
+      assert.deepEqual(item?.lastActivity, {
+        action: "update_phone",
+        source: "kafka",
+        at: "2026-11-24T18:15:00.500Z",
+        correlationId: correlationIdOf(later, 0),
+      });
       assert.equal(item?.score, 0.42);
       assert.equal(item?.scoreVersion, "fanrisk-2026-10");
       assert.equal(item?.scoredAraiVersion, 1);
@@ -484,8 +608,18 @@ describe("lookupArai", function () {
       assert.match(reasons[0]!, /^message body is not JSON/);
       assert.equal(reasons[1], `follows failed message ${idsOf(event, 2)[0]} in message group ${a}`);
       // The fan's messages before the failure were handled; those after are retried from the queue.
-      assert.deepEqual((await fanRecord(a))?.lastActivity, { action: "login", source: "kafka", at: activityAt(0) });
-      assert.deepEqual((await fanRecord(b))?.lastActivity, { action: "update_phone", source: "kafka", at: activityAt(4) });
+      assert.deepEqual((await fanRecord(a))?.lastActivity, {
+        action: "login",
+        source: "kafka",
+        at: activityAt(0),
+        correlationId: correlationIdOf(event, 0),
+      });
+      assert.deepEqual((await fanRecord(b))?.lastActivity, {
+        action: "update_phone",
+        source: "kafka",
+        at: activityAt(4),
+        correlationId: correlationIdOf(event, 4),
+      });
     });
 
     it("a fan failing in g1 fails every later message of g1, whichever fan it is for, and nothing of g2", async function () {
@@ -605,8 +739,8 @@ describe("lookupArai", function () {
         AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
       });
       const handler = lookupArai.factory();
-      const fifo = fixture("sqs-account-activity-fifo.json");
-      const standard = fixture("sqs-on-demand-standard.json");
+      const fifo = fixture<SqsEvent>("sqs-account-activity-fifo.json");
+      const standard = fixture<SqsEvent>("sqs-on-demand-standard.json");
       const first = await captureLogs(() => handler(fifo));
       const second = await captureLogs(() => handler(standard));
 
@@ -622,12 +756,19 @@ describe("lookupArai", function () {
       const item = await fanRecord("gu-7f3c2a91");
       assert.equal(item?.type, "activityData");
       assert.deepEqual(item?.arai, araiOf("gu-7f3c2a91"));
-      assert.deepEqual(item?.lastActivity, { action: "login", source: "kafka", at: "2026-11-24T18:09:15.370Z" });
+      // The FIFO fixture carries the correlationId attribute; the on-demand one, from an older producer, does not.
+      assert.deepEqual(item?.lastActivity, {
+        action: "login",
+        source: "kafka",
+        at: "2026-11-24T18:09:15.370Z",
+        correlationId: "9f0c4e1a-5b7d-4c2e-8a31-6d2f0b9e7c54",
+      });
       assert.ok(Math.abs(Date.parse(String(item?.araiUpdatedAt)) - Date.now()) < 60_000);
       assert.deepEqual((await fanRecord("gu-0b5e9d44"))?.lastActivity, {
         action: "verify_otp",
         source: "vf",
         at: "2026-11-24T18:11:02.004Z",
+        correlationId: madeFromMessageId(standard.Records[0]!.messageId),
       });
     });
 
@@ -686,15 +827,27 @@ describe("lookupArai rules (fans.ts)", function () {
 
   it("groups messages by fan in the order first seen, each fan with its latest activity", function () {
     const fans = fansOf([
-      { id: "m1", message: message("gu-b", "2026-11-24T18:00:00Z") },
-      { id: "m2", message: message("gu-a", "2026-11-24T18:00:05Z", "update_email") },
-      { id: "m3", message: message("gu-b", "2026-11-24T17:59:00Z") },
-      { id: "m4", message: message("gu-a", "2026-11-24T19:00:05+01:00", "verify_otp") },
+      { id: "m1", message: message("gu-b", "2026-11-24T18:00:00Z"), correlationId: "c1" },
+      { id: "m2", message: message("gu-a", "2026-11-24T18:00:05Z", "update_email"), correlationId: "c2" },
+      { id: "m3", message: message("gu-b", "2026-11-24T17:59:00Z"), correlationId: "c3" },
+      { id: "m4", message: message("gu-a", "2026-11-24T19:00:05+01:00", "verify_otp"), correlationId: "c4" },
     ]);
     assert.deepEqual(fans, [
-      { globalUserId: "gu-b", messageIds: ["m1", "m3"], latest: message("gu-b", "2026-11-24T18:00:00Z") },
+      {
+        globalUserId: "gu-b",
+        messageIds: ["m1", "m3"],
+        latest: message("gu-b", "2026-11-24T18:00:00Z"),
+        correlationIds: ["c1", "c3"],
+        latestCorrelationId: "c1",
+      },
       // Same instant: the later in the batch wins.
-      { globalUserId: "gu-a", messageIds: ["m2", "m4"], latest: message("gu-a", "2026-11-24T19:00:05+01:00", "verify_otp") },
+      {
+        globalUserId: "gu-a",
+        messageIds: ["m2", "m4"],
+        latest: message("gu-a", "2026-11-24T19:00:05+01:00", "verify_otp"),
+        correlationIds: ["c2", "c4"],
+        latestCorrelationId: "c4",
+      },
     ]);
   });
 
@@ -709,6 +862,7 @@ describe("lookupArai rules (fans.ts)", function () {
         const records = batch.map((item, index) => ({
           id: `m${index}`,
           message: { globalUserId: item.fan, source: item.source, action: "login", at: item.at.toISOString() },
+          correlationId: `c${index}`,
         }));
         const fans = fansOf(records);
         assert.deepEqual(fans.flatMap((fan) => fan.messageIds).sort(), records.map((item) => item.id).sort());
@@ -721,16 +875,23 @@ describe("lookupArai rules (fans.ts)", function () {
           );
           assert.ok(own.every((item) => Date.parse(item.message.at) <= Date.parse(fan.latest.at)));
           assert.ok(own.some((item) => item.message === fan.latest));
+          // The stored id is the latest activity's own.
+          assert.equal(fan.latestCorrelationId, own.find((item) => item.message === fan.latest)!.correlationId);
+          assert.deepEqual(
+            fan.correlationIds,
+            own.map((item) => item.correlationId),
+          );
         }
       }),
     );
   });
 
-  it("lastActivity holds action, source and at", function () {
-    assert.deepEqual(lastActivityOf(message("gu-a", "2026-11-24T18:00:00Z", "add_phone")), {
+  it("lastActivity holds action, source, at and the activity's correlation id", function () {
+    assert.deepEqual(lastActivityOf(message("gu-a", "2026-11-24T18:00:00Z", "add_phone"), "c-7"), {
       action: "add_phone",
       source: "kafka",
       at: "2026-11-24T18:00:00Z",
+      correlationId: "c-7",
     });
   });
 

@@ -66,6 +66,11 @@ function expectedDimensions(name: string): string[] {
 }
 
 describe("worker metrics", function () {
+  // The suite's set-up turns worker metrics off (test/support/setup.ts); here they are the subject.
+  let restoreMetrics: () => void;
+  before(() => (restoreMetrics = setEnvironment({ POWERTOOLS_METRICS_DISABLED: "false" })));
+  after(() => restoreMetrics());
+
   describe("the per-container recorder", function () {
     let restore: () => void;
     beforeEach(function () {

@@ -6,7 +6,8 @@
  * through → scoreUsers (model over HTTP) → the stored score. Then the same activity again, and
  * the score write's own change: nothing is stored twice and nothing loops. DynamoDB and SQS are
  * real local services; dynalite has no streams, so the change records are built from the
- * table's items exactly as DynamoDB writes them to Kinesis.
+ * table's items exactly as DynamoDB writes them to Kinesis. Last, two activities followed by their
+ * correlation ids through every log line the workers write, from the stream to the stored score.
  */
 import { strict as assert } from "node:assert";
 import { randomUUID } from "node:crypto";
@@ -24,7 +25,10 @@ import { fixture } from "./support/fixtures";
 import { ModelServer, predictionFor } from "./support/fanTableStream";
 import { countOperations, WireServer } from "./support/http";
 import { type LocalDynamo, type LocalSqs, startDynamo, startSqs } from "./support/localAws";
+import { captureLogs, type LogLine } from "./support/logs";
 import { startSecrets } from "./support/secrets";
+import { payloads, templates } from "./support/streamFixtures";
+import { recordLike, sequenceNumber, sha256 } from "./support/streams";
 
 type Item = Record<string, unknown>;
 type Handler = (event: unknown) => Promise<{ batchItemFailures: { itemIdentifier: string }[] }>;
@@ -90,7 +94,13 @@ describe("the scoring pipeline, one activity end to end", function () {
       receiptHandle: message.ReceiptHandle!,
       body: message.Body!,
       attributes: { ApproximateReceiveCount: "1", SentTimestamp: String(Date.now()), ...message.Attributes },
-      messageAttributes: {},
+      // String attributes as Lambda hands them over.
+      messageAttributes: Object.fromEntries(
+        Object.entries(message.MessageAttributes ?? {}).map(([name, value]) => [
+          name,
+          { stringValue: value.StringValue, stringListValues: [], binaryListValues: [], dataType: value.DataType },
+        ]),
+      ),
       md5OfBody: message.MD5OfBody!,
       eventSource: "aws:sqs",
       eventSourceARN: "arn:aws:sqs:us-east-1:210987654321:vfid-qa1-us-east-1-acct-activity-sqs.fifo",
@@ -217,5 +227,90 @@ describe("the scoring pipeline, one activity end to end", function () {
       messages.map((message) => JSON.parse(message.Body!)),
       [{ globalUserId: FAN, source: "rescore", action: "rescore", at: "2026-11-29T00:00:00.000Z" }],
     );
+  });
+  it("lets each activity be followed by its correlation id through every log line, from the stream to the stored score", async function () {
+    const [fanA, fanB] = ["gu-trail-0a71", "gu-trail-0b72"];
+    // A's producer sends an id in the event; B's sends none, so B's is made from its stream position.
+    const carried = "purchase-7d2e1c90-4f3b";
+    const made = sha256(`purchase\n${templates.purchase.eventSourceARN}\n${sequenceNumber(902)}`).slice(0, 32);
+    const idOf: Record<string, string> = { [fanA]: carried, [fanB]: made };
+    const batch = {
+      Records: [
+        recordLike(templates.purchase, 901, { ...payloads.purchase(fanA), correlationId: carried }),
+        recordLike(templates.purchase, 902, payloads.purchase(fanB)),
+      ],
+    };
+    // The workers as Lambda builds them, logging at INFO, the level they are deployed with.
+    const restoreLevel = setEnvironment({ POWERTOOLS_LOG_LEVEL: "INFO" });
+    const traced = {
+      enqueue: enqueueFromPurchaseStream.factory() as Handler,
+      lookup: lookupArai.factory() as Handler,
+      score: scoreUsers.factory() as Handler,
+      rescore: processRescoreEvents.factory() as Handler,
+    };
+    restoreLevel();
+
+    let queued: Message[] = [];
+    const { logs } = await captureLogs(async () => {
+      assert.deepEqual(await traced.enqueue(batch), noFailures);
+      queued = await sqs.drain(queue);
+      assert.deepEqual(await traced.lookup(sqsEvent(queued)), noFailures);
+      const changes = [];
+      for (const fan of [fanA, fanB]) changes.push(tableChange("INSERT", fan, { new: (await dynamo.item(table, fan))! }));
+      assert.deepEqual(await traced.score({ Records: changes }), noFailures);
+    });
+
+    // On the queue, as the String message attribute correlationId.
+    assert.deepEqual(
+      new Map(queued.map((message) => [JSON.parse(message.Body!).globalUserId, message.MessageAttributes?.correlationId])),
+      new Map([
+        [fanA, { DataType: "String", StringValue: carried }],
+        [fanB, { DataType: "String", StringValue: made }],
+      ]),
+    );
+    const idsOn = (line: LogLine) =>
+      [line.correlationId, ...((line.correlationIds as unknown[] | undefined) ?? [])].filter((id) => id !== undefined);
+    const summaries = ["batch enqueued", "batch done", "batch scored"];
+    // Log lines, not the metrics documents (EMF) written beside them.
+    const lines = logs.filter((line) => !("_aws" in line));
+    for (const line of lines) {
+      if (line.globalUserId === undefined) {
+        // A line about no fan is a batch's summary, and names no activity.
+        assert.ok(summaries.includes(line.message), `${line.service}: "${line.message}" names no fan`);
+        assert.deepEqual(idsOn(line), [], `${line.service}: "${line.message}"`);
+        continue;
+      }
+      const fan = String(line.globalUserId);
+      assert.ok(idOf[fan], `${line.service}: "${line.message}" is about a fan of this test`);
+      assert.ok(idsOn(line).length > 0, `${line.service}: "${line.message}" about ${fan} carries its correlation id`);
+      assert.deepEqual(
+        [...new Set(idsOn(line))],
+        [idOf[fan]],
+        `${line.service}: "${line.message}" carries ${fan}'s id and no other`,
+      );
+    }
+    for (const [fan, id] of Object.entries(idOf)) {
+      const lines = logs.filter((line) => idsOn(line).includes(id));
+      const hop = (service: string, message: string) =>
+        lines.find((line) => line.service === service && line.message === message);
+      assert.ok(hop("enqueueFromPurchaseStream", "activity enqueued"), `${fan}: enqueued under ${id}`);
+      assert.ok(hop("lookupArai", "activity received"), `${fan}: received by lookupArai under ${id}`);
+      assert.ok(hop("lookupArai", "ARAI stored"), `${fan}: ARAI stored under ${id}`);
+      const record = (await dynamo.item(table, fan))!;
+      assert.equal(record.type, "score");
+      assert.equal((record.lastActivity as { correlationId?: string }).correlationId, id, `${fan}: stored with lastActivity`);
+      const stored = hop("scoreUsers", "score stored");
+      assert.ok(stored, `${fan}: score stored under ${id}`);
+      assert.deepEqual([stored.globalUserId, stored.score], [fan, record.score]);
+    }
+    assert.notEqual(carried, made);
+
+    // Five days on, TTL deletes A's rescore: the rescore's activity carries the id of the activity that scheduled it.
+    const rescore = (await dynamo.item(table, `rescore#${fanA}#2026-11-29`))!;
+    assert.equal(rescore.correlationId, carried);
+    const removal = tableChange("REMOVE", String(rescore.userId), { old: rescore }, true);
+    assert.deepEqual((await captureLogs(() => traced.rescore({ Records: [removal] }))).result, noFailures);
+    const [rescored] = await sqs.drain(queue);
+    assert.equal(rescored?.MessageAttributes?.correlationId?.StringValue, carried);
   });
 });

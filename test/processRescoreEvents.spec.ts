@@ -116,7 +116,7 @@ describe("processRescoreEvents", function () {
     assert.deepEqual(warnings(logs), []);
     assert.deepEqual(
       logs.filter((line) => line.message === "record skipped").map((line) => [line.level, line.record, line.reason]),
-      cases.map(([, reason], index) => ["DEBUG", sequenceNumber(index), reason]),
+      cases.map(([, reason], index) => ["INFO", sequenceNumber(index), reason]),
     );
     assert.deepEqual(await sqs.drain(queueUrl), []);
   });

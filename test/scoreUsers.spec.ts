@@ -262,6 +262,11 @@ describe("scoreUsers", function () {
     assert.equal(dynamo.proxy.requests.length, 0);
     const skipped = logs.filter((line) => line.message === "record skipped");
     assert.equal(skipped.length, 5);
+    assert.deepEqual(
+      skipped.map((line) => line.level),
+      Array(5).fill("INFO"),
+      "skipped on purpose: logged at INFO with why",
+    );
     assert.match(String(skipped[0]!.reason), /MODIFY of a record of type "score", not activityData/);
     assert.match(String(skipped[3]!.reason), /INSERT of a record of type "stagingScore"/);
     assert.equal(skipped[4]!.reason, "REMOVE");
@@ -426,6 +431,47 @@ describe("scoreUsers", function () {
     assert.equal((await stored("gu-f41100b1"))?.type, "score");
     assert.equal((await stored("gu-f41100b3"))?.type, "score");
     assert.equal((await stored("gu-f41100b2"))?.type, "activityData");
+  });
+
+  it("logs each stored score and each failure with the correlation id stored with the fan's lastActivity", async function () {
+    dynamo.intercept = serviceRefuses(["UpdateItem"], DYNAMO_ITEM_TOO_LARGE, (request) => request.body.includes('"gu-c0440002"'));
+    const lastActivity = (correlationId?: string) => ({
+      action: "login",
+      source: "kafka",
+      at: "2026-11-24T09:14:31.000Z",
+      ...(correlationId === undefined ? {} : { correlationId }),
+    });
+    const changes = [
+      activityDataChange({ globalUserId: "gu-c0440001", araiVersion: 1, image: { lastActivity: lastActivity("act-0001") } }),
+      activityDataChange({ globalUserId: "gu-c0440002", araiVersion: 1, image: { lastActivity: lastActivity("act-0002") } }),
+      // Written before ids were stored, and holding one that is not an id: scored all the same, logged without one.
+      activityDataChange({ globalUserId: "gu-c0440003", araiVersion: 1, image: { lastActivity: lastActivity() } }),
+      activityDataChange({ globalUserId: "gu-c0440004", araiVersion: 1, image: { lastActivity: lastActivity("not an id") } }),
+    ];
+    const { event, sequenceNumbers } = kinesisEvent(changes);
+    await seed(changes.map((change) => unscored(imageOf(change))));
+
+    const { result, logs } = await worker()(event);
+
+    assert.deepEqual(failuresOf(result), [sequenceNumbers[1]]);
+    const storedLines = linesAt(logs, "INFO").filter((line) => line.message === "score stored");
+    const scores = new Map<string, unknown>();
+    for (const fan of ["gu-c0440001", "gu-c0440003", "gu-c0440004"]) scores.set(fan, (await stored(fan))?.score);
+    assert.deepEqual(
+      new Map(storedLines.map((line) => [line.globalUserId, [line.correlationId, line.score, line.scoreVersion]])),
+      new Map([
+        ["gu-c0440001", ["act-0001", scores.get("gu-c0440001"), MODEL_VERSION]],
+        ["gu-c0440003", [undefined, scores.get("gu-c0440003"), MODEL_VERSION]],
+        ["gu-c0440004", [undefined, scores.get("gu-c0440004"), MODEL_VERSION]],
+      ]),
+    );
+    const error = logs.find((line) => line.message === "score not stored");
+    assert.deepEqual([error?.level, error?.globalUserId, error?.correlationId], ["ERROR", "gu-c0440002", "act-0002"]);
+    const failed = logs.filter((line) => line.message === "record failed");
+    assert.deepEqual(
+      failed.map((line) => [line.record, line.correlationId]),
+      [[sequenceNumbers[1], "act-0002"]],
+    );
   });
 
   it("rejects an event that is not a Kinesis event, naming the worker", async function () {

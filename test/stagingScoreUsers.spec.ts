@@ -229,6 +229,36 @@ describe("stagingScoreUsers", function () {
     assert.equal((await dynamo.scan(table)).length, 9);
   });
 
+  it("logs each staging score stored, and each not stored, with the correlation id of the fan's last activity", async function () {
+    const [kept, stuck] = ["gu-5ca1e001", "gu-5ca1e002"];
+    leaveUnprocessed(`staging#${stuck}`);
+    const lastActivity = (correlationId: string) => ({
+      action: "login",
+      source: "kafka",
+      at: "2026-11-24T09:14:31.000Z",
+      correlationId,
+    });
+    const { event } = kinesisEvent([
+      activityDataChange({ globalUserId: kept, araiVersion: 1, image: { lastActivity: lastActivity("act-kept") } }),
+      activityDataChange({ globalUserId: stuck, araiVersion: 1, image: { lastActivity: lastActivity("act-stuck") } }),
+    ]);
+
+    const { logs } = await worker()(event);
+
+    const storedLine = logs.find((line) => line.message === "staging score stored");
+    assert.deepEqual(
+      [storedLine?.level, storedLine?.globalUserId, storedLine?.correlationId, storedLine?.score, storedLine?.version],
+      ["INFO", kept, "act-kept", (await stored(`staging#${kept}`))?.score, STAGING_VERSION],
+    );
+    assert.equal(logs.filter((line) => line.message === "staging score stored").length, 1);
+    const error = logs.find((line) => line.message === "staging score not stored");
+    assert.deepEqual([error?.globalUserId, error?.correlationId], [stuck, "act-stuck"]);
+    assert.deepEqual(
+      logs.filter((line) => line.message === "record failed").map((line) => line.correlationId),
+      ["act-stuck"],
+    );
+  });
+
   it("skips every change that is not fresh activityData, its own staging writes included, calling nothing", async function () {
     const { result } = await worker()(
       kinesisEvent(

@@ -191,6 +191,8 @@ export function deployedEnvironment(services: MetricServices, worker: WorkerName
     // Errors are what these runs are about; the rest of the log is not.
     POWERTOOLS_LOG_LEVEL: "ERROR",
     AWS_LAMBDA_LOG_LEVEL: undefined,
+    // The metrics are what these runs are about (test/support/setup.ts turns them off elsewhere).
+    POWERTOOLS_METRICS_DISABLED: "false",
   };
   const scoring = {
     TABLE_NAME: services.table,

@@ -159,6 +159,7 @@ export async function startSqs(): Promise<LocalSqs> {
             // Local SQS reads the older AttributeNames; SQS takes either.
             AttributeNames: ["All"],
             MessageSystemAttributeNames: ["All"],
+            MessageAttributeNames: ["All"],
             WaitTimeSeconds: 0,
           }),
         );

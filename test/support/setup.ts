@@ -5,3 +5,5 @@
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 // Worker logs are JSON on stdout; tests that check them capture it (see logs.ts).
 process.env.POWERTOOLS_LOG_LEVEL ??= "WARN";
+// Worker metrics (EMF documents on stdout) likewise: the specs about them turn them on (emittedMetrics.ts).
+process.env.POWERTOOLS_METRICS_DISABLED ??= "true";

@@ -1,6 +1,7 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { z } from "zod";
 import { defineWorker } from "../shared/runtime/contract";
+import { CORRELATION_ID_ATTRIBUTE, createCorrelationRule } from "../shared/runtime/correlation";
 import { loadEnvironment } from "../shared/runtime/environment";
 import { instrumentHandler } from "../shared/runtime/handler";
 import { createLogger } from "../shared/runtime/logging";
@@ -12,6 +13,7 @@ import {
   type KafkaReading,
   type KafkaRecord,
   kafkaEventSchema,
+  kafkaHeader,
   kafkaRecordsInOrder,
   planKafkaActivity,
 } from "../shared/scoring/kafka";
@@ -19,8 +21,9 @@ import { type EnqueueFromActivityStreamEnvironment, enqueueFromActivityStreamCon
 
 /**
  * Builds the reader of user-activity records (its schema once, at cold start). A record is an
- * activity `{ globalUserId, action, result, timestamp?, metadata? }`, base64 UTF-8 JSON: one that
+ * activity `{ globalUserId, action, result, timestamp?, metadata?, correlationId? }`, base64 UTF-8 JSON: one that
  * is not fails; a valid one that is not scorable (another action, a result other than success) is skipped.
+ * Its correlation id is the record's `correlationId` header, else the value's `correlationId`.
  */
 export function createUserActivityReader(): (record: KafkaRecord) => KafkaReading {
   const schema = z.object({
@@ -30,6 +33,7 @@ export function createUserActivityReader(): (record: KafkaRecord) => KafkaReadin
     // Producers write an absent optional field as null too; a missing or unusable time falls back to the record's.
     timestamp: z.union([z.string(), z.number()]).nullish(),
     metadata: z.record(z.string(), z.unknown()).nullish(),
+    correlationId: z.unknown().optional(),
   });
   return (record) => {
     if (record.value === undefined) return { kind: "fail", reason: "record has no value" };
@@ -39,13 +43,15 @@ export function createUserActivityReader(): (record: KafkaRecord) => KafkaReadin
     const decoded = decodeWith(schema, data.value, "activity");
     if (!decoded.ok) return { kind: "fail", reason: decoded.reason };
     const { globalUserId, action, result, timestamp } = decoded.value;
+    // The header is the producer's transport metadata; the value's own field is the fallback.
+    const correlationId = kafkaHeader(record, CORRELATION_ID_ATTRIBUTE) ?? decoded.value.correlationId;
     if (!isScorable(decoded.value)) {
       return {
         kind: "skip",
         reason: result === "success" ? `action ${action} is not scorable` : `${action} result is ${result}, not success`,
       };
     }
-    return { kind: "activity", globalUserId, action, timestamp };
+    return { kind: "activity", globalUserId, action, timestamp, ...(correlationId === undefined ? {} : { correlationId }) };
   };
 }
 
@@ -56,13 +62,14 @@ export function createUserActivityReader(): (record: KafkaRecord) => KafkaReadin
  */
 export function createEnqueueFromActivityStream(deps: EnqueueDependencies<EnqueueFromActivityStreamEnvironment>) {
   const eventSchema = kafkaEventSchema();
+  const correlationOf = createCorrelationRule();
   return createEnqueuer(
     deps,
     {
       records: (event) =>
         kafkaRecordsInOrder(parseEvent(eventSchema, event, enqueueFromActivityStreamContract.name, "self-managed Kafka")),
       read: createUserActivityReader(),
-      plan: planKafkaActivity,
+      plan: (id, record, reading, now) => planKafkaActivity(id, record, reading, now, correlationOf),
     },
     { queueUrl: deps.env.ACTIVITY_QUEUE_URL, fifo: true },
   );

@@ -12,9 +12,12 @@ import { type ActivityStreamDependencies, createActivityStreamEnqueuer } from ".
 import { activityFrom, createDynamoChangeReader, type StreamReader } from "../shared/scoring/streamReading";
 import { enqueueFromDemandStreamContract } from "./contract";
 
-/** dmnd-table-stream: changes of the demand table; a fan registering or updating demand is activity, a removal is not. */
+/**
+ * dmnd-table-stream: changes of the demand table; a fan registering or updating demand is
+ * activity, a removal is not. The new image's `correlationId`, if any, is carried on.
+ */
 export function createDemandChangeReader(): StreamReader {
-  const image = z.object({ globalUserId: globalUserIdSchema() });
+  const image = z.object({ globalUserId: globalUserIdSchema(), correlationId: z.unknown().optional() });
   return createDynamoChangeReader(({ eventName, newImage, changedAt }) => {
     if (eventName === "REMOVE") return { kind: "skip", reason: "demand record removed" };
     if (!newImage) return { kind: "fail", reason: `demand ${eventName} carries no new image` };
@@ -22,6 +25,7 @@ export function createDemandChangeReader(): StreamReader {
       decodeWith(image, newImage, `demand ${eventName} new image`),
       (demand) => demand.globalUserId,
       () => (changedAt === undefined ? undefined : new Date(changedAt).toISOString()),
+      (demand) => demand.correlationId,
     );
   });
 }

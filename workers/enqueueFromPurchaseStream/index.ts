@@ -12,12 +12,13 @@ import { type ActivityStreamDependencies, createActivityStreamEnqueuer } from ".
 import { activityFrom, readJson, type StreamReader } from "../shared/scoring/streamReading";
 import { enqueueFromPurchaseStreamContract } from "./contract";
 
-/** purchase-stream: a purchase event; only successful purchases are activity. */
+/** purchase-stream: a purchase event; only successful purchases are activity. Its `correlationId`, if any, is carried on. */
 export function createPurchaseReader(): StreamReader {
   const schema = z.object({
     status: z.literal("SUCCESS"),
     customer: z.object({ globalUserId: globalUserIdSchema() }),
     timestamp: z.unknown().optional(),
+    correlationId: z.unknown().optional(),
   });
   return (record) =>
     readJson(record, (data) => {
@@ -27,6 +28,7 @@ export function createPurchaseReader(): StreamReader {
         decodeWith(schema, data, "purchase event"),
         (event) => event.customer.globalUserId,
         (event) => event.timestamp,
+        (event) => event.correlationId,
       );
     });
 }

@@ -12,15 +12,20 @@ import { type ActivityStreamDependencies, createActivityStreamEnqueuer } from ".
 import { activityFrom, readJson, type StreamReader } from "../shared/scoring/streamReading";
 import { enqueueFromSQJourneyStreamContract } from "./contract";
 
-/** sq-journey-stream: a queue-journey event `{ globalUserId, journeyStep, timestamp, … }`. */
+/** sq-journey-stream: a queue-journey event `{ globalUserId, journeyStep, timestamp, correlationId?, … }`. */
 export function createSQJourneyReader(): StreamReader {
-  const schema = z.object({ globalUserId: globalUserIdSchema(), timestamp: z.unknown().optional() });
+  const schema = z.object({
+    globalUserId: globalUserIdSchema(),
+    timestamp: z.unknown().optional(),
+    correlationId: z.unknown().optional(),
+  });
   return (record) =>
     readJson(record, (data) =>
       activityFrom(
         decodeWith(schema, data, "queue-journey event"),
         (event) => event.globalUserId,
         (event) => event.timestamp,
+        (event) => event.correlationId,
       ),
     );
 }

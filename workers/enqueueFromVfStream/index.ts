@@ -11,9 +11,14 @@ import { createStreamEnqueuer, type EnqueueDependencies } from "../shared/scorin
 import { activityFrom, readJson, type StreamReader } from "../shared/scoring/streamReading";
 import { type EnqueueFromVfStreamEnvironment, enqueueFromVfStreamContract } from "./contract";
 
-/** vf-input-stream: `{ type: "vfLogin", globalUserId, timestamp, … }`; other types are not ours. */
+/** vf-input-stream: `{ type: "vfLogin", globalUserId, timestamp, correlationId?, … }`; other types are not ours. */
 export function createVfLoginReader(): StreamReader {
-  const schema = z.object({ type: z.literal("vfLogin"), globalUserId: globalUserIdSchema(), timestamp: z.unknown().optional() });
+  const schema = z.object({
+    type: z.literal("vfLogin"),
+    globalUserId: globalUserIdSchema(),
+    timestamp: z.unknown().optional(),
+    correlationId: z.unknown().optional(),
+  });
   return (record) =>
     readJson(record, (data) => {
       const type = (data as { type?: unknown } | null)?.type;
@@ -23,6 +28,7 @@ export function createVfLoginReader(): StreamReader {
         decodeWith(schema, data, "VF login event"),
         (event) => event.globalUserId,
         (event) => event.timestamp,
+        (event) => event.correlationId,
       );
     });
 }

@@ -9,6 +9,8 @@ export interface ActivityRecord {
   /** The SQS messageId. */
   readonly id: string;
   readonly message: ActivityMessage;
+  /** The message's correlation id (its `correlationId` attribute, or one made from its messageId). */
+  readonly correlationId: string;
 }
 
 /** One fan of the batch: its messages (in batch order) and its latest activity. */
@@ -16,6 +18,10 @@ export interface FanLookup {
   readonly globalUserId: string;
   readonly messageIds: string[];
   readonly latest: ActivityMessage;
+  /** The correlation ids of its messages, in batch order. */
+  readonly correlationIds: string[];
+  /** The latest activity's correlation id: the one stored with `lastActivity`. */
+  readonly latestCorrelationId: string;
 }
 
 /** When an activity happened, in milliseconds. */
@@ -26,22 +32,43 @@ const activityTime = (message: ActivityMessage) => Date.parse(message.at);
  * by `at` (on a tie, the later in the batch: the queue delivered it after).
  */
 export function fansOf(records: readonly ActivityRecord[]): FanLookup[] {
-  const fans = new Map<string, { globalUserId: string; messageIds: string[]; latest: ActivityMessage }>();
-  for (const { id, message } of records) {
+  const fans = new Map<
+    string,
+    { globalUserId: string; messageIds: string[]; latest: ActivityMessage; correlationIds: string[]; latestCorrelationId: string }
+  >();
+  for (const { id, message, correlationId } of records) {
     const fan = fans.get(message.globalUserId);
     if (!fan) {
-      fans.set(message.globalUserId, { globalUserId: message.globalUserId, messageIds: [id], latest: message });
+      fans.set(message.globalUserId, {
+        globalUserId: message.globalUserId,
+        messageIds: [id],
+        latest: message,
+        correlationIds: [correlationId],
+        latestCorrelationId: correlationId,
+      });
       continue;
     }
     fan.messageIds.push(id);
-    if (activityTime(message) >= activityTime(fan.latest)) fan.latest = message;
+    fan.correlationIds.push(correlationId);
+    if (activityTime(message) >= activityTime(fan.latest)) {
+      fan.latest = message;
+      fan.latestCorrelationId = correlationId;
+    }
   }
   return [...fans.values()];
 }
 
-/** The fan record's `lastActivity`. */
-export function lastActivityOf(message: ActivityMessage): { action: string; source: string; at: string } {
-  return { action: message.action, source: message.source, at: message.at };
+/** The fan record's `lastActivity`: what the fan did, and the correlation id of that activity. */
+export function lastActivityOf(
+  message: ActivityMessage,
+  correlationId?: string,
+): { action: string; source: string; at: string; correlationId?: string } {
+  return {
+    action: message.action,
+    source: message.source,
+    at: message.at,
+    ...(correlationId === undefined ? {} : { correlationId }),
+  };
 }
 
 /**

@@ -6,8 +6,9 @@ import { loadEnvironment } from "../shared/runtime/environment";
 import { isHttpServiceError } from "../shared/runtime/http";
 import { instrumentHandler } from "../shared/runtime/handler";
 import { createLogger, describeError, type Logger } from "../shared/runtime/logging";
+import { CORRELATION_ID_ATTRIBUTE, createCorrelationRule } from "../shared/runtime/correlation";
 import { createWorkerMetrics, discardedMetrics, failureReasonOf, type WorkerMetrics } from "../shared/runtime/metrics";
-import { decodeJson, decodeWith, parseEvent, sqsEventSchema } from "../shared/runtime/records";
+import { decodeJson, decodeWith, messageAttributeString, parseEvent, sqsEventSchema } from "../shared/runtime/records";
 import { mapConcurrently } from "../shared/runtime/retry";
 import { createSecretReader } from "../shared/runtime/secrets";
 import { DEPENDENCIES, type FailureReason } from "../shared/runtime/telemetry";
@@ -53,6 +54,7 @@ export function createLookupArai(deps: LookupAraiDependencies) {
   const metrics = deps.metrics ?? discardedMetrics();
   const eventSchema = sqsEventSchema();
   const messageSchema = activityMessageSchema();
+  const correlationOf = createCorrelationRule();
   const table = env.TABLE_NAME;
   const freshnessMs = env.ARAI_FRESHNESS_SECONDS * 1000;
 
@@ -84,34 +86,49 @@ export function createLookupArai(deps: LookupAraiDependencies) {
     for (const fan of fans) {
       const key = fanKey(fan.globalUserId);
       if (unread.has(key)) fail(fan, `fan record still unprocessed by BatchGetItem on ${table} after retries`, "unprocessed");
-      else if (isFresh(updatedAt.get(key), nowMs, freshnessMs)) fresh += 1;
-      else stale.push(fan);
+      else if (isFresh(updatedAt.get(key), nowMs, freshnessMs)) {
+        fresh += 1;
+        logger.info("ARAI fresh; not fetched again, nothing written", {
+          globalUserId: fan.globalUserId,
+          correlationIds: fan.correlationIds,
+          araiUpdatedAt: updatedAt.get(key),
+        });
+      } else stale.push(fan);
     }
     return { stale, fresh };
   }
 
   /** Fetches and writes one fan's ARAI; says why not when it could not. */
   async function refresh(fan: FanLookup): Promise<"written" | "unknownFan" | { failed: string; kind: FailureReason }> {
-    const { globalUserId } = fan;
+    const { globalUserId, correlationIds } = fan;
     let lookup: AraiLookup;
     try {
       lookup = await deps.fetchArai(globalUserId);
     } catch (error) {
-      logger.error("ARAI lookup failed", { globalUserId, messages: fan.messageIds.length, error: failureDetails(error) });
+      logger.error("ARAI lookup failed", {
+        globalUserId,
+        correlationIds,
+        messages: fan.messageIds.length,
+        error: failureDetails(error),
+      });
       return { failed: `ARAI lookup failed: ${(error as Error).message}`, kind: "dependency" };
     }
     if (lookup.status === "unknownFan") {
       // Not retryable: asking again gives the same answer. There is nothing to score.
-      logger.warn("fan unknown to the accounts service; messages let go", { globalUserId, messages: fan.messageIds.length });
+      logger.warn("fan unknown to the accounts service; messages let go", {
+        globalUserId,
+        correlationIds,
+        messages: fan.messageIds.length,
+      });
       return "unknownFan";
     }
     const trimmed = trimArai(lookup.arai);
     if (!trimmed.ok) {
-      logger.error("ARAI not stored", { globalUserId, reason: trimmed.reason });
+      logger.error("ARAI not stored", { globalUserId, correlationIds, reason: trimmed.reason });
       return { failed: trimmed.reason, kind: "invalid" };
     }
     if (trimmed.dropped.loginHistory > 0 || trimmed.dropped.linkedAccounts > 0) {
-      logger.debug("ARAI trimmed", { globalUserId, bytes: trimmed.bytes, dropped: trimmed.dropped });
+      logger.debug("ARAI trimmed", { globalUserId, correlationIds, bytes: trimmed.bytes, dropped: trimmed.dropped });
     }
     const stamp = new Date(now()).toISOString();
     try {
@@ -128,16 +145,17 @@ export function createLookupArai(deps: LookupAraiDependencies) {
             ":g": globalUserId,
             ":arai": trimmed.snapshot,
             ":now": stamp,
-            ":latest": lastActivityOf(fan.latest),
+            ":latest": lastActivityOf(fan.latest, fan.latestCorrelationId),
             ":one": 1,
           },
         }),
       );
     } catch (error) {
       const reason = `UpdateItem on ${table} failed: ${(error as Error).name}: ${(error as Error).message}`;
-      logger.error("ARAI not written", { globalUserId, table, error: describeError(error) });
+      logger.error("ARAI not written", { globalUserId, correlationIds, table, error: describeError(error) });
       return { failed: reason, kind: failureReasonOf(error) };
     }
+    logger.info("ARAI stored", { globalUserId, correlationId: fan.latestCorrelationId, correlationIds, araiUpdatedAt: stamp });
     return "written";
   }
 
@@ -152,11 +170,29 @@ export function createLookupArai(deps: LookupAraiDependencies) {
 
     const failures: RecordFailure[] = [];
     const decoded: ActivityRecord[] = [];
+    const correlationIds = new Map<string, string>();
     for (const record of records) {
+      // An older producer sends no attribute: the message gets an id made from its messageId and is processed.
+      const correlation = correlationOf(messageAttributeString(record, CORRELATION_ID_ATTRIBUTE), ["sqs", record.messageId]);
+      const correlationId = correlation.id;
+      correlationIds.set(record.messageId, correlationId);
+      if (correlation.origin === "replaced") {
+        logger.warn("correlation id replaced", { record: record.messageId, correlationId, problem: correlation.problem });
+      }
       const json = decodeJson(record.body, "message body");
       const message = json.ok ? decodeWith(messageSchema, json.value, "activity message") : json;
-      if (message.ok) decoded.push({ id: record.messageId, message: message.value });
-      else failures.push({ id: record.messageId, reason: message.reason, kind: "invalid" });
+      if (message.ok) {
+        decoded.push({ id: record.messageId, message: message.value, correlationId });
+        const { globalUserId, source, action } = message.value;
+        logger.info("activity received", {
+          record: record.messageId,
+          correlationId,
+          correlationOrigin: correlation.origin === "carried" ? "attribute" : correlation.origin,
+          globalUserId,
+          source,
+          action,
+        });
+      } else failures.push({ id: record.messageId, reason: message.reason, kind: "invalid", correlationId });
     }
     // Messages behind a malformed one in their group are failed regardless: not looked up now.
     const blocked = new Set(stopGroupsAtFirstFailure(ordered, failures).map((failure) => failure.id));
@@ -189,7 +225,12 @@ export function createLookupArai(deps: LookupAraiDependencies) {
       unknownFans: outcomes.filter((outcome) => outcome === "unknownFan").length,
       failedMessages: reported.length,
     });
-    return partialBatchResponse(reported, logger, undefined, metrics);
+    return partialBatchResponse(
+      reported.map((failure) => ({ ...failure, correlationId: failure.correlationId ?? correlationIds.get(failure.id) })),
+      logger,
+      undefined,
+      metrics,
+    );
   };
 }
 

@@ -21,6 +21,8 @@ export function createRescoreRemovalReader(): StreamReader {
     userId: z.string().min(1),
     globalUserId: globalUserIdSchema(),
     rescoreDate: z.string().refine((date) => parseIsoDateTime(`${date}T00:00:00Z`) !== undefined, "expected YYYY-MM-DD"),
+    // The id of the activity that scheduled it; a rescore written before ids were stored has none.
+    correlationId: z.unknown().optional(),
   });
   return createDynamoChangeReader(({ eventName, oldImage, userIdentity, keys }) => {
     if (eventName !== "REMOVE") return { kind: "skip", reason: `${eventName} is not a removal` };
@@ -42,13 +44,15 @@ export function createRescoreRemovalReader(): StreamReader {
       globalUserId: decoded.value.globalUserId,
       timestamp: `${decoded.value.rescoreDate}T00:00:00.000Z`,
       identity: decoded.value.userId,
+      ...(decoded.value.correlationId === undefined ? {} : { correlationId: decoded.value.correlationId }),
     };
   });
 }
 
 /**
  * Rescore records deleted by TTL to the account-activity queue, deduplicated by the rescore key
- * (a record TTL deletes once, redelivered by Kinesis, is enqueued once).
+ * (a record TTL deletes once, redelivered by Kinesis, is enqueued once), with the correlation id
+ * of the activity that scheduled the rescore (one made from the rescore key when it has none).
  */
 export function createProcessRescoreEvents(deps: EnqueueDependencies<ProcessRescoreEventsEnvironment>) {
   return createStreamEnqueuer(

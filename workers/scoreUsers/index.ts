@@ -61,6 +61,13 @@ export function createScoreUsers(deps: ScoreUsersDependencies) {
     await mapConcurrently(scores, WRITE_CONCURRENCY, async (scored) => {
       try {
         await documents.send(new UpdateCommand(scoreUpdate(env.TABLE_NAME, scored, env.MODEL_VERSION, now().toISOString())));
+        logger.info("score stored", {
+          globalUserId: scored.globalUserId,
+          correlationId: scored.correlationId,
+          score: scored.score,
+          scoreVersion: env.MODEL_VERSION,
+          araiVersion: scored.araiVersion,
+        });
       } catch (error) {
         if ((error as Error).name === "ConditionalCheckFailedException") {
           // Not a failure: the stored score already comes from this ARAI or a newer one, or the
@@ -68,12 +75,17 @@ export function createScoreUsers(deps: ScoreUsersDependencies) {
           stale += 1;
           logger.info("score not stored: the fan was already scored from this or newer ARAI, or its record is gone", {
             globalUserId: scored.globalUserId,
+            correlationId: scored.correlationId,
             araiVersion: scored.araiVersion,
           });
           return;
         }
         const { message, code } = describeError(error);
-        logger.error("score not stored", { globalUserId: scored.globalUserId, error: { message, code } });
+        logger.error("score not stored", {
+          globalUserId: scored.globalUserId,
+          correlationId: scored.correlationId,
+          error: { message, code },
+        });
         failed.push({
           globalUserId: scored.globalUserId,
           reason: `UpdateItem on ${env.TABLE_NAME} failed: ${code ?? "Error"}: ${message}`,

@@ -49,8 +49,21 @@ export function createStagingScoreUsers(deps: StagingScoreUsersDependencies) {
     const at = now().toISOString();
     const items = scores.map((scored) => stagingScoreItem(scored, env.MODEL_VERSION, at));
     const { unwritten, calls } = await batchPutItems(documents, env.TABLE_NAME, KEY, items, deps.batchOptions);
-    for (const { item, reason } of unwritten)
-      logger.error("staging score not stored", { globalUserId: item.globalUserId, reason });
+    const correlationIds = new Map(scores.map((scored) => [scored.globalUserId, scored.correlationId]));
+    const notStored = new Set(unwritten.map(({ item }) => String(item.globalUserId)));
+    for (const { item, reason } of unwritten) {
+      const globalUserId = String(item.globalUserId);
+      logger.error("staging score not stored", { globalUserId, correlationId: correlationIds.get(globalUserId), reason });
+    }
+    for (const scored of scores) {
+      if (notStored.has(scored.globalUserId)) continue;
+      logger.info("staging score stored", {
+        globalUserId: scored.globalUserId,
+        correlationId: scored.correlationId,
+        score: scored.score,
+        version: env.MODEL_VERSION,
+      });
+    }
     metrics.scoresWritten(env.MODEL_VERSION, items.length - unwritten.length);
     return {
       failed: unwritten.map(({ item, reason }) => ({

@@ -36,7 +36,10 @@ export interface SqsMappingOptions {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The event Lambda hands a function for SQS messages. */
+/**
+ * The event Lambda hands a function for SQS messages. Message attributes come as Lambda gives
+ * them: `{ stringValue | binaryValue (base64), stringListValues: [], binaryListValues: [], dataType }`.
+ */
 function sqsEvent(options: SqsMappingOptions, messages: readonly Message[]) {
   return {
     Records: messages.map((message) => ({
@@ -48,8 +51,8 @@ function sqsEvent(options: SqsMappingOptions, messages: readonly Message[]) {
         Object.entries(message.MessageAttributes ?? {}).map(([name, value]) => [
           name,
           {
-            stringValue: value.StringValue,
-            binaryValue: value.BinaryValue ? Buffer.from(value.BinaryValue).toString("base64") : undefined,
+            ...(value.StringValue === undefined ? {} : { stringValue: value.StringValue }),
+            ...(value.BinaryValue === undefined ? {} : { binaryValue: Buffer.from(value.BinaryValue).toString("base64") }),
             stringListValues: [],
             binaryListValues: [],
             dataType: value.DataType,

@@ -27,6 +27,8 @@ export interface RecordFailure<Id extends ItemIdentifier = string> {
   readonly reason: string;
   /** The `reason` dimension it is counted under (runtime/telemetry.ts). @default "error" */
   readonly kind?: FailureReason;
+  /** The correlation id of the activity the record carried, when known. */
+  readonly correlationId?: string;
 }
 
 /**
@@ -58,7 +60,11 @@ export function partialBatchResponse<Id extends ItemIdentifier = string>(
     seen.add(key);
     reported.push(failure.id);
     metrics?.failed(failure.kind ?? "error");
-    logger.warn("record failed", { record: failure.id, reason: failure.reason });
+    logger.warn("record failed", {
+      record: failure.id,
+      reason: failure.reason,
+      ...(failure.correlationId === undefined ? {} : { correlationId: failure.correlationId }),
+    });
   }
   return { batchItemFailures: reported.map((itemIdentifier) => ({ itemIdentifier })) };
 }

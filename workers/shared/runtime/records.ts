@@ -39,12 +39,25 @@ export const sqsEventSchema = () =>
         messageId: z.string().min(1),
         body: z.string(),
         attributes: z.object({ MessageGroupId: z.string().optional(), ApproximateReceiveCount: z.string().optional() }).loose(),
+        /** `{ <name>: { stringValue, dataType, … } }`; read with messageAttributeString. */
+        messageAttributes: z.record(z.string(), z.unknown()).optional(),
         eventSourceARN: z.string().optional(),
       }),
     ),
   });
 export type SqsEvent = z.infer<ReturnType<typeof sqsEventSchema>>;
 export type SqsRecord = SqsEvent["Records"][number];
+
+/**
+ * The value of a message's String attribute `name` as Lambda delivers it
+ * (`messageAttributes.<name>.stringValue`), undefined when absent; a value of another shape comes
+ * back as it is, for the caller's check to refuse.
+ */
+export function messageAttributeString(record: SqsRecord, name: string): unknown {
+  const attribute = record.messageAttributes?.[name];
+  if (attribute === undefined || attribute === null) return undefined;
+  return typeof attribute === "object" && "stringValue" in attribute ? attribute.stringValue : attribute;
+}
 
 /** Parses the event's envelope; an event that is not of the shape is a fault of the wiring, thrown. */
 export function parseEvent<T>(schema: z.ZodType<T>, event: unknown, worker: string, kind: string): T {

@@ -3,7 +3,12 @@
  * retried with backoff, and a per-message outcome so each failure goes back to the record that
  * produced it.
  */
-import { type SendMessageBatchRequestEntry, SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import {
+  type MessageAttributeValue,
+  type SendMessageBatchRequestEntry,
+  SendMessageBatchCommand,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
 import { backoffDelay, chunk, mapConcurrently, sleep } from "./retry";
 
 /** SQS takes at most ten messages per SendMessageBatch. */
@@ -17,6 +22,8 @@ export interface OutgoingMessage {
   readonly groupId?: string;
   /** FIFO queues: SQS drops a second message with this id within five minutes. */
   readonly deduplicationId?: string;
+  /** String message attributes, by name (the correlation id, say). */
+  readonly attributes?: Readonly<Record<string, string>>;
 }
 
 export interface SendOptions {
@@ -39,6 +46,13 @@ export interface SendOutcome {
   readonly calls: number;
 }
 
+/** String attributes in SQS's shape. */
+function stringAttributes(attributes: Readonly<Record<string, string>>): Record<string, MessageAttributeValue> {
+  return Object.fromEntries(
+    Object.entries(attributes).map(([name, value]) => [name, { DataType: "String", StringValue: value }]),
+  );
+}
+
 /** Sends `messages` to the queue; never throws for a failed message, reports it. */
 export async function sendMessages(
   client: SQSClient,
@@ -58,6 +72,7 @@ export async function sendMessages(
         MessageBody: message.body,
         MessageGroupId: message.groupId,
         MessageDeduplicationId: message.deduplicationId,
+        MessageAttributes: message.attributes && stringAttributes(message.attributes),
       }));
       let retry: typeof pending = [];
       try {

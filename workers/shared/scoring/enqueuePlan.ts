@@ -4,6 +4,7 @@
  * a batch calls for. The batch loop (enqueuer.ts) sends what is planned here.
  */
 import { createHash } from "node:crypto";
+import { correlationAttributes, type Correlation, createCorrelationRule, type CorrelationRule } from "../runtime/correlation";
 import type { KinesisRecord } from "../runtime/records";
 import type { OutgoingMessage } from "../runtime/sqs";
 import type { ActivityMessage, ActivitySource } from "./activity";
@@ -40,15 +41,22 @@ export interface PlannedActivity {
   readonly id: string;
   readonly message: ActivityMessage;
   readonly deduplicationId: string;
+  /** The activity's correlation id (docs/following-an-activity.md), sent as the message attribute `correlationId`. */
+  readonly correlation: Correlation;
 }
 
-/** The activity a reading stands for, with the FIFO deduplication id of its record. */
+/**
+ * The activity a reading stands for, with the FIFO deduplication id of its record and its
+ * correlation id: the one the record carries, else made from the same identity as the
+ * deduplication id. Workers pass the rule they built at cold start.
+ */
 export function planActivity(
   source: ActivitySource,
   action: string,
   record: KinesisRecord,
   reading: Extract<StreamReading, { kind: "activity" }>,
   now: Date,
+  correlationOf: CorrelationRule = createCorrelationRule(),
 ): PlannedActivity {
   const at = activityTime(reading.timestamp, record.kinesis.approximateArrivalTimestamp, now);
   const identity = reading.identity === undefined ? streamRecordIdentity(source, record) : [reading.identity];
@@ -56,20 +64,27 @@ export function planActivity(
     id: record.kinesis.sequenceNumber,
     message: { globalUserId: reading.globalUserId, source, action, at },
     deduplicationId: deduplicationId(...identity),
+    correlation: correlationOf(reading.correlationId, identity),
   };
 }
 
-/** The outgoing message of an activity: FIFO queues group by fan and deduplicate by record. */
+/**
+ * The outgoing message of an activity: FIFO queues group by fan and deduplicate by record; every
+ * message carries the correlation id as a message attribute (the body's schema is strict, and an
+ * attribute reaches lookupArai without a new body field older readers would refuse).
+ */
 export function outgoingMessage(activity: PlannedActivity, fifo: boolean): OutgoingMessage {
   const body = JSON.stringify(activity.message);
+  const attributes = correlationAttributes(activity.correlation.id);
   return fifo
-    ? { id: activity.id, body, groupId: activity.message.globalUserId, deduplicationId: activity.deduplicationId }
-    : { id: activity.id, body };
+    ? { id: activity.id, body, groupId: activity.message.globalUserId, deduplicationId: activity.deduplicationId, attributes }
+    : { id: activity.id, body, attributes };
 }
 
 /**
  * The rescore records a batch's activities call for, one per fan and date, each with the
- * records that depend on it (so a failed write fails each of them).
+ * records that depend on it (so a failed write fails each of them) and the correlation id of the
+ * first activity that called for it.
  */
 export function plannedRescores(
   activities: readonly PlannedActivity[],
@@ -79,7 +94,7 @@ export function plannedRescores(
   const byKey = new Map<string, { item: RescoreItem; records: string[] }>();
   for (const activity of activities) {
     const { globalUserId, source, at } = activity.message;
-    const item = rescoreItem(globalUserId, source, new Date(at), now, delayDays);
+    const item = rescoreItem(globalUserId, source, new Date(at), now, delayDays, activity.correlation.id);
     const planned = byKey.get(item.userId);
     if (planned) planned.records.push(activity.id);
     else byKey.set(item.userId, { item, records: [activity.id] });

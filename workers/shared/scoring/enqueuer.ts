@@ -8,6 +8,7 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { type BatchResponse, type ItemIdentifier, itemKey, partialBatchResponse, type RecordFailure } from "../runtime/batch";
+import { createCorrelationRule } from "../runtime/correlation";
 import type { Logger } from "../runtime/logging";
 import { discardedMetrics, failureReasonOf, type WorkerMetrics } from "../runtime/metrics";
 import { type KinesisRecord, kinesisEventSchema, parseEvent } from "../runtime/records";
@@ -96,10 +97,19 @@ export function createEnqueuer<Rec, Id extends ItemIdentifier, Activity>(
       if (reading.kind === "fail") failures.push({ id, reason: reading.reason, kind: "invalid" });
       else if (reading.kind === "skip") {
         skipped += 1;
-        logger.debug("record skipped", { record: id, reason: reading.reason });
+        logger.info("record skipped", { record: id, reason: reading.reason });
       } else {
         idOf.set(itemKey(id), id);
-        activities.push(source.plan(id, record, reading as Activity, now));
+        const planned = source.plan(id, record, reading as Activity, now);
+        activities.push(planned);
+        if (planned.correlation.origin === "replaced") {
+          // The producer's value is not logged: it is what the rule keeps out of the logs.
+          logger.warn("correlation id replaced", {
+            record: id,
+            correlationId: planned.correlation.id,
+            problem: planned.correlation.problem,
+          });
+        }
       }
     }
 
@@ -114,8 +124,26 @@ export function createEnqueuer<Rec, Id extends ItemIdentifier, Activity>(
       target.rescore && rescores.length > 0 ? target.rescore.schedule(rescores.map((planned) => planned.item)) : undefined,
     ]);
 
+    const correlationIds = new Map(activities.map((activity) => [activity.id, activity.correlation.id]));
     for (const failed of sent.failed)
-      failures.push({ id: idOf.get(failed.id)!, reason: failed.reason, kind: failureReasonOf(failed.reason) });
+      failures.push({
+        id: idOf.get(failed.id)!,
+        reason: failed.reason,
+        kind: failureReasonOf(failed.reason),
+        correlationId: correlationIds.get(failed.id),
+      });
+    const unsent = new Set(sent.failed.map((failed) => failed.id));
+    for (const activity of activities) {
+      if (unsent.has(activity.id)) continue;
+      const { globalUserId, source: activitySource, action } = activity.message;
+      logger.info("activity enqueued", {
+        record: idOf.get(activity.id),
+        correlationId: activity.correlation.id,
+        globalUserId,
+        source: activitySource,
+        action,
+      });
+    }
     if (sent.failed.length > 0) {
       logger.error("activity messages not sent", {
         queue: target.queueUrl,
@@ -133,10 +161,21 @@ export function createEnqueuer<Rec, Id extends ItemIdentifier, Activity>(
             id: idOf.get(key)!,
             reason: `rescore not scheduled: ${reason}`,
             kind: failureReasonOf(reason),
+            correlationId: correlationIds.get(key),
           })),
         );
       }
       logger.error("rescores not scheduled", { count: scheduled.failed.length, reason: scheduled.failed[0]!.reason });
+    }
+    if (scheduled && scheduled.existingKeys.length > 0) {
+      const existing = new Set(scheduled.existingKeys);
+      for (const planned of rescores) {
+        if (!existing.has(planned.item.userId)) continue;
+        logger.info("rescore already scheduled; not written again", {
+          rescore: planned.item.userId,
+          correlationIds: planned.records.map((key) => correlationIds.get(key)),
+        });
+      }
     }
 
     // Streams resume from the first failed record: report in batch order.
@@ -164,6 +203,7 @@ export function createEnqueuer<Rec, Id extends ItemIdentifier, Activity>(
 /** The handler of a Kinesis stream enqueue worker: records by sequence number, read by `options.read`. */
 export function createStreamEnqueuer(deps: StreamEnqueueDependencies, options: StreamEnqueueOptions) {
   const eventSchema = kinesisEventSchema();
+  const correlationOf = createCorrelationRule();
   return createEnqueuer<KinesisRecord, string, Extract<StreamReading, { kind: "activity" }>>(
     deps,
     {
@@ -173,7 +213,7 @@ export function createStreamEnqueuer(deps: StreamEnqueueDependencies, options: S
           record,
         })),
       read: options.read,
-      plan: (_id, record, reading, now) => planActivity(options.source, options.action, record, reading, now),
+      plan: (_id, record, reading, now) => planActivity(options.source, options.action, record, reading, now, correlationOf),
     },
     options,
   );

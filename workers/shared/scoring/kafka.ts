@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { itemKey, type KafkaItemIdentifier } from "../runtime/batch";
+import { createCorrelationRule, type CorrelationRule } from "../runtime/correlation";
 import { activityTime, deduplicationId, type PlannedActivity } from "./enqueuePlan";
 
 /** Lambda's docs spell a self-managed source `SelfManagedKafka`; events also come as `aws:SelfManagedKafka`. */
@@ -61,6 +62,8 @@ export type KafkaReading =
       readonly action: string;
       /** The activity's own time, as it gives it (ISO 8601 or epoch milliseconds). */
       readonly timestamp?: unknown;
+      /** The correlation id the record carries (its header, else its value's field), unchecked. */
+      readonly correlationId?: unknown;
     }
   | { readonly kind: "skip"; readonly reason: string }
   | { readonly kind: "fail"; readonly reason: string };
@@ -87,17 +90,38 @@ export function kafkaActivityTime(timestamp: unknown, recordTimestamp: number | 
   );
 }
 
+/**
+ * The value of a record's header `name`, as text. Lambda delivers headers as a list of one-key
+ * objects, each value the header's bytes as a JSON array of numbers (Java bytes, so -128..127);
+ * no library reads that shape, hence this. Undefined when absent; a value that is not such an
+ * array comes back as it is, for the caller's check to refuse.
+ */
+export function kafkaHeader(record: KafkaRecord, name: string): unknown {
+  for (const header of record.headers ?? []) {
+    if (typeof header !== "object" || header === null || !Object.hasOwn(header, name)) continue;
+    const bytes = (header as Record<string, unknown>)[name];
+    if (!Array.isArray(bytes) || !bytes.every((byte) => Number.isInteger(byte) && byte >= -128 && byte <= 255)) return bytes;
+    return Buffer.from(bytes.map((byte: number) => byte & 0xff)).toString("utf8");
+  }
+  return undefined;
+}
+
 /** What identifies a Kafka record, hashed into its FIFO deduplication id: its topic, partition and offset. */
 export function kafkaRecordIdentity(record: KafkaRecord): string[] {
   return [record.topic, String(record.partition), String(record.offset)];
 }
 
-/** The activity message a scorable record stands for, identified by the `itemKey` of its identifier. */
+/**
+ * The activity message a scorable record stands for, identified by the `itemKey` of its
+ * identifier, with its correlation id: the one it carries, else made from its topic, partition
+ * and offset. Workers pass the rule they built at cold start.
+ */
 export function planKafkaActivity(
   id: KafkaItemIdentifier,
   record: KafkaRecord,
   reading: Extract<KafkaReading, { kind: "activity" }>,
   now: Date,
+  correlationOf: CorrelationRule = createCorrelationRule(),
 ): PlannedActivity {
   return {
     id: itemKey(id),
@@ -108,5 +132,6 @@ export function planKafkaActivity(
       at: kafkaActivityTime(reading.timestamp, record.timestamp, now),
     },
     deduplicationId: deduplicationId(...kafkaRecordIdentity(record)),
+    correlation: correlationOf(reading.correlationId, kafkaRecordIdentity(record)),
   };
 }

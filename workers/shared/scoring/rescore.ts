@@ -20,6 +20,8 @@ export interface RescoreItem {
   /** The rescore date, 00:00 UTC, in epoch seconds: when TTL may delete the record. */
   readonly expiresOn: number;
   readonly dateCreated: string;
+  /** The correlation id of the activity that scheduled it: the rescore's own activity carries it on. */
+  readonly correlationId?: string;
 }
 
 /** The rescore record for a fan active at `activeAt`, due `delayDays` later. */
@@ -29,6 +31,7 @@ export function rescoreItem(
   activeAt: Date,
   now: Date,
   delayDays: number,
+  correlationId?: string,
 ): RescoreItem {
   const due = new Date(activeAt.getTime() + delayDays * DAY_MS);
   const midnight = Date.UTC(due.getUTCFullYear(), due.getUTCMonth(), due.getUTCDate());
@@ -41,6 +44,7 @@ export function rescoreItem(
     source,
     expiresOn: midnight / 1000,
     dateCreated: now.toISOString(),
+    ...(correlationId === undefined ? {} : { correlationId }),
   };
 }
 
@@ -49,6 +53,8 @@ export interface ScheduleResult {
   readonly scheduled: number;
   /** Records that were already there (the fan is already due that day). */
   readonly existing: number;
+  /** The keys of those records. */
+  readonly existingKeys: readonly string[];
   /** Records that could not be written, by key, with why. */
   readonly failed: { readonly key: string; readonly reason: string }[];
 }
@@ -65,6 +71,7 @@ export async function scheduleRescores(
   const unique = [...new Map(items.map((item) => [item.userId, item])).values()];
   let scheduled = 0;
   let existing = 0;
+  const existingKeys: string[] = [];
   const failed: { key: string; reason: string }[] = [];
   await mapConcurrently(unique, 8, async (item) => {
     try {
@@ -78,13 +85,15 @@ export async function scheduleRescores(
       );
       scheduled += 1;
     } catch (error) {
-      if ((error as Error).name === "ConditionalCheckFailedException") existing += 1;
-      else
+      if ((error as Error).name === "ConditionalCheckFailedException") {
+        existing += 1;
+        existingKeys.push(item.userId);
+      } else
         failed.push({
           key: item.userId,
           reason: `PutItem on ${table} failed: ${(error as Error).name}: ${(error as Error).message}`,
         });
     }
   });
-  return { scheduled, existing, failed };
+  return { scheduled, existing, existingKeys, failed };
 }

@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { type BatchResponse, partialBatchResponse, type RecordFailure } from "../runtime/batch";
+import { correlationIdSchema } from "../runtime/correlation";
 import { describeError, type Logger } from "../runtime/logging";
 import { discardedMetrics, failureReasonOf, type WorkerMetrics } from "../runtime/metrics";
 import type { FailureReason } from "../runtime/telemetry";
@@ -28,14 +29,23 @@ export interface ScoringInput {
   readonly globalUserId: string;
   readonly arai: Record<string, unknown>;
   readonly araiVersion: number;
+  /** The correlation id stored with the fan's `lastActivity`, when it has a valid one. */
+  readonly correlationId?: string;
 }
 
-/** The fields of an activityData image scoring needs; other fields are ignored. */
+/**
+ * The fields of an activityData image scoring needs; other fields are ignored. A record written
+ * before correlation ids were stored, or holding one that is not an id, is scored all the same.
+ */
 export const fanImageSchema = () =>
   z.object({
     globalUserId: globalUserIdSchema(),
     arai: z.record(z.string(), z.unknown()),
     araiVersion: z.number().int().min(1),
+    lastActivity: z
+      .object({ correlationId: correlationIdSchema().optional().catch(undefined) })
+      .optional()
+      .catch(undefined),
   });
 
 export type ScoringDecision =
@@ -56,7 +66,10 @@ export function scoringDecision(change: DynamoChange, imageSchema: ReturnType<ty
     return { action: "skip", reason: `${change.eventName} of a record of type ${JSON.stringify(type)}, not activityData` };
   }
   const decoded = decodeWith(imageSchema, change.newImage, "activityData image");
-  return decoded.ok ? { action: "score", input: decoded.value } : { action: "fail", reason: decoded.reason };
+  if (!decoded.ok) return { action: "fail", reason: decoded.reason };
+  const { lastActivity, ...input } = decoded.value;
+  const correlationId = lastActivity?.correlationId;
+  return { action: "score", input: correlationId === undefined ? input : { ...input, correlationId } };
 }
 
 /** A record of the batch to score, by its identifier in the batch response. */
@@ -94,6 +107,8 @@ export interface ScoredFan {
   /** The ARAI version the score was computed from. */
   readonly araiVersion: number;
   readonly score: number;
+  /** The correlation id of the activity whose ARAI was scored, when the fan record holds one. */
+  readonly correlationId?: string;
 }
 
 export interface WriteOutcome {
@@ -131,6 +146,8 @@ export function createStreamScorer(deps: StreamScorerDependencies) {
     metrics.received(Records.length);
     const failures: RecordFailure[] = [];
     const pending: PendingRecord[] = [];
+    /** Each record's correlation id, for the lines that name its failure. */
+    const correlationIds = new Map<string, string | undefined>();
     let skipped = 0;
 
     for (const record of Records) {
@@ -142,11 +159,13 @@ export function createStreamScorer(deps: StreamScorerDependencies) {
         continue;
       }
       const decision = scoringDecision(change.value, imageSchema);
-      if (decision.action === "score") pending.push({ id, input: decision.input });
-      else if (decision.action === "fail") failures.push({ id, reason: decision.reason, kind: "invalid" });
+      if (decision.action === "score") {
+        pending.push({ id, input: decision.input });
+        correlationIds.set(id, decision.input.correlationId);
+      } else if (decision.action === "fail") failures.push({ id, reason: decision.reason, kind: "invalid" });
       else {
         skipped += 1;
-        logger.debug("record skipped", { record: id, reason: decision.reason });
+        logger.info("record skipped", { record: id, reason: decision.reason });
       }
     }
 
@@ -159,7 +178,12 @@ export function createStreamScorer(deps: StreamScorerDependencies) {
           group.map((fan) => ({ globalUserId: fan.globalUserId, rawJson: JSON.stringify(fan.arai) })),
         );
         group.forEach((fan, index) =>
-          scored.push({ globalUserId: fan.globalUserId, araiVersion: fan.araiVersion, score: predictions[index]! }),
+          scored.push({
+            globalUserId: fan.globalUserId,
+            araiVersion: fan.araiVersion,
+            score: predictions[index]!,
+            ...(fan.correlationId === undefined ? {} : { correlationId: fan.correlationId }),
+          }),
         );
       } catch (error) {
         // The fans go back to the stream to be scored on the retry, never dropped.
@@ -171,6 +195,7 @@ export function createStreamScorer(deps: StreamScorerDependencies) {
           status,
           fans: group.length,
           records: records.length,
+          correlationIds: records.map((id) => correlationIds.get(id)),
           error: describeError(error),
         });
         const reason = `not scored: ${describeError(error).message}`;
@@ -183,7 +208,11 @@ export function createStreamScorer(deps: StreamScorerDependencies) {
       try {
         outcome = await deps.write(scored);
       } catch (error) {
-        logger.error("scores not stored", { fans: scored.length, error: describeError(error) });
+        logger.error("scores not stored", {
+          fans: scored.length,
+          correlationIds: scored.map((fan) => fan.correlationId),
+          error: describeError(error),
+        });
         const kind = failureReasonOf(error);
         outcome = {
           failed: scored.map((fan) => ({ globalUserId: fan.globalUserId, reason: describeError(error).message, kind })),
@@ -206,7 +235,7 @@ export function createStreamScorer(deps: StreamScorerDependencies) {
     });
     // In batch order, so the log reads like the stream.
     const response = partialBatchResponse(
-      failures,
+      failures.map((failure) => ({ ...failure, correlationId: correlationIds.get(failure.id) })),
       logger,
       Records.map((record) => record.kinesis.sequenceNumber),
       metrics,

@@ -21,6 +21,8 @@ export type StreamReading =
       readonly timestamp?: unknown;
       /** What identifies the producing record, when not the record's stream position (hashed into the FIFO deduplication id). */
       readonly identity?: string;
+      /** The correlation id the record carries, as it carries it (checked by the correlation rule, which replaces a bad one). */
+      readonly correlationId?: unknown;
     }
   | { readonly kind: "skip"; readonly reason: string }
   | { readonly kind: "fail"; readonly reason: string };
@@ -61,14 +63,24 @@ export function readJson(record: KinesisRecord, read: (data: unknown) => StreamR
   return data.ok ? read(data.value) : { kind: "fail", reason: data.reason };
 }
 
-/** The activity of a decoded event (its fan and its own time), or the failure saying why it did not decode. */
+/**
+ * The activity of a decoded event (its fan, its own time and the correlation id it carries, if
+ * any), or the failure saying why it did not decode.
+ */
 export function activityFrom<T>(
   decoded: Decoded<T>,
   globalUserId: (value: T) => string,
   timestamp: (value: T) => unknown,
+  correlationId: (value: T) => unknown = () => undefined,
 ): StreamReading {
   if (!decoded.ok) return { kind: "fail", reason: decoded.reason };
-  return { kind: "activity", globalUserId: globalUserId(decoded.value), timestamp: timestamp(decoded.value) };
+  const carried = correlationId(decoded.value);
+  return {
+    kind: "activity",
+    globalUserId: globalUserId(decoded.value),
+    timestamp: timestamp(decoded.value),
+    ...(carried === undefined ? {} : { correlationId: carried }),
+  };
 }
 
 /**
