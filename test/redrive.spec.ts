@@ -3,7 +3,8 @@
  * dead-letter queues emptied back into their source queues (standard and FIFO), Kinesis failure
  * records resolved to their records and re-delivered to enqueueFromVfStream through the local
  * Lambda Invoke API, the records a worker still rejects left parked, Kafka and unrecognisable
- * records reported and left, and an unknown queue refused with the list. Each case runs a dry run
+ * records reported and left, an import worker's parked S3 event invoked again, and an unknown
+ * queue refused with the list. Each case runs a dry run
  * first and checks that it changed nothing. The failure records are written as Lambda documents
  * them; the dead letters are made by SQS itself, from receives past the queues' maxReceiveCount.
  */
@@ -27,6 +28,7 @@ import { readWiring, type Wiring } from "../tools/local/wiring";
 import { redrive, type RedriveClients } from "../tools/redrive/run";
 import { UnknownQueueError } from "../tools/redrive/targets";
 import { type BootedSystem, bootLocal } from "./support/localSystem";
+import { fixture } from "./support/fixtures";
 import { waitUntil } from "./support/local";
 import { planStack } from "./support/program";
 
@@ -44,8 +46,12 @@ describe("npm run redrive, against the local system", function () {
   before(async function () {
     const plan = await planStack("qa1");
     wiring = readWiring(plan.resources);
-    // The VF worker only, its mapping not polling: the records reach it through the redrive alone.
-    booted = await bootLocal(plan.resources, { workers: ["enqueueFromVfStream"], mappings: false, shards: 1 });
+    // The VF worker, its mapping not polling (the records reach it through the redrive alone), and an import worker.
+    booted = await bootLocal(plan.resources, {
+      workers: ["enqueueFromVfStream", "startBotOrNotImport"],
+      mappings: false,
+      shards: 1,
+    });
     const { endpoints } = booted.system;
     clients = {
       sqs: new SQSClient({ endpoint: endpoints.sqs, region: "us-east-1", credentials }),
@@ -407,6 +413,52 @@ describe("npm run redrive, against the local system", function () {
     });
   });
 
+  describe("an import worker's failure queue", function () {
+    it("invokes each parked S3 event again, asynchronously, after a dry run that invokes nothing", async function () {
+      const failures = queueUrl(`${PREFIX}startBotOrNotImport-failures`);
+      const fn = wiring.functions.find((candidate) => candidate.worker === "startBotOrNotImport")!;
+      const event = fixture("s3-export-success.json");
+      // The record Lambda sends for an asynchronous invocation it gave up on (its documented shape).
+      const record = {
+        version: "1.0",
+        timestamp: new Date().toISOString(),
+        requestContext: {
+          requestId: "8c2e4f6a-1b3d-4e5f-9a7b-0c1d2e3f4a5b",
+          functionArn: `${fn.arn}:$LATEST`,
+          condition: "RetriesExhausted",
+          approximateInvokeCount: 3,
+        },
+        requestPayload: event,
+        responseContext: { statusCode: 200, executedVersion: "$LATEST", functionError: "Unhandled" },
+        responsePayload: { errorType: "Error", errorMessage: "StartWorkflowRun failed" },
+      };
+      await sqs().send(new SendMessageCommand({ QueueUrl: failures, MessageBody: JSON.stringify(record) }));
+      const runs = () => booted.standIns.glue.runsOf("vfid-qa1-bot-or-not-import");
+      const before = runs().length;
+
+      const dry = await run("startBotOrNotImport-failures", false);
+      assert.deepEqual(
+        dry.outcomes.map((outcome) => outcome.action),
+        ["would redeliver"],
+      );
+      assert.match(dry.output, /would invoke vfid-qa1-us-east-1-startBotOrNotImport with it again, asynchronously/);
+      assert.equal(await depth(failures), 1);
+
+      const real = await run("startBotOrNotImport-failures", true);
+      assert.deepEqual(
+        real.outcomes.map((outcome) => outcome.action),
+        ["redelivered"],
+      );
+      assert.equal(await depth(failures), 0);
+      await waitUntil(() => runs().length > before, "the import's workflow run");
+      const started = runs().slice(before);
+      assert.equal(started.length, 1);
+      // The run properties the import sets: the object's key and the date in it (docs/flows.md#data-science-imports).
+      assert.equal(started[0]!.runProperties.key, "bot-or-not/date=2026-11-24/_SUCCESS");
+      assert.equal(started[0]!.runProperties.date, "2026-11-24");
+    });
+  });
+
   describe("the queue to redrive", function () {
     it("fails on a name the stack has no redrivable queue of, listing those it has", async function () {
       await assert.rejects(run("on-demand-scoring-sqs", false), (error: Error) => {
@@ -416,8 +468,16 @@ describe("npm run redrive, against the local system", function () {
       const refused = await cli("--stack", "qa1", "--from", "no-such-queue");
       assert.equal(refused.code, 2);
       assert.match(refused.stderr, /--from no-such-queue: no queue of this name can be redriven/);
-      // The dead-letter queues of the planned redrive policies, and the stream mappings' failure destination.
-      for (const name of ["on-demand-scoring-sqs-dlq", "acct-activity-sqs-dlq.fifo", "scoring-stream-failures-sqs"]) {
+      // The dead-letter queues of the planned redrive policies, and the failure destinations of the
+      // stream mappings and of the import workers' asynchronous invocations.
+      const names = [
+        "on-demand-scoring-sqs-dlq",
+        "acct-activity-sqs-dlq.fifo",
+        "scoring-stream-failures-sqs",
+        "startBotOrNotImport-failures",
+        "startClusterImport-failures",
+      ];
+      for (const name of names) {
         assert.match(refused.stderr, new RegExp(`^ {2}${PREFIX}${name.replace(".", "\\.")} `, "m"));
       }
     });

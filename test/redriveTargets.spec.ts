@@ -1,7 +1,8 @@
 /**
  * Which queue `npm run redrive --from` names (tools/redrive/targets.ts), on prod1's plan, whose
  * scoring stack runs in two regions with queues of the same short names: the dead-letter queues
- * of the planned redrive policies and the stream mappings' failure destination can be redriven,
+ * of the planned redrive policies and the failure destinations of the stream mappings and of the
+ * import workers' asynchronous invocations can be redriven,
  * a short name in two regions needs `--region`, and a physical name needs none.
  */
 import { strict as assert } from "node:assert";
@@ -23,17 +24,26 @@ describe("the queue npm run redrive empties", function () {
     targets = redriveTargets(wiring);
   });
 
-  it("is a dead-letter queue of a redrive policy, or a stream mapping's failure destination, in each region", function () {
+  it("is a dead-letter queue of a redrive policy, or a stream mapping's or an asynchronous invocation's failure destination", function () {
     const described = targets.map((target) => [
       target.queue.name,
-      target.kind === "deadLetter" ? target.source.name : `${target.mappings.length} stream mappings`,
+      target.kind === "deadLetter"
+        ? target.source.name
+        : target.kind === "streamFailures"
+          ? `${target.mappings.length} stream mappings`
+          : target.configs.map((config) => config.functionName).join(),
     ]);
     const expected = (region: string) => [
       [`vfid-prod1-${region}-on-demand-scoring-sqs-dlq`, `vfid-prod1-${region}-on-demand-scoring-sqs`],
       [`vfid-prod1-${region}-acct-activity-sqs-dlq.fifo`, `vfid-prod1-${region}-acct-activity-sqs.fifo`],
       [`vfid-prod1-${region}-scoring-stream-failures-sqs`, `${streamMappings(region)} stream mappings`],
     ];
-    assert.deepEqual(described.sort(), [...expected("us-east-1"), ...expected("us-west-2")].sort());
+    // The import workers (us-east-1 only) send the S3 events they give up on to a queue each.
+    const imports = ["startBotOrNotImport", "startClusterImport"].map((worker) => [
+      `vfid-prod1-us-east-1-${worker}-failures`,
+      `vfid-prod1-us-east-1-${worker}`,
+    ]);
+    assert.deepEqual(described.sort(), [...expected("us-east-1"), ...expected("us-west-2"), ...imports].sort());
   });
 
   it("needs --region for a short name two regions have, and finds it in the region given", function () {

@@ -3,8 +3,8 @@
  *
  * Puts failed work back, from the queue `--from` names (docs/redrive.md): a dead-letter queue's
  * messages return to their source queue; a stream mapping's Kinesis failure records are resolved
- * to the records (while the stream still holds them) and re-delivered to the function. Kafka
- * failure records are reported, not redriven. A dry run unless `--apply`: it prints, per message,
+ * to the records (while the stream still holds them) and re-delivered to the function; an import
+ * worker's parked S3 events are invoked again. Kafka failure records are reported, not redriven. A dry run unless `--apply`: it prints, per message,
  * what it would do. The stack is planned offline to learn its queues, mappings and functions; the
  * AWS clients take credentials and endpoints from the standard SDK environment.
  *
@@ -20,7 +20,7 @@ import { UnknownQueueError } from "./redrive/targets";
 
 const USAGE = `usage: npm run redrive -- --stack <qa1|dev1|preprod1|prod1> --from <queue> [--region <region>] [--limit <n>] [--apply]
   --stack       the stack whose queues are redriven (planned offline, as npm run plan does)
-  --from        the queue to redrive: a dead-letter queue, or a stream mapping's on-failure queue;
+  --from        the queue to redrive: a dead-letter queue, or a stream mapping's or an import's failure queue;
                 its physical name or its short name (e.g. acct-activity-sqs-dlq)
   --region      the region of the queue, when two regions have one of that short name
   --limit       handle at most this many messages

@@ -18,6 +18,10 @@
  * Self-managed Kafka: the same context with `KafkaBatchInfo` {batchSize, bootstrapServers,
  * consumerGroupId, payloadSize, recordsInfo: {"<topic>-<partition>": {firstRecordOffset,
  * lastRecordOffset, firstRecordTimestamp, lastRecordTimestamp}}}.
+ *
+ * Asynchronous invocation (an S3 notification Lambda gave up on): the same context (functionArn
+ * qualified, condition `RetriesExhausted`) with the event itself as `requestPayload`, and the
+ * function's last answer as `responsePayload`.
  */
 import { z } from "zod";
 
@@ -62,12 +66,19 @@ const kafkaFailure = z.object({
   }),
 });
 
+const asyncFailure = z.object({
+  requestContext,
+  requestPayload: z.unknown().refine((payload) => payload !== undefined, "the request payload is missing"),
+});
+
 export type KinesisFailure = z.infer<typeof kinesisFailure>;
+export type AsyncFailure = z.infer<typeof asyncFailure>;
 export type KafkaFailure = z.infer<typeof kafkaFailure>;
 
 export type FailureRecord =
   | { readonly kind: "kinesis"; readonly record: KinesisFailure }
   | { readonly kind: "kafka"; readonly record: KafkaFailure }
+  | { readonly kind: "async"; readonly record: AsyncFailure }
   | { readonly kind: "unrecognised"; readonly reason: string };
 
 /** zod's issues on one line: `path: message; …`. */
@@ -75,7 +86,7 @@ function issues(error: z.ZodError): string {
   return error.issues.map((issue) => `${issue.path.join(".") || "(record)"}: ${issue.message}`).join("; ");
 }
 
-/** What an on-failure message's body holds: a Kinesis or a Kafka failure record, or neither (with why). */
+/** What an on-failure message's body holds: a Kinesis, Kafka or asynchronous failure record, or none (with why). */
 export function parseFailureRecord(body: string | undefined): FailureRecord {
   let value: unknown;
   try {
@@ -101,5 +112,14 @@ export function parseFailureRecord(body: string | undefined): FailureRecord {
       ? { kind: "kafka", record: parsed.data }
       : { kind: "unrecognised", reason: `not a Kafka failure record as Lambda writes it: ${issues(parsed.error)}` };
   }
-  return { kind: "unrecognised", reason: "neither KinesisBatchInfo nor KafkaBatchInfo: not a stream mapping's failure record" };
+  if ("requestPayload" in value) {
+    const parsed = asyncFailure.safeParse(value);
+    return parsed.success
+      ? { kind: "async", record: parsed.data }
+      : { kind: "unrecognised", reason: `not an asynchronous invocation's failure record: ${issues(parsed.error)}` };
+  }
+  return {
+    kind: "unrecognised",
+    reason: "no KinesisBatchInfo, KafkaBatchInfo or requestPayload: not a failure record Lambda writes",
+  };
 }

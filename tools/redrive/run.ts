@@ -2,7 +2,8 @@
  * One redrive: the queue `--from` names among the stack's redrivable queues (targets.ts), found in
  * its region, and its messages redriven (or, in a dry run, reported) by its kind: a dead-letter
  * queue's back to its source queue (deadLetter.ts), a stream mapping's failure records re-delivered
- * to the function (streamFailures.ts).
+ * to the function (streamFailures.ts), an asynchronous invocation's parked events invoked again
+ * (asyncFailures.ts).
  *
  * The clients take their credentials and endpoints from the standard AWS SDK environment
  * (AWS_PROFILE, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_KINESIS, AWS_ENDPOINT_URL_LAMBDA, …), so the
@@ -13,6 +14,7 @@ import { LambdaClient } from "@aws-sdk/client-lambda";
 import { GetQueueUrlCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import type { PlannedQueue, Wiring } from "../local/wiring";
+import { redriveAsyncFailures } from "./asyncFailures";
 import { type MessageOutcome, redriveDeadLetter } from "./deadLetter";
 import { redriveStreamFailures } from "./streamFailures";
 import { findTarget, redriveTargets, regionOfArn, type RedriveTarget } from "./targets";
@@ -99,13 +101,22 @@ export async function redrive(options: RedriveOptions): Promise<RedriveResult> {
           // The source queue of a dead-letter queue is in its region (SQS requires it).
           sourceUrl: await queueUrl(sqs, target.source),
         })
-      : await redriveStreamFailures({
-          ...common,
-          queue: target.queue,
-          queueUrl: await queueUrl(sqs, target.queue),
-          wiring: options.wiring,
-          clients: options.clients,
-        });
+      : target.kind === "streamFailures"
+        ? await redriveStreamFailures({
+            ...common,
+            queue: target.queue,
+            queueUrl: await queueUrl(sqs, target.queue),
+            wiring: options.wiring,
+            clients: options.clients,
+          })
+        : await redriveAsyncFailures({
+            ...common,
+            queue: target.queue,
+            queueUrl: await queueUrl(sqs, target.queue),
+            wiring: options.wiring,
+            configs: target.configs,
+            lambda: (region) => options.clients(region).lambda,
+          });
   options.print(summary(outcomes, options.apply));
   return { target, outcomes };
 }

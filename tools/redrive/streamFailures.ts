@@ -200,9 +200,9 @@ export async function redriveStreamFailures(options: StreamFailuresOptions): Pro
   const handle = async (message: Message): Promise<Handled> => {
     const messageId = message.MessageId!;
     const failure = parseFailureRecord(message.Body);
-    if (failure.kind === "unrecognised") {
-      print(`  ${messageId}: not a failure record this tool can redrive`);
-      return leave(messageId, failure.reason);
+    if (failure.kind === "unrecognised" || failure.kind === "async") {
+      print(`  ${messageId}: not a stream mapping's failure record`);
+      return leave(messageId, failure.kind === "async" ? "an asynchronous invocation's failure record" : failure.reason);
     }
     if (failure.kind === "kafka") {
       print(`  ${messageId}: ${describeKafka(failure.record)}`);

@@ -4,17 +4,20 @@
  * - a dead-letter queue, named by another queue's redrive policy: its messages go back to that
  *   source queue;
  * - a stream mapping's on-failure destination: its Kinesis failure records are resolved to the
- *   records and re-delivered to the function (Kafka's are reported).
+ *   records and re-delivered to the function (Kafka's are reported);
+ * - an asynchronous invocation's on-failure destination (the import workers'): each event is
+ *   invoked again, asynchronously.
  *
  * `--from` names one by its physical name, or by its short name (after
  * `<productCode>-<env>-<region>-`, with or without `.fifo`); `--region` picks between two regions'
  * queues of the same short name.
  */
-import type { PlannedQueue, StreamMapping, Wiring } from "../local/wiring";
+import type { AsyncInvokeConfig, PlannedQueue, StreamMapping, Wiring } from "../local/wiring";
 
 export type RedriveTarget =
   | { readonly kind: "deadLetter"; readonly queue: PlannedQueue; readonly source: PlannedQueue }
-  | { readonly kind: "streamFailures"; readonly queue: PlannedQueue; readonly mappings: readonly StreamMapping[] };
+  | { readonly kind: "streamFailures"; readonly queue: PlannedQueue; readonly mappings: readonly StreamMapping[] }
+  | { readonly kind: "asyncFailures"; readonly queue: PlannedQueue; readonly configs: readonly AsyncInvokeConfig[] };
 
 /** The region of an ARN (`arn:aws:<service>:<region>:…`). */
 export const regionOfArn = (arn: string): string => arn.split(":")[3] ?? "";
@@ -39,6 +42,11 @@ export function redriveTargets(wiring: Wiring): RedriveTarget[] {
     const queue = byArn.get(arn);
     if (queue) targets.push({ kind: "streamFailures", queue, mappings: streams.filter((m) => m.onFailureArn === arn) });
   }
+  const asyncConfigs = wiring.asyncConfigs.filter((config) => !!config.onFailureArn);
+  for (const arn of new Set(asyncConfigs.map((config) => config.onFailureArn!))) {
+    const queue = byArn.get(arn);
+    if (queue) targets.push({ kind: "asyncFailures", queue, configs: asyncConfigs.filter((c) => c.onFailureArn === arn) });
+  }
   return targets;
 }
 
@@ -47,7 +55,9 @@ export function describeTarget(target: RedriveTarget): string {
   const what =
     target.kind === "deadLetter"
       ? `dead-letter queue of ${target.source.name}`
-      : `on-failure destination of ${target.mappings.length} stream mapping(s)`;
+      : target.kind === "streamFailures"
+        ? `on-failure destination of ${target.mappings.length} stream mapping(s)`
+        : `on-failure destination of ${target.configs.map((config) => config.functionName).join(", ")}'s asynchronous invocations`;
   return `${target.queue.name} (${shortName(target.queue)}, ${regionOfArn(target.queue.arn)}): ${what}`;
 }
 
