@@ -83,7 +83,8 @@ function summary(outcomes: readonly MessageOutcome[], apply: boolean): string {
   const counts = new Map<string, number>();
   for (const outcome of outcomes) counts.set(outcome.action, (counts.get(outcome.action) ?? 0) + 1);
   const parts = [...counts].map(([action, count]) => `${count} ${action}`);
-  return `${outcomes.length} messages: ${parts.join(", ")}.${apply ? "" : " Nothing was changed; run again with --apply to act."}`;
+  const messages = outcomes.length === 1 ? "1 message" : `${outcomes.length} messages`;
+  return `${messages}: ${parts.join(", ")}.${apply ? "" : " Nothing was changed; run again with --apply to act."}`;
 }
 
 /** Runs the redrive; throws UnknownQueueError (targets.ts) when `from` names no redrivable queue. */

@@ -227,7 +227,7 @@ export async function redriveStreamFailures(options: StreamFailuresOptions): Pro
     const shard = await readShard(clients.kinesis, record, mapping, (options.now ?? Date.now)());
     if (!shard.ok) return leave(messageId, shard.reason);
     const filtered = shard.read - shard.records.length;
-    const counted = filtered > 0 ? ` (${filtered} of the ${shard.read} read are not for this mapping's filter)` : "";
+    const counted = filtered > 0 ? ` (of ${shard.read} read; the mapping's filter drops ${filtered})` : "";
     if (shard.records.length !== info.batchSize) {
       print(`    note: ${shard.records.length} records to deliver, the failure record counted ${info.batchSize}`);
     }
