@@ -18,7 +18,7 @@ import { planStack } from "./offline/planStack";
 import { environmentClients, redrive } from "./redrive/run";
 import { UnknownQueueError } from "./redrive/targets";
 
-const USAGE = `usage: npm run redrive -- --stack <qa1|dev1|preprod1|prod1> --from <queue> [--region <region>] [--limit <n>] [--apply]
+const USAGE = `usage: npm run redrive -- --stack <qa1|dev1|preprod1|prod1> --from <queue> [--region <region>] [--limit <n>] [--apply] [--stack-file <file>]
   --stack       the stack whose queues are redriven (planned offline, as npm run plan does)
   --from        the queue to redrive: a dead-letter queue, or a stream mapping's or an import's failure queue;
                 its physical name or its short name (e.g. acct-activity-sqs-dlq)
