@@ -2,7 +2,8 @@
  * `npm run redrive` (tools/redrive.ts) against the local system (tools/local) planned from qa1:
  * dead-letter queues emptied back into their source queues (standard and FIFO), Kinesis failure
  * records resolved to their records and re-delivered to enqueueFromVfStream through the local
- * Lambda Invoke API, the records a worker still rejects left parked, Kafka and unrecognisable
+ * Lambda Invoke API, the records a worker still rejects left parked, records the shard no longer
+ * holds (a proxy in front of kinesalite answers as Kinesis does after trimming) left, Kafka and unrecognisable
  * records reported and left, an import worker's parked S3 event invoked again, and an unknown
  * queue refused with the list. Each case runs a dry run
  * first and checks that it changed nothing. The failure records are written as Lambda documents
@@ -29,6 +30,7 @@ import { redrive, type RedriveClients } from "../tools/redrive/run";
 import { UnknownQueueError } from "../tools/redrive/targets";
 import { type BootedSystem, bootLocal } from "./support/localSystem";
 import { fixture } from "./support/fixtures";
+import { operationOf, startProxy } from "./support/http";
 import { waitUntil } from "./support/local";
 import { planStack } from "./support/program";
 
@@ -363,6 +365,77 @@ describe("npm run redrive, against the local system", function () {
       assert.deepEqual(failing, [seq[1], seq[2]]);
       assert.match(real.stdout, /left on the queue: 2 of 3 records still failing/);
       assert.equal(await depth(failures()), 1);
+    });
+
+    it("leaves records the shard no longer holds, or cannot be read at, saying so, and invokes nothing", async function () {
+      const { shardId, sequenceNumbers: seq, at } = await put([login("fan-t1"), login("fan-t2")]);
+      await park(failureRecord(shardId, seq[0]!, seq[1]!, 2, at));
+      // Kinesis as it answers once the first record is trimmed: the iterator starts at the trim
+      // horizon, after it; or, for the other case, it refuses the sequence number.
+      let refuse = false;
+      const proxy = await startProxy(booted.system.endpoints.kinesis, (request) => {
+        const operation = operationOf(request);
+        if (refuse && operation === "GetShardIterator") {
+          return {
+            answer: {
+              status: 400,
+              headers: { "content-type": "application/x-amz-json-1.1" },
+              body: { __type: "InvalidArgumentException", message: `StartingSequenceNumber ${seq[0]} is invalid` },
+            },
+          };
+        }
+        if (operation !== "GetRecords") return undefined;
+        return {
+          rewriteAnswer: (body) => {
+            const answer = JSON.parse(body) as { Records: { SequenceNumber: string }[] };
+            return JSON.stringify({ ...answer, Records: answer.Records.filter((record) => record.SequenceNumber !== seq[0]) });
+          },
+        };
+      });
+      const kinesis = new KinesisClient({
+        endpoint: proxy.url,
+        region: "us-east-1",
+        credentials,
+        requestHandler: new NodeHttpHandler(),
+      });
+      const through = async () => {
+        const lines: string[] = [];
+        const result = await redrive({
+          wiring,
+          from: "scoring-stream-failures-sqs",
+          apply: true,
+          clients: () => ({ ...clients, kinesis }),
+          print: (line) => lines.push(line),
+          waitSeconds: 1,
+        });
+        return { ...result, output: lines.join("\n") };
+      };
+      try {
+        const trimmed = await through();
+        assert.deepEqual(
+          trimmed.outcomes.map((outcome) => outcome.action),
+          ["left"],
+        );
+        assert.match(
+          trimmed.output,
+          new RegExp(
+            `left on the queue: past retention: shard ${shardId} of ${vfStream} no longer holds sequence number ${seq[0]}`,
+          ),
+        );
+        refuse = true;
+        const refused = await through();
+        assert.match(
+          refused.output,
+          new RegExp(
+            `left on the queue: cannot read shard ${shardId} of ${vfStream}: InvalidArgumentException: StartingSequenceNumber`,
+          ),
+        );
+      } finally {
+        kinesis.destroy();
+        await proxy.close();
+      }
+      assert.equal(await depth(failures()), 1);
+      assert.equal(await depth(onDemand()), 0);
     });
 
     it("leaves records past the stream's retention, Kafka records and unrecognisable messages, saying why", async function () {
