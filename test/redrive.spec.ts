@@ -3,11 +3,11 @@
  * dead-letter queues emptied back into their source queues (standard and FIFO), Kinesis failure
  * records resolved to their records and re-delivered to enqueueFromVfStream through the local
  * Lambda Invoke API, the records a worker still rejects left parked, records the shard no longer
- * holds (a proxy in front of kinesalite answers as Kinesis does after trimming) left, Kafka and unrecognisable
- * records reported and left, an import worker's parked S3 event invoked again, and an unknown
- * queue refused with the list. Each case runs a dry run
- * first and checks that it changed nothing. The failure records are written as Lambda documents
- * them; the dead letters are made by SQS itself, from receives past the queues' maxReceiveCount.
+ * holds left (a proxy in front of kinesalite answers as Kinesis does after trimming), Kafka and
+ * unrecognisable records reported and left, an import worker's parked S3 event invoked again, and
+ * an unknown queue refused with the list. The cases that move work run a dry run first and check
+ * that it changed nothing. The failure records are written as Lambda documents them; the dead
+ * letters are made by SQS itself, from receives past the queues' maxReceiveCount.
  */
 import { strict as assert } from "node:assert";
 import { execFile } from "node:child_process";
