@@ -1,9 +1,11 @@
 /**
  * The local system's commands: `npm run invoke` runs every worker's archive against the local
  * services, answering as the worker would in Lambda; `npm start` for a bounded run ends with its
- * figures and ledger, and on Ctrl-C stops every process it started.
+ * figures and ledger, prints the endpoints an AWS SDK reaches it at (Lambda's Invoke API among
+ * them), and on Ctrl-C stops every process it started.
  */
 import { strict as assert } from "node:assert";
+import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -193,9 +195,33 @@ describe("the local system's commands", function () {
       await until("every child gone", () => seen.every((pid) => !alive(pid)), 30_000);
     });
 
-    it("stops every process it started on Ctrl-C", async function () {
+    it("prints the endpoints for an AWS SDK, answers Lambda's Invoke API there, and stops every process it started on Ctrl-C", async function () {
       const run = startCommand(["--rate", "20"]);
-      await until("the system up", () => run.stderr().includes("Gateway:"), 180_000);
+      await until("the system up", () => run.stderr().includes("For the AWS SDK:"), 180_000);
+      const exported =
+        /For the AWS SDK: export AWS_ENDPOINT_URL_SQS=(http:\S+) AWS_ENDPOINT_URL_KINESIS=(http:\S+) AWS_ENDPOINT_URL_LAMBDA=(http:\S+)\n/.exec(
+          run.stderr(),
+        );
+      assert.ok(exported, run.stderr());
+      assert.ok(run.stderr().includes(`Lambda Invoke API: ${exported[3]}/2015-03-31/functions/<name or ARN>/invocations`));
+      const lambda = new LambdaClient({
+        endpoint: exported[3],
+        region: "us-east-1",
+        credentials: { accessKeyId: "a", secretAccessKey: "b" },
+      });
+      try {
+        // A fan Redis holds no grade for: getArmScore answers null (docs/flows.md#arm-score).
+        const answer = await lambda.send(
+          new InvokeCommand({
+            FunctionName: "vfid-qa1-us-east-1-getArmScore",
+            Payload: Buffer.from(JSON.stringify({ globalUserId: "fan-with-no-grade" })),
+          }),
+        );
+        assert.equal(answer.FunctionError, undefined);
+        assert.deepEqual(JSON.parse(Buffer.from(answer.Payload!).toString("utf8")), { armScore: null });
+      } finally {
+        lambda.destroy();
+      }
       await new Promise((resolve) => setTimeout(resolve, 2000));
       const started = descendants(run.child.pid!);
       assert.ok(started.length >= 4, `only ${started.length} child processes`);

@@ -3,9 +3,11 @@
  * Lambda authoriser to a resolver (401 when it denies, its resolverContext in the resolver's
  * event, 404 for a function AppSync may not invoke), and the REST route as API Gateway runs it:
  * required headers and the body model validated first and refused with the API's gateway
- * responses, then the proxy event as handleEvent reads it and the function's proxy result back.
+ * responses, then the proxy event as handleEvent reads it and the function's proxy result back;
+ * and Lambda's Invoke API, as the AWS SDK's Lambda client calls it.
  */
 import * as assert from "node:assert/strict";
+import { InvokeCommand, LambdaClient, ResourceNotFoundException } from "@aws-sdk/client-lambda";
 import { type Gateway, startGateway } from "../tools/local/gateway";
 import type { InvokeOutcome } from "../tools/local/lambda/pool";
 import type { ApiRoute, Wiring } from "../tools/local/wiring";
@@ -274,6 +276,63 @@ describe("the local gateway", function () {
       const get = await fetch(`${gateway.url}/webhooks/persona`, { headers: { "persona-signature": SIGNATURE } });
       await get.text();
       assert.equal(get.status, 404);
+      assert.deepEqual(calls, []);
+    });
+  });
+
+  describe("Lambda's Invoke API", function () {
+    let lambda: LambdaClient;
+    before(function () {
+      lambda = new LambdaClient({
+        endpoint: gateway.url,
+        region: "us-east-1",
+        credentials: { accessKeyId: "a", secretAccessKey: "b" },
+      });
+    });
+    after(function () {
+      lambda.destroy();
+    });
+    const invoke = (FunctionName: string, payload: unknown, InvocationType?: "RequestResponse" | "DryRun") =>
+      lambda.send(new InvokeCommand({ FunctionName, InvocationType, Payload: Buffer.from(JSON.stringify(payload)) }));
+    const text = (payload?: Uint8Array) => Buffer.from(payload ?? new Uint8Array()).toString("utf8");
+
+    it("invokes the function a name or an ARN names with the payload, and answers its result", async function () {
+      answer = () => ok({ batchItemFailures: [] });
+      for (const reference of [LOOKUP_ARAI.name, LOOKUP_ARAI.arn, `${LOOKUP_ARAI.arn}:$LATEST`]) {
+        const response = await invoke(reference, { Records: [{ messageId: "m-1" }] });
+        assert.equal(response.StatusCode, 200);
+        assert.equal(response.FunctionError, undefined);
+        assert.deepEqual(JSON.parse(text(response.Payload)), { batchItemFailures: [] });
+      }
+      assert.deepEqual(
+        calls.map((call) => call.functionName),
+        [LOOKUP_ARAI.name, LOOKUP_ARAI.name, LOOKUP_ARAI.name],
+      );
+      assert.deepEqual(calls[0]!.event, { Records: [{ messageId: "m-1" }] });
+    });
+
+    it("answers a failed invocation as Lambda does: 200, X-Amz-Function-Error Unhandled, the error as the payload", async function () {
+      answer = () => failed("TypeError", "no such fan");
+      const response = await invoke(LOOKUP_ARAI.name, {});
+      assert.equal(response.StatusCode, 200);
+      assert.equal(response.FunctionError, "Unhandled");
+      assert.deepEqual(JSON.parse(text(response.Payload)), { errorType: "TypeError", errorMessage: "no such fan" });
+    });
+
+    it("answers null for a handler that returns nothing, and 204 without invoking for a dry run", async function () {
+      answer = () => ok(undefined);
+      assert.equal(text((await invoke(LOOKUP_ARAI.name, {})).Payload), "null");
+      calls = [];
+      assert.equal((await invoke(LOOKUP_ARAI.name, {}, "DryRun")).StatusCode, 204);
+      assert.deepEqual(calls, []);
+    });
+
+    it("refuses a function the stack does not plan with ResourceNotFoundException", async function () {
+      await assert.rejects(invoke("vfid-qa1-us-east-1-noSuchWorker", {}), (error: Error) => {
+        assert.ok(error instanceof ResourceNotFoundException, `${error.name}: ${error.message}`);
+        assert.match(error.message, /Function not found: vfid-qa1-us-east-1-noSuchWorker/);
+        return true;
+      });
       assert.deepEqual(calls, []);
     });
   });

@@ -11,17 +11,22 @@
  *   required headers and query strings, then the body against the method's model (JSON Schema
  *   draft 4), answered with the API's gateway responses when they fail; then the proxy event to
  *   the integrated function and its proxy result back.
+ * - Lambda's Invoke API, `POST /2015-03-31/functions/<name or ARN>/invocations`, for any planned
+ *   function (invokeApi.ts), so `AWS_ENDPOINT_URL_LAMBDA` can point at the gateway.
  */
 import { randomUUID } from "node:crypto";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import Ajv from "ajv";
+import { answerInvoke, INVOKE_PATH } from "./invokeApi";
 import type { InvokeOutcome } from "./lambda/pool";
 import type { ApiRoute, Wiring } from "./wiring";
 
 export interface GatewayOptions {
   readonly wiring: Wiring;
   readonly invoke: (functionName: string, event: unknown) => Promise<InvokeOutcome>;
+  /** Asynchronous invocation (Invoke with InvocationType Event); without it the Invoke API refuses Event. */
+  readonly invokeAsync?: (functionName: string, event: unknown) => Promise<void>;
   /** The AppSync API's Lambda authoriser. */
   readonly authorizer?: string;
   readonly accountId: string;
@@ -215,15 +220,24 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const text = Buffer.concat(chunks).toString("utf8");
       const url = new URL(request.url ?? "/", "http://localhost");
       const field = /^\/graphql\/([A-Za-z0-9_]+)$/.exec(url.pathname)?.[1];
+      const invoked = INVOKE_PATH.exec(url.pathname)?.[1];
       const route = options.wiring.routes.find(
         (candidate) => candidate.path === url.pathname && candidate.method === request.method,
       );
+      const invocationType = request.headers["x-amz-invocation-type"];
       const answer =
-        request.method === "POST" && field
-          ? graphql(options, field, request, text)
-          : route
-            ? rest(options, route, request, url, text)
-            : Promise.resolve(json(404, { message: `no route ${request.method} ${url.pathname}` }));
+        request.method === "POST" && invoked
+          ? answerInvoke(
+              { functions: options.wiring.functions, invoke: options.invoke, invokeAsync: options.invokeAsync },
+              decodeURIComponent(invoked),
+              typeof invocationType === "string" ? invocationType : undefined,
+              text,
+            )
+          : request.method === "POST" && field
+            ? graphql(options, field, request, text)
+            : route
+              ? rest(options, route, request, url, text)
+              : Promise.resolve(json(404, { message: `no route ${request.method} ${url.pathname}` }));
       answer.then(
         (done) => response.writeHead(done.status, done.headers).end(done.body),
         (error: unknown) => response.writeHead(500, { "content-type": "text/plain" }).end(String(error)),

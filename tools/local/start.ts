@@ -122,6 +122,12 @@ async function main(): Promise<number> {
       onStarted: async ({ system, standIns, generator }) => {
         const routes = system.wiring.routes.map((route) => `${route.method} ${route.path}`).join(", ");
         console.error(`Gateway: ${system.gateway.url} (POST /graphql/<field>, ${routes})`);
+        console.error(`Lambda Invoke API: ${system.endpoints.lambda}/2015-03-31/functions/<name or ARN>/invocations`);
+        const { sqs, kinesis, lambda } = system.endpoints;
+        // What an AWS SDK or CLI (npm run redrive) needs to reach the local services; they check no credentials.
+        console.error(
+          `For the AWS SDK: export AWS_ENDPOINT_URL_SQS=${sqs} AWS_ENDPOINT_URL_KINESIS=${kinesis} AWS_ENDPOINT_URL_LAMBDA=${lambda}`,
+        );
         console.error(
           `Credentials for curl: ${await writeCredentials(dataDir, system.gateway.url, standIns, generator.fans[0]!)}`,
         );

@@ -87,6 +87,11 @@ export interface LocalSystem {
   readonly sqs: SQSClient;
   readonly kinesis: KinesisClient;
   readonly dynamoUrl: string;
+  /**
+   * Where an AWS SDK client reaches the local services, as `AWS_ENDPOINT_URL_<SERVICE>` takes it:
+   * SQS, Kinesis, and Lambda's Invoke API (on the gateway).
+   */
+  readonly endpoints: { readonly sqs: string; readonly kinesis: string; readonly lambda: string };
   readonly standIns: StandIns;
   readonly gateway: Gateway;
   readonly queues: ReadonlyMap<string, LocalQueue>;
@@ -112,7 +117,7 @@ async function startAws(dataDir: string, wrap: WrapEndpoint = async (_name, url)
   });
   const sqs = new SQSClient({ endpoint: sqsUrl, region: "us-east-1", credentials });
   fs.mkdirSync(dataDir, { recursive: true });
-  return { dynamoUrl: dynamoUrl, kinesis, sqs, sqsUrl: sqsUrl };
+  return { dynamoUrl: dynamoUrl, kinesis, sqs, sqsUrl: sqsUrl, kinesisUrl };
 }
 
 /** Writes every function's archive under `dataDir/archives/<worker>`; answers the directories by function name. */
@@ -284,6 +289,7 @@ async function assemble(wiring: Wiring, options: LocalSystemOptions): Promise<Lo
   const gateway = await startGateway({
     wiring,
     invoke,
+    invokeAsync: (functionName, event) => asyncInvokers.get(functionName)!.invokeAsync(event),
     authorizer: authorizer?.name,
     accountId: options.accountId,
     port: gatewayPort,
@@ -296,6 +302,7 @@ async function assemble(wiring: Wiring, options: LocalSystemOptions): Promise<Lo
     sqs: aws.sqs,
     kinesis: aws.kinesis,
     dynamoUrl: aws.dynamoUrl,
+    endpoints: { sqs: aws.sqsUrl, kinesis: aws.kinesisUrl, lambda: gateway.url },
     standIns,
     gateway,
     queues,

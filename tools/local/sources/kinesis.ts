@@ -37,16 +37,23 @@ export interface RunningMapping {
   stop(): Promise<void>;
 }
 
-interface ShardRecord {
+/** A record as read from a shard, with the shard it came from. */
+export interface ShardRecord {
   readonly shardId: string;
   readonly record: _Record;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The event Lambda hands a function for Kinesis records. */
-function kinesisEvent(options: KinesisMappingOptions, records: readonly ShardRecord[]) {
-  const { fn, mapping } = options;
+/**
+ * The event Lambda hands a function for Kinesis records of `streamArn`, as its mapping builds it
+ * (also what `npm run redrive` re-delivers).
+ */
+export function kinesisEvent(
+  fn: Pick<PlannedFunction, "roleArn" | "region">,
+  streamArn: string | undefined,
+  records: readonly ShardRecord[],
+) {
   return {
     Records: records.map(({ shardId, record }) => ({
       kinesis: {
@@ -62,12 +69,13 @@ function kinesisEvent(options: KinesisMappingOptions, records: readonly ShardRec
       eventName: "aws:kinesis:record",
       invokeIdentityArn: fn.roleArn,
       awsRegion: fn.region,
-      eventSourceARN: mapping.streamArn,
+      eventSourceARN: streamArn,
     })),
   };
 }
 
-function isDelivered(mapping: StreamMapping, record: _Record): boolean {
+/** Whether the mapping's filter criteria deliver the record to its function. */
+export function isDelivered(mapping: StreamMapping, record: _Record): boolean {
   const metadata = {
     partitionKey: record.PartitionKey,
     sequenceNumber: record.SequenceNumber,
@@ -113,7 +121,7 @@ export async function startKinesisMapping(options: KinesisMappingOptions): Promi
     keyOfReported: (identifier: unknown) => (typeof identifier === "string" && identifier !== "" ? identifier : undefined),
     invoke: (records: readonly ShardRecord[]) => {
       report({ kind: "delivered", mapping: mapping.name, count: records.length });
-      return options.invoke(kinesisEvent(options, records));
+      return options.invoke(kinesisEvent(options.fn, mapping.streamArn, records));
     },
     park,
   };

@@ -28,9 +28,15 @@ export interface StreamBatchPolicy<R> {
   readonly park: (records: readonly R[], outcome: InvokeOutcome, attempts: number) => Promise<void>;
 }
 
-type Verdict = { kind: "ok" } | { kind: "partial"; from: number } | { kind: "failed" };
+/** What Lambda makes of an invocation's outcome: all done, retry from a record, or the batch failed. */
+export type Verdict = { kind: "ok" } | { kind: "partial"; from: number } | { kind: "failed" };
 
-function verdictOf<R>(policy: StreamBatchPolicy<R>, records: readonly R[], outcome: InvokeOutcome): Verdict {
+/** The verdict on a delivered batch, from the function's outcome (also what `npm run redrive` honours). */
+export function verdictOf<R>(
+  policy: Pick<StreamBatchPolicy<R>, "reportBatchItemFailures" | "idOf" | "keyOfReported">,
+  records: readonly R[],
+  outcome: Pick<InvokeOutcome, "result" | "error">,
+): Verdict {
   if (outcome.error) return { kind: "failed" };
   if (!policy.reportBatchItemFailures) return { kind: "ok" };
   const result = outcome.result as { batchItemFailures?: unknown } | null | undefined;
