@@ -84,6 +84,12 @@ export class Queue extends Component {
     );
     this.arn = this.queue.arn;
     this.url = this.queue.url;
+    const { queues } = platform.flows;
+    queues.push({ queueName: this.queueName, role: deadLetter ? "work" : "failures", arn: this.arn, url: this.url });
+    if (this.deadLetterQueue) {
+      const dlq = this.deadLetterQueue;
+      queues.push({ queueName: platform.name(`${args.name}-dlq`, kind), role: "deadLetter", arn: dlq.arn, url: dlq.url });
+    }
     this.registerOutputs({ arn: this.arn, url: this.url, deadLetterArn: this.deadLetterQueue?.arn });
   }
 }

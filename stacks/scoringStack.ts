@@ -141,6 +141,10 @@ export class ScoringStack extends Component {
       { tableName: table.name, streamArn: tableStream.arn, approximateCreationDateTimePrecision: "MILLISECOND" },
       this.child,
     );
+    platform.flows.tableStreams.push({
+      tableName: platform.name("fan-identity-table", "dynamodbTable"),
+      streamArn: tableStream.arn,
+    });
     return { table, tableStream };
   }
 
@@ -292,7 +296,7 @@ export class ScoringStack extends Component {
       sqsEventSource(
         this.childName(mapping),
         {
-          functionName: lookup.function.name,
+          consumer: lookup,
           queueArn: queue.arn,
           batchSize: scoring.queueBatchSize,
           fifo: queue.fifo,
@@ -318,7 +322,7 @@ export class ScoringStack extends Component {
     kafkaEventSource(
       this.childName("kafka-to-enqueue"),
       {
-        functionName: consumer.function.name,
+        consumer,
         bootstrapServers: kafka.bootstrapServers,
         topic: kafka.topic,
         consumerGroupId: scoring.kafka.consumerGroupId,
@@ -378,7 +382,7 @@ export class ScoringStack extends Component {
     kinesisEventSource(
       this.childName(mapping),
       {
-        functionName: fn.function.name,
+        consumer: fn,
         streamArn,
         batchSize: this.args.scoring.streamBatchSize,
         filters: [filter],
