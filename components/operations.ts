@@ -14,7 +14,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { METRICS_NAMESPACE, WORKER_METRICS } from "../workers/shared/runtime/telemetry";
 import { type AlarmMetric, type AlarmSpec, alarmSpecs, type AlarmThresholds, workerMetric } from "./alarms";
 import { Component } from "./component";
-import { type Flow, flowKey } from "./flows";
+import { type Flow, flowKey, type FlowRecord } from "./flows";
 import type { RegionalPlatform } from "./platform";
 
 export interface RegionalOperationsArgs {
@@ -213,147 +213,161 @@ export class RegionalOperations extends Component {
     );
   }
 
-  /** The dashboard: the region's flows, its alarms, then a row per worker, queue and API. */
+  /** The dashboard's body, once the flows' ARNs and the alarms' ARNs are known. */
   private dashboardBody(period: number): pulumi.Output<string> {
     const { platform } = this;
-    const record = platform.flows;
-    const { region } = platform;
-    const widgets: object[] = [];
-    let y = 0;
-    const row = (height: number, ...items: { width: number; widget: object }[]) => {
-      let x = 0;
-      for (const { width, widget } of items) {
-        widgets.push({ ...widget, x, y, width, height });
-        x += width;
-      }
-      y += height;
-    };
-    const graph = (title: string, metrics: unknown[][], stat = "Sum") => ({
-      type: "metric",
-      properties: { title, region, view: "timeSeries", stacked: false, period, stat, metrics },
-    });
-    const line = (metric: AlarmMetric, label?: string): unknown[] => [
-      metric.namespace,
-      metric.metricName,
-      ...Object.entries(metric.dimensions).flat(),
-      { stat: metric.stat, ...(label ? { label } : {}) },
-    ];
-    const lambda = (metricName: string, functionName: string, stat: string): AlarmMetric => ({
-      namespace: "AWS/Lambda",
-      metricName,
-      dimensions: { FunctionName: functionName },
-      stat,
-    });
+    const where = { prefix: platform.prefix, region: platform.region, deployment: platform.deployment, period };
+    return pulumi
+      .all([platform.flows.flows(), pulumi.all(this.alarms.map((alarm) => alarm.arn))])
+      .apply(([flows, alarmArns]) => JSON.stringify({ widgets: dashboardWidgets(platform.flows, flows, alarmArns, where) }));
+  }
+}
 
-    return pulumi.all([record.flows(), pulumi.all(this.alarms.map((alarm) => alarm.arn))]).apply(([flows, alarmArns]) => {
-      widgets.length = 0;
-      y = 0;
-      const markdown = [
-        `# ${platform.prefix}: event flows`,
-        "Drawn from the program's wiring, as the README's event flow. Runbook: docs/operations.md.",
-        "",
-        "| from | | to |",
-        "|---|---|---|",
-        ...[...flows].sort((a, b) => flowKey(a).localeCompare(flowKey(b))).map(flowRow),
-      ].join("\n");
-      row(Math.min(24, 3 + Math.ceil(flows.length / 2)), { width: 24, widget: { type: "text", properties: { markdown } } });
-      row(6, { width: 24, widget: { type: "alarm", properties: { title: "Alarms", alarms: alarmArns.slice(0, 100) } } });
+/** An alarm widget shows at most this many alarms. */
+const ALARMS_PER_WIDGET = 100;
 
-      const streamKind = new Map(
-        record.mappings.filter((mapping) => mapping.kind !== "sqs").map((mapping) => [mapping.functionName, mapping.kind]),
-      );
-      for (const worker of record.workers) {
-        const { workerName, functionName } = worker;
-        const where = { service: workerName, environment: platform.deployment, region };
-        const failedSearch = `SEARCH('{${METRICS_NAMESPACE},service,environment,region,reason} MetricName="${WORKER_METRICS.recordsFailed.name}" service="${workerName}" environment="${platform.deployment}"', 'Sum', ${period})`;
-        const behind = streamKind.get(functionName);
-        row(
-          6,
-          {
-            width: 8,
-            widget: graph(`${workerName}: invocations`, [
-              line(lambda("Invocations", functionName, "Sum")),
-              line(lambda("Errors", functionName, "Sum")),
-              line(lambda("Throttles", functionName, "Sum")),
-              ...(behind === "kinesis" ? [line(lambda("IteratorAge", functionName, "Maximum"))] : []),
-              ...(behind === "kafka" ? [line(lambda("OffsetLag", functionName, "Maximum"))] : []),
-            ]),
-          },
-          {
-            width: 8,
-            widget: graph(`${workerName}: records`, [
-              line(workerMetric(WORKER_METRICS.recordsReceived, where)),
-              line(workerMetric(WORKER_METRICS.recordsProcessed, where)),
-              line(workerMetric(WORKER_METRICS.recordsSkipped, where)),
-              [{ expression: failedSearch, id: "failed", label: "failed by reason" }],
-            ]),
-          },
-          {
-            width: 8,
-            widget: graph(
-              `${workerName}: duration and dependencies`,
-              [
-                line(lambda("Duration", functionName, "p99"), "duration p99"),
-                ...worker.dependencies.flatMap((dependency) => [
-                  line(workerMetric(WORKER_METRICS.externalCalls, where, dependency), `${dependency} calls`),
-                  line(workerMetric(WORKER_METRICS.externalCallFailures, where, dependency), `${dependency} failures`),
-                ]),
-              ],
-              "Sum",
-            ),
-          },
-        );
-      }
-      const queues = record.queues.map((queue) => ({
-        width: 8,
-        widget: graph(
-          `${queue.queueName.slice(platform.prefix.length + 1)} (${queue.role})`,
-          [
-            line({
-              namespace: "AWS/SQS",
-              metricName: "ApproximateNumberOfMessagesVisible",
-              dimensions: { QueueName: queue.queueName },
-              stat: "Maximum",
-            }),
-            line({
-              namespace: "AWS/SQS",
-              metricName: "ApproximateAgeOfOldestMessage",
-              dimensions: { QueueName: queue.queueName },
-              stat: "Maximum",
-            }),
-          ],
-          "Maximum",
-        ),
-      }));
-      for (let index = 0; index < queues.length; index += 3) row(6, ...queues.slice(index, index + 3));
-      for (const api of record.apis) {
-        const apiMetric = (metricName: string, stat: string): AlarmMetric => ({
-          namespace: "AWS/ApiGateway",
-          metricName,
-          dimensions: { ApiName: api.apiName, Stage: api.stage },
-          stat,
-        });
-        row(
-          6,
-          {
-            width: 12,
-            widget: graph(`${api.apiName}: requests`, [
-              line(apiMetric("Count", "Sum")),
-              line(apiMetric("4XXError", "Sum")),
-              line(apiMetric("5XXError", "Sum")),
-            ]),
-          },
-          {
-            width: 12,
-            widget: graph(
-              `${api.apiName}: latency`,
-              [line(apiMetric("Latency", "p99"), "p99"), line(apiMetric("IntegrationLatency", "p99"), "integration p99")],
-              "p99",
-            ),
-          },
-        );
-      }
-      return JSON.stringify({ widgets });
+/**
+ * The dashboard's widgets, top to bottom: the region's flows, the state of its alarms, then a row
+ * per worker (Lambda's metrics, its records, its dependencies), the queues, and the API.
+ */
+export function dashboardWidgets(
+  record: FlowRecord,
+  flows: readonly Flow[],
+  alarmArns: readonly string[],
+  where: { readonly prefix: string; readonly region: string; readonly deployment: string; readonly period: number },
+): object[] {
+  const { region, deployment, period } = where;
+  const widgets: object[] = [];
+  let y = 0;
+  const row = (height: number, ...items: { width: number; widget: object }[]) => {
+    let x = 0;
+    for (const { width, widget } of items) {
+      widgets.push({ ...widget, x, y, width, height });
+      x += width;
+    }
+    y += height;
+  };
+  const graph = (title: string, metrics: unknown[][], stat = "Sum") => ({
+    type: "metric",
+    properties: { title, region, view: "timeSeries", stacked: false, period, stat, metrics },
+  });
+  const line = (metric: AlarmMetric, label?: string): unknown[] => [
+    metric.namespace,
+    metric.metricName,
+    ...Object.entries(metric.dimensions).flat(),
+    { stat: metric.stat, ...(label ? { label } : {}) },
+  ];
+  const lambda = (metricName: string, functionName: string, stat: string): AlarmMetric => ({
+    namespace: "AWS/Lambda",
+    metricName,
+    dimensions: { FunctionName: functionName },
+    stat,
+  });
+  const sqs = (metricName: string, queueName: string): AlarmMetric => ({
+    namespace: "AWS/SQS",
+    metricName,
+    dimensions: { QueueName: queueName },
+    stat: "Maximum",
+  });
+  const local = (name: string) => (name.startsWith(`${where.prefix}-`) ? name.slice(where.prefix.length + 1) : name);
+
+  const markdown = [
+    `# ${where.prefix}: event flows`,
+    "The region's wiring as the program built it (the README's event flow). Runbook: docs/operations.md.",
+    "",
+    "| from | flow | to |",
+    "|---|---|---|",
+    ...[...flows].sort((a, b) => flowKey(a).localeCompare(flowKey(b))).map(flowRow),
+  ].join("\n");
+  row(4 + Math.ceil(flows.length / 2), { width: 24, widget: { type: "text", properties: { markdown } } });
+  for (let index = 0; index < alarmArns.length; index += ALARMS_PER_WIDGET) {
+    const alarms = alarmArns.slice(index, index + ALARMS_PER_WIDGET);
+    row(Math.max(3, Math.ceil(alarms.length / 6)), {
+      width: 24,
+      widget: { type: "alarm", properties: { title: "Alarms", alarms } },
     });
   }
+
+  const streamKind = new Map(
+    record.mappings.flatMap((mapping) => (mapping.kind === "sqs" ? [] : [[mapping.functionName, mapping.kind] as const])),
+  );
+  for (const worker of record.workers) {
+    const { workerName, functionName } = worker;
+    const dimensions = { service: workerName, environment: deployment, region };
+    // Failures carry a `reason` dimension: a search finds every reason's series.
+    const failedByReason = `SEARCH('{${METRICS_NAMESPACE},service,environment,region,reason} MetricName="${WORKER_METRICS.recordsFailed.name}" service="${workerName}" environment="${deployment}"', 'Sum', ${period})`;
+    const behind = streamKind.get(functionName);
+    row(
+      6,
+      {
+        width: 8,
+        widget: graph(`${workerName}: invocations`, [
+          line(lambda("Invocations", functionName, "Sum")),
+          line(lambda("Errors", functionName, "Sum")),
+          line(lambda("Throttles", functionName, "Sum")),
+          ...(behind === "kinesis" ? [line(lambda("IteratorAge", functionName, "Maximum"))] : []),
+          ...(behind === "kafka" ? [line(lambda("OffsetLag", functionName, "Maximum"))] : []),
+        ]),
+      },
+      {
+        width: 8,
+        widget: graph(`${workerName}: records`, [
+          line(workerMetric(WORKER_METRICS.recordsReceived, dimensions)),
+          line(workerMetric(WORKER_METRICS.recordsProcessed, dimensions)),
+          line(workerMetric(WORKER_METRICS.recordsSkipped, dimensions)),
+          [{ expression: failedByReason, id: "failed", label: "failed, by reason" }],
+        ]),
+      },
+      {
+        width: 8,
+        widget: graph(`${workerName}: duration and dependencies`, [
+          line(lambda("Duration", functionName, "p99"), "duration p99"),
+          ...worker.dependencies.flatMap((dependency) => [
+            line(workerMetric(WORKER_METRICS.externalCalls, dimensions, dependency), `${dependency} calls`),
+            line(workerMetric(WORKER_METRICS.externalCallFailures, dimensions, dependency), `${dependency} failures`),
+          ]),
+        ]),
+      },
+    );
+  }
+  const queues = record.queues.map((queue) => ({
+    width: 8,
+    widget: graph(
+      `${local(queue.queueName)} (${queue.role})`,
+      [
+        line(sqs("ApproximateNumberOfMessagesVisible", queue.queueName)),
+        line(sqs("ApproximateAgeOfOldestMessage", queue.queueName)),
+      ],
+      "Maximum",
+    ),
+  }));
+  for (let index = 0; index < queues.length; index += 3) row(6, ...queues.slice(index, index + 3));
+  for (const api of record.apis) {
+    const apiMetric = (metricName: string, stat: string): AlarmMetric => ({
+      namespace: "AWS/ApiGateway",
+      metricName,
+      dimensions: { ApiName: api.apiName, Stage: api.stage },
+      stat,
+    });
+    row(
+      6,
+      {
+        width: 12,
+        widget: graph(`${local(api.apiName)}: requests`, [
+          line(apiMetric("Count", "Sum")),
+          line(apiMetric("4XXError", "Sum")),
+          line(apiMetric("5XXError", "Sum")),
+        ]),
+      },
+      {
+        width: 12,
+        widget: graph(
+          `${local(api.apiName)}: latency`,
+          [line(apiMetric("Latency", "p99"), "p99"), line(apiMetric("IntegrationLatency", "p99"), "integration p99")],
+          "p99",
+        ),
+      },
+    );
+  }
+  return widgets;
 }

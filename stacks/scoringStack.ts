@@ -109,6 +109,7 @@ export class ScoringStack extends Component {
   /** The table and its change stream (docs/data-model.md). */
   private createTable() {
     const { platform } = this;
+    const tableName = platform.name("fan-identity-table", "dynamodbTable");
     const tableStream = new aws.kinesis.Stream(
       this.childName("table-stream"),
       {
@@ -124,7 +125,7 @@ export class ScoringStack extends Component {
     const table = new aws.dynamodb.Table(
       this.childName("table"),
       {
-        name: platform.name("fan-identity-table", "dynamodbTable"),
+        name: tableName,
         billingMode: "PAY_PER_REQUEST",
         hashKey: KEY,
         attributes: [{ name: KEY, type: "S" }],
@@ -141,10 +142,7 @@ export class ScoringStack extends Component {
       { tableName: table.name, streamArn: tableStream.arn, approximateCreationDateTimePrecision: "MILLISECOND" },
       this.child,
     );
-    platform.flows.tableStreams.push({
-      tableName: platform.name("fan-identity-table", "dynamodbTable"),
-      streamArn: tableStream.arn,
-    });
+    platform.flows.tableStreams.push({ tableName, streamArn: tableStream.arn });
     return { table, tableStream };
   }
 

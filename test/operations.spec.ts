@@ -487,6 +487,20 @@ describe("operations, as a stack file configures them (qa1)", function () {
     );
   });
 
+  it("never shows an HTTPS endpoint in the plan's description", async function () {
+    const described = await describeResources(plan.resources);
+    const text = JSON.stringify(described);
+    for (const endpoint of endpoints) assert.ok(!text.includes(endpoint), "an endpoint is in the plan's JSON");
+    const https = described.filter(
+      (resource) => resource.type === "aws:sns/topicSubscription:TopicSubscription" && resource.inputs.protocol === "https",
+    );
+    assert.equal(https.length, endpoints.length);
+    for (const subscription of https) {
+      assert.equal(subscription.inputs.endpoint, "[secret]");
+      assert.deepEqual(subscription.settings, ["https [secret]"]);
+    }
+  });
+
   it("publishes the decision signing key's public half as a JWKS that verifies a decision token", async function () {
     const jwks = plan.outputs.decisionTokenJwks as { keys: { kid: string; alg: string; use: string; d?: string }[] };
     const kid = stackSection<{ signingKeyId: string }>("qa1", "idv").signingKeyId;
