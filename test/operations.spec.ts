@@ -13,13 +13,14 @@ import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 import { parse } from "yaml";
 import { projectRoot } from "../components/archive";
 import { dashboardFlows } from "../components/operations";
-import { flowKey } from "../components/flows";
+import { alarmSpecs, type AlarmThresholds, workerMetric } from "../components/alarms";
+import { FlowRecord, flowKey } from "../components/flows";
 import { PROJECT } from "../stacks/config";
 import { describeResources } from "../tools/offline/describe";
 import { plannedFlows } from "../tools/offline/diagram";
 import type { RecordedResource } from "../tools/offline/runtime";
 import { REGISTERED } from "../workers/registry";
-import { DEPENDENCIES, METRICS_NAMESPACE } from "../workers/shared/runtime/telemetry";
+import { DEPENDENCIES, METRICS_NAMESPACE, WORKER_METRICS } from "../workers/shared/runtime/telemetry";
 import { type PlannedStack, planStack, stackConfig, stackSection, statementsOf } from "./support/program";
 
 const STACKS = ["qa1", "dev1", "preprod1", "prod1"] as const;
@@ -81,7 +82,7 @@ function failureDestinations(plan: PlannedStack): string[] {
 }
 
 /** The stack file's alarm thresholds, with the defaults docs/operations.md gives. */
-function thresholdsOf(stack: string): Record<string, number> {
+function thresholdsOf(stack: string): AlarmThresholds {
   const defaults = {
     periodSeconds: 300,
     evaluationPeriods: 1,
@@ -97,7 +98,7 @@ function thresholdsOf(stack: string): Record<string, number> {
     authoriserDurationP99Ms: 1000,
     externalCallFailureRate: 0.05,
   };
-  const operations = stackSection<{ alarms?: Record<string, number> }>(stack, "operations");
+  const operations = stackSection<{ alarms?: Partial<AlarmThresholds> }>(stack, "operations");
   return { ...defaults, ...operations.alarms };
 }
 
@@ -131,15 +132,15 @@ describe("operations, on the offline plan of every stack", function () {
               plan(),
               mapping.name,
               ["AWS/Lambda", "IteratorAge", { FunctionName: fn }],
-              thresholds.iteratorAgeSeconds! * 1000,
+              thresholds.iteratorAgeSeconds * 1000,
             );
           } else if (source.startsWith("arn:aws:sqs:")) {
             const queueName = queueNameOf(source);
-            const age = thresholds.queueOldestMessageAgeSeconds!;
+            const age = thresholds.queueOldestMessageAgeSeconds;
             assertAlarm(plan(), mapping.name, ["AWS/SQS", "ApproximateAgeOfOldestMessage", { QueueName: queueName }], age);
           } else {
             assert.ok(mapping.inputs.topics, `${mapping.name} is a Kafka mapping`);
-            assertAlarm(plan(), mapping.name, ["AWS/Lambda", "OffsetLag", { FunctionName: fn }], thresholds.kafkaOffsetLag!);
+            assertAlarm(plan(), mapping.name, ["AWS/Lambda", "OffsetLag", { FunctionName: fn }], thresholds.kafkaOffsetLag);
           }
         }
 
@@ -160,7 +161,7 @@ describe("operations, on the offline plan of every stack", function () {
         for (const queue of plan().ofType(QUEUE)) {
           const name = String(queue.inputs.name);
           const failed = holdingFailures.has(name);
-          const age = failed ? thresholds.failedMessageAgeSeconds! : thresholds.queueOldestMessageAgeSeconds!;
+          const age = failed ? thresholds.failedMessageAgeSeconds : thresholds.queueOldestMessageAgeSeconds;
           assertAlarm(plan(), name, ["AWS/SQS", "ApproximateAgeOfOldestMessage", { QueueName: name }], age);
           const depth = alarmsOn(plan(), "AWS/SQS", "ApproximateNumberOfMessagesVisible", { QueueName: name });
           if (failed)
@@ -168,7 +169,7 @@ describe("operations, on the offline plan of every stack", function () {
               plan(),
               name,
               ["AWS/SQS", "ApproximateNumberOfMessagesVisible", { QueueName: name }],
-              thresholds.failedMessages!,
+              thresholds.failedMessages,
             );
           else assert.equal(depth.length, 0, `${name} is a work queue: its depth is its load, not an alarm`);
         }
@@ -177,21 +178,21 @@ describe("operations, on the offline plan of every stack", function () {
       it("alarms on every function's errors and throttles, the webhook API's 5XX and p99 latency, and the authoriser's p99 duration", function () {
         for (const fn of plan().ofType(FUNCTION)) {
           const name = String(fn.inputs.name);
-          assertAlarm(plan(), name, ["AWS/Lambda", "Errors", { FunctionName: name }], thresholds.functionErrors!);
-          assertAlarm(plan(), name, ["AWS/Lambda", "Throttles", { FunctionName: name }], thresholds.functionThrottles!);
+          assertAlarm(plan(), name, ["AWS/Lambda", "Errors", { FunctionName: name }], thresholds.functionErrors);
+          assertAlarm(plan(), name, ["AWS/Lambda", "Throttles", { FunctionName: name }], thresholds.functionThrottles);
         }
         const api = plan().ofType("aws:apigateway/restApi:RestApi");
         assert.equal(api.length, 1);
         const dimensions = { ApiName: String(api[0]!.inputs.name), Stage: stack };
-        assertAlarm(plan(), "API 5XX", ["AWS/ApiGateway", "5XXError", dimensions], thresholds.api5xxErrors!);
-        assertAlarm(plan(), "API latency", ["AWS/ApiGateway", "Latency", dimensions], thresholds.apiLatencyP99Ms!);
+        assertAlarm(plan(), "API 5XX", ["AWS/ApiGateway", "5XXError", dimensions], thresholds.api5xxErrors);
+        assertAlarm(plan(), "API latency", ["AWS/ApiGateway", "Latency", dimensions], thresholds.apiLatencyP99Ms);
         assert.equal(alarmsOn(plan(), "AWS/ApiGateway", "Latency", dimensions)[0]!.inputs.extendedStatistic, "p99");
         const authoriser = `vfid-${stack}-us-east-1-validateToken`;
         assertAlarm(
           plan(),
           "authoriser",
           ["AWS/Lambda", "Duration", { FunctionName: authoriser }],
-          thresholds.authoriserDurationP99Ms!,
+          thresholds.authoriserDurationP99Ms,
         );
         assert.equal(
           alarmsOn(plan(), "AWS/Lambda", "Duration", { FunctionName: authoriser })[0]!.inputs.extendedStatistic,
@@ -581,5 +582,54 @@ describe("the infrastructure workflow", function () {
       const [role] = rolesOf(job);
       assert.match(role!, new RegExp(`vars\\.AWS_DEPLOY_ROLE_${job.slice(3).toUpperCase()}\\b`));
     }
+  });
+});
+
+describe("alarm specs, from a region's wiring record", function () {
+  const thresholds = { ...thresholdsOf("qa1"), iteratorAgeSeconds: 60 };
+
+  it("alarm each registered queue, stream consumer and worker, and each dependency the contract declares", function () {
+    const record = new FlowRecord("us-west-2");
+    record.workers.push(
+      { workerName: "lookupArai", functionName: "p-lookupArai", dependencies: ["ARAI", "SecretsManager"], statements: {} },
+      { workerName: "scoreUsers", functionName: "p-scoreUsers", dependencies: [], statements: {} },
+    );
+    record.queues.push(
+      { queueName: "p-work", role: "work", arn: "arn:aws:sqs:us-west-2:1:p-work", url: "https://sqs/p-work" },
+      { queueName: "p-work-dlq", role: "deadLetter", arn: "arn:aws:sqs:us-west-2:1:p-work-dlq", url: "https://sqs/p-work-dlq" },
+    );
+    record.mappings.push(
+      { kind: "sqs", functionName: "p-lookupArai", sourceArn: "arn:aws:sqs:us-west-2:1:p-work" },
+      { kind: "kinesis", functionName: "p-scoreUsers", sourceArn: "arn:aws:kinesis:us-west-2:1:stream/s" },
+    );
+    const specs = alarmSpecs(record, { prefix: "p", deployment: "qa1w" }, thresholds);
+    assert.deepEqual(specs.map((spec) => spec.label).sort(), [
+      "lookupArai-ARAI-failure-rate",
+      "lookupArai-SecretsManager-failure-rate",
+      "lookupArai-errors",
+      "lookupArai-throttles",
+      "scoreUsers-errors",
+      "scoreUsers-iterator-age",
+      "scoreUsers-throttles",
+      "work-dlq-messages",
+      "work-dlq-oldest-message-age",
+      "work-oldest-message-age",
+    ]);
+    const iteratorAge = specs.find((spec) => spec.label === "scoreUsers-iterator-age")!;
+    assert.equal(iteratorAge.threshold, 60_000, "Lambda reports iterator age in milliseconds");
+    const rate = specs.find((spec) => spec.label === "lookupArai-ARAI-failure-rate")!.watches;
+    assert.ok("rate" in rate);
+    assert.deepEqual(rate.rate.numerator.dimensions, {
+      service: "lookupArai",
+      environment: "qa1w",
+      region: "us-west-2",
+      dependency: "ARAI",
+    });
+  });
+
+  it("refuse a worker metric without the extra dimension the catalogue gives it, or with one it does not", function () {
+    const where = { service: "lookupArai", environment: "qa1", region: "us-east-1" };
+    assert.throws(() => workerMetric(WORKER_METRICS.externalCalls, where), /ExternalCalls: needs its dependency dimension/);
+    assert.throws(() => workerMetric(WORKER_METRICS.recordsReceived, where, "ARAI"), /RecordsReceived: has no extra dimension/);
   });
 });
