@@ -6,7 +6,7 @@
  * alarm cannot watch a metric no worker emits. `operations.ts` turns these into resources.
  */
 import { METRICS_NAMESPACE, WORKER_METRICS } from "../workers/shared/runtime/telemetry";
-import type { FlowRecord } from "./flows";
+import type { FlowRecord, RecordedApi } from "./flows";
 
 /** Thresholds of the alarms (stack configuration `operations.alarms`, docs/operations.md). */
 export interface AlarmThresholds {
@@ -62,20 +62,28 @@ export interface AlarmSpec {
 }
 
 /** A physical name without the region's prefix: `vfid-qa1-us-east-1-lookupArai` → `lookupArai`. */
-const local = (prefix: string, name: string) => (name.startsWith(`${prefix}-`) ? name.slice(prefix.length + 1) : name);
+export const local = (prefix: string, name: string) => (name.startsWith(`${prefix}-`) ? name.slice(prefix.length + 1) : name);
 
-const lambdaMetric = (metricName: string, functionName: string, stat: string): AlarmMetric => ({
+export const lambdaMetric = (metricName: string, functionName: string, stat: string): AlarmMetric => ({
   namespace: "AWS/Lambda",
   metricName,
   dimensions: { FunctionName: functionName },
   stat,
 });
 
-const sqsMetric = (metricName: string, queueName: string): AlarmMetric => ({
+export const sqsMetric = (metricName: string, queueName: string): AlarmMetric => ({
   namespace: "AWS/SQS",
   metricName,
   dimensions: { QueueName: queueName },
   stat: "Maximum",
+});
+
+/** A REST API stage's metric. */
+export const apiMetric = (api: RecordedApi, metricName: string, stat: string): AlarmMetric => ({
+  namespace: "AWS/ApiGateway",
+  metricName,
+  dimensions: { ApiName: api.apiName, Stage: api.stage },
+  stat,
 });
 
 /**
@@ -104,30 +112,45 @@ export function workerMetric(
   };
 }
 
-/** Every alarm of the region whose wiring `record` holds. */
-export function alarmSpecs(
-  record: FlowRecord,
-  region: { readonly prefix: string; readonly deployment: string },
-  thresholds: AlarmThresholds,
-): AlarmSpec[] {
-  const specs: AlarmSpec[] = [];
-  const workerOf = new Map(record.workers.map((worker) => [worker.functionName, worker.workerName]));
-  const nameOf = (functionName: string) => workerOf.get(functionName) ?? local(region.prefix, functionName);
+interface RegionNames {
+  /** `<productCode>-<env>-<region>`, left out of alarm labels. */
+  readonly prefix: string;
+  /** The workers' `environment` dimension: `prod1`, `prod1w`. */
+  readonly deployment: string;
+}
 
-  for (const queue of record.queues) {
+/** Every alarm of the region whose wiring `record` holds. */
+export function alarmSpecs(record: FlowRecord, region: RegionNames, thresholds: AlarmThresholds): AlarmSpec[] {
+  return [
+    ...queueAlarms(record, region, thresholds),
+    ...streamAlarms(record, thresholds),
+    ...workerAlarms(record, region, thresholds),
+    ...authoriserAlarms(record, thresholds),
+    ...apiAlarms(record, region, thresholds),
+  ];
+}
+
+/** The worker a function runs, by its function's physical name. */
+const workerNameOf = (record: FlowRecord, functionName: string) =>
+  record.workers.find((worker) => worker.functionName === functionName)?.workerName ?? functionName;
+
+/** Work queues: the age of their oldest message. Dead-letter and failure queues: any message, and its age. */
+function queueAlarms(record: FlowRecord, region: RegionNames, thresholds: AlarmThresholds): AlarmSpec[] {
+  return record.queues.flatMap((queue): AlarmSpec[] => {
     const label = local(region.prefix, queue.queueName);
     if (queue.role === "work") {
-      specs.push({
-        label: `${label}-oldest-message-age`,
-        description: `The oldest message on ${queue.queueName} is older than ${thresholds.queueOldestMessageAgeSeconds} s`,
-        runbook: RUNBOOK.queueAge,
-        watches: { metric: sqsMetric("ApproximateAgeOfOldestMessage", queue.queueName) },
-        threshold: thresholds.queueOldestMessageAgeSeconds,
-      });
-      continue;
+      return [
+        {
+          label: `${label}-oldest-message-age`,
+          description: `The oldest message on ${queue.queueName} is older than ${thresholds.queueOldestMessageAgeSeconds} s`,
+          runbook: RUNBOOK.queueAge,
+          watches: { metric: sqsMetric("ApproximateAgeOfOldestMessage", queue.queueName) },
+          threshold: thresholds.queueOldestMessageAgeSeconds,
+        },
+      ];
     }
     const what = queue.role === "deadLetter" ? "dead-letter queue" : "failure queue";
-    specs.push(
+    return [
       {
         label: `${label}-messages`,
         description: `The ${what} ${queue.queueName} holds more than ${thresholds.failedMessages} messages`,
@@ -142,39 +165,42 @@ export function alarmSpecs(
         watches: { metric: sqsMetric("ApproximateAgeOfOldestMessage", queue.queueName) },
         threshold: thresholds.failedMessageAgeSeconds,
       },
-    );
-  }
+    ];
+  });
+}
 
-  // Lambda reports iterator age and offset lag per function; each function here has one stream.
-  const streamConsumers = new Map<string, "kinesis" | "kafka">();
-  for (const mapping of record.mappings) {
-    if (mapping.kind !== "sqs") streamConsumers.set(mapping.functionName, mapping.kind);
-  }
-  for (const [functionName, kind] of streamConsumers) {
-    const worker = nameOf(functionName);
-    specs.push(
-      kind === "kinesis"
-        ? {
-            label: `${worker}-iterator-age`,
-            description: `${worker} is more than ${thresholds.iteratorAgeSeconds} s behind its Kinesis stream`,
-            runbook: RUNBOOK.iteratorAge,
-            watches: { metric: lambdaMetric("IteratorAge", functionName, "Maximum") },
-            // Lambda reports iterator age in milliseconds.
-            threshold: thresholds.iteratorAgeSeconds * 1000,
-          }
-        : {
-            label: `${worker}-offset-lag`,
-            description: `${worker} is more than ${thresholds.kafkaOffsetLag} messages behind its Kafka topic`,
-            runbook: RUNBOOK.offsetLag,
-            watches: { metric: lambdaMetric("OffsetLag", functionName, "Maximum") },
-            threshold: thresholds.kafkaOffsetLag,
-          },
-    );
-  }
+/** Iterator age of each Kinesis consumer, offset lag of each Kafka consumer (an SQS mapping is its queue's age). */
+function streamAlarms(record: FlowRecord, thresholds: AlarmThresholds): AlarmSpec[] {
+  // Lambda reports iterator age and offset lag per function; each function here reads one stream.
+  const consumers = new Map<string, "kinesis" | "kafka">();
+  for (const mapping of record.mappings) if (mapping.kind !== "sqs") consumers.set(mapping.functionName, mapping.kind);
+  return [...consumers].map(([functionName, kind]): AlarmSpec => {
+    const worker = workerNameOf(record, functionName);
+    if (kind === "kafka") {
+      return {
+        label: `${worker}-offset-lag`,
+        description: `${worker} is more than ${thresholds.kafkaOffsetLag} messages behind its Kafka topic`,
+        runbook: RUNBOOK.offsetLag,
+        watches: { metric: lambdaMetric("OffsetLag", functionName, "Maximum") },
+        threshold: thresholds.kafkaOffsetLag,
+      };
+    }
+    return {
+      label: `${worker}-iterator-age`,
+      description: `${worker} is more than ${thresholds.iteratorAgeSeconds} s behind its Kinesis stream`,
+      runbook: RUNBOOK.iteratorAge,
+      watches: { metric: lambdaMetric("IteratorAge", functionName, "Maximum") },
+      // Lambda reports iterator age in milliseconds.
+      threshold: thresholds.iteratorAgeSeconds * 1000,
+    };
+  });
+}
 
-  for (const worker of record.workers) {
-    const { workerName, functionName } = worker;
-    specs.push(
+/** Every function's errors and throttles, and the failure rate of each dependency its contract declares. */
+function workerAlarms(record: FlowRecord, region: RegionNames, thresholds: AlarmThresholds): AlarmSpec[] {
+  return record.workers.flatMap(({ workerName, functionName, dependencies }): AlarmSpec[] => {
+    const where = { service: workerName, environment: region.deployment, region: record.region };
+    return [
       {
         label: `${workerName}-errors`,
         description: `${functionName} failed more than ${thresholds.functionErrors} invocations in a period`,
@@ -189,10 +215,7 @@ export function alarmSpecs(
         watches: { metric: lambdaMetric("Throttles", functionName, "Sum") },
         threshold: thresholds.functionThrottles,
       },
-    );
-    const where = { service: workerName, environment: region.deployment, region: record.region };
-    for (const dependency of worker.dependencies) {
-      specs.push({
+      ...dependencies.map((dependency) => ({
         label: `${workerName}-${dependency}-failure-rate`,
         description: `More than ${thresholds.externalCallFailureRate * 100}% of ${workerName}'s calls to ${dependency} failed`,
         runbook: RUNBOOK.externalCallFailures,
@@ -203,45 +226,44 @@ export function alarmSpecs(
           },
         },
         threshold: thresholds.externalCallFailureRate,
-      });
-    }
-  }
+      })),
+    ];
+  });
+}
 
-  for (const functionName of record.authorisers) {
-    const worker = nameOf(functionName);
-    specs.push({
+/** The p99 duration of each AppSync authoriser. */
+function authoriserAlarms(record: FlowRecord, thresholds: AlarmThresholds): AlarmSpec[] {
+  return record.authorisers.map((functionName) => {
+    const worker = workerNameOf(record, functionName);
+    return {
       label: `${worker}-duration-p99`,
       description: `The authoriser ${functionName} takes more than ${thresholds.authoriserDurationP99Ms} ms at p99`,
       runbook: RUNBOOK.authoriserDuration,
       watches: { metric: lambdaMetric("Duration", functionName, "p99") },
       threshold: thresholds.authoriserDurationP99Ms,
-    });
-  }
+    };
+  });
+}
 
-  for (const api of record.apis) {
+/** Each REST API stage's 5XX answers and p99 latency. */
+function apiAlarms(record: FlowRecord, region: RegionNames, thresholds: AlarmThresholds): AlarmSpec[] {
+  return record.apis.flatMap((api): AlarmSpec[] => {
     const label = local(region.prefix, api.apiName);
-    const apiMetric = (metricName: string, stat: string): AlarmMetric => ({
-      namespace: "AWS/ApiGateway",
-      metricName,
-      dimensions: { ApiName: api.apiName, Stage: api.stage },
-      stat,
-    });
-    specs.push(
+    return [
       {
         label: `${label}-5xx`,
         description: `${api.apiName} (${api.stage}) answered more than ${thresholds.api5xxErrors} 5XX in a period`,
         runbook: RUNBOOK.api5xx,
-        watches: { metric: apiMetric("5XXError", "Sum") },
+        watches: { metric: apiMetric(api, "5XXError", "Sum") },
         threshold: thresholds.api5xxErrors,
       },
       {
         label: `${label}-latency-p99`,
         description: `${api.apiName} (${api.stage}) takes more than ${thresholds.apiLatencyP99Ms} ms at p99`,
         runbook: RUNBOOK.apiLatency,
-        watches: { metric: apiMetric("Latency", "p99") },
+        watches: { metric: apiMetric(api, "Latency", "p99") },
         threshold: thresholds.apiLatencyP99Ms,
       },
-    );
-  }
-  return specs;
+    ];
+  });
 }

@@ -11,10 +11,9 @@
 import { createHash } from "node:crypto";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { METRICS_NAMESPACE, WORKER_METRICS } from "../workers/shared/runtime/telemetry";
-import { type AlarmMetric, type AlarmSpec, alarmSpecs, type AlarmThresholds, workerMetric } from "./alarms";
+import { type AlarmMetric, type AlarmSpec, alarmSpecs, type AlarmThresholds } from "./alarms";
 import { Component } from "./component";
-import { type Flow, flowKey, type FlowRecord } from "./flows";
+import { dashboardUrl, dashboardWidgets } from "./dashboard";
 import type { RegionalPlatform } from "./platform";
 
 export interface RegionalOperationsArgs {
@@ -26,24 +25,6 @@ export interface RegionalOperationsArgs {
     /** HTTPS endpoints subscribed to the alert topic; each a secret, as they usually carry a token. */
     readonly httpsEndpoints: readonly pulumi.Input<string>[];
   };
-}
-
-/** The console address of a dashboard. */
-export const dashboardUrl = (region: string, name: string): string =>
-  `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#dashboards:name=${name}`;
-
-/** The markdown table row of a flow in the dashboard's flow widget; tools read flows back from it. */
-export const flowRow = (flow: Flow): string =>
-  `| ${flow.from.shape} \`${flow.from.name}\` | ${flow.kind} | ${flow.to.shape} \`${flow.to.name}\` |`;
-
-/** Reads the flows back from a dashboard body's flow widget (the inverse of `flowRow`). */
-export function dashboardFlows(body: string): Flow[] {
-  const widgets = (JSON.parse(body) as { widgets: { type: string; properties: { markdown?: string } }[] }).widgets;
-  const markdown = widgets.flatMap((widget) => (widget.type === "text" ? [widget.properties.markdown ?? ""] : [])).join("\n");
-  return [...markdown.matchAll(/^\| (\w+) `([^`]+)` \| (\w+) \| (\w+) `([^`]+)` \|$/gm)].map(
-    ([, fromShape, from, kind, toShape, to]) =>
-      ({ from: { shape: fromShape, name: from }, kind, to: { shape: toShape, name: to } }) as Flow,
-  );
 }
 
 export class RegionalOperations extends Component {
@@ -68,41 +49,10 @@ export class RegionalOperations extends Component {
     this.registerOutputs({ topicArn: this.topic.arn, dashboardUrl: this.dashboardUrl });
   }
 
-  /** The encrypted alert topic, its key, its policy and its subscriptions. */
+  /** The encrypted alert topic, its policy and its subscriptions. */
   private createTopic(alerts: RegionalOperationsArgs["alerts"]) {
     const { platform } = this;
-    const { accountId } = platform.settings;
-    const key = new aws.kms.Key(
-      this.childName("alerts-key"),
-      {
-        description: `Encrypts the alert topic of ${platform.prefix}`,
-        enableKeyRotation: true,
-        deletionWindowInDays: 30,
-        policy: JSON.stringify({
-          Version: "2012-10-17",
-          Statement: [
-            {
-              // AWS's default key policy: without it the account could lose control of the key.
-              Sid: "AccountAdministersTheKey",
-              Effect: "Allow",
-              Principal: { AWS: `arn:aws:iam::${accountId}:root` },
-              Action: "kms:*",
-              Resource: "*",
-            },
-            {
-              // What an alarm needs to publish to the encrypted topic (the SNS encryption guide).
-              Sid: "CloudWatchAlarmsPublish",
-              Effect: "Allow",
-              Principal: { Service: "cloudwatch.amazonaws.com" },
-              Action: ["kms:Decrypt", "kms:GenerateDataKey*"],
-              Resource: "*",
-            },
-          ],
-        }),
-        tags: platform.tags,
-      },
-      this.child,
-    );
+    const key = this.createKey();
     const topic = new aws.sns.Topic(
       this.childName("alerts"),
       { name: platform.name("alerts", "snsTopic"), kmsMasterKeyId: key.arn, tags: platform.tags },
@@ -123,7 +73,7 @@ export class RegionalOperations extends Component {
               Resource: topic.arn,
               Condition: {
                 ArnLike: { "aws:SourceArn": platform.arn("cloudwatch", "alarm:*") },
-                StringEquals: { "aws:SourceAccount": accountId },
+                StringEquals: { "aws:SourceAccount": platform.settings.accountId },
               },
             },
           ],
@@ -131,6 +81,48 @@ export class RegionalOperations extends Component {
       },
       this.child,
     );
+    this.subscribe(topic, alerts);
+    return { key, topic };
+  }
+
+  /** The topic's key: rotated, administered by the account, usable by CloudWatch. */
+  private createKey(): aws.kms.Key {
+    const { platform } = this;
+    return new aws.kms.Key(
+      this.childName("alerts-key"),
+      {
+        description: `Encrypts the alert topic of ${platform.prefix}`,
+        enableKeyRotation: true,
+        deletionWindowInDays: 30,
+        policy: JSON.stringify({
+          Version: "2012-10-17",
+          Statement: [
+            {
+              // AWS's default key policy: without it the account could lose control of the key.
+              Sid: "AccountAdministersTheKey",
+              Effect: "Allow",
+              Principal: { AWS: `arn:aws:iam::${platform.settings.accountId}:root` },
+              Action: "kms:*",
+              Resource: "*",
+            },
+            {
+              // What CloudWatch needs to publish an alarm to a topic encrypted with this key.
+              Sid: "CloudWatchAlarmsPublish",
+              Effect: "Allow",
+              Principal: { Service: "cloudwatch.amazonaws.com" },
+              Action: ["kms:Decrypt", "kms:GenerateDataKey*"],
+              Resource: "*",
+            },
+          ],
+        }),
+        tags: platform.tags,
+      },
+      this.child,
+    );
+  }
+
+  /** One subscription per email address and per HTTPS endpoint. */
+  private subscribe(topic: aws.sns.Topic, alerts: RegionalOperationsArgs["alerts"]): void {
     // Named by a hash of the address, so reordering the list replaces nothing.
     for (const email of alerts.emails) {
       const id = createHash("sha256").update(email).digest("hex").slice(0, 8);
@@ -140,6 +132,7 @@ export class RegionalOperations extends Component {
         this.child,
       );
     }
+    // By position: the endpoints are secrets, so nothing of them goes into a resource's name.
     alerts.httpsEndpoints.forEach((endpoint, index) => {
       new aws.sns.TopicSubscription(
         this.childName(`alerts-https-${index + 1}`),
@@ -147,67 +140,24 @@ export class RegionalOperations extends Component {
         this.child,
       );
     });
-    return { key, topic };
   }
 
   private createAlarm(spec: AlarmSpec, thresholds: AlarmThresholds): aws.cloudwatch.MetricAlarm {
     const { platform } = this;
-    const period = thresholds.periodSeconds;
-    const common = {
-      name: platform.name(spec.label, "metricAlarm"),
-      alarmDescription: `${spec.description}. Runbook: docs/operations.md#${spec.runbook}`,
-      comparisonOperator: "GreaterThanThreshold",
-      threshold: spec.threshold,
-      evaluationPeriods: thresholds.evaluationPeriods,
-      // No data is no work: an idle queue or a quiet worker is not alarming.
-      treatMissingData: "notBreaching",
-      alarmActions: [this.topic.arn],
-      okActions: [this.topic.arn],
-      tags: platform.tags,
-    };
-    if ("metric" in spec.watches) {
-      const { metric } = spec.watches;
-      const percentile = /^p\d/.test(metric.stat);
-      return new aws.cloudwatch.MetricAlarm(
-        this.childName(`alarm-${spec.label}`),
-        {
-          ...common,
-          namespace: metric.namespace,
-          metricName: metric.metricName,
-          dimensions: { ...metric.dimensions },
-          period,
-          ...(percentile ? { extendedStatistic: metric.stat } : { statistic: metric.stat }),
-        },
-        this.child,
-      );
-    }
-    const { numerator, denominator } = spec.watches.rate;
-    const query = (id: string, metric: AlarmMetric) => ({
-      id,
-      returnData: false,
-      metric: {
-        namespace: metric.namespace,
-        metricName: metric.metricName,
-        dimensions: { ...metric.dimensions },
-        period,
-        stat: metric.stat,
-      },
-    });
     return new aws.cloudwatch.MetricAlarm(
       this.childName(`alarm-${spec.label}`),
       {
-        ...common,
-        metricQueries: [
-          query("failures", numerator),
-          query("calls", denominator),
-          // No calls is no failure rate: 0, not missing data.
-          {
-            id: "rate",
-            expression: "IF(FILL(calls, 0) > 0, FILL(failures, 0) / calls, 0)",
-            label: "failure rate",
-            returnData: true,
-          },
-        ],
+        name: platform.name(spec.label, "metricAlarm"),
+        alarmDescription: `${spec.description}. Runbook: docs/operations.md#${spec.runbook}`,
+        comparisonOperator: "GreaterThanThreshold",
+        threshold: spec.threshold,
+        evaluationPeriods: thresholds.evaluationPeriods,
+        // No data is no work: an idle queue or a quiet worker is not alarming.
+        treatMissingData: "notBreaching",
+        alarmActions: [this.topic.arn],
+        okActions: [this.topic.arn],
+        tags: platform.tags,
+        ...alarmMetrics(spec.watches, thresholds.periodSeconds),
       },
       this.child,
     );
@@ -223,151 +173,36 @@ export class RegionalOperations extends Component {
   }
 }
 
-/** An alarm widget shows at most this many alarms. */
-const ALARMS_PER_WIDGET = 100;
-
-/**
- * The dashboard's widgets, top to bottom: the region's flows, the state of its alarms, then a row
- * per worker (Lambda's metrics, its records, its dependencies), the queues, and the API.
- */
-export function dashboardWidgets(
-  record: FlowRecord,
-  flows: readonly Flow[],
-  alarmArns: readonly string[],
-  where: { readonly prefix: string; readonly region: string; readonly deployment: string; readonly period: number },
-): object[] {
-  const { region, deployment, period } = where;
-  const widgets: object[] = [];
-  let y = 0;
-  const row = (height: number, ...items: { width: number; widget: object }[]) => {
-    let x = 0;
-    for (const { width, widget } of items) {
-      widgets.push({ ...widget, x, y, width, height });
-      x += width;
-    }
-    y += height;
+/** What an alarm reads: one metric and its statistic, or the failure rate of two (0 without calls). */
+function alarmMetrics(watches: AlarmSpec["watches"], period: number): Partial<aws.cloudwatch.MetricAlarmArgs> {
+  if ("metric" in watches) {
+    const { metric } = watches;
+    const percentile = /^p\d/.test(metric.stat);
+    return {
+      namespace: metric.namespace,
+      metricName: metric.metricName,
+      dimensions: { ...metric.dimensions },
+      period,
+      ...(percentile ? { extendedStatistic: metric.stat } : { statistic: metric.stat }),
+    };
+  }
+  const query = (id: string, metric: AlarmMetric) => ({
+    id,
+    returnData: false,
+    metric: {
+      namespace: metric.namespace,
+      metricName: metric.metricName,
+      dimensions: { ...metric.dimensions },
+      period,
+      stat: metric.stat,
+    },
+  });
+  return {
+    metricQueries: [
+      query("failures", watches.rate.numerator),
+      query("calls", watches.rate.denominator),
+      // No calls is no failure rate: 0, not missing data.
+      { id: "rate", expression: "IF(FILL(calls, 0) > 0, FILL(failures, 0) / calls, 0)", label: "failure rate", returnData: true },
+    ],
   };
-  const graph = (title: string, metrics: unknown[][], stat = "Sum") => ({
-    type: "metric",
-    properties: { title, region, view: "timeSeries", stacked: false, period, stat, metrics },
-  });
-  const line = (metric: AlarmMetric, label?: string): unknown[] => [
-    metric.namespace,
-    metric.metricName,
-    ...Object.entries(metric.dimensions).flat(),
-    { stat: metric.stat, ...(label ? { label } : {}) },
-  ];
-  const lambda = (metricName: string, functionName: string, stat: string): AlarmMetric => ({
-    namespace: "AWS/Lambda",
-    metricName,
-    dimensions: { FunctionName: functionName },
-    stat,
-  });
-  const sqs = (metricName: string, queueName: string): AlarmMetric => ({
-    namespace: "AWS/SQS",
-    metricName,
-    dimensions: { QueueName: queueName },
-    stat: "Maximum",
-  });
-  const local = (name: string) => (name.startsWith(`${where.prefix}-`) ? name.slice(where.prefix.length + 1) : name);
-
-  const markdown = [
-    `# ${where.prefix}: event flows`,
-    "The region's wiring as the program built it (the README's event flow). Runbook: docs/operations.md.",
-    "",
-    "| from | flow | to |",
-    "|---|---|---|",
-    ...[...flows].sort((a, b) => flowKey(a).localeCompare(flowKey(b))).map(flowRow),
-  ].join("\n");
-  row(4 + Math.ceil(flows.length / 2), { width: 24, widget: { type: "text", properties: { markdown } } });
-  for (let index = 0; index < alarmArns.length; index += ALARMS_PER_WIDGET) {
-    const alarms = alarmArns.slice(index, index + ALARMS_PER_WIDGET);
-    row(Math.max(3, Math.ceil(alarms.length / 6)), {
-      width: 24,
-      widget: { type: "alarm", properties: { title: "Alarms", alarms } },
-    });
-  }
-
-  const streamKind = new Map(
-    record.mappings.flatMap((mapping) => (mapping.kind === "sqs" ? [] : [[mapping.functionName, mapping.kind] as const])),
-  );
-  for (const worker of record.workers) {
-    const { workerName, functionName } = worker;
-    const dimensions = { service: workerName, environment: deployment, region };
-    // Failures carry a `reason` dimension: a search finds every reason's series.
-    const failedByReason = `SEARCH('{${METRICS_NAMESPACE},service,environment,region,reason} MetricName="${WORKER_METRICS.recordsFailed.name}" service="${workerName}" environment="${deployment}"', 'Sum', ${period})`;
-    const behind = streamKind.get(functionName);
-    row(
-      6,
-      {
-        width: 8,
-        widget: graph(`${workerName}: invocations`, [
-          line(lambda("Invocations", functionName, "Sum")),
-          line(lambda("Errors", functionName, "Sum")),
-          line(lambda("Throttles", functionName, "Sum")),
-          ...(behind === "kinesis" ? [line(lambda("IteratorAge", functionName, "Maximum"))] : []),
-          ...(behind === "kafka" ? [line(lambda("OffsetLag", functionName, "Maximum"))] : []),
-        ]),
-      },
-      {
-        width: 8,
-        widget: graph(`${workerName}: records`, [
-          line(workerMetric(WORKER_METRICS.recordsReceived, dimensions)),
-          line(workerMetric(WORKER_METRICS.recordsProcessed, dimensions)),
-          line(workerMetric(WORKER_METRICS.recordsSkipped, dimensions)),
-          [{ expression: failedByReason, id: "failed", label: "failed, by reason" }],
-        ]),
-      },
-      {
-        width: 8,
-        widget: graph(`${workerName}: duration and dependencies`, [
-          line(lambda("Duration", functionName, "p99"), "duration p99"),
-          ...worker.dependencies.flatMap((dependency) => [
-            line(workerMetric(WORKER_METRICS.externalCalls, dimensions, dependency), `${dependency} calls`),
-            line(workerMetric(WORKER_METRICS.externalCallFailures, dimensions, dependency), `${dependency} failures`),
-          ]),
-        ]),
-      },
-    );
-  }
-  const queues = record.queues.map((queue) => ({
-    width: 8,
-    widget: graph(
-      `${local(queue.queueName)} (${queue.role})`,
-      [
-        line(sqs("ApproximateNumberOfMessagesVisible", queue.queueName)),
-        line(sqs("ApproximateAgeOfOldestMessage", queue.queueName)),
-      ],
-      "Maximum",
-    ),
-  }));
-  for (let index = 0; index < queues.length; index += 3) row(6, ...queues.slice(index, index + 3));
-  for (const api of record.apis) {
-    const apiMetric = (metricName: string, stat: string): AlarmMetric => ({
-      namespace: "AWS/ApiGateway",
-      metricName,
-      dimensions: { ApiName: api.apiName, Stage: api.stage },
-      stat,
-    });
-    row(
-      6,
-      {
-        width: 12,
-        widget: graph(`${local(api.apiName)}: requests`, [
-          line(apiMetric("Count", "Sum")),
-          line(apiMetric("4XXError", "Sum")),
-          line(apiMetric("5XXError", "Sum")),
-        ]),
-      },
-      {
-        width: 12,
-        widget: graph(
-          `${local(api.apiName)}: latency`,
-          [line(apiMetric("Latency", "p99"), "p99"), line(apiMetric("IntegrationLatency", "p99"), "integration p99")],
-          "p99",
-        ),
-      },
-    );
-  }
-  return widgets;
 }

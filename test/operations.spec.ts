@@ -12,7 +12,7 @@ import { createLocalJWKSet, exportPKCS8, generateKeyPair, jwtVerify, SignJWT } f
 import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 import { parse } from "yaml";
 import { projectRoot } from "../components/archive";
-import { dashboardFlows } from "../components/operations";
+import { dashboardFlows } from "../components/dashboard";
 import { alarmSpecs, type AlarmThresholds, workerMetric } from "../components/alarms";
 import { FlowRecord, flowKey } from "../components/flows";
 import { PROJECT } from "../stacks/config";
