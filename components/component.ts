@@ -6,7 +6,7 @@
  * - a child whose logical name does not start with `<component name>-`: two instances of a
  *   component would otherwise collide, and nobody could tell from a URN where a resource belongs;
  * - a child of a physically named AWS type (functions, roles, queues, tables, streams, secrets,
- *   log groups…) whose name was not made by the platform's naming (`RegionalPlatform.name`):
+ *   log groups, alarms, dashboards, topics…) whose name was not made by the platform's naming (`RegionalPlatform.name`):
  *   a hand-made name escapes the `<productCode>-<env>-<region>-` prefix, the per-type length
  *   limits and the `.fifo` rule, and an unnamed one gets a random suffix from Pulumi.
  *
@@ -17,18 +17,24 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { RegionalPlatform } from "./platform";
 
-/** AWS types whose `name` is a physical name, unique in the account and region. */
-const PHYSICALLY_NAMED_TYPES: ReadonlySet<string> = new Set([
-  "aws:lambda/function:Function",
-  "aws:iam/role:Role",
-  "aws:cloudwatch/logGroup:LogGroup",
-  "aws:cloudwatch/logDestination:LogDestination",
-  "aws:sqs/queue:Queue",
-  "aws:dynamodb/table:Table",
-  "aws:kinesis/stream:Stream",
-  "aws:secretsmanager/secret:Secret",
-  "aws:ec2/securityGroup:SecurityGroup",
-  "aws:apigateway/restApi:RestApi",
+/**
+ * AWS types whose physical name is unique in the account and region, and the input that holds
+ * it (`name`, but a dashboard's is `dashboardName`).
+ */
+const PHYSICALLY_NAMED_TYPES: ReadonlyMap<string, string> = new Map([
+  ["aws:lambda/function:Function", "name"],
+  ["aws:iam/role:Role", "name"],
+  ["aws:cloudwatch/logGroup:LogGroup", "name"],
+  ["aws:cloudwatch/logDestination:LogDestination", "name"],
+  ["aws:sqs/queue:Queue", "name"],
+  ["aws:dynamodb/table:Table", "name"],
+  ["aws:kinesis/stream:Stream", "name"],
+  ["aws:secretsmanager/secret:Secret", "name"],
+  ["aws:ec2/securityGroup:SecurityGroup", "name"],
+  ["aws:apigateway/restApi:RestApi", "name"],
+  ["aws:cloudwatch/metricAlarm:MetricAlarm", "name"],
+  ["aws:cloudwatch/dashboard:Dashboard", "dashboardName"],
+  ["aws:sns/topic:Topic", "name"],
 ]);
 
 export abstract class Component extends pulumi.ComponentResource {
@@ -80,7 +86,8 @@ function checkedPhysicalName(
   platform: RegionalPlatform,
   child: pulumi.ResourceTransformationArgs,
 ): pulumi.Inputs {
-  if (!PHYSICALLY_NAMED_TYPES.has(child.type)) return child.props;
+  const nameInput = PHYSICALLY_NAMED_TYPES.get(child.type);
+  if (!nameInput) return child.props;
   const where = `${type} "${name}": child ${child.type} "${child.name}"`;
   const check = (physical: unknown): string => {
     if (typeof physical !== "string" || !platform.issued(physical)) {
@@ -92,10 +99,10 @@ function checkedPhysicalName(
     }
     return physical;
   };
-  const physical: unknown = child.props.name;
+  const physical: unknown = child.props[nameInput];
   if (!pulumi.Output.isInstance(physical)) {
     check(physical);
     return child.props;
   }
-  return { ...child.props, name: physical.apply(check) };
+  return { ...child.props, [nameInput]: physical.apply(check) };
 }

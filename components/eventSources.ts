@@ -2,11 +2,13 @@
  * Event source mappings with the error handling every source of this system gets (docs/flows.md#event-sources), and
  * the statements a consumer's role needs for them. The statements are attached when the
  * function is created (WorkerFunction `policies`), before any mapping: Lambda checks the role
- * when a mapping is created.
+ * when a mapping is created. Each mapping is registered in its region's wiring record
+ * (components/flows.ts), from which its alarms are built.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { Statement } from "./iam";
+import type { WorkerFunction } from "./workerFunction";
 
 /** What a Lambda consumer of Kinesis streams needs, and where it sends records it gave up on. */
 export function kinesisConsumerStatements(
@@ -52,7 +54,8 @@ function streamErrorHandling(failureQueueArn: pulumi.Input<string>) {
 }
 
 export interface KinesisSourceArgs {
-  readonly functionName: pulumi.Input<string>;
+  /** The worker the mapping delivers to. */
+  readonly consumer: WorkerFunction;
   readonly streamArn: pulumi.Input<string>;
   readonly batchSize: number;
   /** Event filter patterns (objects, matched against the record with `data` parsed); a record matching any is delivered. */
@@ -71,10 +74,16 @@ export function kinesisEventSource(
   args: KinesisSourceArgs,
   opts: pulumi.CustomResourceOptions,
 ): aws.lambda.EventSourceMapping {
+  args.consumer.flows.mappings.push({
+    kind: "kinesis",
+    functionName: args.consumer.functionName,
+    sourceArn: args.streamArn,
+    failureQueueArn: args.failureQueueArn,
+  });
   return new aws.lambda.EventSourceMapping(
     name,
     {
-      functionName: args.functionName,
+      functionName: args.consumer.function.name,
       eventSourceArn: args.streamArn,
       startingPosition: "LATEST",
       batchSize: args.batchSize,
@@ -90,7 +99,8 @@ export function kinesisEventSource(
 }
 
 export interface SqsSourceArgs {
-  readonly functionName: pulumi.Input<string>;
+  /** The worker the mapping delivers to. */
+  readonly consumer: WorkerFunction;
   readonly queueArn: pulumi.Input<string>;
   readonly batchSize: number;
   /** FIFO queues take no batching window. */
@@ -104,10 +114,11 @@ export function sqsEventSource(
   args: SqsSourceArgs,
   opts: pulumi.CustomResourceOptions,
 ): aws.lambda.EventSourceMapping {
+  args.consumer.flows.mappings.push({ kind: "sqs", functionName: args.consumer.functionName, sourceArn: args.queueArn });
   return new aws.lambda.EventSourceMapping(
     name,
     {
-      functionName: args.functionName,
+      functionName: args.consumer.function.name,
       eventSourceArn: args.queueArn,
       batchSize: args.batchSize,
       maximumBatchingWindowInSeconds: args.fifo ? undefined : 1,
@@ -142,7 +153,8 @@ export function kafkaConsumerStatements(authSecretArn: pulumi.Input<string>, fai
 }
 
 export interface KafkaSourceArgs {
-  readonly functionName: pulumi.Input<string>;
+  /** The worker the mapping delivers to. */
+  readonly consumer: WorkerFunction;
   readonly bootstrapServers: readonly string[];
   readonly topic: string;
   readonly consumerGroupId: string;
@@ -168,10 +180,16 @@ export function kafkaEventSource(
   args: KafkaSourceArgs,
   opts: pulumi.CustomResourceOptions,
 ): aws.lambda.EventSourceMapping {
+  args.consumer.flows.mappings.push({
+    kind: "kafka",
+    functionName: args.consumer.functionName,
+    topic: args.topic,
+    failureQueueArn: args.failureQueueArn,
+  });
   return new aws.lambda.EventSourceMapping(
     name,
     {
-      functionName: args.functionName,
+      functionName: args.consumer.function.name,
       topics: [args.topic],
       startingPosition: "LATEST",
       batchSize: args.batchSize,

@@ -29,6 +29,9 @@ export const NAME_RULES = {
   restApi: { maxLength: 1024, pattern: /^[\w .-]+$/ },
   eventSourceMapping: { maxLength: 140, pattern: /^[A-Za-z0-9_-]+$/ },
   logDestination: { maxLength: 512, pattern: /^[^:*]+$/ },
+  metricAlarm: { maxLength: 255, pattern: /^[\w.-]+$/ },
+  dashboard: { maxLength: 255, pattern: /^[A-Za-z0-9_-]+$/ },
+  snsTopic: { maxLength: 256, pattern: /^[A-Za-z0-9_-]+$/ },
 } as const satisfies Record<string, NameRule>;
 
 export type NameKind = keyof typeof NAME_RULES;

@@ -5,6 +5,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { FlowRecord } from "./flows";
 import { type NameKind, namePrefix, physicalName } from "./naming";
 import { NetworkTiers } from "./network";
 
@@ -21,6 +22,8 @@ export interface PlatformSettings {
     readonly runtime: string;
     readonly architecture: "arm64" | "x86_64";
     readonly logRetentionDays: number;
+    /** X-Ray tracing of every function: `Active` samples and records invocations, `PassThrough` only follows callers' decisions. */
+    readonly tracing: "Active" | "PassThrough";
   };
   readonly network: {
     /** The environment's VPC per region. Found by its `Environment` tag where not given. */
@@ -55,6 +58,8 @@ export class RegionalPlatform {
   readonly network: NetworkTiers;
   /** The configuration name the region's workers run under: `prod1`, or `prod1w` in the west region. */
   readonly deployment: string;
+  /** What the region's components wire together, for its alarms and dashboard (components/flows.ts). */
+  readonly flows: FlowRecord;
 
   constructor(
     readonly settings: PlatformSettings,
@@ -65,6 +70,7 @@ export class RegionalPlatform {
     this.deployment = `${settings.environment}${configSuffix}`;
     this.tags = standardTags(settings);
     this.prefix = namePrefix(settings.productCode, settings.environment, region);
+    this.flows = new FlowRecord(region);
     this.network = new NetworkTiers({
       environment: settings.environment,
       region,

@@ -59,10 +59,11 @@ export class Queue extends Component {
     const common = { fifoQueue: fifo || undefined, sqsManagedSseEnabled: true, tags: platform.tags };
 
     const deadLetter = args.deadLetter ?? { maxReceiveCount: 5 };
+    const deadLetterName = deadLetter ? platform.name(`${args.name}-dlq`, kind) : undefined;
     if (deadLetter) {
       this.deadLetterQueue = new aws.sqs.Queue(
         this.childName("dlq"),
-        { ...common, name: platform.name(`${args.name}-dlq`, kind), messageRetentionSeconds: 14 * DAY },
+        { ...common, name: deadLetterName, messageRetentionSeconds: 14 * DAY },
         this.child,
       );
     }
@@ -84,6 +85,13 @@ export class Queue extends Component {
     );
     this.arn = this.queue.arn;
     this.url = this.queue.url;
+    // A queue without a dead-letter queue is itself where failures end up (components/flows.ts).
+    const { queues } = platform.flows;
+    queues.push({ queueName: this.queueName, role: deadLetter ? "work" : "failures", arn: this.arn, url: this.url });
+    if (this.deadLetterQueue && deadLetterName) {
+      const { arn, url } = this.deadLetterQueue;
+      queues.push({ queueName: deadLetterName, role: "deadLetter", arn, url });
+    }
     this.registerOutputs({ arn: this.arn, url: this.url, deadLetterArn: this.deadLetterQueue?.arn });
   }
 }

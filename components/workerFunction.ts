@@ -20,6 +20,7 @@ import {
 import { describeIssues } from "../workers/shared/runtime/issues";
 import { workerArchive } from "./archive";
 import { Component } from "./component";
+import type { FlowRecord } from "./flows";
 import { checkStatement, LAMBDA_ASSUME_ROLE_POLICY, policyDocument, type Statement } from "./iam";
 import type { RegionalPlatform } from "./platform";
 
@@ -103,22 +104,43 @@ export class WorkerFunction extends Component {
     statements.logs = [
       { actions: ["logs:CreateLogStream", "logs:PutLogEvents"], resources: [pulumi.interpolate`${this.logGroup.arn}:*`] },
     ];
+    if (this.platform.settings.lambda.tracing === "Active") {
+      // Active tracing: Lambda sends the function's segments to X-Ray under the function's role.
+      statements.tracing = [{ actions: ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources: ["*"] }];
+    }
     this.role = this.createRole();
     this.policies = this.createPolicies(statements);
     this.function = this.createFunction(args, environment);
     if (args.logShipping) this.shipLogs(args.logShipping);
     if (args.asyncFailureQueueArn) this.routeAsyncFailures(args.asyncFailureQueueArn);
+    this.platform.flows.workers.push({
+      workerName: this.workerName,
+      functionName: this.functionName,
+      dependencies: this.contract.dependencies,
+      statements,
+    });
 
     this.registerOutputs({ functionName: this.function.name, functionArn: this.function.arn, roleArn: this.role.arn });
   }
 
+  /** The region's wiring record, which the function's mappings and invokers register into. */
+  get flows(): FlowRecord {
+    return this.platform.flows;
+  }
+
   /** Lets an AppSync API invoke the function, as a resolver or as its authoriser. */
   allowAppSync(name: string, apiArn: pulumi.Input<string>, opts: pulumi.CustomResourceOptions): aws.lambda.Permission {
-    return new aws.lambda.Permission(
-      name,
-      { action: "lambda:InvokeFunction", function: this.function.name, principal: "appsync.amazonaws.com", sourceArn: apiArn },
-      opts,
-    );
+    return this.allowInvoke(name, { principal: "appsync.amazonaws.com", sourceArn: apiArn }, opts);
+  }
+
+  /** Lets a service invoke the function, from `sourceArn` only (and `sourceAccount`'s, when given). */
+  allowInvoke(
+    name: string,
+    from: { readonly principal: string; readonly sourceArn: pulumi.Input<string>; readonly sourceAccount?: string },
+    opts: pulumi.CustomResourceOptions,
+  ): aws.lambda.Permission {
+    this.flows.invokers.push({ functionName: this.functionName, sourceArn: from.sourceArn });
+    return new aws.lambda.Permission(name, { action: "lambda:InvokeFunction", function: this.function.name, ...from }, opts);
   }
 
   /** The variables the function gets: the stack's, checked against the contract, and the platform's. */
@@ -237,6 +259,7 @@ export class WorkerFunction extends Component {
         environment: { variables: environment },
         vpcConfig: args.vpc && { subnetIds: args.vpc.subnetIds, securityGroupIds: args.vpc.securityGroupIds },
         loggingConfig: { logFormat: "JSON", logGroup: this.logGroup.name, applicationLogLevel: "INFO", systemLogLevel: "WARN" },
+        tracingConfig: { mode: settings.lambda.tracing },
         tags,
       },
       // The policies first: event source mappings created against this function check its role.
@@ -260,6 +283,7 @@ export class WorkerFunction extends Component {
 
   /** An asynchronous invocation (an S3 notification, say) goes to this queue once Lambda's two retries are spent. */
   private routeAsyncFailures(queueArn: pulumi.Input<string>): void {
+    this.flows.asyncFailures.push({ functionName: this.functionName, queueArn });
     new aws.lambda.FunctionEventInvokeConfig(
       this.childName("async"),
       {

@@ -69,6 +69,8 @@ export class AuthStack extends Component {
       this.child,
     );
 
+    // The authoriser answers every AppSync request: its duration is alarmed on (docs/operations.md).
+    platform.flows.authorisers.push(this.validateToken.functionName);
     if (auth.appsyncApiArn) this.validateToken.allowAppSync(this.childName("appsync-invoke"), auth.appsyncApiArn, this.child);
 
     this.registerOutputs({ validateTokenArn: this.validateToken.function.arn });

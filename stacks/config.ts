@@ -225,6 +225,66 @@ const idv = z
   })
   .strict();
 
+const seconds = (max: number) => z.number().int().min(1).max(max);
+
+/** Alarm thresholds; each alarm fires when its metric is above the threshold for the evaluation periods. */
+const alarms = z
+  .object({
+    /** Length of each alarm's evaluation period, a multiple of 60. */
+    periodSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(86_400)
+      .refine((value) => value % 60 === 0, "expected a multiple of 60")
+      .default(300),
+    /** Consecutive periods above the threshold before an alarm fires. */
+    evaluationPeriods: z.number().int().min(1).max(24).default(1),
+    /** Age of the oldest message on a work queue (account activity, on demand). */
+    queueOldestMessageAgeSeconds: seconds(1_209_600).default(900),
+    /**
+     * Age of the oldest message on a dead-letter or failure queue, which keep 14 days: time to
+     * redrive before messages expire.
+     */
+    failedMessageAgeSeconds: seconds(1_209_600).default(604_800),
+    /** Messages on a dead-letter or failure queue: any is too many. */
+    failedMessages: positiveInt(100_000).default(0),
+    /** Iterator age of a Kinesis mapping: how far its worker is behind the stream. */
+    iteratorAgeSeconds: seconds(86_400).default(300),
+    /** Offset lag of the Kafka mapping, in messages. */
+    kafkaOffsetLag: positiveInt(100_000_000).default(10_000),
+    /** Errors of a function in one period (invocations that failed as a whole, not partial batch failures). */
+    functionErrors: positiveInt(100_000).default(0),
+    /** Throttled invocations of a function in one period. */
+    functionThrottles: positiveInt(100_000).default(0),
+    /** 5XX answers of the webhook API in one period. */
+    api5xxErrors: positiveInt(100_000).default(0),
+    /** p99 latency of the webhook API. */
+    apiLatencyP99Ms: z.number().int().min(1).max(29_000).default(3000),
+    /** p99 duration of the AppSync authoriser. */
+    authoriserDurationP99Ms: z.number().int().min(1).max(15_000).default(1000),
+    /** Share of a worker's calls to one dependency that failed, 0 to 1. */
+    externalCallFailureRate: z.number().min(0).max(1).default(0.05),
+  })
+  .strict();
+
+/** Alarms, their alert topic's subscriptions, and the dashboards. HTTPS endpoints are the secret `alertHttpsEndpoints`. */
+const operations = z
+  .object({
+    alerts: z
+      .object({
+        /**
+         * Email addresses subscribed to each region's alert topic (each confirms once per topic).
+         * Plain: an address grants nothing, unlike an HTTPS endpoint, which often carries a token.
+         */
+        emails: z.array(z.email("expected an email address")).max(20).default([]),
+      })
+      .strict()
+      .prefault({}),
+    alarms: alarms.prefault({}),
+  })
+  .strict();
+
 /** Everything that is not a secret. Top-level keys are `fan-identity-workers:<key>` in the stack file. */
 export const plainConfigSchema = z
   .object({
@@ -246,9 +306,19 @@ export const plainConfigSchema = z
           .number()
           .refine((days) => LOG_RETENTION_DAYS.includes(days), `expected one of ${LOG_RETENTION_DAYS.join(", ")}`)
           .default(30),
+        /** X-Ray tracing of every function (and the webhook API's stage): Active, or PassThrough to record only what callers sample. */
+        tracing: z.enum(["Active", "PassThrough"]).default("Active"),
       })
       .strict()
       .prefault({}),
+    /**
+     * Whether this stack manages the account's API Gateway CloudWatch setting in us-east-1
+     * (`aws.apigateway.Account`, one per account and region). Exactly one stack per account may:
+     * stacks sharing an account would otherwise overwrite each other's role, and destroying one
+     * would unset the others' logging.
+     */
+    manageApiGatewayAccount: z.boolean().default(false),
+    operations: operations.prefault({}),
     network: z
       .object({
         /** The environment's VPC per region; where none is given, the VPC tagged `Environment=<env>`. */
@@ -369,10 +439,28 @@ export const SECRET_KEYS = {
       .regex(/^-----BEGIN PRIVATE KEY-----\n[\s\S]+\n-----END PRIVATE KEY-----\n?$/, "expected a PKCS#8 PEM private key"),
     placeholder: "-----BEGIN PRIVATE KEY-----\noffline placeholder\n-----END PRIVATE KEY-----",
   },
-} as const;
+  /**
+   * HTTPS endpoints (a pager's, a chat integration's) subscribed to each region's alert topic: a
+   * JSON list, optional. A secret because such URLs usually carry the token that authorises
+   * posting to them; the number of endpoints is not secret.
+   */
+  alertHttpsEndpoints: {
+    schema: z.array(httpsUrl("an alert endpoint")).max(10),
+    placeholder: [],
+    optional: true,
+  },
+} as const satisfies Record<string, { schema: z.ZodType; placeholder: unknown; optional?: boolean }>;
 
 type SecretKey = keyof typeof SECRET_KEYS;
-type Secrets = { readonly [K in SecretKey]: pulumi.Output<z.infer<(typeof SECRET_KEYS)[K]["schema"]>> };
+/** Whether a secret may be left unset: then it is empty. */
+export const isOptionalSecret = (key: string): boolean =>
+  (SECRET_KEYS as Record<string, { optional?: boolean }>)[key]?.optional === true;
+/** Secrets held as one value; a list of endpoints is held item by item, so its length is known. */
+type SingleSecretKey = Exclude<SecretKey, "alertHttpsEndpoints">;
+type Secrets = { readonly [K in SingleSecretKey]: pulumi.Output<z.infer<(typeof SECRET_KEYS)[K]["schema"]>> } & {
+  /** One secret output per endpoint. */
+  readonly alertHttpsEndpoints: readonly pulumi.Output<string>[];
+};
 
 export type PlainConfig = z.infer<typeof plainConfigSchema>;
 
@@ -489,17 +577,19 @@ function parseSecrets(
   raw: Readonly<Record<string, string>>,
   secret: Readonly<Record<string, unknown>>,
 ): { values: Secrets; problems: string[] } {
-  const values: Record<string, pulumi.Output<unknown>> = {};
+  const values: Record<string, pulumi.Output<unknown> | pulumi.Output<unknown>[]> = { alertHttpsEndpoints: [] };
   const problems: string[] = [];
   for (const [key, { schema }] of Object.entries(SECRET_KEYS)) {
     const fullKey = `${PROJECT}:${key}`;
     if (!(fullKey in raw)) {
-      problems.push(`${fullKey}: missing; set it with pulumi config set --secret ${key} '<value>'`);
+      if (!isOptionalSecret(key)) problems.push(`${fullKey}: missing; set it with pulumi config set --secret ${key} '<value>'`);
       continue;
     }
     if (!(key in secret)) continue;
     const parsed = (schema as z.ZodType).safeParse(secret[key]);
-    if (parsed.success) {
+    if (parsed.success && key === "alertHttpsEndpoints") {
+      values[key] = (parsed.data as string[]).map((endpoint) => pulumi.secret(endpoint));
+    } else if (parsed.success) {
       values[key] = pulumi.secret(parsed.data);
     } else {
       // The value itself is never echoed.

@@ -77,11 +77,9 @@ abstract class ExportImportStack extends Component {
     );
 
     // Scoped to the bucket and its owner: another account's bucket of the same name cannot invoke.
-    const permission = new aws.lambda.Permission(
+    const permission = this.importFunction.allowInvoke(
       this.childName("s3-invoke"),
       {
-        action: "lambda:InvokeFunction",
-        function: this.importFunction.function.name,
         principal: "s3.amazonaws.com",
         sourceArn: dataScience.exportsBucketArn,
         sourceAccount: dataScience.bucketOwnerAccountId,

@@ -7,7 +7,7 @@
  *            ─▶ request validation (body model, signature header) ─▶ handleEvent ─▶ sessions
  *   AppSync ─▶ checkLiveness (tiers, sessions, Persona inquiries, decision tokens)
  */
-import { createHash } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, type JsonWebKey } from "node:crypto";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
@@ -17,6 +17,7 @@ import type { RegionalPlatform } from "../components/platform";
 import { SecretDocument } from "../components/secretDocument";
 import { type LogShippingTarget, WorkerFunction } from "../components/workerFunction";
 import { checkLiveness } from "../workers/checkLiveness";
+import { DECISION_TOKEN_ALGORITHM } from "../workers/checkLiveness/token";
 import { handleEvent } from "../workers/handleEvent";
 import { personaWebhookSchema } from "../workers/shared/idv/webhook";
 import type { StackConfig } from "./config";
@@ -52,6 +53,38 @@ export interface IdvStackArgs {
    * @default none: the logs stay in CloudWatch
    */
   readonly logShipping?: LogShippingTarget;
+  /**
+   * Whether this stack sets the account's API Gateway CloudWatch role (one per account and
+   * region; exactly one stack per account does). Otherwise the stack relies on the one set.
+   */
+  readonly manageApiGatewayAccount: boolean;
+  /** X-Ray tracing of the stage, as the functions'. */
+  readonly tracing: boolean;
+}
+
+/** A JSON Web Key Set: the public keys a token's verifier trusts. */
+export interface Jwks {
+  readonly keys: readonly (JsonWebKey & { kid: string; alg: string; use: "sig" })[];
+}
+
+/**
+ * The JWKS verifying decision tokens: the public half of the signing key, named by its key id.
+ * The private key never leaves the apply: only its public JWK is returned.
+ */
+export function decisionTokenJwks(privateKeyPem: string, keyId: string): Jwks {
+  let publicJwk: JsonWebKey;
+  try {
+    publicJwk = createPublicKey(createPrivateKey({ key: privateKeyPem, format: "pem" })).export({ format: "jwk" });
+  } catch (error) {
+    // node:crypto's message names the problem (a bad PEM, an unsupported key), never the key.
+    throw new Error(`decisionSigningKey: not a private key in PKCS#8 PEM (${(error as Error).message})`, { cause: error });
+  }
+  if (publicJwk.kty !== "RSA") {
+    throw new Error(
+      `decisionSigningKey: decision tokens are ${DECISION_TOKEN_ALGORITHM}, which needs an RSA key, not ${publicJwk.kty}`,
+    );
+  }
+  return { keys: [{ ...publicJwk, kid: keyId, alg: DECISION_TOKEN_ALGORITHM, use: "sig" }] };
 }
 
 /** The webhook route. */
@@ -97,9 +130,9 @@ interface WebhookRoute {
   readonly integration: aws.apigateway.Integration;
 }
 
-/** The stage's log groups, and the account setting that lets API Gateway write to them. */
+/** The stage's log groups, and the account setting that lets API Gateway write to them (when this stack manages it). */
 interface ApiLogs {
-  readonly account: aws.apigateway.Account;
+  readonly account?: aws.apigateway.Account;
   readonly accessLogs: aws.cloudwatch.LogGroup;
   readonly executionLogs: aws.cloudwatch.LogGroup;
 }
@@ -111,6 +144,8 @@ export class IdvStack extends Component {
   readonly stage: aws.apigateway.Stage;
   /** The webhook URL to give Persona. */
   readonly webhookUrl: pulumi.Output<string>;
+  /** The public JWKS verifying checkLiveness's decision tokens (not secret). */
+  readonly decisionTokenJwks: pulumi.Output<Jwks>;
   readonly domainName: string;
 
   constructor(name: string, args: IdvStackArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -132,9 +167,13 @@ export class IdvStack extends Component {
     this.allowWebhooks();
     this.createValidationResponses();
     const deployment = this.deployApi(route);
-    const logs = this.createLogs(apiName);
-    this.stage = this.createStage(deployment, logs, idv.throttling);
+    const logs = this.createLogs(apiName, args.manageApiGatewayAccount);
+    this.stage = this.createStage(deployment, logs, idv.throttling, args.tracing);
+    this.platform.flows.apis.push({ apiName, stage: environment });
     this.createDomain(idv.zone);
+    this.decisionTokenJwks = pulumi.unsecret(
+      pulumi.output(args.secrets.decisionSigningKey).apply((pem) => decisionTokenJwks(pem, idv.signingKeyId)),
+    );
 
     this.webhookUrl = pulumi.output(`https://${this.domainName}/${WEBHOOK_PATH.join("/")}`);
     this.registerOutputs({ webhookUrl: this.webhookUrl, apiId: this.api.id });
@@ -292,11 +331,9 @@ export class IdvStack extends Component {
 
   /** Lets API Gateway invoke handleEvent, for the webhook route only. */
   private allowWebhooks(): void {
-    new aws.lambda.Permission(
+    this.handleEvent.allowInvoke(
       this.childName("apigateway-invoke"),
       {
-        action: "lambda:InvokeFunction",
-        function: this.handleEvent.function.name,
         principal: "apigateway.amazonaws.com",
         sourceArn: pulumi.interpolate`${this.api.executionArn}/*/POST/${WEBHOOK_PATH.join("/")}`,
       },
@@ -352,9 +389,9 @@ export class IdvStack extends Component {
   }
 
   /** Access and execution logs, through the account-level CloudWatch role API Gateway needs. */
-  private createLogs(apiName: string): ApiLogs {
+  private createLogs(apiName: string, manageAccount: boolean): ApiLogs {
     const { settings, tags } = this.platform;
-    const account = this.cloudWatchRole();
+    const account = manageAccount ? this.cloudWatchRole() : undefined;
     const accessLogs = new aws.cloudwatch.LogGroup(
       this.childName("access-logs"),
       {
@@ -378,7 +415,8 @@ export class IdvStack extends Component {
 
   /**
    * API Gateway writes logs with one role per account and region (the `Account` setting); the
-   * stage's logging depends on it being set first.
+   * stage's logging depends on it being set first. One stack per account manages it
+   * (`manageApiGatewayAccount`): two would overwrite each other's role.
    */
   private cloudWatchRole(): aws.apigateway.Account {
     const role = new aws.iam.Role(
@@ -421,6 +459,7 @@ export class IdvStack extends Component {
     deployment: aws.apigateway.Deployment,
     logs: ApiLogs,
     throttling: IdvConfig["throttling"],
+    tracing: boolean,
   ): aws.apigateway.Stage {
     const stage = new aws.apigateway.Stage(
       this.childName("stage"),
@@ -429,9 +468,10 @@ export class IdvStack extends Component {
         deployment: deployment.id,
         stageName: this.platform.settings.environment,
         accessLogSettings: { destinationArn: logs.accessLogs.arn, format: ACCESS_LOG_FORMAT },
+        xrayTracingEnabled: tracing,
         tags: this.platform.tags,
       },
-      { ...this.child, dependsOn: [logs.account, logs.executionLogs] },
+      { ...this.child, dependsOn: [...(logs.account ? [logs.account] : []), logs.executionLogs] },
     );
     new aws.apigateway.MethodSettings(
       this.childName("method-settings"),

@@ -1,7 +1,9 @@
 /**
  * The whole deployment of one stack (qa1, dev1, preprod1, prod1), built from its configuration.
  */
+import * as pulumi from "@pulumi/pulumi";
 import { LogShipping } from "../components/logShipping";
+import { RegionalOperations } from "../components/operations";
 import { createRegionalPlatform, type RegionalPlatform } from "../components/platform";
 import type { LogShippingTarget } from "../components/workerFunction";
 import { AuthStack } from "./authStack";
@@ -22,10 +24,12 @@ export function fanIdentityWorkers(config: StackConfig) {
   const imports = dataScienceImports(config, east, logsOf);
   const scoringEast = scoringIn(config, east, config.scoring.east, logsOf);
   // The west region has its own provider, queues, table and streams, runs as `<env>w`, and ships its logs east.
-  const scoringWest =
-    config.scoring.west &&
-    scoringIn(config, createRegionalPlatform(config.platform, WEST_REGION, "w"), config.scoring.west, logsOf);
+  const west = config.scoring.west && createRegionalPlatform(config.platform, WEST_REGION, "w");
+  const scoringWest = west && config.scoring.west && scoringIn(config, west, config.scoring.west, logsOf);
   const idv = identityVerification(config, east, scoringEast, logsOf);
+  // Last: each region's alarms and dashboard cover what its components registered above.
+  const operationsEast = operationsIn(config, east);
+  const operationsWest = west && operationsIn(config, west);
 
   return {
     idvWebhookUrl: idv.webhookUrl,
@@ -35,7 +39,38 @@ export function fanIdentityWorkers(config: StackConfig) {
     validateTokenArn: auth.validateToken.function.arn,
     startBotOrNotImportArn: imports.botOrNot.importFunction.function.arn,
     startClusterImportArn: imports.clustering.importFunction.function.arn,
+    checkLivenessArn: idv.checkLiveness.function.arn,
+    handleEventArn: idv.handleEvent.function.arn,
+    getArmScoreArnEast: scoringEast.workers.getArmScore!.function.arn,
+    ...(scoringWest ? { getArmScoreArnWest: scoringWest.workers.getArmScore!.function.arn } : {}),
+    /** The public keys verifying checkLiveness's decision tokens, as a JWKS document. */
+    decisionTokenJwks: idv.decisionTokenJwks,
+    /** Every dead-letter and failure queue, by name, for redrives and for the runbook. */
+    failureQueueUrls: failureQueueUrls([east, ...(west ? [west] : [])]),
+    alertTopicArnEast: operationsEast.topic.arn,
+    dashboardUrlEast: operationsEast.dashboardUrl,
+    ...(operationsWest ? { alertTopicArnWest: operationsWest.topic.arn, dashboardUrlWest: operationsWest.dashboardUrl } : {}),
   };
+}
+
+/** A region's alert topic, alarms and dashboard (docs/operations.md). */
+function operationsIn(config: StackConfig, platform: RegionalPlatform): RegionalOperations {
+  return new RegionalOperations(`operations-${platform.region === PRIMARY_REGION ? "east" : "west"}`, {
+    platform,
+    thresholds: config.operations.alarms,
+    alerts: { emails: config.operations.alerts.emails, httpsEndpoints: config.secrets.alertHttpsEndpoints },
+  });
+}
+
+/** The URLs of the queues that hold failed work (dead-letter and failure queues), by physical name. */
+function failureQueueUrls(platforms: readonly RegionalPlatform[]): Record<string, pulumi.Output<string>> {
+  return Object.fromEntries(
+    platforms.flatMap((platform) =>
+      platform.flows.queues
+        .filter((queue) => queue.role !== "work")
+        .map((queue) => [queue.queueName, pulumi.output(queue.url)] as const),
+    ),
+  );
 }
 
 /** Where a region's log groups subscribe: the central stream (through a destination outside its region), or nowhere. */
@@ -87,5 +122,7 @@ function identityVerification(config: StackConfig, east: RegionalPlatform, scori
       decisionSigningKey: config.secrets.decisionSigningKey,
     },
     logShipping: logsOf(east),
+    manageApiGatewayAccount: config.manageApiGatewayAccount,
+    tracing: config.platform.lambda.tracing === "Active",
   });
 }

@@ -109,6 +109,7 @@ export class ScoringStack extends Component {
   /** The table and its change stream (docs/data-model.md). */
   private createTable() {
     const { platform } = this;
+    const tableName = platform.name("fan-identity-table", "dynamodbTable");
     const tableStream = new aws.kinesis.Stream(
       this.childName("table-stream"),
       {
@@ -124,7 +125,7 @@ export class ScoringStack extends Component {
     const table = new aws.dynamodb.Table(
       this.childName("table"),
       {
-        name: platform.name("fan-identity-table", "dynamodbTable"),
+        name: tableName,
         billingMode: "PAY_PER_REQUEST",
         hashKey: KEY,
         attributes: [{ name: KEY, type: "S" }],
@@ -141,6 +142,7 @@ export class ScoringStack extends Component {
       { tableName: table.name, streamArn: tableStream.arn, approximateCreationDateTimePrecision: "MILLISECOND" },
       this.child,
     );
+    platform.flows.tableStreams.push({ tableName, streamArn: tableStream.arn });
     return { table, tableStream };
   }
 
@@ -292,7 +294,7 @@ export class ScoringStack extends Component {
       sqsEventSource(
         this.childName(mapping),
         {
-          functionName: lookup.function.name,
+          consumer: lookup,
           queueArn: queue.arn,
           batchSize: scoring.queueBatchSize,
           fifo: queue.fifo,
@@ -318,7 +320,7 @@ export class ScoringStack extends Component {
     kafkaEventSource(
       this.childName("kafka-to-enqueue"),
       {
-        functionName: consumer.function.name,
+        consumer,
         bootstrapServers: kafka.bootstrapServers,
         topic: kafka.topic,
         consumerGroupId: scoring.kafka.consumerGroupId,
@@ -378,7 +380,7 @@ export class ScoringStack extends Component {
     kinesisEventSource(
       this.childName(mapping),
       {
-        functionName: fn.function.name,
+        consumer: fn,
         streamArn,
         batchSize: this.args.scoring.streamBatchSize,
         filters: [filter],

@@ -80,6 +80,25 @@ describe("Component base", function () {
     );
   });
 
+  it("checks a dashboard's name, which it takes as dashboardName, like any other", async function () {
+    await assert.rejects(
+      plan(
+        (probe) =>
+          new aws.cloudwatch.Dashboard("probe-dashboard", { dashboardName: "ops", dashboardBody: "{}" }, { parent: probe }),
+      ),
+      /child aws:cloudwatch\/dashboard:Dashboard "probe-dashboard" is named "ops" by hand/,
+    );
+    const run = await plan(
+      (probe, platform) =>
+        new aws.cloudwatch.Dashboard(
+          "probe-dashboard",
+          { dashboardName: platform.name("ops", "dashboard"), dashboardBody: "{}" },
+          { parent: probe },
+        ),
+    );
+    assert.deepEqual(run.errors, []);
+  });
+
   it("fails when a physically named child has no name, which Pulumi would make up", async function () {
     await assert.rejects(
       plan((probe) => new aws.kinesis.Stream("probe-stream", { shardCount: 1 }, { parent: probe })),

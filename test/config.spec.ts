@@ -116,7 +116,8 @@ describe("stack configuration", function () {
       modelServingToken: "dapi-0123456789abcdef",
       araiCredentials: JSON.stringify({ username: "svc", password: "pw", clientId: "vf" }),
     });
-    for (const secret of Object.values(config.secrets))
+    // A list of endpoints is held item by item (none here), each item a secret.
+    for (const secret of Object.values(config.secrets).flat())
       assert.equal(await pulumi.isSecret(secret as pulumi.Output<unknown>), true);
     assert.equal(await unwrap(config.secrets.modelServingToken), "dapi-0123456789abcdef");
     assert.deepEqual(await unwrap(config.secrets.araiCredentials), { username: "svc", password: "pw", clientId: "vf" });
@@ -126,6 +127,55 @@ describe("stack configuration", function () {
         `${KEY("araiCredentials")}[password]: Invalid input: expected string, received undefined`,
         `${KEY("araiCredentials")}[clientId]: Invalid input: expected string, received undefined`,
       ],
+    );
+  });
+
+  it("checks the operations settings: alert emails, HTTPS endpoints only as a secret, thresholds in range", async function () {
+    const config = parse("qa1", {});
+    assert.deepEqual(config.secrets.alertHttpsEndpoints, [], "the endpoints are optional");
+    assert.deepEqual(config.operations.alerts.emails, ["fan-identity-oncall+qa1@verifiedfan.example.com"]);
+    assert.equal(config.operations.alarms.externalCallFailureRate, 0.05, "defaults fill what the file leaves out");
+    assert.equal(config.manageApiGatewayAccount, true);
+    assert.equal(parse("dev1", { manageApiGatewayAccount: undefined }).manageApiGatewayAccount, false, "not managed unless said");
+
+    const endpoints = ["https://events.pager.example.com/integration/k3y/enqueue"];
+    const { secretKeys } = stackConfig("qa1");
+    const withEndpoints = parse("qa1", { alertHttpsEndpoints: JSON.stringify(endpoints) }, [
+      ...secretKeys,
+      KEY("alertHttpsEndpoints"),
+    ]);
+    assert.equal(withEndpoints.secrets.alertHttpsEndpoints.length, 1);
+    assert.equal(await pulumi.isSecret(withEndpoints.secrets.alertHttpsEndpoints[0]!), true);
+    assert.equal(await unwrap(withEndpoints.secrets.alertHttpsEndpoints[0]!), endpoints[0]);
+    assert.deepEqual(
+      problemsOf(() => parse("qa1", { alertHttpsEndpoints: JSON.stringify(endpoints) })),
+      [`${KEY("alertHttpsEndpoints")}: must be a secret; set it with pulumi config set --secret alertHttpsEndpoints '<value>'`],
+    );
+    const badUrl = problemsOf(() =>
+      parse("qa1", { alertHttpsEndpoints: JSON.stringify(["http://hooks.example.com/t0ken"]) }, [
+        ...secretKeys,
+        KEY("alertHttpsEndpoints"),
+      ]),
+    );
+    assert.deepEqual(badUrl, [`${KEY("alertHttpsEndpoints")}[0]: expected the https URL of an alert endpoint`]);
+    assert.ok(!badUrl[0]!.includes("t0ken"), "the endpoint is never echoed");
+
+    assert.deepEqual(
+      problemsOf(() =>
+        parse("qa1", {
+          operations: {
+            alerts: { emails: ["oncall at example.com"] },
+            alarms: { periodSeconds: 90, externalCallFailureRate: 2 },
+          },
+          lambda: { tracing: "On" },
+        }),
+      ).sort(),
+      [
+        `${KEY("lambda.tracing")}: Invalid option: expected one of "Active"|"PassThrough" (got "On")`,
+        `${KEY("operations.alarms.externalCallFailureRate")}: Too big: expected number to be <=1 (got 2)`,
+        `${KEY("operations.alarms.periodSeconds")}: expected a multiple of 60 (got 90)`,
+        `${KEY("operations.alerts.emails.0")}: expected an email address (got "oncall at example.com")`,
+      ].sort(),
     );
   });
 

@@ -13,7 +13,7 @@ const settings = (network: PlatformSettings["network"]): PlatformSettings => ({
   inventoryCode: "fanid",
   iacRepo: "https://github.com/verified-fan/fan-identity-workers",
   accountId: "310987654321",
-  lambda: { runtime: "nodejs24.x", architecture: "arm64", logRetentionDays: 30 },
+  lambda: { runtime: "nodejs24.x", architecture: "arm64", logRetentionDays: 30, tracing: "Active" },
   network,
 });
 

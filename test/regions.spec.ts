@@ -30,7 +30,9 @@ describe("scoring regions, under runtime mocks", function () {
       assert.ok(west.length > 60, `${west.length} west resources`);
       for (const resource of prod1.awsResources) {
         const expected =
-          resource.name.startsWith("scoring-west-") || resource.name.startsWith("log-shipping-us-west-2")
+          resource.name.startsWith("scoring-west-") ||
+          resource.name.startsWith("log-shipping-us-west-2") ||
+          resource.name.startsWith("operations-west-")
             ? "us-west-2"
             : "us-east-1";
         assert.equal(regionOf(prod1, resource), expected, `${resource.type} ${resource.name}`);
@@ -189,7 +191,12 @@ describe("scoring regions, under runtime mocks", function () {
         const policies = prod1
           .under(`scoring-${side}-getArmScore-`)
           .filter((resource) => resource.type === "aws:iam/rolePolicy:RolePolicy");
-        assert.deepEqual(policies.map((policy) => policy.inputs.name).sort(), ["logs", "network"], "Redis needs no IAM");
+        // Its log group and X-Ray tracing (prod1 traces actively), and its network interfaces.
+        assert.deepEqual(
+          policies.map((policy) => policy.inputs.name).sort(),
+          ["logs", "network", "tracing"],
+          "Redis needs no IAM",
+        );
       }
     });
   });

@@ -187,6 +187,8 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
   const network = [
     { Action: ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface"], Resource: ["*"] },
   ];
+  // prod1 traces actively: every function may send its segments to X-Ray.
+  const tracing = [{ Action: ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], Resource: ["*"] }];
   const logs = (worker: string) => [
     {
       Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -206,6 +208,7 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
         fan_identity_kinesis_consumer_policy: kinesisConsumer(inputStream(stream!)),
         enqueue_from_streams_network: network,
         logs: logs(worker!),
+        tracing,
       });
     }
     assert.deepEqual(policies("enqueueFromVfStream"), {
@@ -213,12 +216,14 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
       fan_identity_kinesis_consumer_policy: kinesisConsumer(inputStream("vf-input-stream")),
       enqueue_from_streams_network: network,
       logs: logs("enqueueFromVfStream"),
+      tracing,
     });
     assert.deepEqual(policies("processRescoreEvents"), {
       lambda_sqs_producer: [{ Action: ["sqs:SendMessage"], Resource: [queueArn("activity")] }],
       fan_identity_kinesis_consumer_policy: kinesisConsumer(tableStreamArn()),
       enqueue_from_streams_network: network,
       logs: logs("processRescoreEvents"),
+      tracing,
     });
   });
 
@@ -239,6 +244,7 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
       ],
       network,
       logs: logs("lookupArai"),
+      tracing,
     });
   });
 
@@ -254,6 +260,7 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
         fan_identity_kinesis_consumer_policy: kinesisConsumer(tableStreamArn()),
         network,
         logs: logs(worker!),
+        tracing,
       });
     }
   });

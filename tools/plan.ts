@@ -53,7 +53,8 @@ async function main(): Promise<number> {
   console.log(`Stack ${values.stack} (${path.relative(root, stackFile.file)}): ${custom.length} resources\n`);
   console.log(renderTree(planned));
   console.log("\nOutputs:");
-  for (const [key, value] of Object.entries(run.outputs as Record<string, unknown>)) console.log(`  ${key}: ${String(value)}`);
+  for (const [key, value] of Object.entries(run.outputs as Record<string, unknown>))
+    console.log(`  ${key}: ${typeof value === "object" ? JSON.stringify(value) : String(value)}`);
   for (const key of stackFile.unsetSecrets) {
     console.warn(`\nwarning: secret ${key} is not set for ${values.stack}; pulumi up stops until it is:`);
     console.warn(`  pulumi config set --secret ${key.slice(PROJECT.length + 1)} '<value>' -s ${values.stack}`);

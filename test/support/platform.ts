@@ -7,6 +7,6 @@ export const testPlatformSettings = (): PlatformSettings => ({
   inventoryCode: "fanid",
   iacRepo: "https://github.com/verified-fan/fan-identity-workers",
   accountId: "210987654321",
-  lambda: { runtime: "nodejs24.x", architecture: "arm64", logRetentionDays: 14 },
+  lambda: { runtime: "nodejs24.x", architecture: "arm64", logRetentionDays: 14, tracing: "Active" },
   network: { vpcIds: {}, tierTagKey: "Tier" },
 });

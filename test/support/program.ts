@@ -56,8 +56,22 @@ export function stackSection<T = Record<string, unknown>>(stack: string, key: st
 /** A scoring region's input streams, as a stack file configures them. */
 export type InputStreams = Record<string, string | undefined>;
 
-export async function planStack(stack: string, changes: Record<string, unknown> = {}): Promise<PlannedStack> {
-  const { values, secretKeys } = stackConfig(stack, changes);
+/**
+ * Plans `stack` with its stack file's configuration, top-level keys changed as `stackConfig`
+ * does, and `secrets` set as Pulumi secrets (by key, the values as the CLI would hold them).
+ */
+export async function planStack(
+  stack: string,
+  changes: Record<string, unknown> = {},
+  secrets: Record<string, unknown> = {},
+): Promise<PlannedStack> {
+  const config = stackConfig(stack, changes);
+  const values = { ...config.values };
+  const secretKeys = [...config.secretKeys];
+  for (const [key, value] of Object.entries(secrets)) {
+    values[`${PROJECT}:${key}`] = typeof value === "string" ? value : JSON.stringify(value);
+    secretKeys.push(`${PROJECT}:${key}`);
+  }
   const run = await runOffline({
     project: PROJECT,
     stack,

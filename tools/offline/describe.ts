@@ -2,6 +2,7 @@
  * Turns recorded resources into what a reader of the plan needs: a tree by parent, each resource
  * with its region and key settings, and a JSON form with secrets and code archives summarised.
  */
+import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 import type { RecordedResource } from "./runtime";
 
 export interface PlannedResource {
@@ -16,11 +17,18 @@ export interface PlannedResource {
 
 const REDACTED = "[secret]";
 
+/** A secret input, as the engine receives it: wrapped and marked with Pulumi's secret signature. */
+const isSecretValue = (value: unknown) =>
+  typeof value === "object" && value !== null && (value as Record<string, unknown>)[specialSigKey] === specialSecretSig;
+
 /** Asset archives (Lambda code) become the list of their entries; secret values are hidden. */
 async function sanitize(type: string, inputs: Record<string, unknown>): Promise<Record<string, unknown>> {
   const result: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(inputs)) {
-    if (type === "aws:secretsmanager/secretVersion:SecretVersion" && (key === "secretString" || key === "secretBinary")) {
+    if (
+      isSecretValue(value) ||
+      (type === "aws:secretsmanager/secretVersion:SecretVersion" && (key === "secretString" || key === "secretBinary"))
+    ) {
       result[key] = REDACTED;
     } else if (isArchive(value)) {
       result[key] = { archive: Object.keys(await value.assets).sort() };
@@ -127,6 +135,20 @@ function settingsOf(resource: RecordedResource, inputs: Record<string, unknown>)
       return [`${i.logGroup} → ${i.destinationArn}`];
     case "aws:cloudwatch/logDestination:LogDestination":
       return [i.name, `→ ${i.targetArn}`];
+    case "aws:cloudwatch/metricAlarm:MetricAlarm": {
+      const metrics = i.metricName
+        ? `${i.namespace} ${i.metricName} ${Object.values(i.dimensions ?? {}).join(" ")} (${i.extendedStatistic ?? i.statistic})`
+        : (i.metricQueries ?? []).find((query: { returnData?: boolean }) => query.returnData)?.expression;
+      return [i.name, `${metrics} > ${i.threshold}`, `→ ${list((i.alarmActions ?? []).map(short))}`];
+    }
+    case "aws:sns/topic:Topic":
+      return [i.name, `encrypted with ${short(i.kmsMasterKeyId)}`];
+    case "aws:sns/topicSubscription:TopicSubscription":
+      return [`${i.protocol} ${isSecretValue(i.endpoint) ? REDACTED : i.endpoint}`];
+    case "aws:kms/key:Key":
+      return [i.description, i.enableKeyRotation ? "rotated" : "NOT ROTATED"];
+    case "aws:cloudwatch/dashboard:Dashboard":
+      return [i.dashboardName, `${(JSON.parse(String(i.dashboardBody)) as { widgets: unknown[] }).widgets.length} widgets`];
     case "aws:secretsmanager/secret:Secret":
       return [i.name];
     case "aws:secretsmanager/secretVersion:SecretVersion":

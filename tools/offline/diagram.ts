@@ -4,39 +4,34 @@
  * queue, table, workflow), the table's streaming destination (table → stream), and who may
  * invoke a worker (bucket, AppSync API → worker). Drawn from the program, so it cannot drift.
  */
+import {
+  arnName,
+  arnNode,
+  type Flow,
+  type FlowKind,
+  type FlowNode,
+  type FlowShape,
+  kafkaNode,
+  WRITE_ACTIONS,
+} from "../../components/flows";
 import type { PlannedResource } from "./describe";
 
-interface Node {
-  readonly label: string;
-  readonly shape: "worker" | "queue" | "stream" | "table" | "external";
-}
-
 /** Left to right: where events come from, the workers, where they go. */
-const SHAPE_ORDER: readonly Node["shape"][] = ["external", "stream", "worker", "queue", "table"];
+const SHAPE_ORDER: readonly FlowShape[] = ["external", "stream", "worker", "queue", "table"];
 
-const WRITE_ACTIONS: Record<string, string> = {
-  "sqs:SendMessage": "sends",
-  "dynamodb:PutItem": "writes",
-  "dynamodb:UpdateItem": "writes",
-  "dynamodb:BatchWriteItem": "writes",
-  "glue:StartWorkflowRun": "starts",
+/** How each kind of flow is drawn. */
+const ARROWS: Record<FlowKind, string> = {
+  delivers: "-->",
+  streams: "-->",
+  invokes: "-.->",
+  sends: "-- sends -->",
+  writes: "-- writes -->",
+  starts: "-- starts -->",
+  failures: "-. failures .->",
 };
 
-/** The last part of an ARN, readable: `stream/purchase-stream-qa1` → `purchase-stream-qa1`. */
-function arnName(arn: string): string {
-  const resource = arn.split(":").slice(5).join(":");
-  return resource.replace(/^(stream|table|workflow|apis)\//, "").replace(/^:+/, "") || arn;
-}
-
-function shapeOf(arn: string): Node["shape"] {
-  if (arn.startsWith("arn:aws:sqs:")) return "queue";
-  if (arn.startsWith("arn:aws:kinesis:")) return "stream";
-  if (arn.startsWith("arn:aws:dynamodb:")) return "table";
-  return "external";
-}
-
-const render = (id: string, node: Node) => {
-  const label = node.label.replace(/"/g, "'");
+const render = (id: string, node: FlowNode, label: string) => {
+  label = label.replace(/"/g, "'");
   switch (node.shape) {
     case "worker":
       return `${id}["${label}"]`;
@@ -51,22 +46,22 @@ const render = (id: string, node: Node) => {
   }
 };
 
-export function renderFlow(planned: readonly PlannedResource[], prefix: string): string {
-  const nodes = new Map<string, Node>();
-  /** from key, arrow, to key; the resources register in no fixed order, so ids are given at the end. */
-  const edges = new Map<string, readonly [string, string, string]>();
-  const edge = (from: string, arrow: string, to: string) => edges.set(`${from}\0${arrow}\0${to}`, [from, arrow, to]);
-  const strip = (name: string) => (name.startsWith(`${prefix}-`) ? name.slice(prefix.length + 1) : name);
-  const nodeFor = (key: string, label: string, shape: Node["shape"]) => {
-    if (!nodes.has(key)) nodes.set(key, { label: strip(label), shape });
-    return key;
-  };
-  // Keyed by kind and name: a table is named by the streaming destination and by ARN in policies.
-  const arnNode = (arn: string) => nodeFor(`${shapeOf(arn)}:${arnName(arn)}`, arnName(arn), shapeOf(arn));
+const nodeKey = (node: FlowNode) => `${node.shape}:${node.name}`;
 
+/**
+ * The flows of a planned stack, read from the resources themselves: event source mappings
+ * (stream or queue → worker), what each worker's role may write (worker → queue, table,
+ * workflow; to a failure destination, Lambda's failures), the table's streaming destination
+ * (table → stream), and who may invoke a worker (bucket, API → worker).
+ */
+export function plannedFlows(planned: readonly PlannedResource[]): Flow[] {
+  const flows = new Map<string, Flow>();
+  const add = (from: FlowNode, kind: FlowKind, to: FlowNode) =>
+    flows.set(`${nodeKey(from)}\0${kind}\0${nodeKey(to)}`, { from, kind, to });
   const functions = planned.filter((resource) => resource.type === "aws:lambda/function:Function");
-  for (const fn of functions) nodeFor(String(fn.inputs.name), String(fn.inputs.name), "worker");
-  const workerOf = (name: unknown) => (nodes.has(String(name)) ? String(name) : undefined);
+  const functionNames = new Set(functions.map((fn) => String(fn.inputs.name)));
+  const workerOf = (name: unknown): FlowNode | undefined =>
+    functionNames.has(String(name)) ? { shape: "worker", name: String(name) } : undefined;
   /** Queues that only receive what a mapping or an asynchronous invocation gave up on. */
   const failureQueues = new Set(
     planned.flatMap((resource) => {
@@ -82,21 +77,16 @@ export function renderFlow(planned: readonly PlannedResource[], prefix: string):
     switch (resource.type) {
       case "aws:lambda/eventSourceMapping:EventSourceMapping": {
         const target = workerOf(inputs.functionName);
-        const source = inputs.eventSourceArn
-          ? arnNode(String(inputs.eventSourceArn))
-          : nodeFor(`kafka:${inputs.topics}`, `kafka ${inputs.topics}`, "stream");
-        if (target) edge(source, "-->", target);
+        const source = inputs.eventSourceArn ? arnNode(String(inputs.eventSourceArn)) : kafkaNode(String(inputs.topics));
+        if (target) add(source, "delivers", target);
         break;
       }
-      case "aws:dynamodb/kinesisStreamingDestination:KinesisStreamingDestination": {
-        const table = nodeFor(`table:${inputs.tableName}`, String(inputs.tableName), "table");
-        edge(table, "-->", arnNode(String(inputs.streamArn)));
+      case "aws:dynamodb/kinesisStreamingDestination:KinesisStreamingDestination":
+        add({ shape: "table", name: String(inputs.tableName) }, "streams", arnNode(String(inputs.streamArn)));
         break;
-      }
       case "aws:lambda/permission:Permission": {
         const target = workerOf(inputs.function);
-        if (target && inputs.sourceArn)
-          edge(nodeFor(String(inputs.sourceArn), arnName(String(inputs.sourceArn)), "external"), "-.->", target);
+        if (target && inputs.sourceArn) add({ shape: "external", name: arnName(String(inputs.sourceArn)) }, "invokes", target);
         break;
       }
       case "aws:iam/rolePolicy:RolePolicy": {
@@ -105,29 +95,44 @@ export function renderFlow(planned: readonly PlannedResource[], prefix: string):
         if (!source) break;
         const document = JSON.parse(String(inputs.policy)) as { Statement: { Action: string[]; Resource: string[] }[] };
         for (const statement of document.Statement) {
-          const verbs = statement.Action.map((action) => WRITE_ACTIONS[action]).filter(Boolean);
-          if (verbs.length === 0) continue;
+          const kinds = statement.Action.map((action) => WRITE_ACTIONS[action]).filter((kind) => kind !== undefined);
+          if (kinds.length === 0) continue;
           for (const arn of statement.Resource) {
             // Failure destinations are drawn dashed: Lambda, not the worker, sends to them.
-            edge(source, failureQueues.has(arn) ? "-. failures .->" : `-- ${verbs[0]} -->`, arnNode(arn));
+            add(source, failureQueues.has(arn) ? "failures" : kinds[0]!, arnNode(arn));
           }
         }
         break;
       }
     }
   }
+  return [...flows.values()];
+}
+
+/** The event flow of a planned stack as a Mermaid flowchart, names shown without `prefix`. */
+export function renderFlow(planned: readonly PlannedResource[], prefix: string): string {
+  const flows = plannedFlows(planned);
+  const strip = (name: string) => (name.startsWith(`${prefix}-`) ? name.slice(prefix.length + 1) : name);
+  const nodes = new Map<string, FlowNode>();
+  for (const fn of planned.filter((resource) => resource.type === "aws:lambda/function:Function")) {
+    const node: FlowNode = { shape: "worker", name: String(fn.inputs.name) };
+    nodes.set(nodeKey(node), node);
+  }
+  for (const flow of flows)
+    for (const node of [flow.from, flow.to]) if (!nodes.has(nodeKey(node))) nodes.set(nodeKey(node), node);
 
   const order = [...nodes.entries()].sort(
-    ([, a], [, b]) => SHAPE_ORDER.indexOf(a.shape) - SHAPE_ORDER.indexOf(b.shape) || a.label.localeCompare(b.label),
+    ([, a], [, b]) => SHAPE_ORDER.indexOf(a.shape) - SHAPE_ORDER.indexOf(b.shape) || strip(a.name).localeCompare(strip(b.name)),
   );
   const rank = new Map(order.map(([key], index) => [key, index]));
-  const id = (key: string) => `n${rank.get(key)! + 1}`;
+  const id = (node: FlowNode) => `n${rank.get(nodeKey(node))! + 1}`;
+  const position = (node: FlowNode) => rank.get(nodeKey(node))!;
   const lines = [
     "flowchart LR",
-    ...order.map(([key, node]) => `  ${render(id(key), node)}`),
-    ...[...edges.values()]
-      .sort(([fromA, , toA], [fromB, , toB]) => rank.get(fromA)! - rank.get(fromB)! || rank.get(toA)! - rank.get(toB)!)
-      .map(([from, arrow, to]) => `  ${id(from)} ${arrow} ${id(to)}`),
+    ...order.map(([, node]) => `  ${render(id(node), node, strip(node.name))}`),
+    ...flows
+      .sort((a, b) => position(a.from) - position(b.from) || position(a.to) - position(b.to))
+      .map((flow) => `  ${id(flow.from)} ${ARROWS[flow.kind]} ${id(flow.to)}`),
   ];
   return lines.join("\n");
 }

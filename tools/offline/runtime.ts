@@ -136,6 +136,19 @@ function resourceState(
       state.arn = arn("logs", `destination:${physical}`);
       id = physical;
       break;
+    case "sns/topic":
+      state.arn = arn("sns", physical);
+      id = state.arn as string;
+      break;
+    case "cloudwatch/metricAlarm":
+      state.arn = arn("cloudwatch", `alarm:${physical}`);
+      id = physical;
+      break;
+    case "kms/key":
+      id = `offline-key-${name}`;
+      state.arn = arn("kms", `key/${id}`);
+      state.keyId = id;
+      break;
     case "secretsmanager/secret":
       state.arn = arn("secretsmanager", `secret:${physical}-AbCdEf`);
       id = state.arn as string;

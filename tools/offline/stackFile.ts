@@ -3,12 +3,14 @@
  * values from Pulumi.yaml, then Pulumi.<stack>.yaml, each value as text (objects and lists as
  * JSON). Encrypted (`secure:`) values cannot be read without the CLI and the stack's secrets
  * provider; offline they are replaced by the placeholders the configuration schema names, and
- * still reported as secrets.
+ * still reported as secrets. The decision signing key's placeholder is a key generated for the
+ * run, so the program can derive the JWKS it publishes; an optional secret left unset stays unset.
  */
+import { generateKeyPairSync } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
-import { PROJECT, SECRET_KEYS } from "../../stacks/config";
+import { isOptionalSecret, PROJECT, SECRET_KEYS } from "../../stacks/config";
 
 export interface StackFileConfig {
   readonly stack: string;
@@ -41,6 +43,21 @@ function replaceSecureLeaves(value: unknown): { value: unknown; secret: boolean 
   return { value, secret: false };
 }
 
+type SecretKey = keyof typeof SECRET_KEYS;
+
+/** One RSA key per process, standing in for the decision signing key offline (RS256 needs RSA, 2048 bits). */
+let offlineSigningKey: string | undefined;
+
+/** What stands in for a secret offline. */
+export function offlinePlaceholder(key: SecretKey): unknown {
+  if (key !== "decisionSigningKey") return SECRET_KEYS[key].placeholder;
+  offlineSigningKey ??= generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({
+    type: "pkcs8",
+    format: "pem",
+  }) as string;
+  return offlineSigningKey;
+}
+
 const fullKey = (key: string) => (key.includes(":") ? key : `${PROJECT}:${key}`);
 const asText = (value: unknown) => (typeof value === "string" ? value : JSON.stringify(value));
 
@@ -69,7 +86,7 @@ export function readStackFile(stack: string, root: string, file = path.join(root
     if (isSecure(value)) {
       const local = name.slice(PROJECT.length + 1);
       const known = name.startsWith(`${PROJECT}:`) && local in SECRET_KEYS;
-      values[name] = asText(known ? SECRET_KEYS[local as keyof typeof SECRET_KEYS].placeholder : "[secret]");
+      values[name] = asText(known ? offlinePlaceholder(local as SecretKey) : "[secret]");
       secretKeys.push(name);
       continue;
     }
@@ -81,10 +98,10 @@ export function readStackFile(stack: string, root: string, file = path.join(root
   // Secrets are set per stack with the CLI (`pulumi config set --secret`), which writes them here
   // encrypted; until then `pulumi up` stops, and the offline run uses placeholders.
   const unsetSecrets: string[] = [];
-  for (const [key, { placeholder }] of Object.entries(SECRET_KEYS)) {
+  for (const key of Object.keys(SECRET_KEYS) as SecretKey[]) {
     const name = `${PROJECT}:${key}`;
-    if (name in values) continue;
-    values[name] = asText(placeholder);
+    if (name in values || isOptionalSecret(key)) continue;
+    values[name] = asText(offlinePlaceholder(key));
     secretKeys.push(name);
     unsetSecrets.push(name);
   }
