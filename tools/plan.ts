@@ -75,8 +75,11 @@ async function main(): Promise<number> {
   return 0;
 }
 
+/** Exits once stdout has taken everything written: `process.exit` alone cuts a piped plan short. */
+const exitWhenFlushed = (code: number) => process.stdout.write("", () => process.exit(code));
+
 main().then(
-  (code) => process.exit(code),
+  (code) => exitWhenFlushed(code),
   (error: unknown) => {
     if (error instanceof StackConfigError) {
       console.error(error.message);
