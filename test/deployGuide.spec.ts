@@ -97,9 +97,14 @@ describe("README deploy guide", function () {
   const documented = documentedKeys(readme);
   const covers = (key: string) => documented.some((entry) => key === entry || key.startsWith(`${entry}.`));
   const found = new Map<string, Set<string>>();
+  const outputs = new Set<string>();
 
   before(async function () {
-    for (const stack of STACKS) found.set(stack, externalKeys(stack, await planStack(stack)));
+    for (const stack of STACKS) {
+      const plan = await planStack(stack);
+      found.set(stack, externalKeys(stack, plan));
+      Object.keys(plan.outputs).forEach((output) => outputs.add(output));
+    }
   });
 
   it("reads the outside resources of every stack file", function () {
@@ -122,6 +127,14 @@ describe("README deploy guide", function () {
       assert.deepEqual(missing, [], `${stack} points at resources the guide does not list: ${missing.join(", ")}`);
     });
   }
+
+  it("describes every stack output of every stack file, and no other", function () {
+    const section = /^### Stack outputs\n([\s\S]*?)(?=^#{2,3} )/m.exec(readme)?.[1];
+    assert.ok(section, "README has no section ### Stack outputs");
+    const rows = [...section.matchAll(/^\| ([^|]+) \|/gm)].map((row) => row[1]!);
+    const described = rows.flatMap((cell) => [...cell.matchAll(/`(\w+)`/g)].map((match) => match[1]!));
+    assert.deepEqual([...described].sort(), [...outputs].sort());
+  });
 
   it("lists nothing that no stack points at", function () {
     const everything = [...found.values()].flatMap((keys) => [...keys]);
