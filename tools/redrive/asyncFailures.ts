@@ -13,9 +13,8 @@ import { InvokeCommand, type LambdaClient } from "@aws-sdk/client-lambda";
 import { DeleteMessageCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
 import { findFunction, functionNameOf } from "../local/invokeApi";
 import type { AsyncInvokeConfig, PlannedQueue, Wiring } from "../local/wiring";
-import type { MessageOutcome } from "./deadLetter";
 import { parseFailureRecord } from "./failureRecords";
-import { type Handled, readEach } from "./queueReader";
+import { type Handled, type MessageOutcome, outcomeLog, readForRedrive } from "./queueReader";
 import { regionOfArn } from "./targets";
 
 export interface AsyncFailuresOptions {
@@ -34,12 +33,7 @@ export interface AsyncFailuresOptions {
 /** Invokes (or, in a dry run, reports) each parked event again; answers what became of each message. */
 export async function redriveAsyncFailures(options: AsyncFailuresOptions): Promise<MessageOutcome[]> {
   const { print } = options;
-  const outcomes: MessageOutcome[] = [];
-  const leave = (messageId: string, detail: string): Handled => {
-    print(`    left on the queue: ${detail}`);
-    outcomes.push({ messageId, action: "left", detail });
-    return "left";
-  };
+  const { outcomes, leave } = outcomeLog(print);
 
   const handle = async (message: Message): Promise<Handled> => {
     const messageId = message.MessageId!;
@@ -73,12 +67,11 @@ export async function redriveAsyncFailures(options: AsyncFailuresOptions): Promi
   };
 
   print(`${options.apply ? "Redriving" : "Dry run: would redrive"} the events parked on ${options.queue.name}`);
-  await readEach(
+  await readForRedrive(
     {
       sqs: options.sqs,
       queueUrl: options.queueUrl,
-      batch: 10,
-      visibilitySeconds: options.apply ? 120 : 600,
+      apply: options.apply,
       waitSeconds: options.waitSeconds,
       limit: options.limit,
     },

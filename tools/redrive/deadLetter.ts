@@ -26,7 +26,7 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { PlannedQueue } from "../local/wiring";
-import { type Handled, readEach } from "./queueReader";
+import { type Handled, type MessageOutcome, readForRedrive } from "./queueReader";
 
 export interface DeadLetterOptions {
   readonly sqs: SQSClient;
@@ -38,12 +38,6 @@ export interface DeadLetterOptions {
   readonly limit?: number;
   readonly waitSeconds: number;
   readonly print: (line: string) => void;
-}
-
-export interface MessageOutcome {
-  readonly messageId: string;
-  readonly action: "moved" | "would move" | "redelivered" | "would redeliver" | "left";
-  readonly detail: string;
 }
 
 /** The message attributes as SendMessage takes them (the value fields that are set). */
@@ -113,15 +107,8 @@ export async function redriveDeadLetter(options: DeadLetterOptions): Promise<Mes
     return "done";
   };
   print(`${options.apply ? "Moving" : "Dry run: would move"} the messages of ${dlq.name} back to ${source.name}`);
-  await readEach(
-    {
-      sqs,
-      queueUrl: options.dlqUrl,
-      batch: 10,
-      visibilitySeconds: options.apply ? 120 : 600,
-      waitSeconds: options.waitSeconds,
-      limit: options.limit,
-    },
+  await readForRedrive(
+    { sqs: sqs, queueUrl: options.dlqUrl, apply: options.apply, waitSeconds: options.waitSeconds, limit: options.limit },
     handle,
   );
   return outcomes;

@@ -14,6 +14,24 @@ import { ChangeMessageVisibilityBatchCommand, type Message, ReceiveMessageComman
 
 export type Handled = "done" | "left";
 
+/** What a redrive did with one message, for its report. */
+export interface MessageOutcome {
+  readonly messageId: string;
+  readonly action: "moved" | "would move" | "redelivered" | "would redeliver" | "left";
+  readonly detail: string;
+}
+
+/** A redrive's outcomes, and the one way it leaves a message on its queue: said, and recorded. */
+export function outcomeLog(print: (line: string) => void) {
+  const outcomes: MessageOutcome[] = [];
+  const leave = (messageId: string, detail: string): Handled => {
+    print(`    left on the queue: ${detail}`);
+    outcomes.push({ messageId, action: "left", detail });
+    return "left";
+  };
+  return { outcomes, leave };
+}
+
 export interface ReadOptions {
   readonly sqs: SQSClient;
   readonly queueUrl: string;
@@ -57,6 +75,18 @@ export async function readEach(options: ReadOptions, handle: (message: Message) 
     await release(sqs, queueUrl, [...hidden.values()]);
   }
   return handled;
+}
+
+/**
+ * Reads a queue ten messages at a time, each hidden for as long as a redrive of it takes (two
+ * minutes), or for ten minutes in a dry run, so one pass does not see a message twice.
+ */
+export function readForRedrive(
+  options: Omit<ReadOptions, "batch" | "visibilitySeconds"> & { readonly apply: boolean },
+  handle: (message: Message) => Promise<Handled>,
+): Promise<number> {
+  const { apply, ...read } = options;
+  return readEach({ ...read, batch: 10, visibilitySeconds: apply ? 120 : 600 }, handle);
 }
 
 /** Makes the messages visible again at once. */

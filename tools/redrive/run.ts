@@ -15,7 +15,8 @@ import { GetQueueUrlCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import type { PlannedQueue, Wiring } from "../local/wiring";
 import { redriveAsyncFailures } from "./asyncFailures";
-import { type MessageOutcome, redriveDeadLetter } from "./deadLetter";
+import { redriveDeadLetter } from "./deadLetter";
+import type { MessageOutcome } from "./queueReader";
 import { redriveStreamFailures } from "./streamFailures";
 import { findTarget, redriveTargets, regionOfArn, type RedriveTarget } from "./targets";
 

@@ -34,9 +34,8 @@ import { findFunction, functionNameOf } from "../local/invokeApi";
 import { isDelivered, kinesisEvent, type ShardRecord } from "../local/sources/kinesis";
 import { verdictOf } from "../local/sources/streamDelivery";
 import { nameOfArn, type PlannedFunction, type PlannedQueue, type StreamMapping, type Wiring } from "../local/wiring";
-import type { MessageOutcome } from "./deadLetter";
 import { type KafkaFailure, type KinesisFailure, parseFailureRecord } from "./failureRecords";
-import { type Handled, readEach } from "./queueReader";
+import { type Handled, type MessageOutcome, outcomeLog, readEach } from "./queueReader";
 import { regionOfArn } from "./targets";
 
 export interface StreamClients {
@@ -190,12 +189,7 @@ function describeKafka(failure: KafkaFailure): string {
 /** Redrives (or, in a dry run, reports) the on-failure messages; answers what became of each. */
 export async function redriveStreamFailures(options: StreamFailuresOptions): Promise<MessageOutcome[]> {
   const { print, wiring } = options;
-  const outcomes: MessageOutcome[] = [];
-  const leave = (messageId: string, detail: string): Handled => {
-    print(`    left on the queue: ${detail}`);
-    outcomes.push({ messageId, action: "left", detail });
-    return "left";
-  };
+  const { outcomes, leave } = outcomeLog(print);
 
   const handle = async (message: Message): Promise<Handled> => {
     const messageId = message.MessageId!;
