@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import { projectRoot } from "../components/archive";
 import { METRICS_NAMESPACE } from "../workers/shared/runtime/telemetry";
 import { type EmittedMetric, emittedMetrics } from "./support/emittedMetrics";
-import { type PlannedStack, planStack } from "./support/program";
+import { type PlannedStack, planStacks } from "./support/program";
 
 const STACKS = fs
   .readdirSync(projectRoot())
@@ -55,11 +55,11 @@ function shape(metric: { namespace: string; name: string; dimensions: Record<str
 
 describe("alarms on worker metrics", function () {
   let emitted: EmittedMetric[];
-  const plans = new Map<string, PlannedStack>();
+  let plans: Map<string, PlannedStack>;
 
   before(async function () {
     emitted = await emittedMetrics();
-    for (const stack of STACKS) plans.set(stack, await planStack(stack));
+    plans = await planStacks(STACKS);
   });
 
   it("the workers emit metrics in their namespace, with the dimensions the catalogue gives", function () {

@@ -10,7 +10,7 @@ import { WILDCARD_RESOURCE_ACTIONS } from "../components/iam";
 import { requiredPackages, runtimeClosure } from "../components/archive";
 import type { RecordedResource } from "../tools/offline/runtime";
 import { REGISTERED } from "../workers/registry";
-import { type InputStreams, type PlannedStack, planStack, stackSection, statementsOf } from "./support/program";
+import { type InputStreams, type PlannedStack, planStacks, stackSection, statementsOf } from "./support/program";
 import { isTaggable } from "./support/taggable";
 
 const STACKS = ["qa1", "dev1", "preprod1", "prod1"] as const;
@@ -19,9 +19,9 @@ const WORKERS = REGISTERED.map(({ worker }) => worker);
 const ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy";
 
 describe("every stack, under runtime mocks", function () {
-  const planned = new Map<string, PlannedStack>();
+  let planned: Map<string, PlannedStack>;
   before(async function () {
-    for (const stack of STACKS) planned.set(stack, await planStack(stack));
+    planned = await planStacks(STACKS);
   });
 
   for (const stack of STACKS) {

@@ -21,7 +21,7 @@ import { plannedFlows } from "../tools/offline/diagram";
 import type { RecordedResource } from "../tools/offline/runtime";
 import { REGISTERED } from "../workers/registry";
 import { DEPENDENCIES, METRICS_NAMESPACE, WORKER_METRICS } from "../workers/shared/runtime/telemetry";
-import { type PlannedStack, planStack, stackConfig, stackSection, statementsOf } from "./support/program";
+import { type PlannedStack, planStack, planStacks, stackConfig, stackSection, statementsOf } from "./support/program";
 
 const STACKS = ["qa1", "dev1", "preprod1", "prod1"] as const;
 const ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm";
@@ -111,9 +111,9 @@ function assertAlarm(plan: PlannedStack, what: string, metric: [string, string, 
 }
 
 describe("operations, on the offline plan of every stack", function () {
-  const planned = new Map<string, PlannedStack>();
+  let planned: Map<string, PlannedStack>;
   before(async function () {
-    for (const stack of STACKS) planned.set(stack, await planStack(stack));
+    planned = await planStacks(STACKS);
   });
 
   for (const stack of STACKS) {

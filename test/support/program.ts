@@ -60,10 +60,41 @@ export type InputStreams = Record<string, string | undefined>;
  * Plans `stack` with its stack file's configuration, top-level keys changed as `stackConfig`
  * does, and `secrets` set as Pulumi secrets (by key, the values as the CLI would hold them).
  */
-export async function planStack(
+/** Plans of the stack files as they are, made once for the whole suite: a plan takes seconds, and specs only read it. */
+const filePlans = new Map<string, Promise<PlannedStack>>();
+
+/**
+ * The plan of `stack`, with `changes` to its configuration and further `secrets`. The plan of a
+ * stack file as it is (no changes, no secrets) is shared by every spec that asks for it: read it,
+ * never change it.
+ */
+export function planStack(
   stack: string,
   changes: Record<string, unknown> = {},
   secrets: Record<string, unknown> = {},
+): Promise<PlannedStack> {
+  if (Object.keys(changes).length > 0 || Object.keys(secrets).length > 0) return planAfresh(stack, changes, secrets);
+  let plan = filePlans.get(stack);
+  if (!plan) {
+    plan = planAfresh(stack, changes, secrets);
+    filePlans.set(stack, plan);
+    // A failed plan is not kept: the next spec asking gets its own error.
+    plan.catch(() => filePlans.delete(stack));
+  }
+  return plan;
+}
+
+/** The plans of the stack files as they are, by stack. */
+export async function planStacks(stacks: readonly string[]): Promise<Map<string, PlannedStack>> {
+  const plans = new Map<string, PlannedStack>();
+  for (const stack of stacks) plans.set(stack, await planStack(stack));
+  return plans;
+}
+
+async function planAfresh(
+  stack: string,
+  changes: Record<string, unknown>,
+  secrets: Record<string, unknown>,
 ): Promise<PlannedStack> {
   const config = stackConfig(stack, changes);
   const values = { ...config.values };
