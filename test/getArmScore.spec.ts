@@ -504,7 +504,6 @@ describe("getArmScore", function () {
     const gradeOf = (index: number) => (index % 5) + 1;
 
     before(async function () {
-      this.timeout(60_000);
       cluster = await startCluster(3);
       writer = new Cluster(cluster.masters.map((node) => ({ host: node.host, port: node.port })));
       for (const [index, fan] of fans.entries()) await writer.set(`user:${fan}`, armRecord(fan, gradeOf(index)));

@@ -133,7 +133,6 @@ function startCommand(args: readonly string[]): { child: ChildProcess; stderr: (
 }
 
 describe("the local system's commands", function () {
-  this.timeout(600_000);
 
   describe("npm run invoke", function () {
     let booted: BootedSystem;

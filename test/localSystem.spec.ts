@@ -43,7 +43,6 @@ const deliveredTo = (booted: BootedSystem, worker: string) => {
 };
 
 describe("the local system", function () {
-  this.timeout(600_000);
 
   describe("a bounded run of mixed traffic", function () {
     it("scores every scorable fan from its latest ARAI and accounts for every event, leaving nothing running", async function () {

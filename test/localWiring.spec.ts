@@ -55,7 +55,6 @@ describe("the local system's wiring", function () {
     const [east] = scoringRegions("qa1");
 
     before(async function () {
-      this.timeout(120_000);
       ({ resources, wiring } = await plan("qa1"));
     });
 
@@ -280,7 +279,6 @@ describe("the local system's wiring", function () {
     const regions = scoringRegions("prod1");
 
     before(async function () {
-      this.timeout(120_000);
       ({ wiring } = await plan("prod1"));
     });
 

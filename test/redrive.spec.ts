@@ -38,7 +38,6 @@ const PREFIX = "vfid-qa1-us-east-1-";
 const credentials = { accessKeyId: "local", secretAccessKey: "local" };
 
 describe("npm run redrive, against the local system", function () {
-  this.timeout(600_000);
   let booted: BootedSystem;
   let wiring: Wiring;
   let clients: RedriveClients;

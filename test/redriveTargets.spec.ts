@@ -11,7 +11,6 @@ import { findTarget, redriveTargets, type RedriveTarget, UnknownQueueError } fro
 import { planStack } from "./support/program";
 
 describe("the queue npm run redrive empties", function () {
-  this.timeout(600_000);
   let targets: RedriveTarget[];
   let wiring: Wiring;
   /** The region's Kinesis and Kafka mappings: each has the failure destination. */
