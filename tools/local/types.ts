@@ -47,6 +47,8 @@ export type LocalEvent =
   | {
       readonly kind: "invocation";
       readonly function: string;
+      /** The request id the worker's log lines carry. */
+      readonly requestId: string;
       readonly coldStart: boolean;
       readonly ms: number;
       readonly outcome: "ok" | "error" | "timeout" | "crash";

@@ -170,13 +170,15 @@ export function createFunctionPool(options: PoolOptions): FunctionPool {
       const coldStart = !container.used;
       container.used = true;
       const started = performance.now();
-      const outcome = await run(container, event, randomUUID());
+      const requestId = randomUUID();
+      const outcome = await run(container, event, requestId);
       const ms = performance.now() - started;
       release(container);
       const kind = outcome.error?.kind;
       report({
         kind: "invocation",
         function: fn.name,
+        requestId,
         coldStart,
         ms,
         outcome: kind === undefined ? "ok" : kind,
