@@ -43,7 +43,6 @@ const deliveredTo = (booted: BootedSystem, worker: string) => {
 };
 
 describe("the local system", function () {
-
   describe("a bounded run of mixed traffic", function () {
     it("scores every scorable fan from its latest ARAI and accounts for every event, leaving nothing running", async function () {
       const plan = await planStack("qa1");
