@@ -13,7 +13,7 @@ import { runLocal } from "../tools/local/run";
 import { nameOfArn } from "../tools/local/wiring";
 import { WORKERS } from "../workers/registry";
 import { type BootedSystem, bootLocal, until } from "./support/localSystem";
-import { planStack, stackSection } from "./support/program";
+import { planStack, stackSection, planAfresh } from "./support/program";
 
 const kafkaValue = (globalUserId: string, action = "login", result = "success") =>
   Buffer.from(
@@ -129,7 +129,8 @@ describe("the local system", function () {
         { type: "vfSignup", globalUserId: "fan-filter-2", timestamp: new Date().toISOString() },
       ];
       const run = async () => {
-        booted = await bootLocal((await planStack("qa1")).resources, { workers: ["enqueueFromVfStream"] });
+        // Planned afresh: the filter comes from the registry, which this test changes.
+        booted = await bootLocal((await planAfresh("qa1")).resources, { workers: ["enqueueFromVfStream"] });
         await putJson(booted, streamOf(booted, "enqueueFromVfStream"), records);
         await until("the batch", () => booted!.logs("enqueueFromVfStream", "batch enqueued").length > 0);
         const [summary] = booted.logs("enqueueFromVfStream", "batch enqueued");

@@ -91,10 +91,11 @@ export async function planStacks(stacks: readonly string[]): Promise<Map<string,
   return plans;
 }
 
-async function planAfresh(
+/** A plan made now, never shared: for a spec that changes the program itself (the registry) between plans. */
+export async function planAfresh(
   stack: string,
-  changes: Record<string, unknown>,
-  secrets: Record<string, unknown>,
+  changes: Record<string, unknown> = {},
+  secrets: Record<string, unknown> = {},
 ): Promise<PlannedStack> {
   const config = stackConfig(stack, changes);
   const values = { ...config.values };
