@@ -523,11 +523,15 @@ describe("npm run redrive, against the local system", function () {
       );
       assert.equal(await depth(failures), 0);
       await waitUntil(() => runs().length > before, "the import's workflow run");
+      // An asynchronous invocation is at least once: on a loaded machine Lambda's retry may start the
+      // workflow again, so every run started is this event's, and there is at least one.
       const started = runs().slice(before);
-      assert.equal(started.length, 1);
-      // The run properties the import sets: the object's key and the date in it (docs/flows.md#data-science-imports).
-      assert.equal(started[0]!.runProperties.key, "bot-or-not/date=2026-11-24/_SUCCESS");
-      assert.equal(started[0]!.runProperties.date, "2026-11-24");
+      assert.ok(started.length >= 1);
+      for (const { runProperties } of started) {
+        // The run properties the import sets: the object's key and the date in it (docs/flows.md#data-science-imports).
+        assert.equal(runProperties.key, "bot-or-not/date=2026-11-24/_SUCCESS");
+        assert.equal(runProperties.date, "2026-11-24");
+      }
     });
   });
 
