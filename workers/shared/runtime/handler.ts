@@ -2,7 +2,7 @@
  * The wrapper every factory returns its handler in: Lambda's context on every log line, the
  * cold-start metric, and the invocation's metrics published when it ends, also when it throws.
  */
-import type { Logger } from "./logging";
+import { describeError, type Logger } from "./logging";
 import { failureReasonOf, type WorkerMetrics } from "./metrics";
 
 /**
@@ -55,7 +55,7 @@ export function instrumentHandler<Event, Result>(
         metrics.publish();
       } catch (error) {
         // Metrics never change what the invocation answers.
-        logger.error("metrics not published", { error: error instanceof Error ? error.message : String(error) });
+        logger.error("metrics not published", { error: describeError(error) });
       }
     }
   };
