@@ -35,6 +35,8 @@ export interface WorkerMetrics {
   readonly skipped: (count: number) => void;
   /** Records reported failed, by reason. */
   readonly failed: (reason: FailureReason, count?: number) => void;
+  /** Records the worker parked in its source's failure destination itself, by reason. */
+  readonly parked: (reason: FailureReason, count?: number) => void;
   /** Scores stored on fan records, by the model version that produced them. */
   readonly scoresWritten: (modelVersion: string, count: number) => void;
   /**
@@ -101,6 +103,8 @@ export function createWorkerMetrics(contract: WorkerContract, options: WorkerMet
   let skipped = 0;
   let failedTotal = 0;
   const failed = new Map<FailureReason, number>();
+  let parkedTotal = 0;
+  const parked = new Map<FailureReason, number>();
   const calls = new Map<Dependency, CallFigures>();
   const scores = new Map<string, number>();
 
@@ -118,8 +122,9 @@ export function createWorkerMetrics(contract: WorkerContract, options: WorkerMet
 
   function reset() {
     coldStart = false;
-    received = processed = skipped = failedTotal = 0;
+    received = processed = skipped = failedTotal = parkedTotal = 0;
     failed.clear();
+    parked.clear();
     calls.clear();
     scores.clear();
   }
@@ -132,6 +137,11 @@ export function createWorkerMetrics(contract: WorkerContract, options: WorkerMet
       if (count <= 0) return;
       failed.set(reason, (failed.get(reason) ?? 0) + count);
       failedTotal += count;
+    },
+    parked: (reason, count = 1) => {
+      if (count <= 0) return;
+      parked.set(reason, (parked.get(reason) ?? 0) + count);
+      parkedTotal += count;
     },
     scoresWritten: (modelVersion, count) => {
       if (count > 0) scores.set(modelVersion, (scores.get(modelVersion) ?? 0) + count);
@@ -156,7 +166,7 @@ export function createWorkerMetrics(contract: WorkerContract, options: WorkerMet
         }
       };
     },
-    recorded: () => ({ received, outcomes: processed + skipped + failedTotal }),
+    recorded: () => ({ received, outcomes: processed + skipped + failedTotal + parkedTotal }),
     started() {
       invocations += 1;
       coldStart = onDemand && invocations === 1;
@@ -168,10 +178,15 @@ export function createWorkerMetrics(contract: WorkerContract, options: WorkerMet
         add(main, WORKER_METRICS.recordsProcessed, processed);
         add(main, WORKER_METRICS.recordsSkipped, skipped);
         main.publishStoredMetrics();
-        for (const [reason, count] of failed) {
-          const document = documentFor(WORKER_METRICS.recordsFailed.dimension, reason);
-          add(document, WORKER_METRICS.recordsFailed, count);
-          document.publishStoredMetrics();
+        for (const [metric, counts] of [
+          [WORKER_METRICS.recordsFailed, failed],
+          [WORKER_METRICS.recordsParked, parked],
+        ] as const) {
+          for (const [reason, count] of counts) {
+            const document = documentFor(metric.dimension, reason);
+            add(document, metric, count);
+            document.publishStoredMetrics();
+          }
         }
         for (const [dependency, figures] of calls) {
           const document = documentFor(WORKER_METRICS.externalCalls.dimension, dependency);
@@ -200,6 +215,7 @@ export function discardedMetrics(): WorkerMetrics {
     processed: none,
     skipped: none,
     failed: none,
+    parked: none,
     scoresWritten: none,
     calls: () => (action) => action(),
     recorded: () => ({ received: 0, outcomes: 0 }),

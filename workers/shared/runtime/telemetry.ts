@@ -26,6 +26,12 @@ export const WORKER_METRICS = {
   recordsSkipped: { name: "RecordsSkipped", unit: "Count" },
   /** Records reported failed to their source, by a small set of reasons. */
   recordsFailed: { name: "RecordsFailed", unit: "Count", dimension: "reason" },
+  /**
+   * Records that can never succeed (undecodable, invalid, of a message version the reader does not
+   * know), sent by the worker itself to its source's failure destination with their payload and
+   * reason, by the same reasons as failures.
+   */
+  recordsParked: { name: "RecordsParked", unit: "Count", dimension: "reason" },
   /** Calls to an external dependency, by dependency. */
   externalCalls: { name: "ExternalCalls", unit: "Count", dimension: "dependency" },
   /** Calls to an external dependency that failed after their retries. */
