@@ -2,6 +2,7 @@ import * as assert from "node:assert/strict";
 import { Logger } from "@aws-lambda-powertools/logger";
 import * as fc from "fast-check";
 import { createRemoteJWKSet, errors, type JWTPayload, type RemoteJWKSetOptions } from "jose";
+import { z } from "zod";
 import {
   type AppSyncAuthorizerEvent,
   type AppSyncAuthorizerResult,
@@ -14,6 +15,7 @@ import {
 import { validateTokenContract } from "../workers/validateToken/contract";
 import { createValidateToken, validateToken } from "../workers/validateToken";
 import { loadEnvironment } from "../workers/shared/runtime/environment";
+import { createSecretReader, DEFAULT_FAILURE_MEMORY_MS } from "../workers/shared/runtime/secrets";
 import { LAMBDA_AWS, setEnvironment } from "./support/environment";
 import { fixture } from "./support/fixtures";
 import { operationOf, type WireServer } from "./support/http";
@@ -30,7 +32,7 @@ import {
   withPayload,
 } from "./support/jwks";
 import { captureLogs, linesAt, type LogLine } from "./support/logs";
-import { ACCESS_DENIED, startSecrets } from "./support/secrets";
+import { ACCESS_DENIED, secretsManagerClient, startSecrets } from "./support/secrets";
 
 const API_KEY = "BE9DC5E3-D410-4733-AF76-70178092E681";
 const ROTATED_API_KEY = "5F3A1C2B-7E41-4D0B-9A8C-0123456789AB";
@@ -446,6 +448,31 @@ describe("validateToken", function () {
       assert.match(JSON.stringify(line?.error), /AccessDeniedException/);
     });
 
+    it("denies, uncached, while the API-keys secret cannot be read, and authorises once the failure window has passed", async function () {
+      let readable = false;
+      let clock = NOW_SECONDS * 1000;
+      const secrets = await startSecrets(() => (readable ? { apiKeys: [API_KEY] } : ACCESS_DENIED));
+      ownServers.push(secrets);
+      const read = createSecretReader({
+        secretId: SECRET_ARN,
+        schema: z.object({ apiKeys: z.array(z.string()) }),
+        maxAgeMs: 300_000,
+        client: secretsManagerClient(secrets),
+        now: () => clock,
+      });
+      const authoriser = directAuthoriser(jwksServer.url, { readApiKeys: async () => (await read()).apiKeys });
+      const token = await sotc();
+      assert.deepEqual(await authoriser.authorise(`${API_KEY}:${token}`), DENIED_UNCACHED);
+      readable = true;
+      // Remembered: still denied, and Secrets Manager is not asked again.
+      clock += DEFAULT_FAILURE_MEMORY_MS - 1;
+      assert.deepEqual(await authoriser.authorise(`${API_KEY}:${token}`), DENIED_UNCACHED);
+      assert.equal(secrets.requests.length, 1);
+      clock += 1;
+      assert.deepEqual(await authoriser.authorise(`${API_KEY}:${token}`), LOGGED_IN);
+      assert.equal(secrets.requests.length, 2);
+    });
+
     it("logs why it denies a wrong API key, without the key", async function () {
       const wrongKey = "11111111-2222-4333-8444-555555555555";
       const token = await sotc();
@@ -605,19 +632,28 @@ describe("validateToken", function () {
       assert.equal((line?.error as { code?: string }).code, "ERR_JWKS_TIMEOUT");
     });
 
-    it("denies, uncached, while the API-keys secret cannot be read, and authorises once it can", async function () {
+    it("denies, uncached, while the API-keys secret cannot be read, asking Secrets Manager once for the failure window", async function () {
       apiKeysReadable = false;
       try {
-        const authoriser = coldStart({ API_KEYS_SECRET_ARN: UNREADABLE_SECRET_ARN });
+        const asked = () =>
+          secretsManager.requests.filter((request) => JSON.parse(request.body).SecretId === UNREADABLE_SECRET_ARN).length;
+        const before = asked();
         const token = await sotc();
+        const authoriser = coldStart({ API_KEYS_SECRET_ARN: UNREADABLE_SECRET_ARN });
         assert.deepEqual(await authoriser.authorise(`${API_KEY}:${token}`), DENIED_UNCACHED);
         assert.deepEqual(await authoriser.authorise(API_KEY), DENIED_UNCACHED);
-        const line = linesAt(authoriser.logs, "ERROR")[0];
-        assert.equal(line?.message, "denied: the accepted API keys could not be read");
-        const error = JSON.stringify(line?.error);
-        assert.ok(error.includes(UNREADABLE_SECRET_ARN) && error.includes("AccessDeniedException"), error);
-        apiKeysReadable = true;
-        assert.deepEqual(await authoriser.authorise(`${API_KEY}:${token}`), LOGGED_IN);
+        const lines = linesAt(authoriser.logs, "ERROR");
+        assert.deepEqual(
+          lines.map((line) => line.message),
+          ["denied: the accepted API keys could not be read", "denied: the accepted API keys could not be read"],
+        );
+        for (const line of lines) {
+          const error = JSON.stringify(line.error);
+          assert.ok(error.includes(UNREADABLE_SECRET_ARN) && error.includes("AccessDeniedException"), error);
+        }
+        assert.match(JSON.stringify(lines[1]!.error), /remembered/);
+        // One read, remembered for DEFAULT_FAILURE_MEMORY_MS: the second answer does not ask again.
+        assert.equal(asked() - before, 1);
       } finally {
         apiKeysReadable = true;
       }
