@@ -1,3 +1,4 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
@@ -11,6 +12,7 @@ import {
   sessionExpiry,
   sessionKey,
 } from "../shared/idv/session";
+import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
 import { createDocumentClient } from "../shared/runtime/dynamo";
 import { loadEnvironment } from "../shared/runtime/environment";
@@ -369,7 +371,7 @@ export const checkLiveness = defineWorker(checkLivenessContract, () => {
   const logger = createLogger(checkLivenessContract);
   const metrics = createWorkerMetrics(checkLivenessContract);
   const secretCalls = metrics.calls(DEPENDENCIES.secretsManager);
-  const secrets = new SecretsManagerClient({});
+  const secrets = new SecretsManagerClient(awsClientConfig(AWS_CLIENT_BOUNDS.resolver.secretsManager));
   const onStale = (error: unknown) => logger.warn("serving a cached secret: refresh failed", { error: describeError(error) });
   // Kept five minutes, so a rotated API key or signing key is picked up without a cold start.
   const readApiKey = createSecretReader({
@@ -391,7 +393,7 @@ export const checkLiveness = defineWorker(checkLivenessContract, () => {
   const handler = createCheckLiveness({
     env,
     logger,
-    dynamo: createDocumentClient(),
+    dynamo: createDocumentClient(new DynamoDBClient(awsClientConfig(AWS_CLIENT_BOUNDS.resolver.dynamoDb))),
     persona: createPersonaClient({
       apiUrl: env.PERSONA_API_URL,
       timeoutMs: env.PERSONA_TIMEOUT_MS,

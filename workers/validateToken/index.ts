@@ -1,5 +1,7 @@
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { createRemoteJWKSet, customFetch, jwtVerify, type JWTVerifyGetKey } from "jose";
 import { z } from "zod";
+import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
 import { loadEnvironment } from "../shared/runtime/environment";
 import { instrumentHandler } from "../shared/runtime/handler";
@@ -98,6 +100,7 @@ export const validateToken = defineWorker(validateTokenContract, () => {
     secretId: env.API_KEYS_SECRET_ARN,
     schema: z.object({ apiKeys: z.array(z.string().min(1)).min(1) }),
     maxAgeMs: env.API_KEYS_MAX_AGE_SECONDS * 1000,
+    client: new SecretsManagerClient(awsClientConfig(AWS_CLIENT_BOUNDS.authoriser.secretsManager)),
     calls: metrics.calls(DEPENDENCIES.secretsManager),
     onStale: (error) => logger.warn("serving cached API keys: refresh failed", { error: describeError(error) }),
   });

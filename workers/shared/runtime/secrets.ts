@@ -4,7 +4,7 @@
  * bound on how long a read waits, so that an outage of Secrets Manager neither multiplies its calls
  * nor holds up the worker's answer.
  */
-import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { z } from "zod";
 import { describeIssues } from "./issues";
 import type { CallRecorder } from "./metrics";
@@ -19,7 +19,8 @@ export interface SecretReaderOptions<T extends z.ZodType> {
   readonly schema: T;
   /** How long a fetched value is reused before the next read fetches it again. */
   readonly maxAgeMs: number;
-  readonly client?: SecretsManagerClient;
+  /** The client, bounded in time as runtime/awsClients.ts says for the worker's use. */
+  readonly client: SecretsManagerClient;
   readonly now?: () => number;
   /**
    * Told each time a read serves the previous value instead of a fresh one: the refresh failed,
@@ -49,8 +50,7 @@ export interface SecretReaderOptions<T extends z.ZodType> {
  * after which the next read asks again.
  */
 export function createSecretReader<T extends z.ZodType>(options: SecretReaderOptions<T>): () => Promise<z.infer<T>> {
-  const { secretId } = options;
-  const client = options.client ?? new SecretsManagerClient({});
+  const { client, secretId } = options;
   const now = options.now ?? Date.now;
   const calls: CallRecorder = options.calls ?? ((action) => action());
   const failureMemoryMs = options.failureMemoryMs ?? DEFAULT_FAILURE_MEMORY_MS;
