@@ -13,7 +13,8 @@ import {
   splitAuthorizationToken,
 } from "../workers/validateToken/authorize";
 import { validateTokenContract } from "../workers/validateToken/contract";
-import { createValidateToken, validateToken } from "../workers/validateToken";
+import { AUTHORISER_SECRET_WAIT_MS, createValidateToken, validateToken } from "../workers/validateToken";
+import { AWS_CLIENT_BOUNDS } from "../workers/shared/runtime/awsClients";
 import { loadEnvironment } from "../workers/shared/runtime/environment";
 import { createSecretReader, DEFAULT_FAILURE_MEMORY_MS } from "../workers/shared/runtime/secrets";
 import { LAMBDA_AWS, setEnvironment } from "./support/environment";
@@ -32,7 +33,9 @@ import {
   withPayload,
 } from "./support/jwks";
 import { captureLogs, linesAt, type LogLine } from "./support/logs";
+import { waitUntil } from "./support/local";
 import { ACCESS_DENIED, secretsManagerClient, startSecrets } from "./support/secrets";
+import { type SilentServer, startSilentServer } from "./support/silentServer";
 
 const API_KEY = "BE9DC5E3-D410-4733-AF76-70178092E681";
 const ROTATED_API_KEY = "5F3A1C2B-7E41-4D0B-9A8C-0123456789AB";
@@ -652,11 +655,45 @@ describe("validateToken", function () {
           assert.ok(error.includes(UNREADABLE_SECRET_ARN) && error.includes("AccessDeniedException"), error);
         }
         assert.match(JSON.stringify(lines[1]!.error), /remembered/);
-        // One read, remembered for DEFAULT_FAILURE_MEMORY_MS: the second answer does not ask again.
+        // The read the factory starts at cold start, and no other within DEFAULT_FAILURE_MEMORY_MS.
         assert.equal(asked() - before, 1);
       } finally {
         apiKeysReadable = true;
       }
+    });
+
+    describe("while Secrets Manager hangs", function () {
+      let hanging: SilentServer;
+      let restore: () => void;
+      before(async function () {
+        hanging = await startSilentServer();
+        restore = setEnvironment({ AWS_ENDPOINT_URL_SECRETS_MANAGER: hanging.url });
+      });
+      after(async function () {
+        restore?.();
+        await hanging?.close();
+      });
+
+      it("denies, uncached, within its budget: the answer does not wait for the hanging fetch, which stays bounded", async function () {
+        const { maxAttempts } = AWS_CLIENT_BOUNDS.authoriser.secretsManager;
+        const token = await sotc();
+        const authoriser = coldStart({});
+        const answer = await authoriser.authorise(`${API_KEY}:${token}`);
+        // Taken the moment the answer arrives: the fetch's request is still open, its retry not yet made.
+        const atAnswer = { requests: hanging.requests, ended: hanging.closed };
+        assert.deepEqual(answer, DENIED_UNCACHED);
+        assert.equal(atAnswer.ended, 0, "a request of the fetch had ended before the answer");
+        assert.ok(atAnswer.requests < maxAttempts, `all ${maxAttempts} attempts were made before the answer`);
+        const line = linesAt(authoriser.logs, "ERROR")[0];
+        assert.equal(line?.message, "denied: the accepted API keys could not be read");
+        assert.match(String((line?.error as { message: string }).message), new RegExp(`within ${AUTHORISER_SECRET_WAIT_MS} ms`));
+
+        // The fetch gives up on the client's bounds, with the SDK's TimeoutError, and is not made again.
+        await waitUntil(() => hanging.closed >= maxAttempts, "the hanging fetch to give up");
+        assert.deepEqual(await authoriser.authorise(API_KEY), DENIED_UNCACHED);
+        assert.match(JSON.stringify(linesAt(authoriser.logs, "ERROR")[1]?.error), /TimeoutError/);
+        assert.equal(hanging.requests, maxAttempts);
+      });
     });
 
     it("logs why it denies a wrong API key, and never the key or the SOTC", async function () {

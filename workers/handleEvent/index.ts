@@ -337,6 +337,9 @@ export const handleEvent = defineWorker(handleEventContract, () => {
     schema: z.object({ secrets: z.array(z.string().min(1)).min(1) }),
     maxAgeMs: SECRETS_MAX_AGE_MS,
     client: new SecretsManagerClient(awsClientConfig(AWS_CLIENT_BOUNDS.webhook.secretsManager)),
+    // Past it the cached secrets check the signature, or the webhook is answered 500 and Persona
+    // delivers it again; the function's 10 s leave the rest for the session's read and update.
+    waitMs: 2000,
     calls: metrics.calls(DEPENDENCIES.secretsManager),
     onStale: (error) => logger.warn("using the cached webhook secrets: refresh failed", { error: describeError(error) }),
   });

@@ -246,6 +246,9 @@ export const lookupArai = defineWorker(lookupAraiContract, () => {
     schema: araiCredentialsSchema(),
     maxAgeMs: CREDENTIALS_MAX_AGE_MS,
     client: new SecretsManagerClient(awsClientConfig(AWS_CLIENT_BOUNDS.lookup.secretsManager)),
+    // A hanging refresh holds the batch 3 s at most before the cached credentials serve on; a cold
+    // read fails instead, and the batch's lookups with it, to be retried by the queue.
+    waitMs: 3000,
     calls: metrics.calls(DEPENDENCIES.secretsManager),
     onStale: (error) => logger.warn("using cached ARAI credentials: refresh failed", { error: describeError(error) }),
   });

@@ -36,8 +36,11 @@ export type AwsService = "secretsManager" | "dynamoDb" | "sqs" | "glue";
 export const AWS_CLIENT_BOUNDS = {
   /**
    * validateToken, the AppSync authoriser (15 s timeout, but SPEC §4.6 wants p99 well under 200 ms).
-   * The API keys are read once per API_KEYS_MAX_AGE_SECONDS; a fetch gives up after 2 × 500 ms,
-   * after which the failure is remembered and the next answers do not wait at all.
+   * The API keys are read at cold start and then once per API_KEYS_MAX_AGE_SECONDS, and the read
+   * waits at most AUTHORISER_SECRET_WAIT_MS (validateToken/index.ts) whatever the client does, so
+   * these bound how long a fetch nobody waits for keeps going: 2 × 500 ms, after which the failure
+   * is remembered and the next answers do not wait at all. 500 ms still lets a slow but working
+   * Secrets Manager fill the cache for the next request.
    */
   authoriser: {
     secretsManager: { connectionTimeoutMs: 200, requestTimeoutMs: 500, maxAttempts: 2 },
@@ -45,7 +48,7 @@ export const AWS_CLIENT_BOUNDS = {
   /**
    * checkLiveness, an AppSync resolver a fan waits on (timeout 3 × PERSONA_TIMEOUT_MS + 5 s: the
    * 5 s hold everything but Persona). A session read, a conditional write and two secret reads
-   * fit in it when one of them fails: 3 × 1 s per call.
+   * (each waiting at most 1.5 s) fit in it when one of them fails: 3 × 1 s per DynamoDB call.
    */
   resolver: {
     secretsManager: { connectionTimeoutMs: 300, requestTimeoutMs: 1000, maxAttempts: 3 },
@@ -53,7 +56,7 @@ export const AWS_CLIENT_BOUNDS = {
   },
   /**
    * handleEvent, Persona's webhook (10 s timeout; Persona retries a failed delivery). One secret
-   * read, a batch read and a conditional update: 3 × 3 × 1 s < 10 s.
+   * read (waiting at most 2 s), a batch read and a conditional update: 2 s + 2 × 3 × 1 s < 10 s.
    */
   webhook: {
     secretsManager: { connectionTimeoutMs: 300, requestTimeoutMs: 1000, maxAttempts: 3 },
@@ -61,7 +64,8 @@ export const AWS_CLIENT_BOUNDS = {
   },
   /**
    * lookupArai (60 s timeout, SQS batches of up to 10 fans; ARAI takes up to 3 × ARAI_TIMEOUT_MS).
-   * Batch work, so a call may take longer than on a request path: 3 × 2 s each.
+   * Batch work, so a call may take longer than on a request path: 3 × 2 s each, and the
+   * credentials read waits at most 3 s before using the previous credentials.
    */
   lookup: {
     secretsManager: { connectionTimeoutMs: 500, requestTimeoutMs: 2000, maxAttempts: 3 },

@@ -36,6 +36,9 @@ export interface ModelClient {
 /** A token in the secret is reused this long, so a rotated token is picked up within five minutes. */
 export const MODEL_TOKEN_MAX_AGE_MS = 5 * 60_000;
 
+/** A read of the token waits this long at most before the cached token serves on (the scorers' 60 s hold a batch's model calls). */
+export const MODEL_TOKEN_WAIT_MS = 3000;
+
 /** Reads the bearer token from the Secrets Manager JSON secret `{"token": "…"}`. */
 export function createModelTokenReader(options: {
   readonly secretId: string;
@@ -48,6 +51,7 @@ export function createModelTokenReader(options: {
     secretId: options.secretId,
     schema: z.object({ token: z.string().min(1) }),
     maxAgeMs: MODEL_TOKEN_MAX_AGE_MS,
+    waitMs: MODEL_TOKEN_WAIT_MS,
     onStale: options.onStale,
     client: options.client ?? new SecretsManagerClient(awsClientConfig(AWS_CLIENT_BOUNDS.scoring.secretsManager)),
     calls: options.calls,
