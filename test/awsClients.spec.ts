@@ -1,19 +1,22 @@
 /**
- * Every AWS SDK client a worker builds is bounded in time (runtime/awsClients.ts, SPEC §5):
+ * Every AWS SDK client a worker builds is bounded in time (runtime/awsClients.ts, docs/rules.md#timeouts):
  * against a server that accepts connections and never answers, and an address that refuses
  * them, each use's client ends with the SDK's own error after exactly its configured attempts,
  * and the workers' factories build their clients that way. Only outcomes and counts are asserted;
  * how long the bounds take is the figures' business, not the tests'.
  */
 import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
+import * as path from "node:path";
 import { GetItemCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { GlueClient, StartWorkflowRunCommand } from "@aws-sdk/client-glue";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { enqueueFromVfStream } from "../workers/enqueueFromVfStream";
 import { AWS_CLIENT_BOUNDS, type AwsClientBounds, awsClientConfig, type AwsService } from "../workers/shared/runtime/awsClients";
+import { projectRoot } from "../components/archive";
 import { startBotOrNotImport } from "../workers/startBotOrNotImport";
 import { failuresOf } from "./support/batch";
 import { AWS_VARIABLES, environmentPerTest, LAMBDA_AWS } from "./support/environment";
@@ -128,6 +131,29 @@ describe("AWS SDK clients (runtime/awsClients.ts)", function () {
         },
       });
     }
+  });
+
+  it("are the figures docs/rules.md#timeouts gives for each use", function () {
+    const rules = fs.readFileSync(path.join(projectRoot(), "docs", "rules.md"), "utf8");
+    const section = rules.slice(rules.indexOf("## Timeouts"), rules.indexOf("\n## ", rules.indexOf("## Timeouts")));
+    const columns: AwsService[] = ["secretsManager", "dynamoDb", "sqs", "glue"];
+    const documented = new Map<string, Partial<Record<AwsService, AwsClientBounds>>>();
+    for (const [, use, cells] of section.matchAll(/^\| `(\w+)` \| [^|]+ \|(.*)\|$/gm)) {
+      const figures = cells!.split("|").map((cell) => cell.trim());
+      const services: Partial<Record<AwsService, AwsClientBounds>> = {};
+      figures.forEach((cell, index) => {
+        const match = /^(\d+) \/ (\d+) ms × (\d)$/.exec(cell);
+        if (match) {
+          services[columns[index]!] = {
+            connectionTimeoutMs: Number(match[1]),
+            requestTimeoutMs: Number(match[2]),
+            maxAttempts: Number(match[3]),
+          };
+        } else assert.equal(cell, "", `docs/rules.md, ${use}: "${cell}" is not "<connect> / <request> ms × <attempts>"`);
+      });
+      documented.set(use!, services);
+    }
+    assert.deepEqual(Object.fromEntries(documented), AWS_CLIENT_BOUNDS);
   });
 
   describe("against a server that never answers, and an address that refuses connections", function () {

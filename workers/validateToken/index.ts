@@ -25,8 +25,8 @@ import { validateTokenContract, type ValidateTokenEnvironment } from "./contract
  * The longest an answer waits for the API keys. They are fetched at cold start and once per
  * API_KEYS_MAX_AGE_SECONDS, so only the request that meets a refresh (or a cold container's first
  * one, when the fetch begun at start has not ended) waits at all; that wait must not let a slow or
- * hanging Secrets Manager push the authoriser past its budget (SPEC §4.6: p99 well under 200 ms,
- * JWKS_TIMEOUT_MS bounding the one other call). Past it a refresh serves the keys it has, and a
+ * hanging Secrets Manager push the authoriser past its budget (docs/flows.md#authorisation: p99
+ * well under 200 ms, JWKS_TIMEOUT_MS bounding the one other call). Past it a refresh serves the keys it has, and a
  * cold read denies, uncached. 300 ms is ten times a normal GetSecretValue, TLS handshake included.
  */
 export const AUTHORISER_SECRET_WAIT_MS = 300;

@@ -1,6 +1,6 @@
 /**
  * How long an AWS SDK client a worker builds may take, per use: the time to connect, the time to
- * an answer, and the attempts (SPEC §5: no client without a bound on its time). Workers build
+ * an answer, and the attempts: no client without a bound on its time. Workers build
  * their clients with `awsClientConfig(AWS_CLIENT_BOUNDS.<use>.<service>)`; this module holds plain
  * data and builds nothing, so it adds no package to an archive.
  *
@@ -8,6 +8,7 @@
  * backoff with jitter from 50 ms, and a retry quota that stops retries during a long outage), and
  * `requestHandler` as NodeHttpHandler options, from which every v3 client builds its handler
  * (`NodeHttpHandler.create`), so no worker imports @smithy/node-http-handler itself.
+ * docs/rules.md#timeouts lists the figures (a spec keeps the two alike).
  */
 
 /** The bounds of one client. */
@@ -35,7 +36,8 @@ export type AwsService = "secretsManager" | "dynamoDb" | "sqs" | "glue";
  */
 export const AWS_CLIENT_BOUNDS = {
   /**
-   * validateToken, the AppSync authoriser (15 s timeout, but SPEC §4.6 wants p99 well under 200 ms).
+   * validateToken, the AppSync authoriser (15 s timeout, but a p99 well under 200 ms is its target,
+   * docs/flows.md#authorisation).
    * The API keys are read at cold start and then once per API_KEYS_MAX_AGE_SECONDS, and the read
    * waits at most AUTHORISER_SECRET_WAIT_MS (validateToken/index.ts) whatever the client does, so
    * these bound how long a fetch nobody waits for keeps going: 2 × 500 ms, after which the failure
