@@ -1,14 +1,17 @@
 import * as assert from "node:assert/strict";
+import { isDeepStrictEqual } from "node:util";
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { z } from "zod";
 import { createSecretReader } from "../workers/shared/runtime/secrets";
 import { rejectionOf } from "./support/assertions";
 import { type AwsOperation, awsJsonResponder, operationOf, WireServer } from "./support/http";
+import { waitUntil } from "./support/local";
 import { secretsManagerClient } from "./support/secrets";
 
 const SECRET_ARN = "arn:aws:secretsmanager:us-east-1:254688921111:secret:fan-identity/appsync-api-keys-Q1w2E3";
 const API_KEYS = z.object({ apiKeys: z.array(z.string().min(1)).min(1) });
 const MAX_AGE_MS = 300_000;
+const FAILURE_MEMORY_MS = 5_000;
 
 type GetSecretValueOutput = Awaited<ReturnType<AwsOperation>>;
 
@@ -44,11 +47,13 @@ describe("createSecretReader (Secrets Manager at the wire)", function () {
     answer = () => document(["key-one"]);
   });
 
-  function reader(options: { onStale?: (error: unknown) => void; schema?: z.ZodType } = {}) {
+  function reader(options: { onStale?: (error: unknown) => void; schema?: z.ZodType; waitMs?: number } = {}) {
     return createSecretReader({
       secretId: SECRET_ARN,
       schema: options.schema ?? API_KEYS,
       maxAgeMs: MAX_AGE_MS,
+      failureMemoryMs: FAILURE_MEMORY_MS,
+      waitMs: options.waitMs,
       client,
       now: () => clock,
       onStale: options.onStale,
@@ -102,43 +107,112 @@ describe("createSecretReader (Secrets Manager at the wire)", function () {
     assert.equal(server.requests.length, 2);
   });
 
-  it("rejects a failed first read with an error naming the secret and the AWS error type, and tries again next time", async function () {
+  it("rejects a failed first read with an error naming the secret and the AWS error type", async function () {
     answer = () => NOT_FOUND;
-    const read = reader();
-    const rejection = await rejectionOf(read(), "the read");
+    const rejection = await rejectionOf(reader()(), "the read");
     assert.ok(rejection.message.includes(SECRET_ARN), rejection.message);
     assert.ok(rejection.message.includes("ResourceNotFoundException"), rejection.message);
     assert.equal((rejection.cause as Error).name, "ResourceNotFoundException");
-
-    await assert.rejects(read(), /ResourceNotFoundException/);
-    assert.equal(server.requests.length, 2);
-
-    answer = () => document(["key-one"]);
-    assert.deepEqual(await read(), { apiKeys: ["key-one"] });
-    assert.equal(server.requests.length, 3);
+    assert.equal(server.requests.length, 1);
   });
 
-  it("serves the previous value when a refresh fails, tells onStale, and retries on the next read", async function () {
+  it("remembers a failed fetch for failureMemoryMs: reads within it fail at once without a request, the next one asks again", async function () {
+    answer = () => NOT_FOUND;
+    const read = reader();
+    const failedAt = clock;
+    await rejectionOf(read(), "the first read");
+    for (let i = 0; i < 10; i++) {
+      clock += (FAILURE_MEMORY_MS - 1) / 10;
+      const error = await rejectionOf(read(), `read ${i} within the window`);
+      assert.match(error.message, /remembered/);
+      assert.ok(error.message.includes(new Date(failedAt).toISOString()), error.message);
+      assert.ok(error.message.includes(new Date(failedAt + FAILURE_MEMORY_MS).toISOString()), error.message);
+      assert.ok(error.message.includes(SECRET_ARN) && error.message.includes("ResourceNotFoundException"), error.message);
+      assert.equal(((error.cause as Error).cause as Error).name, "ResourceNotFoundException");
+    }
+    assert.equal(server.requests.length, 1);
+
+    clock = failedAt + FAILURE_MEMORY_MS;
+    answer = () => document(["key-one"]);
+    assert.deepEqual(await read(), { apiKeys: ["key-one"] });
+    assert.equal(server.requests.length, 2);
+  });
+
+  it("shares one failing request among concurrent cold reads, and remembers it for all", async function () {
+    answer = () => new Promise((resolve) => setTimeout(() => resolve(DENIED), 20));
+    const read = reader();
+    const outcomes = await Promise.allSettled(Array.from({ length: 10 }, () => read()));
+    for (const outcome of outcomes) assert.equal(outcome.status, "rejected");
+    await assert.rejects(read(), /remembered/);
+    assert.equal(server.requests.length, 1);
+  });
+
+  it("serves the previous value when a refresh fails, telling onStale, through the failure window without asking again", async function () {
     const stale: unknown[] = [];
     const read = reader({ onStale: (error) => stale.push(error) });
     assert.deepEqual(await read(), { apiKeys: ["key-one"] });
 
     answer = () => DENIED;
     clock += MAX_AGE_MS;
+    const failedAt = clock;
     assert.deepEqual(await read(), { apiKeys: ["key-one"] });
     assert.equal(stale.length, 1);
     assert.match((stale[0] as Error).message, /AccessDeniedException/);
     assert.ok((stale[0] as Error).message.includes(SECRET_ARN));
+    assert.equal(server.requests.length, 2);
 
-    // The failure is not cached: the next read asks again.
-    assert.deepEqual(await read(), { apiKeys: ["key-one"] });
-    assert.equal(stale.length, 2);
-    assert.equal(server.requests.length, 3);
+    // Within the window: the previous value, each read told as stale, and no request.
+    for (let i = 0; i < 5; i++) {
+      clock += (FAILURE_MEMORY_MS - 1) / 5;
+      assert.deepEqual(await read(), { apiKeys: ["key-one"] });
+    }
+    assert.equal(stale.length, 6);
+    assert.match((stale[5] as Error).message, /AccessDeniedException.*remembered/);
+    assert.equal(server.requests.length, 2);
 
+    // After it, the next read asks again and gets the rotated value.
+    clock = failedAt + FAILURE_MEMORY_MS;
     answer = () => document(["key-two"], "v-2");
     assert.deepEqual(await read(), { apiKeys: ["key-two"] });
-    assert.equal(stale.length, 2);
-    assert.equal(server.requests.length, 4);
+    assert.equal(stale.length, 6);
+    assert.equal(server.requests.length, 3);
+  });
+
+  it("serves the cached value through an outage, asking Secrets Manager once per failure window", async function () {
+    const stale: unknown[] = [];
+    const outage = await WireServer.start(awsJsonResponder({ GetSecretValue: () => answer() }));
+    const client = secretsManagerClient(outage, { maxAttempts: 1 });
+    try {
+      const read = createSecretReader({
+        secretId: SECRET_ARN,
+        schema: API_KEYS,
+        maxAgeMs: MAX_AGE_MS,
+        failureMemoryMs: FAILURE_MEMORY_MS,
+        client,
+        now: () => clock,
+        onStale: (error) => stale.push(error),
+      });
+      assert.deepEqual(await read(), { apiKeys: ["key-one"] });
+      answer = () => failure("InternalServiceError", "An error occurred on the server side.");
+      clock += MAX_AGE_MS;
+      // A minute of reads, ten a second: the cached value every time, one request per window.
+      const windows = 60_000 / FAILURE_MEMORY_MS;
+      for (let i = 0; i < 600; i++) {
+        assert.deepEqual(await read(), { apiKeys: ["key-one"] });
+        clock += 100;
+      }
+      assert.equal(outage.requests.length, 1 + windows);
+      assert.equal(stale.length, 600);
+      assert.match((stale[0] as Error).message, /InternalServiceError/);
+
+      answer = () => document(["key-one"]);
+      clock += FAILURE_MEMORY_MS;
+      assert.deepEqual(await read(), { apiKeys: ["key-one"] });
+      assert.equal(stale.length, 600);
+    } finally {
+      client.destroy();
+      await outage.close();
+    }
   });
 
   it("serves the previous value when the rotated secret does not match the schema", async function () {
@@ -186,6 +260,73 @@ describe("createSecretReader (Secrets Manager at the wire)", function () {
       assert.match(error.message, /has no SecretString/);
       assert.ok(error.message.includes(SECRET_ARN));
       return true;
+    });
+  });
+
+  describe("with waitMs", function () {
+    /** Holds GetSecretValue's answers until `release` gives them. */
+    let hung: ((output: GetSecretValueOutput) => void)[];
+    const hang = () => new Promise<GetSecretValueOutput>((resolve) => hung.push(resolve));
+    const release = (output: GetSecretValueOutput) => hung.splice(0).forEach((resolve) => resolve(output));
+    beforeEach(function () {
+      hung = [];
+    });
+    afterEach(function () {
+      release(NOT_FOUND);
+    });
+
+    it("gets the value of a fetch that answers within it", async function () {
+      assert.deepEqual(await reader({ waitMs: 60_000 })(), { apiKeys: ["key-one"] });
+      assert.equal(server.requests.length, 1);
+    });
+
+    it("fails a cold read with a timeout error once waitMs has passed, and the hanging fetch is shared, not repeated", async function () {
+      answer = hang;
+      const read = reader({ waitMs: 50 });
+      for (let i = 0; i < 3; i++) {
+        const error = await rejectionOf(read(), `read ${i}`);
+        assert.match(error.message, /did not answer within 50 ms/);
+        assert.ok(error.message.includes(SECRET_ARN), error.message);
+      }
+      await waitUntil(() => hung.length > 0, "the fetch to reach Secrets Manager");
+      // Answered at last: the value is cached for the reads that follow.
+      release(document(["key-one"]));
+      await waitUntil(async () => (await read().catch(() => undefined)) !== undefined, "the fetch's value");
+      assert.deepEqual(await read(), { apiKeys: ["key-one"] });
+      assert.equal(server.requests.length, 1);
+    });
+
+    it("remembers a hanging fetch that fails at last, for the reads that stopped waiting for it", async function () {
+      answer = hang;
+      const read = reader({ waitMs: 50 });
+      await assert.rejects(read(), /did not answer within 50 ms/);
+      await waitUntil(() => hung.length > 0, "the fetch to reach Secrets Manager");
+      release(DENIED);
+      const error = await waitUntil(
+        async () =>
+          read().then(
+            () => undefined,
+            (rejection: Error) => (/remembered/.test(rejection.message) ? rejection : undefined),
+          ),
+        "the failure to be remembered",
+      );
+      assert.match(error.message, /AccessDeniedException/);
+      assert.equal(server.requests.length, 1);
+    });
+
+    it("serves the previous value once waitMs has passed on a refresh, telling onStale, and shares the hanging refresh", async function () {
+      const stale: unknown[] = [];
+      const read = reader({ waitMs: 50, onStale: (error) => stale.push(error) });
+      assert.deepEqual(await read(), { apiKeys: ["key-one"] });
+      answer = hang;
+      clock += MAX_AGE_MS;
+      for (let i = 0; i < 3; i++) assert.deepEqual(await read(), { apiKeys: ["key-one"] });
+      assert.equal(stale.length, 3);
+      for (const error of stale) assert.match((error as Error).message, /did not answer within 50 ms/);
+      await waitUntil(() => hung.length > 0, "the refresh to reach Secrets Manager");
+      release(document(["key-two"], "v-2"));
+      await waitUntil(async () => isDeepStrictEqual(await read(), { apiKeys: ["key-two"] }), "the refreshed value");
+      assert.equal(server.requests.length, 2);
     });
   });
 

@@ -2,6 +2,7 @@ import * as assert from "node:assert/strict";
 import { Logger } from "@aws-lambda-powertools/logger";
 import * as fc from "fast-check";
 import { createRemoteJWKSet, errors, type JWTPayload, type RemoteJWKSetOptions } from "jose";
+import { z } from "zod";
 import {
   type AppSyncAuthorizerEvent,
   type AppSyncAuthorizerResult,
@@ -12,8 +13,10 @@ import {
   splitAuthorizationToken,
 } from "../workers/validateToken/authorize";
 import { validateTokenContract } from "../workers/validateToken/contract";
-import { createValidateToken, validateToken } from "../workers/validateToken";
+import { AUTHORISER_SECRET_WAIT_MS, createValidateToken, validateToken } from "../workers/validateToken";
+import { AWS_CLIENT_BOUNDS } from "../workers/shared/runtime/awsClients";
 import { loadEnvironment } from "../workers/shared/runtime/environment";
+import { createSecretReader, DEFAULT_FAILURE_MEMORY_MS } from "../workers/shared/runtime/secrets";
 import { LAMBDA_AWS, setEnvironment } from "./support/environment";
 import { fixture } from "./support/fixtures";
 import { operationOf, type WireServer } from "./support/http";
@@ -30,7 +33,9 @@ import {
   withPayload,
 } from "./support/jwks";
 import { captureLogs, linesAt, type LogLine } from "./support/logs";
-import { ACCESS_DENIED, startSecrets } from "./support/secrets";
+import { waitUntil } from "./support/local";
+import { ACCESS_DENIED, secretsManagerClient, startSecrets } from "./support/secrets";
+import { type SilentServer, startSilentServer } from "./support/silentServer";
 
 const API_KEY = "BE9DC5E3-D410-4733-AF76-70178092E681";
 const ROTATED_API_KEY = "5F3A1C2B-7E41-4D0B-9A8C-0123456789AB";
@@ -446,6 +451,31 @@ describe("validateToken", function () {
       assert.match(JSON.stringify(line?.error), /AccessDeniedException/);
     });
 
+    it("denies, uncached, while the API-keys secret cannot be read, and authorises once the failure window has passed", async function () {
+      let readable = false;
+      let clock = NOW_SECONDS * 1000;
+      const secrets = await startSecrets(() => (readable ? { apiKeys: [API_KEY] } : ACCESS_DENIED));
+      ownServers.push(secrets);
+      const read = createSecretReader({
+        secretId: SECRET_ARN,
+        schema: z.object({ apiKeys: z.array(z.string()) }),
+        maxAgeMs: 300_000,
+        client: secretsManagerClient(secrets),
+        now: () => clock,
+      });
+      const authoriser = directAuthoriser(jwksServer.url, { readApiKeys: async () => (await read()).apiKeys });
+      const token = await sotc();
+      assert.deepEqual(await authoriser.authorise(`${API_KEY}:${token}`), DENIED_UNCACHED);
+      readable = true;
+      // Remembered: still denied, and Secrets Manager is not asked again.
+      clock += DEFAULT_FAILURE_MEMORY_MS - 1;
+      assert.deepEqual(await authoriser.authorise(`${API_KEY}:${token}`), DENIED_UNCACHED);
+      assert.equal(secrets.requests.length, 1);
+      clock += 1;
+      assert.deepEqual(await authoriser.authorise(`${API_KEY}:${token}`), LOGGED_IN);
+      assert.equal(secrets.requests.length, 2);
+    });
+
     it("logs why it denies a wrong API key, without the key", async function () {
       const wrongKey = "11111111-2222-4333-8444-555555555555";
       const token = await sotc();
@@ -605,22 +635,65 @@ describe("validateToken", function () {
       assert.equal((line?.error as { code?: string }).code, "ERR_JWKS_TIMEOUT");
     });
 
-    it("denies, uncached, while the API-keys secret cannot be read, and authorises once it can", async function () {
+    it("denies, uncached, while the API-keys secret cannot be read, asking Secrets Manager once for the failure window", async function () {
       apiKeysReadable = false;
       try {
-        const authoriser = coldStart({ API_KEYS_SECRET_ARN: UNREADABLE_SECRET_ARN });
+        const asked = () =>
+          secretsManager.requests.filter((request) => JSON.parse(request.body).SecretId === UNREADABLE_SECRET_ARN).length;
+        const before = asked();
         const token = await sotc();
+        const authoriser = coldStart({ API_KEYS_SECRET_ARN: UNREADABLE_SECRET_ARN });
         assert.deepEqual(await authoriser.authorise(`${API_KEY}:${token}`), DENIED_UNCACHED);
         assert.deepEqual(await authoriser.authorise(API_KEY), DENIED_UNCACHED);
-        const line = linesAt(authoriser.logs, "ERROR")[0];
-        assert.equal(line?.message, "denied: the accepted API keys could not be read");
-        const error = JSON.stringify(line?.error);
-        assert.ok(error.includes(UNREADABLE_SECRET_ARN) && error.includes("AccessDeniedException"), error);
-        apiKeysReadable = true;
-        assert.deepEqual(await authoriser.authorise(`${API_KEY}:${token}`), LOGGED_IN);
+        const lines = linesAt(authoriser.logs, "ERROR");
+        assert.deepEqual(
+          lines.map((line) => line.message),
+          ["denied: the accepted API keys could not be read", "denied: the accepted API keys could not be read"],
+        );
+        for (const line of lines) {
+          const error = JSON.stringify(line.error);
+          assert.ok(error.includes(UNREADABLE_SECRET_ARN) && error.includes("AccessDeniedException"), error);
+        }
+        assert.match(JSON.stringify(lines[1]!.error), /remembered/);
+        // The read the factory starts at cold start, and no other within DEFAULT_FAILURE_MEMORY_MS.
+        assert.equal(asked() - before, 1);
       } finally {
         apiKeysReadable = true;
       }
+    });
+
+    describe("while Secrets Manager hangs", function () {
+      let hanging: SilentServer;
+      let restore: () => void;
+      before(async function () {
+        hanging = await startSilentServer();
+        restore = setEnvironment({ AWS_ENDPOINT_URL_SECRETS_MANAGER: hanging.url });
+      });
+      after(async function () {
+        restore?.();
+        await hanging?.close();
+      });
+
+      it("denies, uncached, within its budget: the answer does not wait for the hanging fetch, which stays bounded", async function () {
+        const { maxAttempts } = AWS_CLIENT_BOUNDS.authoriser.secretsManager;
+        const token = await sotc();
+        const authoriser = coldStart({});
+        const answer = await authoriser.authorise(`${API_KEY}:${token}`);
+        // Taken the moment the answer arrives: the fetch's request is still open, its retry not yet made.
+        const atAnswer = { requests: hanging.requests, ended: hanging.closed };
+        assert.deepEqual(answer, DENIED_UNCACHED);
+        assert.equal(atAnswer.ended, 0, "a request of the fetch had ended before the answer");
+        assert.ok(atAnswer.requests < maxAttempts, `all ${maxAttempts} attempts were made before the answer`);
+        const line = linesAt(authoriser.logs, "ERROR")[0];
+        assert.equal(line?.message, "denied: the accepted API keys could not be read");
+        assert.match(String((line?.error as { message: string }).message), new RegExp(`within ${AUTHORISER_SECRET_WAIT_MS} ms`));
+
+        // The fetch gives up on the client's bounds, with the SDK's TimeoutError, and is not made again.
+        await waitUntil(() => hanging.closed >= maxAttempts, "the hanging fetch to give up");
+        assert.deepEqual(await authoriser.authorise(API_KEY), DENIED_UNCACHED);
+        assert.match(JSON.stringify(linesAt(authoriser.logs, "ERROR")[1]?.error), /TimeoutError/);
+        assert.equal(hanging.requests, maxAttempts);
+      });
     });
 
     it("logs why it denies a wrong API key, and never the key or the SOTC", async function () {

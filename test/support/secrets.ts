@@ -2,7 +2,7 @@
  * Secrets Manager at the wire, holding the JSON documents the workers read (credentials, tokens,
  * API keys), and a client pointed at it.
  */
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { SecretsManagerClient, type SecretsManagerClientConfig } from "@aws-sdk/client-secrets-manager";
 import { awsJsonResponder, WireServer } from "./http";
 
 /** What Secrets Manager answers instead of a secret's value. */
@@ -48,11 +48,15 @@ export async function startSecrets(
   );
 }
 
-/** A Secrets Manager client for the fake, as a factory builds it against AWS_ENDPOINT_URL_SECRETS_MANAGER. */
-export function secretsManagerClient(server: WireServer): SecretsManagerClient {
+/**
+ * A Secrets Manager client for the fake, as a factory builds it against AWS_ENDPOINT_URL_SECRETS_MANAGER;
+ * `config` adds to its configuration (a worker's bounds, `maxAttempts: 1` to count one request per fetch).
+ */
+export function secretsManagerClient(server: WireServer, config: SecretsManagerClientConfig = {}): SecretsManagerClient {
   return new SecretsManagerClient({
     endpoint: server.url,
     region: "us-east-1",
     credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    ...config,
   });
 }

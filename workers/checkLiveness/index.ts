@@ -1,3 +1,4 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
@@ -11,6 +12,7 @@ import {
   sessionExpiry,
   sessionKey,
 } from "../shared/idv/session";
+import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
 import { createDocumentClient } from "../shared/runtime/dynamo";
 import { loadEnvironment } from "../shared/runtime/environment";
@@ -364,19 +366,26 @@ export function createCheckLiveness(deps: CheckLivenessDependencies) {
   };
 }
 
+/** The longest a read of the Persona API key or the signing key waits for Secrets Manager. */
+const SECRET_WAIT_MS = 1500;
+
 export const checkLiveness = defineWorker(checkLivenessContract, () => {
   const env = loadEnvironment(checkLivenessContract);
   const logger = createLogger(checkLivenessContract);
   const metrics = createWorkerMetrics(checkLivenessContract);
   const secretCalls = metrics.calls(DEPENDENCIES.secretsManager);
-  const secrets = new SecretsManagerClient({});
+  const secrets = new SecretsManagerClient(awsClientConfig(AWS_CLIENT_BOUNDS.resolver.secretsManager));
   const onStale = (error: unknown) => logger.warn("serving a cached secret: refresh failed", { error: describeError(error) });
-  // Kept five minutes, so a rotated API key or signing key is picked up without a cold start.
+  // Kept five minutes, so a rotated API key or signing key is picked up without a cold start. A
+  // fan waits on the answer: a read waits at most SECRET_WAIT_MS for Secrets Manager (a cached
+  // value is then served, or the fail-safe answer given), leaving the function's 5 s beyond
+  // Persona's attempts for the session's reads and writes.
   const readApiKey = createSecretReader({
     secretId: env.PERSONA_API_KEY_SECRET_ARN,
     schema: personaApiKeySchema(),
     maxAgeMs: 300_000,
     client: secrets,
+    waitMs: SECRET_WAIT_MS,
     onStale,
     calls: secretCalls,
   });
@@ -385,13 +394,14 @@ export const checkLiveness = defineWorker(checkLivenessContract, () => {
     schema: signingKeySchema(),
     maxAgeMs: 300_000,
     client: secrets,
+    waitMs: SECRET_WAIT_MS,
     onStale,
     calls: secretCalls,
   });
   const handler = createCheckLiveness({
     env,
     logger,
-    dynamo: createDocumentClient(),
+    dynamo: createDocumentClient(new DynamoDBClient(awsClientConfig(AWS_CLIENT_BOUNDS.resolver.dynamoDb))),
     persona: createPersonaClient({
       apiUrl: env.PERSONA_API_URL,
       timeoutMs: env.PERSONA_TIMEOUT_MS,

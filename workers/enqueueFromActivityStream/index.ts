@@ -1,5 +1,6 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { z } from "zod";
+import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
 import { CORRELATION_ID_ATTRIBUTE, createCorrelationRule } from "../shared/runtime/correlation";
 import { loadEnvironment } from "../shared/runtime/environment";
@@ -79,6 +80,11 @@ export const enqueueFromActivityStream = defineWorker(enqueueFromActivityStreamC
   const env = loadEnvironment(enqueueFromActivityStreamContract);
   const logger = createLogger(enqueueFromActivityStreamContract);
   const metrics = createWorkerMetrics(enqueueFromActivityStreamContract);
-  const handler = createEnqueueFromActivityStream({ env, logger, sqs: new SQSClient({}), metrics });
+  const handler = createEnqueueFromActivityStream({
+    env,
+    logger,
+    sqs: new SQSClient(awsClientConfig(AWS_CLIENT_BOUNDS.enqueue.sqs)),
+    metrics,
+  });
   return instrumentHandler({ logger, metrics }, handler);
 });

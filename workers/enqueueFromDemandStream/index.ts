@@ -1,5 +1,7 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { z } from "zod";
+import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
 import { createDocumentClient } from "../shared/runtime/dynamo";
 import { loadEnvironment } from "../shared/runtime/environment";
@@ -46,8 +48,8 @@ export const enqueueFromDemandStream = defineWorker(enqueueFromDemandStreamContr
   const handler = createEnqueueFromDemandStream({
     env,
     logger,
-    sqs: new SQSClient({}),
-    dynamo: createDocumentClient(),
+    sqs: new SQSClient(awsClientConfig(AWS_CLIENT_BOUNDS.enqueue.sqs)),
+    dynamo: createDocumentClient(new DynamoDBClient(awsClientConfig(AWS_CLIENT_BOUNDS.enqueue.dynamoDb))),
     metrics,
   });
   return instrumentHandler({ logger, metrics }, handler);

@@ -1,5 +1,6 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { z } from "zod";
+import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
 import { loadEnvironment } from "../shared/runtime/environment";
 import { instrumentHandler } from "../shared/runtime/handler";
@@ -45,6 +46,11 @@ export const enqueueFromVfStream = defineWorker(enqueueFromVfStreamContract, () 
   const env = loadEnvironment(enqueueFromVfStreamContract);
   const logger = createLogger(enqueueFromVfStreamContract);
   const metrics = createWorkerMetrics(enqueueFromVfStreamContract);
-  const handler = createEnqueueFromVfStream({ env, logger, sqs: new SQSClient({}), metrics });
+  const handler = createEnqueueFromVfStream({
+    env,
+    logger,
+    sqs: new SQSClient(awsClientConfig(AWS_CLIENT_BOUNDS.enqueue.sqs)),
+    metrics,
+  });
   return instrumentHandler({ logger, metrics }, handler);
 });

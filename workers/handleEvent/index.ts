@@ -1,5 +1,8 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { type DynamoDBDocumentClient, UpdateCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
+import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
 import { batchGetItems, createDocumentClient } from "../shared/runtime/dynamo";
 import { loadEnvironment } from "../shared/runtime/environment";
@@ -333,10 +336,14 @@ export const handleEvent = defineWorker(handleEventContract, () => {
     secretId: env.WEBHOOK_SECRETS_ARN,
     schema: z.object({ secrets: z.array(z.string().min(1)).min(1) }),
     maxAgeMs: SECRETS_MAX_AGE_MS,
+    client: new SecretsManagerClient(awsClientConfig(AWS_CLIENT_BOUNDS.webhook.secretsManager)),
+    // Past it the cached secrets check the signature, or the webhook is answered 500 and Persona
+    // delivers it again; the function's 10 s leave the rest for the session's read and update.
+    waitMs: 2000,
     calls: metrics.calls(DEPENDENCIES.secretsManager),
     onStale: (error) => logger.warn("using the cached webhook secrets: refresh failed", { error: describeError(error) }),
   });
-  const documents = createDocumentClient();
+  const documents = createDocumentClient(new DynamoDBClient(awsClientConfig(AWS_CLIENT_BOUNDS.webhook.dynamoDb)));
   const handler = createHandleEvent({ env, logger, documents, readSecrets: async () => (await readSecrets()).secrets, metrics });
   return instrumentHandler({ logger, metrics, request: true }, handler);
 });

@@ -1,5 +1,8 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { type DynamoDBDocumentClient, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { type BatchResponse, partialBatchResponse, type RecordFailure, stopGroupsAtFirstFailure } from "../shared/runtime/batch";
+import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
 import { batchGetItems, type BatchOptions, createDocumentClient } from "../shared/runtime/dynamo";
 import { loadEnvironment } from "../shared/runtime/environment";
@@ -242,6 +245,10 @@ export const lookupArai = defineWorker(lookupAraiContract, () => {
     secretId: env.ARAI_CREDENTIALS_SECRET_ARN,
     schema: araiCredentialsSchema(),
     maxAgeMs: CREDENTIALS_MAX_AGE_MS,
+    client: new SecretsManagerClient(awsClientConfig(AWS_CLIENT_BOUNDS.lookup.secretsManager)),
+    // A hanging refresh holds the batch 3 s at most before the cached credentials serve on; a cold
+    // read fails instead, and the batch's lookups with it, to be retried by the queue.
+    waitMs: 3000,
     calls: metrics.calls(DEPENDENCIES.secretsManager),
     onStale: (error) => logger.warn("using cached ARAI credentials: refresh failed", { error: describeError(error) }),
   });
@@ -251,7 +258,7 @@ export const lookupArai = defineWorker(lookupAraiContract, () => {
     readCredentials,
     calls: metrics.calls(DEPENDENCIES.arai),
   });
-  const dynamo = createDocumentClient();
+  const dynamo = createDocumentClient(new DynamoDBClient(awsClientConfig(AWS_CLIENT_BOUNDS.lookup.dynamoDb)));
   const handler = createLookupArai({ env, dynamo, logger, fetchArai: arai.fetchArai, metrics });
   return instrumentHandler({ logger, metrics }, handler);
 });

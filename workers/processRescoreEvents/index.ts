@@ -1,5 +1,6 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { z } from "zod";
+import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
 import { loadEnvironment } from "../shared/runtime/environment";
 import { instrumentHandler } from "../shared/runtime/handler";
@@ -71,6 +72,11 @@ export const processRescoreEvents = defineWorker(processRescoreEventsContract, (
   const env = loadEnvironment(processRescoreEventsContract);
   const logger = createLogger(processRescoreEventsContract);
   const metrics = createWorkerMetrics(processRescoreEventsContract);
-  const handler = createProcessRescoreEvents({ env, logger, sqs: new SQSClient({}), metrics });
+  const handler = createProcessRescoreEvents({
+    env,
+    logger,
+    sqs: new SQSClient(awsClientConfig(AWS_CLIENT_BOUNDS.enqueue.sqs)),
+    metrics,
+  });
   return instrumentHandler({ logger, metrics }, handler);
 });

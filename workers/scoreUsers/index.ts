@@ -1,4 +1,6 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { type DynamoDBDocumentClient, UpdateCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
+import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
 import { createDocumentClient } from "../shared/runtime/dynamo";
 import { loadEnvironment } from "../shared/runtime/environment";
@@ -112,7 +114,7 @@ export const scoreUsers = defineWorker(scoreUsersContract, () => {
   const logger = createLogger(scoreUsersContract);
   const metrics = createWorkerMetrics(scoreUsersContract);
   const model = createModelClientFromEnvironment(env, { service: "scoring model", logger, metrics });
-  const documents = createDocumentClient();
+  const documents = createDocumentClient(new DynamoDBClient(awsClientConfig(AWS_CLIENT_BOUNDS.scoring.dynamoDb)));
   const handler = createScoreUsers({ env, logger, documents, model, metrics });
   return instrumentHandler({ logger, metrics }, handler);
 });

@@ -1,5 +1,7 @@
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { type BatchOptions, batchPutItems, createDocumentClient } from "../shared/runtime/dynamo";
 import { loadEnvironment } from "../shared/runtime/environment";
 import { instrumentHandler } from "../shared/runtime/handler";
@@ -91,7 +93,7 @@ export const stagingScoreUsers = defineWorker(stagingScoreUsersContract, () => {
   const logger = createLogger(stagingScoreUsersContract);
   const metrics = createWorkerMetrics(stagingScoreUsersContract);
   const model = createModelClientFromEnvironment(env, { service: "staging scoring model", logger, metrics });
-  const documents = createDocumentClient();
+  const documents = createDocumentClient(new DynamoDBClient(awsClientConfig(AWS_CLIENT_BOUNDS.scoring.dynamoDb)));
   const handler = createStagingScoreUsers({ env, logger, documents, model, metrics });
   return instrumentHandler({ logger, metrics }, handler);
 });

@@ -1,5 +1,7 @@
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { createRemoteJWKSet, customFetch, jwtVerify, type JWTVerifyGetKey } from "jose";
 import { z } from "zod";
+import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
 import { loadEnvironment } from "../shared/runtime/environment";
 import { instrumentHandler } from "../shared/runtime/handler";
@@ -18,6 +20,16 @@ import {
   splitAuthorizationToken,
 } from "./authorize";
 import { validateTokenContract, type ValidateTokenEnvironment } from "./contract";
+
+/**
+ * The longest an answer waits for the API keys. They are fetched at cold start and once per
+ * API_KEYS_MAX_AGE_SECONDS, so only the request that meets a refresh (or a cold container's first
+ * one, when the fetch begun at start has not ended) waits at all; that wait must not let a slow or
+ * hanging Secrets Manager push the authoriser past its budget (docs/flows.md#authorisation: p99
+ * well under 200 ms, JWKS_TIMEOUT_MS bounding the one other call). Past it a refresh serves the keys it has, and a
+ * cold read denies, uncached. 300 ms is ten times a normal GetSecretValue, TLS handshake included.
+ */
+export const AUTHORISER_SECRET_WAIT_MS = 300;
 
 export interface ValidateTokenDependencies {
   readonly env: ValidateTokenEnvironment;
@@ -98,9 +110,14 @@ export const validateToken = defineWorker(validateTokenContract, () => {
     secretId: env.API_KEYS_SECRET_ARN,
     schema: z.object({ apiKeys: z.array(z.string().min(1)).min(1) }),
     maxAgeMs: env.API_KEYS_MAX_AGE_SECONDS * 1000,
+    client: new SecretsManagerClient(awsClientConfig(AWS_CLIENT_BOUNDS.authoriser.secretsManager)),
+    waitMs: AUTHORISER_SECRET_WAIT_MS,
     calls: metrics.calls(DEPENDENCIES.secretsManager),
     onStale: (error) => logger.warn("serving cached API keys: refresh failed", { error: describeError(error) }),
   });
+  // Fetched now, at cold start, so the first request does not wait for the fetch (and its TLS
+  // handshake) to begin; its outcome is cached or remembered for the reads that follow.
+  readApiKeys().catch(() => undefined);
   const jwks = createRemoteJWKSet(new URL(env.JWKS_URL), {
     timeoutDuration: env.JWKS_TIMEOUT_MS,
     cacheMaxAge: env.JWKS_CACHE_MAX_AGE_SECONDS * 1000,

@@ -1,5 +1,6 @@
 import { GlueClient, StartWorkflowRunCommand } from "@aws-sdk/client-glue";
 import { z } from "zod";
+import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../runtime/awsClients";
 import { defineWorker, type WorkerContract } from "../runtime/contract";
 import { loadEnvironment } from "../runtime/environment";
 import { instrumentHandler } from "../runtime/handler";
@@ -117,7 +118,13 @@ export function defineGlueImportWorker(contract: WorkerContract<z.ZodObject>) {
     const env = loadEnvironment(contract) as GlueImportEnvironment;
     const logger = createLogger(contract);
     const metrics = createWorkerMetrics(contract);
-    const startImport = createGlueImport({ contract, env, logger, glue: new GlueClient({}), metrics });
+    const startImport = createGlueImport({
+      contract,
+      env,
+      logger,
+      glue: new GlueClient(awsClientConfig(AWS_CLIENT_BOUNDS.import.glue)),
+      metrics,
+    });
     return instrumentHandler({ logger, metrics }, startImport);
   });
 }

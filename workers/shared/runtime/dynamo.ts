@@ -3,15 +3,16 @@
  * the keys and items DynamoDB leaves unprocessed retried with backoff, never dropped: what still
  * fails after the last attempt is reported by key.
  */
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { BatchGetCommand, BatchWriteCommand, DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { backoffDelay, chunk, mapConcurrently, sleep } from "./retry";
 
 /**
  * The document client every worker writes with: plain JavaScript values in and out, and an
- * attribute left undefined is left out of the item rather than refused.
+ * attribute left undefined is left out of the item rather than refused. A worker gives it a
+ * client bounded as runtime/awsClients.ts says for its use.
  */
-export function createDocumentClient(client: DynamoDBClient = new DynamoDBClient({})): DynamoDBDocumentClient {
+export function createDocumentClient(client: DynamoDBClient): DynamoDBDocumentClient {
   return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
 }
 

@@ -4,8 +4,9 @@
  * `{"dataframe_records": [{globalUserId, raw_json_string}]}`, answered by
  * `{"predictions": [number, ...]}` in input order; bearer token from Secrets Manager.
  */
-import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { z } from "zod";
+import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../runtime/awsClients";
 import { createHttpClient, type HttpCallOptions, httpServiceError } from "../runtime/http";
 import { describeError, type Logger } from "../runtime/logging";
 import type { CallRecorder, WorkerMetrics } from "../runtime/metrics";
@@ -35,10 +36,14 @@ export interface ModelClient {
 /** A token in the secret is reused this long, so a rotated token is picked up within five minutes. */
 export const MODEL_TOKEN_MAX_AGE_MS = 5 * 60_000;
 
+/** A read of the token waits this long at most before the cached token serves on (the scorers' 60 s hold a batch's model calls). */
+export const MODEL_TOKEN_WAIT_MS = 3000;
+
 /** Reads the bearer token from the Secrets Manager JSON secret `{"token": "…"}`. */
 export function createModelTokenReader(options: {
   readonly secretId: string;
   readonly onStale?: (error: unknown) => void;
+  /** @default a client bounded as the scorers' (runtime/awsClients.ts) */
   readonly client?: SecretsManagerClient;
   readonly calls?: CallRecorder;
 }): () => Promise<string> {
@@ -46,8 +51,9 @@ export function createModelTokenReader(options: {
     secretId: options.secretId,
     schema: z.object({ token: z.string().min(1) }),
     maxAgeMs: MODEL_TOKEN_MAX_AGE_MS,
+    waitMs: MODEL_TOKEN_WAIT_MS,
     onStale: options.onStale,
-    client: options.client,
+    client: options.client ?? new SecretsManagerClient(awsClientConfig(AWS_CLIENT_BOUNDS.scoring.secretsManager)),
     calls: options.calls,
   });
   return async () => (await read()).token;
