@@ -39,7 +39,7 @@ import {
 import { araiCredentialsSchema, createAraiClient } from "../workers/lookupArai/araiClient";
 import { trimArai } from "../workers/lookupArai/trim";
 import { createPersonaClient, personaApiKeySchema } from "../workers/checkLiveness/persona";
-import { createDecisionSigner, signingKeySchema } from "../workers/checkLiveness/token";
+import { createDecisionSigner, decisionTokenVerifyOptions, signingKeySchema } from "../workers/checkLiveness/token";
 import { createGetArmScore } from "../workers/getArmScore";
 import { getArmScoreContract } from "../workers/getArmScore/contract";
 import { createArmRedisReader } from "../workers/getArmScore/redis";
@@ -150,7 +150,7 @@ describe("local services", function () {
 
     it("holds a decision signing key checkLiveness signs with, verified by the public key it returns", async function () {
       const readSigningKey = readerOf(client, arnOf("signingKey"), signingKeySchema());
-      const sign = createDecisionSigner({ issuer: "fan-identity", ttlSeconds: 3600, readSigningKey });
+      const sign = createDecisionSigner({ issuer: "fan-identity", audience: "local-app", ttlSeconds: 3600, readSigningKey });
       const at = new Date().toISOString();
       const decision = {
         at,
@@ -161,7 +161,11 @@ describe("local services", function () {
         reason: "tier-test-never",
       };
       const token = await sign({ globalUserId: "gu-1", decision, appId: "app", subjectId: "s", now: Date.now() });
-      const { payload, protectedHeader } = await jwtVerify(token, await importSPKI(values.signingKey.publicKey, "RS256"));
+      const { payload, protectedHeader } = await jwtVerify(
+        token,
+        await importSPKI(values.signingKey.publicKey, "RS256"),
+        decisionTokenVerifyOptions({ issuer: "fan-identity", audience: "local-app" }),
+      );
       assert.equal(protectedHeader.kid, values.signingKey.keyId);
       assert.equal(payload.sub, "gu-1");
       assert.deepEqual(payload.decisions, [decision]);

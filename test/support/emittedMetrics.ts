@@ -233,6 +233,7 @@ export function deployedEnvironment(services: MetricServices, worker: WorkerName
       PERSONA_INQUIRY_TEMPLATE_ID: "itmpl_qa1_liveness_0001",
       PERSONA_API_KEY_SECRET_ARN: SECRET_ARNS.personaKey,
       SIGNING_KEY_SECRET_ARN: SECRET_ARNS.signingKey,
+      TOKEN_AUDIENCE: "verified-fan-liveness",
       PERSONA_TIMEOUT_MS: "1000",
     },
     handleEvent: { TABLE_NAME: services.table, WEBHOOK_SECRETS_ARN: SECRET_ARNS.webhook },
