@@ -24,7 +24,7 @@ import { createProcessRescoreEvents } from "../workers/processRescoreEvents";
 import { chunk } from "../workers/shared/runtime/retry";
 import { createScoreUsers } from "../workers/scoreUsers";
 import { createStagingScoreUsers } from "../workers/stagingScoreUsers";
-import araiDocument from "../test/fixtures/arai/account-activity.json";
+import araiAnswer from "../test/fixtures/arai/account-activity.json";
 import { countOperations } from "../test/support/http";
 import { startDynamo, startSqs } from "../test/support/localAws";
 import { table } from "./report";
@@ -103,7 +103,8 @@ const payloads: Record<string, (index: number) => unknown> = {
       userId: fanOf(i),
       type: "activityData",
       globalUserId: fanOf(i),
-      arai: { ...araiDocument, globalUserId: fanOf(i) },
+      // The snapshot lookupArai stores: the answer's data.
+      arai: { ...araiAnswer.data, globalUserId: fanOf(i) },
       araiVersion: 1 + (i % BURST),
     };
     return change("MODIFY", { userId: fanOf(i) }, { NewImage: marshall(image, { removeUndefinedValues: true }) });
@@ -138,7 +139,10 @@ const sqsBatches = () =>
   ).map((Records) => ({ Records }));
 
 const predict = async (records: readonly unknown[]) => records.map((_, index) => (index % 100) / 100);
-const found = async (globalUserId: string): Promise<AraiLookup> => ({ status: "found", arai: { ...araiDocument, globalUserId } });
+const found = async (globalUserId: string): Promise<AraiLookup> => ({
+  status: "found",
+  arai: { ...araiAnswer.data, globalUserId },
+});
 
 interface Clients {
   sqs: SQSClient;

@@ -196,6 +196,8 @@ const idv = z
       .strict(),
     /** Names the decision token's signing key (the token's `kid`). */
     signingKeyId: z.string().regex(/^[\w.-]{1,64}$/, "expected a key id"),
+    /** The decision token's `aud`: whom the token is for (its verifiers check it). */
+    decisionTokenAudience: z.string().min(1).max(256).default("verified-fan-liveness"),
     /** Verification types sessions are kept under. */
     verificationTypes: z
       .array(z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/))

@@ -212,6 +212,7 @@ export class IdvStack extends Component {
           PERSONA_API_KEY_SECRET_ARN: secrets.personaKey.arn,
           PERSONA_TIMEOUT_MS: String(idv.persona.timeoutMs),
           SIGNING_KEY_SECRET_ARN: secrets.signingKey.arn,
+          TOKEN_AUDIENCE: idv.decisionTokenAudience,
           HIGH_TIER_DAYS: String(idv.tiers.highDays),
           MEDIUM_TIER_DAYS: String(idv.tiers.mediumDays),
           LOW_TIER_SCORE_BELOW: String(idv.tiers.lowScoreBelow),

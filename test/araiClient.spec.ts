@@ -1,6 +1,7 @@
 /**
  * The accounts ARAI API client, against the API and Secrets Manager mocked at the wire: the
- * request it makes, what it retries, and what it answers for a fan the service does not know.
+ * request it makes, the documented `{data, meta}` answer it reads (handing on `data`), what it
+ * refuses, what it retries, and what it answers for a fan the service does not know.
  */
 import * as assert from "node:assert/strict";
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
@@ -8,24 +9,32 @@ import * as fc from "fast-check";
 import { isHttpServiceError } from "../workers/shared/runtime/http";
 import { araiUrl } from "../workers/lookupArai/araiClient";
 import { rejectionOf } from "./support/assertions";
-import { ARAI_PATH_TEMPLATE as PATH_TEMPLATE, ARAI_SECRET_ARN as SECRET_ARN, araiClientFor } from "./support/arai";
-import { fixture } from "./support/fixtures";
-import { type Answer, operationOf, WireServer } from "./support/http";
+import {
+  ARAI_PATH_TEMPLATE as PATH_TEMPLATE,
+  ARAI_SECRET_ARN as SECRET_ARN,
+  araiAnswerFor,
+  araiClientFor,
+  recordedAraiAnswer,
+} from "./support/arai";
+import { type Answer, operationOf, type RecordedRequest, WireServer } from "./support/http";
 import { ACCESS_DENIED, secretsManagerClient, startSecrets } from "./support/secrets";
 
 const CREDENTIALS = { username: "svc-fanid-qa1", password: "pä$$:w0rd", clientId: "verified-fan-scoring" };
-const ARAI = fixture<Record<string, unknown> & { loginHistory: unknown[] }>("arai/account-activity.json");
+const ARAI = recordedAraiAnswer();
+const FAN = ARAI.data.globalUserId;
+/** The fan a request asks about, from its path. */
+const fanOf = (request: RecordedRequest) => decodeURIComponent(request.url.split("/")[4]!);
 
 describe("accounts ARAI API client", function () {
   let api: WireServer;
   let secrets: WireServer;
   let secretsClient: SecretsManagerClient;
   /** What the API answers to the n-th request (from 1) of a test. */
-  let answer: (attempt: number) => Answer;
+  let answer: (attempt: number, request: RecordedRequest) => Answer;
   let secretReadable: boolean;
 
   before(async function () {
-    api = await WireServer.start(() => answer(api.requests.length));
+    api = await WireServer.start((request) => answer(api.requests.length, request));
     secrets = await startSecrets(() => (secretReadable ? CREDENTIALS : ACCESS_DENIED));
     secretsClient = secretsManagerClient(secrets);
   });
@@ -37,14 +46,16 @@ describe("accounts ARAI API client", function () {
     api.requests.length = 0;
     secrets.requests.length = 0;
     secretReadable = true;
-    answer = () => ({ body: ARAI });
+    // The recorded answer, about the fan asked for.
+    answer = (_attempt, request) => ({ body: araiAnswerFor(fanOf(request)) });
   });
 
   const araiClient = (options: { timeoutMs?: number } = {}) => araiClientFor(api.url, secretsClient, options);
 
-  it("GETs the fan's account activity with basic credentials and the client id, and answers the document", async function () {
-    const lookup = await araiClient().fetchArai("gu-7f3c2a91");
-    assert.deepEqual(lookup, { status: "found", arai: ARAI });
+  it("GETs the fan's account activity with basic credentials and the client id, and answers the answer's data", async function () {
+    answer = () => ({ body: ARAI });
+    const lookup = await araiClient().fetchArai(FAN);
+    assert.deepEqual(lookup, { status: "found", arai: ARAI.data });
     assert.equal(api.requests.length, 1);
     const [request] = api.requests;
     assert.equal(request!.method, "GET");
@@ -63,15 +74,19 @@ describe("accounts ARAI API client", function () {
     assert.equal(api.requests[0]!.url, "/arai/v1/accounts/auth0%7C5f1c%2Fab%3Fx%3D1%25%26y/activity");
   });
 
-  it("keeps fields it does not know, and accepts a document without login history or linked accounts", async function () {
-    const bare: Record<string, unknown> = { ...ARAI };
-    delete bare.loginHistory;
-    delete bare.linkedAccounts;
-    answer = () => ({ body: { ...bare, deviceTrust: { score: 0.93 } } });
-    assert.deepEqual(await araiClient().fetchArai("gu-7f3c2a91"), {
-      status: "found",
-      arai: { ...bare, deviceTrust: { score: 0.93 } },
-    });
+  it("keeps the data's fields it does not know, and ignores the answer's", async function () {
+    const data = { ...ARAI.data, deviceTrust: { score: 0.93 }, history: { ...ARAI.data.history, mfaActivity: [] } };
+    answer = () => ({ body: { data, meta: { pageCount: "1", cursor: "c2" }, links: { self: "/x" } } });
+    assert.deepEqual(await araiClient().fetchArai(FAN), { status: "found", arai: data });
+  });
+
+  it("accepts data without history, linked accounts or counts, a history with one list, and an answer without meta", async function () {
+    const { history, linkedAccounts: _linked, counts: _counts, ...bare } = ARAI.data;
+    const { failedLoginActivity: _failed, ...loginsOnly } = history!;
+    for (const data of [bare, { ...bare, history: loginsOnly }, { ...bare, history: {} }]) {
+      answer = () => ({ body: { data } });
+      assert.deepEqual(await araiClient().fetchArai(FAN), { status: "found", arai: data });
+    }
   });
 
   it("reads the credentials once for many lookups", async function () {
@@ -84,13 +99,13 @@ describe("accounts ARAI API client", function () {
 
   it("succeeds after two 503s, in three requests", async function () {
     answer = (attempt) => (attempt <= 2 ? { status: 503, body: { message: "Service Unavailable" } } : { body: ARAI });
-    assert.deepEqual(await araiClient().fetchArai("gu-7f3c2a91"), { status: "found", arai: ARAI });
+    assert.deepEqual(await araiClient().fetchArai(FAN), { status: "found", arai: ARAI.data });
     assert.equal(api.requests.length, 3);
   });
 
   it("fails after three 503s, naming the service, the operation, the status and the body", async function () {
     answer = () => ({ status: 503, body: { message: "Service Unavailable" } });
-    const error = await rejectionOf(araiClient().fetchArai("gu-7f3c2a91"));
+    const error = await rejectionOf(araiClient().fetchArai(FAN));
     assert.ok(isHttpServiceError(error));
     assert.equal(error.status, 503);
     assert.equal(
@@ -109,7 +124,7 @@ describe("accounts ARAI API client", function () {
   for (const status of [400, 401, 403]) {
     it(`fails at once on ${status}: the request itself was refused`, async function () {
       answer = () => ({ status, body: { message: "refused" } });
-      const error = await rejectionOf(araiClient().fetchArai("gu-7f3c2a91"));
+      const error = await rejectionOf(araiClient().fetchArai(FAN));
       assert.match(error.message, new RegExp(`^accounts ARAI API GET account activity failed: HTTP ${status}: `));
       assert.equal(api.requests.length, 1);
     });
@@ -117,27 +132,55 @@ describe("accounts ARAI API client", function () {
 
   it("fails when the API hangs, within the timeout of each of its three attempts", async function () {
     answer = () => ({ delayMs: 3000, body: ARAI });
-    const error = await rejectionOf(araiClient({ timeoutMs: 200 }).fetchArai("gu-7f3c2a91"));
+    const error = await rejectionOf(araiClient({ timeoutMs: 200 }).fetchArai(FAN));
     assert.equal(error.message, "accounts ARAI API GET account activity failed after 3 attempts: no answer within 200 ms");
     assert.equal(api.requests.length, 3);
   });
 
-  for (const [title, body] of [
-    ["a list", [ARAI]],
-    ["null", null],
-    ["a document whose loginHistory is not a list", { ...ARAI, loginHistory: { last: ARAI.loginHistory[0] } }],
-    ["a document whose linkedAccounts is not a list", { ...ARAI, linkedAccounts: "gu-2a6d90c1" }],
+  const withData = (fields: Record<string, unknown>) => ({ ...ARAI, data: { ...ARAI.data, ...fields } });
+  const [latestLogin] = ARAI.data.history!.loginActivity!;
+  for (const [title, body, problem] of [
+    ["a list", [ARAI], /\(root\): /],
+    ["null", null, /\(root\): /],
+    ["no data (the account activity at the top level)", ARAI.data, /^data: /],
+    ["data that is not an object", { ...ARAI, data: [ARAI.data] }, /^data: /],
+    ["data without its globalUserId", withData({ globalUserId: undefined }), /^data\.globalUserId: /],
+    ["a history that is not an object", withData({ history: [latestLogin] }), /^data\.history: /],
+    [
+      "a login history that is not a list",
+      withData({ history: { ...ARAI.data.history, loginActivity: { last: latestLogin } } }),
+      /^data\.history\.loginActivity: /,
+    ],
+    [
+      "a failed-login history that is not a list",
+      withData({ history: { ...ARAI.data.history, failedLoginActivity: 3 } }),
+      /^data\.history\.failedLoginActivity: /,
+    ],
+    ["linked accounts that are not a list", withData({ linkedAccounts: "gu-2a6d90c1" }), /^data\.linkedAccounts: /],
   ] as const) {
-    it(`fails, saying what was wrong, when the API answers 200 with ${title}`, async function () {
+    it(`fails at once, naming what was wrong, when the API answers 200 with ${title}`, async function () {
       answer = () => ({ body });
-      const error = await rejectionOf(araiClient().fetchArai("gu-7f3c2a91"));
-      assert.match(error.message, /^accounts ARAI API GET account activity failed: HTTP 200: ARAI document is not as expected: /);
+      const error = await rejectionOf(araiClient().fetchArai(FAN));
+      const prefix = "accounts ARAI API GET account activity failed: HTTP 200: ARAI answer is not as expected: ";
+      assert.ok(error.message.startsWith(prefix), error.message);
+      assert.match(error.message.slice(prefix.length), problem);
+      assert.equal(api.requests.length, 1, "not retried");
     });
   }
 
+  it("fails at once when the answer is about another fan, naming both", async function () {
+    answer = () => ({ body: araiAnswerFor("gu-someone-else") });
+    const error = await rejectionOf(araiClient().fetchArai(FAN));
+    assert.equal(
+      error.message,
+      `accounts ARAI API GET account activity failed: HTTP 200: ARAI answer is about "gu-someone-else", not the fan asked for ("${FAN}")`,
+    );
+    assert.equal(api.requests.length, 1);
+  });
+
   it("fails without calling the API when its credentials cannot be read, naming the secret", async function () {
     secretReadable = false;
-    const error = await rejectionOf(araiClient().fetchArai("gu-7f3c2a91"));
+    const error = await rejectionOf(araiClient().fetchArai(FAN));
     assert.ok(error.message.includes(SECRET_ARN) && error.message.includes("AccessDeniedException"), error.message);
     assert.equal(api.requests.length, 0);
   });

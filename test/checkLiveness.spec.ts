@@ -7,11 +7,11 @@
 import * as assert from "node:assert/strict";
 import { Logger } from "@aws-lambda-powertools/logger";
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { exportPKCS8, generateKeyPair, type JWTPayload, jwtVerify } from "jose";
+import { exportPKCS8, generateKeyPair, type JWTPayload, jwtVerify, SignJWT } from "jose";
 import { checkLiveness, createCheckLiveness, type LivenessAnswer } from "../workers/checkLiveness";
 import { checkLivenessContract } from "../workers/checkLiveness/contract";
 import { createPersonaClient, personaApiKeySchema } from "../workers/checkLiveness/persona";
-import { createDecisionSigner, signingKeySchema } from "../workers/checkLiveness/token";
+import { createDecisionSigner, decisionTokenVerifyOptions, signingKeySchema } from "../workers/checkLiveness/token";
 import { type Decision, type SessionItem, type SessionStatus, sessionExpiry, sessionKey } from "../workers/shared/idv/session";
 import { loadEnvironment } from "../workers/shared/runtime/environment";
 import { createSecretReader } from "../workers/shared/runtime/secrets";
@@ -30,6 +30,8 @@ const TEMPLATE_ID = "itmpl_Tst4rQ7mKp2Vn8Hx1Jd6";
 const GLOBAL_USER_ID = "gu-7f3c2a91";
 const APP_ID = "presale-web";
 const SUBJECT_ID = "evt-2026-11-tour-lon-0042";
+/** The decision tokens' audience (TOKEN_AUDIENCE) of directly built resolvers. */
+const AUDIENCE = "presale-backend-qa1";
 const SESSION_KEY = sessionKey(GLOBAL_USER_ID, "liveness");
 
 const HOUR = 3_600_000;
@@ -175,6 +177,7 @@ describe("checkLiveness", function () {
     PERSONA_API_KEY_SECRET_ARN: PERSONA_KEY_ARN,
     PERSONA_TIMEOUT_MS: "500",
     SIGNING_KEY_SECRET_ARN: SIGNING_KEY_ARN,
+    TOKEN_AUDIENCE: AUDIENCE,
     ...vars,
   });
 
@@ -202,7 +205,12 @@ describe("checkLiveness", function () {
         readApiKey: async () => (await readApiKey()).apiKey,
         baseDelayMs: 5,
       }),
-      signDecision: createDecisionSigner({ issuer: env.TOKEN_ISSUER, ttlSeconds: env.TOKEN_TTL_SECONDS, readSigningKey }),
+      signDecision: createDecisionSigner({
+        issuer: env.TOKEN_ISSUER,
+        audience: env.TOKEN_AUDIENCE,
+        ttlSeconds: env.TOKEN_TTL_SECONDS,
+        readSigningKey,
+      }),
       logger: new Logger({ serviceName: checkLivenessContract.name, logLevel: "DEBUG" }),
       now: () => NOW,
     });
@@ -242,10 +250,9 @@ describe("checkLiveness", function () {
   const seedSession = (session: SessionItem) => dynamo.seed(table, [{ ...session }]);
 
   /** The token's claims, verified with the public key as the token's consumers verify it. */
-  async function verified(token: string, issuer = "fan-identity", at = NOW) {
+  async function verified(token: string, issuer = "fan-identity", at = NOW, audience = AUDIENCE) {
     const { payload, protectedHeader } = await jwtVerify(token, keys.publicKey, {
-      algorithms: ["RS256"],
-      issuer,
+      ...decisionTokenVerifyOptions({ issuer, audience }),
       currentDate: new Date(at),
     });
     return { payload: payload as JWTPayload & { decisions: Decision[]; appId: string; subjectId: string }, protectedHeader };
@@ -289,6 +296,7 @@ describe("checkLiveness", function () {
         PERSONA_INQUIRY_TEMPLATE_ID: TEMPLATE_ID,
         PERSONA_API_KEY_SECRET_ARN: PERSONA_KEY_ARN,
         SIGNING_KEY_SECRET_ARN: SIGNING_KEY_ARN,
+        TOKEN_AUDIENCE: AUDIENCE,
       });
       const handler = checkLiveness.factory();
       const started = Date.now();
@@ -346,7 +354,8 @@ describe("checkLiveness", function () {
           error.message.startsWith("checkLiveness: environment does not meet the worker's contract: ") &&
           error.message.includes("PERSONA_API_URL: expected an https URL") &&
           error.message.includes("PERSONA_INQUIRY_TEMPLATE_ID: expected a Persona inquiry template id") &&
-          error.message.includes("SIGNING_KEY_SECRET_ARN: "),
+          error.message.includes("SIGNING_KEY_SECRET_ARN: ") &&
+          error.message.includes("TOKEN_AUDIENCE: "),
       );
     });
 
@@ -356,6 +365,7 @@ describe("checkLiveness", function () {
         PERSONA_INQUIRY_TEMPLATE_ID: TEMPLATE_ID,
         PERSONA_API_KEY_SECRET_ARN: PERSONA_KEY_ARN,
         SIGNING_KEY_SECRET_ARN: SIGNING_KEY_ARN,
+        TOKEN_AUDIENCE: AUDIENCE,
       });
       assert.deepEqual(env, {
         TABLE_NAME: table,
@@ -365,6 +375,7 @@ describe("checkLiveness", function () {
         PERSONA_TIMEOUT_MS: 2000,
         SIGNING_KEY_SECRET_ARN: SIGNING_KEY_ARN,
         TOKEN_ISSUER: "fan-identity",
+        TOKEN_AUDIENCE: AUDIENCE,
         TOKEN_TTL_SECONDS: 3600,
         HIGH_TIER_DAYS: 30,
         MEDIUM_TIER_DAYS: 90,
@@ -486,9 +497,12 @@ describe("checkLiveness", function () {
 
       const { payload, protectedHeader } = await verified(answer.token);
       assert.deepEqual(protectedHeader, { alg: "RS256", kid: KEY_ID, typ: "JWT" });
+      assert.match(String(payload.jti), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
       assert.deepEqual(payload, {
         iss: "fan-identity",
+        aud: AUDIENCE,
         sub: GLOBAL_USER_ID,
+        jti: payload.jti,
         iat: NOW / 1000,
         exp: NOW / 1000 + 3600,
         decisions: [decision],
@@ -889,6 +903,52 @@ describe("checkLiveness", function () {
       await assert.rejects(jwtVerify(answer.token, other.publicKey, { algorithms: ["RS256"] }), {
         code: "ERR_JWS_SIGNATURE_VERIFICATION_FAILED",
       });
+    });
+
+    it("is for TOKEN_AUDIENCE: verifies with the public key, the issuer and that aud; another aud fails", async function () {
+      const answer = await decide({ tier: "test-never" }, direct({ TOKEN_AUDIENCE: "presale-backend-prod1" }));
+      const { payload } = await jwtVerify(answer.token, keys.publicKey, {
+        algorithms: ["RS256"],
+        issuer: "fan-identity",
+        audience: "presale-backend-prod1",
+        currentDate: new Date(NOW),
+      });
+      assert.equal(payload.aud, "presale-backend-prod1");
+      assert.equal(payload.sub, GLOBAL_USER_ID);
+      for (const audience of [AUDIENCE, "verified-fan", "presale-backend-prod"]) {
+        await assert.rejects(verified(answer.token, "fan-identity", NOW, audience), {
+          code: "ERR_JWT_CLAIM_VALIDATION_FAILED",
+          claim: "aud",
+        });
+      }
+    });
+
+    it("carries a jti, a random UUID, different in every token, also for the same fan and decision", async function () {
+      const handler = direct();
+      const tokens = [];
+      for (let index = 0; index < 3; index++) tokens.push((await decide({ tier: "test-never" }, handler)).token);
+      const ids = await Promise.all(tokens.map(async (token) => (await verified(token)).payload.jti));
+      for (const id of ids) assert.match(String(id), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      assert.equal(new Set(ids).size, 3, `ids ${ids.join(", ")}`);
+      const decisions = await Promise.all(tokens.map(async (token) => (await verified(token)).payload.decisions));
+      assert.deepEqual(decisions[0], decisions[2], "the same decision, told apart only by jti");
+    });
+
+    it("is verified refusing a token with the right key, issuer and audience but no exp, or no jti", async function () {
+      const signed = (claims: { exp?: boolean; jti?: boolean }) => {
+        const jwt = new SignJWT({ decisions: [] })
+          .setProtectedHeader({ alg: "RS256", kid: KEY_ID, typ: "JWT" })
+          .setIssuer("fan-identity")
+          .setAudience(AUDIENCE)
+          .setSubject(GLOBAL_USER_ID)
+          .setIssuedAt(Math.floor(NOW / 1000));
+        if (claims.exp) jwt.setExpirationTime(Math.floor(NOW / 1000) + 3600);
+        if (claims.jti) jwt.setJti("8a3b1f0e-5c2d-4e7f-9a6b-1c0d2e3f4a5b");
+        return jwt.sign(keys.privateKey);
+      };
+      assert.equal((await verified(await signed({ exp: true, jti: true }))).payload.sub, GLOBAL_USER_ID);
+      await assert.rejects(verified(await signed({ jti: true })), { code: "ERR_JWT_CLAIM_VALIDATION_FAILED", claim: "exp" });
+      await assert.rejects(verified(await signed({ exp: true })), { code: "ERR_JWT_CLAIM_VALIDATION_FAILED", claim: "jti" });
     });
 
     it("is signed with a key read and imported once for many decisions", async function () {

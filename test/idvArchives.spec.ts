@@ -6,6 +6,7 @@
 import { strict as assert } from "node:assert";
 import { createHmac } from "node:crypto";
 import { exportPKCS8, exportSPKI, generateKeyPair, importSPKI, jwtVerify } from "jose";
+import { decisionTokenVerifyOptions } from "../workers/checkLiveness/token";
 import { invokeArchive } from "../tools/offline/archive";
 import { sessionExpiry, sessionKey, type SessionItem } from "../workers/shared/idv/session";
 import { archiveShelf, resultsOf } from "./support/archives";
@@ -89,10 +90,12 @@ describe("identity-verification archives, run in a fresh process as Lambda runs 
     assert.equal(persona.requests[0]!.url, "/api/v1/inquiries");
     const stored = await dynamo.item(table, sessionKey(FAN, "liveness"));
     assert.equal(stored?.vendorSessionId, "inq_Archive0000000000000001");
-    const { payload, protectedHeader } = await jwtVerify(answer!.token, await importSPKI(publicKeyPem, "RS256"), {
-      issuer: "fan-identity",
-      algorithms: ["RS256"],
-    });
+    // The audience the stack binds by default (idv.decisionTokenAudience).
+    const { payload, protectedHeader } = await jwtVerify(
+      answer!.token,
+      await importSPKI(publicKeyPem, "RS256"),
+      decisionTokenVerifyOptions({ issuer: "fan-identity", audience: "verified-fan-liveness" }),
+    );
     assert.equal(payload.sub, FAN);
     assert.equal(protectedHeader.kid, "fan-identity-qa1-2026-11");
     assert.deepEqual(

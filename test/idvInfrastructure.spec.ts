@@ -148,6 +148,19 @@ describe("the identity-verification stack (qa1), under runtime mocks", function 
     assert.equal(plan.outputs.idvWebhookUrl, `https://${DOMAIN}/webhooks/persona`);
   });
 
+  it("binds checkLiveness's TOKEN_AUDIENCE, the decision tokens' aud, to idv.decisionTokenAudience (default verified-fan-liveness)", async function () {
+    const audienceOf = (planned: PlannedStack) => {
+      const fn = planned.find("aws:lambda/function:Function", "idv-checkLiveness-function");
+      return (fn.inputs.environment as { variables: Record<string, string> }).variables.TOKEN_AUDIENCE;
+    };
+    assert.equal(audienceOf(plan), "verified-fan-liveness");
+    assert.equal(
+      audienceOf(await planStack("qa1", { idv: { decisionTokenAudience: "presale-backend-qa1" } })),
+      "presale-backend-qa1",
+    );
+    await assert.rejects(planStack("qa1", { idv: { decisionTokenAudience: "" } }), /idv\.decisionTokenAudience/);
+  });
+
   it("lets the AppSync API invoke both workers, and gives each only its table access and its own secret", function () {
     for (const worker of ["checkLiveness", "handleEvent"]) {
       const permission = plan.find("aws:lambda/permission:Permission", `idv-${worker}-appsync-invoke`);

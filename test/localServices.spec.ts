@@ -39,7 +39,7 @@ import {
 import { araiCredentialsSchema, createAraiClient } from "../workers/lookupArai/araiClient";
 import { trimArai } from "../workers/lookupArai/trim";
 import { createPersonaClient, personaApiKeySchema } from "../workers/checkLiveness/persona";
-import { createDecisionSigner, signingKeySchema } from "../workers/checkLiveness/token";
+import { createDecisionSigner, decisionTokenVerifyOptions, signingKeySchema } from "../workers/checkLiveness/token";
 import { createGetArmScore } from "../workers/getArmScore";
 import { getArmScoreContract } from "../workers/getArmScore/contract";
 import { createArmRedisReader } from "../workers/getArmScore/redis";
@@ -150,7 +150,7 @@ describe("local services", function () {
 
     it("holds a decision signing key checkLiveness signs with, verified by the public key it returns", async function () {
       const readSigningKey = readerOf(client, arnOf("signingKey"), signingKeySchema());
-      const sign = createDecisionSigner({ issuer: "fan-identity", ttlSeconds: 3600, readSigningKey });
+      const sign = createDecisionSigner({ issuer: "fan-identity", audience: "local-app", ttlSeconds: 3600, readSigningKey });
       const at = new Date().toISOString();
       const decision = {
         at,
@@ -161,7 +161,11 @@ describe("local services", function () {
         reason: "tier-test-never",
       };
       const token = await sign({ globalUserId: "gu-1", decision, appId: "app", subjectId: "s", now: Date.now() });
-      const { payload, protectedHeader } = await jwtVerify(token, await importSPKI(values.signingKey.publicKey, "RS256"));
+      const { payload, protectedHeader } = await jwtVerify(
+        token,
+        await importSPKI(values.signingKey.publicKey, "RS256"),
+        decisionTokenVerifyOptions({ issuer: "fan-identity", audience: "local-app" }),
+      );
       assert.equal(protectedHeader.kid, values.signingKey.keyId);
       assert.equal(payload.sub, "gu-1");
       assert.deepEqual(payload.decisions, [decision]);
@@ -327,9 +331,41 @@ describe("local services", function () {
       assert.deepEqual(accounts.araiOf("gu-steady"), first.status === "found" ? first.arai : undefined);
       const arai = accounts.araiOf("gu-steady")!;
       assert.equal(arai.globalUserId, "gu-steady");
-      assert.ok(Array.isArray(arai.loginHistory) && Array.isArray(arai.linkedAccounts));
+      assert.ok(Array.isArray(arai.history.loginActivity) && Array.isArray(arai.history.failedLoginActivity));
+      assert.ok(Array.isArray(arai.linkedAccounts));
       const other = await araiClient().fetchArai("gu-other");
       assert.notDeepEqual(other, first, "another fan, another ARAI");
+    });
+
+    it("answers in the documented shape: {data: the account activity, meta: {pageCount}}", async function () {
+      const { username, password, clientId } = values.araiCredentials;
+      const response = await fetch(accounts.araiUrlTemplate.replace("{globalUserId}", "gu-shape"), {
+        headers: { authorization: `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`, "x-client-id": clientId },
+      });
+      assert.equal(response.status, 200);
+      const body = (await response.json()) as { data: Record<string, unknown>; meta: unknown };
+      assert.deepEqual(Object.keys(body).sort(), ["data", "meta"]);
+      assert.deepEqual(body.meta, { pageCount: 1 });
+      const identityAndPhone = [
+        "globalUserId",
+        "firstName",
+        "lastName",
+        "emailAddress",
+        "phoneNumber",
+        "phoneNumberType",
+        "phoneNumberCountry",
+      ];
+      for (const field of identityAndPhone) assert.equal(typeof body.data[field], "string", field);
+      assert.equal(typeof body.data.sharedPhoneNumberCount, "number");
+      const counts = body.data.counts as Record<string, unknown>;
+      assert.ok(Number.isInteger(counts.loginActivity) && Number.isInteger(counts.failedLoginActivity), JSON.stringify(counts));
+      const history = body.data.history as Record<string, Record<string, unknown>[]>;
+      const entryFields = ["at", "browser", "cip", "device", "from", "lat", "long", "os", "result"];
+      for (const entry of [...history.loginActivity!, ...history.failedLoginActivity!])
+        assert.deepEqual(Object.keys(entry).sort(), entryFields);
+      for (const linked of body.data.linkedAccounts as Record<string, unknown>[])
+        assert.deepEqual(Object.keys(linked).sort(), ["linkedAt", "providerId", "providerType"]);
+      assert.deepEqual(body.data, accounts.araiOf("gu-shape"), "the data is what the service records as served");
     });
 
     it("reflects each recorded activity, newest first, from the next answer on", async function () {
@@ -342,16 +378,20 @@ describe("local services", function () {
       );
       assert.deepEqual(accounts.araiOf(fan), before.status === "found" ? before.arai : undefined, "still what was served");
       const after = await araiClient().fetchArai(fan);
-      assert.ok(after.status === "found");
-      const history = after.arai.loginHistory as { action: string; time: string; result: string }[];
+      assert.ok(after.status === "found" && before.status === "found");
+      type Entry = { at: string; result: string };
+      const logins = after.arai.history!.loginActivity as Entry[];
+      const failures = after.arai.history!.failedLoginActivity as Entry[];
       assert.deepEqual(
-        history.slice(0, 2).map(({ action, time, result }) => [action, time, result]),
+        [logins[0], failures[0]].map((entry) => [entry!.at, entry!.result]),
         [
-          ["update_email", "2026-11-24T18:05:00.000Z", "failure"],
-          ["login", "2026-11-24T18:00:00.000Z", "success"],
+          ["2026-11-24T18:00:00.000Z", "success"],
+          ["2026-11-24T18:05:00.000Z", "failure"],
         ],
+        "the success among the logins, the failure among the failed logins, each newest first",
       );
-      assert.equal(history.length, before.status === "found" ? before.arai.loginHistory!.length + 2 : -1);
+      assert.equal(logins.length, before.arai.history!.loginActivity!.length + 1);
+      assert.equal(failures.length, before.arai.history!.failedLoginActivity!.length + 1);
       assert.equal(accounts.versionOf(fan), 2);
       assert.deepEqual(accounts.araiOf(fan), after.arai);
     });
@@ -363,10 +403,14 @@ describe("local services", function () {
       }
       const lookup = await araiClient().fetchArai(fan);
       assert.ok(lookup.status === "found");
-      assert.equal(lookup.arai.loginHistory!.length, LOGIN_HISTORY_KEPT + 1, "the kept activities and the account's creation");
+      assert.equal(
+        lookup.arai.history!.loginActivity!.length,
+        LOGIN_HISTORY_KEPT + 1,
+        "the kept activities and the account's creation",
+      );
       const trimmed = trimArai(lookup.arai);
       assert.ok(trimmed.ok);
-      assert.deepEqual(trimmed.dropped, { loginHistory: 0, linkedAccounts: 0 });
+      assert.deepEqual(trimmed.dropped, { loginActivity: 0, failedLoginActivity: 0, linkedAccounts: 0 });
       assert.deepEqual(trimmed.snapshot, lookup.arai);
     });
 
@@ -510,17 +554,24 @@ describe("local services", function () {
       assert.equal(expectedScore({}, "fan-risk-qa1"), 0.268941, "z = -1");
       assert.equal(expectedScore({}, "fan-risk-qa1-staging"), 0.377541, "z = -0.5");
       const arai = {
-        loginHistory: [{ result: "success" }, { result: "failure" }],
+        history: { loginActivity: [{ result: "success" }, {}, {}], failedLoginActivity: [{ result: "failure" }] },
         linkedAccounts: [{}, {}],
-        identity: { emailVerified: true },
-        phone: { verified: false },
-        loginCounts: { last30d: 10 },
+        sharedPhoneNumberCount: 2,
+        phoneNumberType: "mobile",
+        counts: { loginActivity: 10, failedLoginActivity: 1 },
       };
-      assert.equal(expectedScore(arai, "fan-risk-qa1"), 0.721115, "z = -1 + 1.5 + 1 - 0.75 + 0.2");
-      assert.equal(expectedScore(arai, "fan-risk-qa1-staging"), 0.809998, "z + 0.5");
+      assert.equal(expectedScore(arai, "fan-risk-qa1"), 0.668188, "z = -1 + 0.75 + 1 + 0.5 - 0.75 + 0.2 = 0.7");
+      assert.equal(expectedScore(arai, "fan-risk-qa1-staging"), 0.768525, "z + 0.5 = 1.2");
+      assert.equal(expectedScore({ ...arai, sharedPhoneNumberCount: 9 }, "x"), 0.768525, "p at most 4: z = 0.7 + 0.5");
+      assert.equal(expectedScore({ ...arai, phoneNumberType: "voip" }, "x"), 0.809998, "z = 0.7 + 0.75 = 1.45");
       assert.equal(
-        expectedScore({ ...arai, loginCounts: { last30d: 500 } }, "x"),
-        expectedScore({ ...arai, loginCounts: { last30d: 50 } }, "x"),
+        expectedScore({ ...arai, counts: { loginActivity: 500 } }, "x"),
+        expectedScore({ ...arai, counts: { loginActivity: 50 } }, "x"),
+      );
+      assert.equal(
+        expectedScore({ ...arai, counts: { loginActivity: "10" } }, "x"),
+        0.622459,
+        "an unreadable count is 0: z = 0.5",
       );
     });
 

@@ -15,8 +15,14 @@ import { type ActivityMessage, ACTIVITY_SOURCES } from "../workers/shared/scorin
 import { createLookupArai, lookupArai } from "../workers/lookupArai";
 import { lookupAraiContract } from "../workers/lookupArai/contract";
 import { fansOf, isFresh, lastActivityOf } from "../workers/lookupArai/fans";
-import { LOGIN_HISTORY_LIMIT } from "../workers/lookupArai/trim";
-import { ARAI_PATH_TEMPLATE as PATH_TEMPLATE, ARAI_SECRET_ARN as SECRET_ARN, araiClientFor } from "./support/arai";
+import { HISTORY_LIMIT } from "../workers/lookupArai/trim";
+import {
+  ARAI_PATH_TEMPLATE as PATH_TEMPLATE,
+  ARAI_SECRET_ARN as SECRET_ARN,
+  araiAnswerFor,
+  araiClientFor,
+  araiDataFor,
+} from "./support/arai";
 import { failureReasons, failuresOf } from "./support/batch";
 import { AWS_VARIABLES, environmentPerTest, LAMBDA_AWS } from "./support/environment";
 import { fixture } from "./support/fixtures";
@@ -32,7 +38,6 @@ const ACCOUNT_PATH = /^\/arai\/v1\/accounts\/([^/]+)\/activity$/;
 const NOW = Date.parse("2026-11-24T18:10:00.000Z");
 const FRESHNESS_SECONDS = 300;
 
-const ARAI = fixture("arai/account-activity.json");
 type SqsRecord = { messageId: string; body: string; attributes: Record<string, string>; md5OfBody: string };
 type SqsEvent = { Records: SqsRecord[] };
 const FIFO_RECORD = fixture<SqsEvent>("sqs-account-activity-fifo.json").Records[0]!;
@@ -126,8 +131,8 @@ function standardEvent(messages: readonly Message[]) {
 const idsOf = (event: { Records: { messageId: string }[] }, ...indexes: number[]) =>
   indexes.map((index) => event.Records[index]!.messageId);
 
-/** The ARAI document the fake API serves for a fan. */
-const araiOf = (globalUserId: string) => ({ ...ARAI, globalUserId });
+/** What the fake API answers for a fan: the recorded `{data, meta}` answer, about that fan. */
+const araiOf = (globalUserId: string) => araiAnswerFor(globalUserId);
 
 describe("lookupArai", function () {
   let dynamo: LocalDynamo;
@@ -212,7 +217,7 @@ describe("lookupArai", function () {
     userId: globalUserId,
     type: "score",
     globalUserId,
-    arai: { globalUserId, loginCounts: { last24h: 1 } },
+    arai: { globalUserId, counts: { loginActivity: 1, failedLoginActivity: 0 } },
     araiUpdatedAt: new Date(NOW - ageSeconds * 1000).toISOString(),
     araiVersion: 4,
     lastActivity: { action: "login", source: "kafka", at: "2026-11-20T08:00:00.000Z" },
@@ -241,7 +246,7 @@ describe("lookupArai", function () {
         const item = await fanRecord(fan);
         assert.equal(item?.type, "activityData");
         assert.equal(item?.globalUserId, fan);
-        assert.deepEqual(item?.arai, araiOf(fan));
+        assert.deepEqual(item?.arai, araiDataFor(fan), "the answer's data, not the answer");
         assert.equal(item?.araiVersion, 1);
         assert.equal(item?.araiUpdatedAt, new Date(NOW).toISOString());
         assert.equal(item?.dateUpdated, new Date(NOW).toISOString());
@@ -287,17 +292,29 @@ describe("lookupArai", function () {
       assert.equal(maxInFlight, 2);
     });
 
-    it("stores the trimmed snapshot: the 100 most recent logins", async function () {
+    it("stores the trimmed snapshot: the 100 newest entries by `at` of each history list, the counts as sent", async function () {
       const fan = "gu-frequent-flyer";
-      const loginHistory = Array.from({ length: 140 }, (_, index) => ({
-        ...(ARAI.loginHistory as object[])[0],
-        time: new Date(Date.parse("2026-11-01T00:00:00Z") + index * 3_600_000).toISOString(),
-      }));
-      behaviour.set(fan, () => ({ body: { ...araiOf(fan), loginHistory } }));
+      const { history, counts } = araiDataFor(fan);
+      // Hours after 2026-11-01, listed out of time order (a permutation of the hours).
+      const entries = (template: unknown, count: number, step: number) =>
+        Array.from({ length: count }, (_, index) => ({
+          ...(template as object),
+          at: new Date(Date.parse("2026-11-01T00:00:00Z") + ((index * step) % count) * 3_600_000).toISOString(),
+        }));
+      const loginActivity = entries(history!.loginActivity![0], 140, 3);
+      const failedLoginActivity = entries(history!.failedLoginActivity![0], 120, 7);
+      behaviour.set(fan, () => ({ body: araiAnswerFor(fan, { history: { loginActivity, failedLoginActivity } }) }));
       await worker()(standardEvent([{ fan }]));
-      const stored = (await fanRecord(fan))?.arai as { loginHistory: unknown[] };
-      assert.equal(stored.loginHistory.length, LOGIN_HISTORY_LIMIT);
-      assert.deepEqual(stored.loginHistory, loginHistory.slice(40));
+      const stored = (await fanRecord(fan))?.arai as Record<string, { loginActivity: unknown[]; failedLoginActivity: unknown[] }>;
+      // The rule: the entries of the latest HISTORY_LIMIT hours, in the order the service listed them.
+      const newest = (list: { at: string }[], hours: number) =>
+        list.filter(
+          (entry) => entry.at >= new Date(Date.parse("2026-11-01T00:00:00Z") + (hours - HISTORY_LIMIT) * 3_600_000).toISOString(),
+        );
+      assert.equal(stored.history!.loginActivity.length, HISTORY_LIMIT);
+      assert.deepEqual(stored.history!.loginActivity, newest(loginActivity, 140));
+      assert.deepEqual(stored.history!.failedLoginActivity, newest(failedLoginActivity, 120));
+      assert.deepEqual(stored.counts, counts);
     });
   });
 
@@ -545,12 +562,19 @@ describe("lookupArai", function () {
 
     it("answering 200 with a body that is not ARAI: the fan's messages fail, saying so", async function () {
       const fan = "gu-7f3c2a91";
-      behaviour.set(fan, () => ({ body: { ...araiOf(fan), loginHistory: "unavailable" } }));
-      const event = standardEvent([{ fan }]);
+      const other = "gu-0b5e9d44";
+      // The account activity without its `data` envelope; and a history list that is not a list.
+      behaviour.set(fan, () => ({ body: araiDataFor(fan) }));
+      behaviour.set(other, () => ({ body: araiAnswerFor(other, { history: { loginActivity: "unavailable" } }) }));
+      const event = standardEvent([{ fan }, { fan: other }]);
       const { response, logs } = await worker()(event);
-      assert.deepEqual(failuresOf(response), idsOf(event, 0));
-      const failed = logs.find((line) => line.message === "record failed");
-      assert.match(String(failed?.reason), /HTTP 200: ARAI document is not as expected: loginHistory/);
+      assert.deepEqual(failuresOf(response), idsOf(event, 0, 1));
+      assert.deepEqual([await fanRecord(fan), await fanRecord(other)], [undefined, undefined], "nothing stored");
+      const reasons = new Map(
+        logs.filter((line) => line.message === "record failed").map((line) => [line.record, String(line.reason)]),
+      );
+      assert.match(reasons.get(idsOf(event, 0)[0]!)!, /HTTP 200: ARAI answer is not as expected: data: /);
+      assert.match(reasons.get(idsOf(event, 1)[0]!)!, /HTTP 200: ARAI answer is not as expected: data\.history\.loginActivity: /);
     });
   });
 
@@ -755,7 +779,7 @@ describe("lookupArai", function () {
       );
       const item = await fanRecord("gu-7f3c2a91");
       assert.equal(item?.type, "activityData");
-      assert.deepEqual(item?.arai, araiOf("gu-7f3c2a91"));
+      assert.deepEqual(item?.arai, araiDataFor("gu-7f3c2a91"));
       // The FIFO fixture carries the correlationId attribute; the on-demand one, from an older producer, does not.
       assert.deepEqual(item?.lastActivity, {
         action: "login",

@@ -11,6 +11,7 @@ import {
   invalidPredictions,
   type ModelInput,
 } from "../workers/shared/scoring/modelServing";
+import { araiDataFor } from "./support/arai";
 import { rejectionOf } from "./support/assertions";
 import {
   MODEL_PATH,
@@ -26,11 +27,13 @@ import { secretsManagerClient } from "./support/secrets";
 
 const SERVICE = "scoring model";
 
+/** Fans with their stored snapshots (the accounts service's `data`), each a little different. */
 const inputs = (count: number): ModelInput[] =>
-  Array.from({ length: count }, (_, index) => ({
-    globalUserId: `gu-${(0x1000 + index).toString(16)}`,
-    rawJson: JSON.stringify({ loginCounts: { last24h: index }, identity: { country: "GB" } }),
-  }));
+  Array.from({ length: count }, (_, index) => {
+    const globalUserId = `gu-${(0x1000 + index).toString(16)}`;
+    const data = araiDataFor(globalUserId, { counts: { loginActivity: 10 + index, failedLoginActivity: index } });
+    return { globalUserId, rawJson: JSON.stringify(data) };
+  });
 
 describe("model serving client", function () {
   let model: ModelServer;

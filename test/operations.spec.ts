@@ -19,6 +19,7 @@ import { PROJECT } from "../stacks/config";
 import { describeResources } from "../tools/offline/describe";
 import { plannedFlows } from "../tools/offline/diagram";
 import type { RecordedResource } from "../tools/offline/runtime";
+import { decisionTokenVerifyOptions } from "../workers/checkLiveness/token";
 import { REGISTERED } from "../workers/registry";
 import { DEPENDENCIES, METRICS_NAMESPACE, WORKER_METRICS } from "../workers/shared/runtime/telemetry";
 import { type PlannedStack, planStack, planStacks, stackConfig, stackSection, statementsOf } from "./support/program";
@@ -510,12 +511,17 @@ describe("operations, as a stack file configures them (qa1)", function () {
       [{ kid, alg: "RS256", use: "sig" }],
     );
     assert.equal(jwks.keys[0]!.d, undefined, "no private part");
+    // A token as checkLiveness signs it for qa1 (idv.decisionTokenAudience left at its default).
     const token = await new SignJWT({ requiresVerification: false })
       .setProtectedHeader({ alg: "RS256", kid })
+      .setIssuer("fan-identity")
+      .setAudience("verified-fan-liveness")
+      .setJti("0b7c6f9e-2a1d-4c3b-8e5f-7a6b5c4d3e2f")
       .setIssuedAt()
       .setExpirationTime("5m")
       .sign(signingKey.privateKey);
-    const { payload } = await jwtVerify(token, createLocalJWKSet(jwks as never));
+    const verifyOptions = decisionTokenVerifyOptions({ issuer: "fan-identity", audience: "verified-fan-liveness" });
+    const { payload } = await jwtVerify(token, createLocalJWKSet(jwks as never), verifyOptions);
     assert.equal(payload.requiresVerification, false);
     const other = await generateKeyPair("RS256");
     const forged = await new SignJWT({}).setProtectedHeader({ alg: "RS256", kid }).sign(other.privateKey);

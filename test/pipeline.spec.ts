@@ -19,10 +19,11 @@ import { enqueueFromPurchaseStream } from "../workers/enqueueFromPurchaseStream"
 import { lookupArai } from "../workers/lookupArai";
 import { processRescoreEvents } from "../workers/processRescoreEvents";
 import { scoreUsers } from "../workers/scoreUsers";
+import { araiAnswerFor, araiDataFor } from "./support/arai";
 import { LAMBDA_BASICS, setEnvironment } from "./support/environment";
 import { deliversKinesisRecord } from "./support/eventFilter";
 import { fixture } from "./support/fixtures";
-import { ModelServer, predictionFor } from "./support/fanTableStream";
+import { ModelServer, modelRecordsOf, predictionFor } from "./support/fanTableStream";
 import { countOperations, WireServer } from "./support/http";
 import { type LocalDynamo, type LocalSqs, startDynamo, startSqs } from "./support/localAws";
 import { captureLogs, type LogLine } from "./support/logs";
@@ -56,7 +57,8 @@ describe("the scoring pipeline, one activity end to end", function () {
       "arai-credentials": { username: "svc-scoring", password: "pw", clientId: "fan-identity" },
       "model-serving-token": { token: "dapi-pipeline" },
     });
-    arai = await WireServer.start(() => ({ body: { ...fixture<object>("arai/account-activity.json"), globalUserId: FAN } }));
+    // The recorded answer, about the fan asked for (/arai/v1/accounts/<id>/activity).
+    arai = await WireServer.start((request) => ({ body: araiAnswerFor(decodeURIComponent(request.url.split("/")[4]!)) }));
     // Every worker reads what it needs from one Lambda-like environment.
     restore = setEnvironment({
       ...LAMBDA_BASICS,
@@ -166,6 +168,12 @@ describe("the scoring pipeline, one activity end to end", function () {
     assert.ok(deliversKinesisRecord(WORKERS.scoreUsers.trigger.filter, insert), "the scoreUsers mapping delivers fresh ARAI");
     assert.ok(!deliversKinesisRecord(WORKERS.processRescoreEvents.trigger.filter, insert));
     assert.deepEqual(await workers.score({ Records: [insert] }), noFailures);
+
+    // The answer's data is what is stored and what the model is sent, as sent (it needs no trimming).
+    assert.deepEqual(fresh?.arai, araiDataFor(FAN));
+    const [modelRecord] = modelRecordsOf(model.requests[0]!);
+    assert.deepEqual(modelRecord, { globalUserId: FAN, raw_json_string: JSON.stringify(fresh!.arai) });
+    assert.deepEqual(JSON.parse(modelRecord!.raw_json_string), araiDataFor(FAN));
 
     scored = (await fanRecord())!;
     const expected = predictionFor({ globalUserId: FAN, raw_json_string: JSON.stringify(fresh!.arai) });

@@ -14,6 +14,7 @@ import { chunk } from "../workers/shared/runtime/retry";
 import { collapseByFan, fanImageSchema, type PendingRecord, scoringDecision } from "../workers/shared/scoring/score";
 import { createScoreUsers, scoreUpdate, scoreUsers, WRITE_CONCURRENCY } from "../workers/scoreUsers";
 import { scoreUsersContract } from "../workers/scoreUsers/contract";
+import { araiDataFor, recordedAraiAnswer } from "./support/arai";
 import { failureReasons, failuresOf } from "./support/batch";
 import { LAMBDA_AWS, setEnvironment } from "./support/environment";
 import {
@@ -130,6 +131,22 @@ describe("scoreUsers", function () {
       { records: summary?.records, fans: summary?.fans, scored: summary?.scored, modelCalls: summary?.modelCalls },
       { records: 1, fans: 1, scored: 1, modelCalls: 1 },
     );
+  });
+
+  it("sends the model the stored snapshot, the accounts service's `data`, as raw_json_string at the wire", async function () {
+    const globalUserId = "gu-5a7e0c31";
+    const snapshot = araiDataFor(globalUserId);
+    await seed([{ userId: globalUserId, type: "activityData", globalUserId, araiVersion: 1, arai: snapshot }]);
+
+    const { result } = await worker()(kinesisEvent([activityDataChange({ globalUserId, araiVersion: 1, arai: snapshot })]).event);
+
+    assert.deepEqual(result, { batchItemFailures: [] });
+    const [record] = modelRecordsOf(model.requests[0]!);
+    assert.equal(record!.globalUserId, globalUserId);
+    const sent = JSON.parse(record!.raw_json_string) as Record<string, unknown>;
+    assert.deepEqual(sent, { ...recordedAraiAnswer().data, globalUserId }, "the recorded answer's data, for this fan");
+    assert.ok(!("data" in sent) && !("meta" in sent), "the account activity itself, not the answer around it");
+    assert.equal((await stored(globalUserId))?.score, expectedScore(globalUserId, snapshot));
   });
 
   it("does not bring back a fan record deleted before its score was written, and does not fail the record", async function () {
@@ -307,7 +324,7 @@ describe("scoreUsers", function () {
         reason: /araiVersion: .*>=1/,
       },
       {
-        entry: activityDataChange({ globalUserId: "gu-bad00005", araiVersion: 1, image: { arai: '{"loginCounts":{}}' } }),
+        entry: activityDataChange({ globalUserId: "gu-bad00005", araiVersion: 1, image: { arai: '{"counts":{}}' } }),
         reason: /arai: .*expected record/i,
       },
       {

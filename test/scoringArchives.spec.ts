@@ -4,6 +4,7 @@
  */
 import { strict as assert } from "node:assert";
 import { invokeArchive } from "../tools/offline/archive";
+import { araiAnswerFor, araiDataFor } from "./support/arai";
 import { archiveShelf, resultsOf } from "./support/archives";
 import { activityDataImage, ModelServer } from "./support/fanTableStream";
 import { fixture } from "./support/fixtures";
@@ -12,8 +13,6 @@ import { type LocalDynamo, type LocalSqs, startDynamo, startSqs } from "./suppor
 import { type PlannedStack, planStack } from "./support/program";
 import { requireRedis, startRedis } from "./support/redis";
 import { startSecrets } from "./support/secrets";
-
-const araiDocument = fixture("arai/account-activity.json");
 
 describe("scoring archives, run in a fresh process as Lambda runs them", function () {
   let plan: PlannedStack;
@@ -38,9 +37,7 @@ describe("scoring archives, run in a fresh process as Lambda runs them", functio
         ? { username: "svc-scoring", password: "pw", clientId: "fan-identity" }
         : { token: "dapi-archive-test" },
     );
-    arai = await WireServer.start((request) => ({
-      body: { ...araiDocument, globalUserId: decodeURIComponent(request.url.split("/")[4]!) },
-    }));
+    arai = await WireServer.start((request) => ({ body: araiAnswerFor(decodeURIComponent(request.url.split("/")[4]!)) }));
     model = await ModelServer.start();
   });
 
@@ -91,7 +88,7 @@ describe("scoring archives, run in a fresh process as Lambda runs them", functio
     const Item = await dynamo.item(table, globalUserId);
     assert.equal(Item?.type, "activityData");
     assert.equal(Item?.araiVersion, 1);
-    assert.equal((Item?.arai as { globalUserId: string }).globalUserId, globalUserId);
+    assert.deepEqual(Item?.arai, araiDataFor(globalUserId), "the answer's data is the snapshot");
   });
 
   it("lookupArai, the ARAI API down, fails the message and says which service, operation and status", async function () {

@@ -9,6 +9,7 @@ import type { BatchResponse } from "../workers/shared/runtime/batch";
 import { loadEnvironment } from "../workers/shared/runtime/environment";
 import { createStagingScoreUsers, stagingScoreUsers } from "../workers/stagingScoreUsers";
 import { stagingScoreUsersContract } from "../workers/stagingScoreUsers/contract";
+import { araiDataFor, recordedAraiAnswer } from "./support/arai";
 import { failureReasons, failuresOf } from "./support/batch";
 import { LAMBDA_AWS, setEnvironment } from "./support/environment";
 import {
@@ -150,6 +151,19 @@ describe("stagingScoreUsers", function () {
     assert.deepEqual(await stored(RECORDED_FAN), image, "the fan record is untouched");
   });
 
+  it("sends the staging model the stored snapshot, the accounts service's `data`, as raw_json_string at the wire", async function () {
+    const globalUserId = "gu-5a7e0c32";
+    const snapshot = araiDataFor(globalUserId);
+    await seed([{ ...fanRecord(globalUserId), arai: snapshot }]);
+
+    const { result } = await worker()(kinesisEvent([activityDataChange({ globalUserId, araiVersion: 1, arai: snapshot })]).event);
+
+    assert.deepEqual(result, { batchItemFailures: [] });
+    const [record] = modelRecordsOf(model.requests[0]!);
+    const sent = JSON.parse(record!.raw_json_string) as Record<string, unknown>;
+    assert.deepEqual(sent, { ...recordedAraiAnswer().data, globalUserId }, "the recorded answer's data, for this fan");
+    assert.ok(!("data" in sent) && !("meta" in sent), "the account activity itself, not the answer around it");
+  });
   it("puts n fans' staging items in ceil(n/25) BatchWriteItem calls, one item per fan, fan records untouched", async function () {
     const fans = Array.from({ length: 130 }, (_, index) => `gu-${(0x5a000 + index).toString(16)}`);
     const records = fans.map(fanRecord);

@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import { Logger } from "@aws-lambda-powertools/logger";
 import * as fc from "fast-check";
-import { createRemoteJWKSet, errors, type JWTPayload, type RemoteJWKSetOptions } from "jose";
+import { createRemoteJWKSet, errors, type JWTPayload, jwtVerify, type RemoteJWKSetOptions } from "jose";
 import { z } from "zod";
 import {
   type AppSyncAuthorizerEvent,
@@ -231,6 +231,15 @@ describe("validateToken", function () {
 
     it("logs out an expired SOTC", async function () {
       const token = await sotc({ issuedAt: now() - 7200, expiresAt: now() - CLOCK_TOLERANCE_SECONDS - 1 });
+      assert.deepEqual(await authorise(`${API_KEY}:${token}`), LOGGED_OUT);
+    });
+
+    it("logs out a SOTC that verifies but has no exp: it would never expire", async function () {
+      const token = await sotc({ expiresAt: null });
+      assert.equal(payloadOf(token).exp, undefined, "no exp claim");
+      // Signed by the published key, issuer and audience right: only the missing exp refuses it.
+      const { payload } = await jwtVerify(token, keys.primary.publicKey, { issuer: ISSUER, audience: AUDIENCE });
+      assert.equal(payload.sub, GLOBAL_USER_ID);
       assert.deepEqual(await authorise(`${API_KEY}:${token}`), LOGGED_OUT);
     });
 

@@ -1,10 +1,32 @@
 /**
- * The accounts ARAI API's client in tests, built as lookupArai's factory builds it, against an API
- * and Secrets Manager at the wire.
+ * The accounts ARAI API in tests: its answer in the documented shape (`{data, meta}`, from the
+ * recorded fixture test/fixtures/arai/account-activity.json), and its client built as
+ * lookupArai's factory builds it, against an API and Secrets Manager at the wire.
  */
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { araiCredentialsSchema, createAraiClient } from "../../workers/lookupArai/araiClient";
+import type { UserAccountActivity } from "../../workers/lookupArai/araiDocument";
 import { createSecretReader } from "../../workers/shared/runtime/secrets";
+import { fixture } from "./fixtures";
+
+/** The API's answer: the fan's account activity (`data`) and the answer's `meta`. */
+export interface AraiAnswer {
+  readonly data: UserAccountActivity & Record<string, unknown>;
+  readonly meta: { readonly pageCount: number };
+}
+
+/** The recorded answer, for its own fan (a fresh copy each time). */
+export const recordedAraiAnswer = (): AraiAnswer => fixture<AraiAnswer>("arai/account-activity.json");
+
+/** The recorded answer's `data` for another fan, with fields replaced: what lookupArai stores for that fan. */
+export function araiDataFor(globalUserId: string, fields: Record<string, unknown> = {}): AraiAnswer["data"] {
+  return { ...recordedAraiAnswer().data, ...fields, globalUserId };
+}
+
+/** The recorded answer for another fan, its `data` fields replaced. */
+export function araiAnswerFor(globalUserId: string, fields: Record<string, unknown> = {}): AraiAnswer {
+  return { ...recordedAraiAnswer(), data: araiDataFor(globalUserId, fields) };
+}
 
 /** The secret holding the API's credentials. */
 export const ARAI_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:254688921111:secret:fan-identity/arai-credentials-Zx81Qe";

@@ -9,6 +9,7 @@
  * name a namespace, metric and dimension set found here.
  */
 import { exportPKCS8, generateKeyPair } from "jose";
+import { araiAnswerFor } from "./arai";
 import { fixture } from "./fixtures";
 import { awsJsonResponder, type Answer, WireServer } from "./http";
 import { createSigningKey, JwksServer, signSotc } from "./jwks";
@@ -126,9 +127,8 @@ export async function startMetricServices(): Promise<MetricServices> {
   };
   const secrets = await startSecrets(documents);
   const state = { down: false };
-  const araiDocument = fixture("arai/account-activity.json");
   const arai = await WireServer.start((request) =>
-    state.down ? unavailable : { body: { ...araiDocument, globalUserId: decodeURIComponent(request.url.split("/").at(-1)!) } },
+    state.down ? unavailable : { body: araiAnswerFor(decodeURIComponent(request.url.split("/").at(-1)!)) },
   );
   const model = await ModelServer.start();
   const predict = model.answer;
@@ -233,6 +233,7 @@ export function deployedEnvironment(services: MetricServices, worker: WorkerName
       PERSONA_INQUIRY_TEMPLATE_ID: "itmpl_qa1_liveness_0001",
       PERSONA_API_KEY_SECRET_ARN: SECRET_ARNS.personaKey,
       SIGNING_KEY_SECRET_ARN: SECRET_ARNS.signingKey,
+      TOKEN_AUDIENCE: "verified-fan-liveness",
       PERSONA_TIMEOUT_MS: "1000",
     },
     handleEvent: { TABLE_NAME: services.table, WEBHOOK_SECRETS_ARN: SECRET_ARNS.webhook },

@@ -56,13 +56,13 @@ export function activityDataChange(fan: FanChange): ChangeRecord {
   return change;
 }
 
-/** A distinct ARAI snapshot per fan and version, in the recorded shape. */
+/** A distinct ARAI snapshot (the accounts service's `data`) per fan and version, in the recorded shape. */
 export function araiFor(globalUserId: string, araiVersion: number): Record<string, unknown> {
   const arai = activityDataImage().arai as Record<string, unknown>;
   return {
     ...arai,
     globalUserId,
-    loginCounts: { last24h: araiVersion, last7d: araiVersion + 7, last30d: araiVersion + 30, failedLast24h: araiVersion % 3 },
+    counts: { loginActivity: araiVersion + 30, failedLoginActivity: araiVersion % 3 },
   };
 }
 

@@ -30,6 +30,8 @@ export const checkLivenessContract = defineContract({
       /** Secrets Manager secret holding `{"privateKey": "<PKCS#8 PEM, RSA>", "keyId": "<kid>"}`. */
       SIGNING_KEY_SECRET_ARN: z.string().min(1),
       TOKEN_ISSUER: z.string().min(1).default("fan-identity"),
+      /** The decision token's `aud` (the stack's `idv.decisionTokenAudience`): whom the token is for. */
+      TOKEN_AUDIENCE: z.string().min(1),
       TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
       HIGH_TIER_DAYS: days(30),
       MEDIUM_TIER_DAYS: days(90),

@@ -408,7 +408,12 @@ export const checkLiveness = defineWorker(checkLivenessContract, () => {
       readApiKey: async () => (await readApiKey()).apiKey,
       calls: metrics.calls(DEPENDENCIES.persona),
     }),
-    signDecision: createDecisionSigner({ issuer: env.TOKEN_ISSUER, ttlSeconds: env.TOKEN_TTL_SECONDS, readSigningKey }),
+    signDecision: createDecisionSigner({
+      issuer: env.TOKEN_ISSUER,
+      audience: env.TOKEN_AUDIENCE,
+      ttlSeconds: env.TOKEN_TTL_SECONDS,
+      readSigningKey,
+    }),
     metrics,
   });
   return instrumentHandler({ logger, metrics, request: true }, handler);

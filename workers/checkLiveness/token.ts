@@ -1,9 +1,11 @@
 /**
  * The decision token: an RS256 JWT carrying the decision checkLiveness took, so the app that asked
  * can prove it to its backend without calling back. Signed with the key from Secrets Manager,
- * imported once per container (again only when the secret's key changes).
+ * imported once per container (again only when the secret's key changes). It names whom it is
+ * for (`aud`), expires (`exp`), and carries a unique id (`jti`) so a verifier can refuse a replay.
  */
-import { importPKCS8, SignJWT } from "jose";
+import { randomUUID } from "node:crypto";
+import { importPKCS8, type JWTVerifyOptions, SignJWT } from "jose";
 import { z } from "zod";
 import type { Decision } from "../shared/idv/session";
 
@@ -21,6 +23,8 @@ export type SigningKeyDocument = z.infer<ReturnType<typeof signingKeySchema>>;
 
 export interface DecisionSignerOptions {
   readonly issuer: string;
+  /** The token's `aud`: whom it is for. */
+  readonly audience: string;
   readonly ttlSeconds: number;
   readonly readSigningKey: () => Promise<SigningKeyDocument>;
 }
@@ -61,7 +65,9 @@ export function createDecisionSigner(options: DecisionSignerOptions) {
     return new SignJWT({ decisions: [claims.decision], appId: claims.appId, subjectId: claims.subjectId })
       .setProtectedHeader({ alg: DECISION_TOKEN_ALGORITHM, kid: document.keyId, typ: "JWT" })
       .setIssuer(options.issuer)
+      .setAudience(options.audience)
       .setSubject(claims.globalUserId)
+      .setJti(randomUUID())
       .setIssuedAt(issuedAt)
       .setExpirationTime(issuedAt + options.ttlSeconds)
       .sign(key);
@@ -69,3 +75,18 @@ export function createDecisionSigner(options: DecisionSignerOptions) {
 }
 
 export type DecisionSigner = ReturnType<typeof createDecisionSigner>;
+
+/**
+ * How a decision token is verified (with jose's `jwtVerify` and the `decisionTokenJwks` key), by
+ * its consumers and wherever this project checks one: RS256 only, the issuer and audience
+ * expected, and `exp` and `jti` required, so a token that never expires, or that cannot be told
+ * apart from another, is refused.
+ */
+export function decisionTokenVerifyOptions(expected: { readonly issuer: string; readonly audience: string }): JWTVerifyOptions {
+  return {
+    algorithms: [DECISION_TOKEN_ALGORITHM],
+    issuer: expected.issuer,
+    audience: expected.audience,
+    requiredClaims: ["exp", "jti"],
+  };
+}

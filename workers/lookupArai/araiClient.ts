@@ -1,13 +1,14 @@
 /**
  * The accounts ARAI API (docs/rules.md#arai-response): GET account activity for one globalUserId,
  * with basic credentials and the client id, a time bound on each attempt and at most two retries
- * with backoff (the runtime HTTP client). A fan the accounts service does not know (404) is an
- * answer, not a failure: asking again would not change it.
+ * with backoff (the runtime HTTP client). The answer is `{data, meta}` (araiDocument.ts); the
+ * client hands on `data`, the fan's account activity. A fan the accounts service does not know
+ * (404) is an answer, not a failure: asking again would not change it.
  */
 import { z } from "zod";
 import { createHttpClient, type HttpCallOptions, httpServiceError, isHttpServiceError } from "../shared/runtime/http";
 import { decodeWith } from "../shared/runtime/records";
-import type { AraiDocument } from "./trim";
+import { araiAnswerSchema, type UserAccountActivity } from "./araiDocument";
 
 export const ARAI_SERVICE = "accounts ARAI API";
 export const ARAI_OPERATION = "GET account activity";
@@ -17,20 +18,9 @@ export const araiCredentialsSchema = () =>
   z.object({ username: z.string().min(1), password: z.string().min(1), clientId: z.string().min(1) });
 export type AraiCredentials = z.infer<ReturnType<typeof araiCredentialsSchema>>;
 
-/**
- * What the API answers, checked leniently: the service adds fields over time and the snapshot
- * keeps them all; only the two lists the snapshot trims must be lists.
- */
-export const araiDocumentSchema = () =>
-  z
-    .object({
-      loginHistory: z.array(z.unknown()).optional(),
-      linkedAccounts: z.array(z.unknown()).optional(),
-    })
-    .loose();
-
 export type AraiLookup =
-  | { readonly status: "found"; readonly arai: AraiDocument }
+  /** The answer's `data`: the fan's account activity, every field as sent. */
+  | { readonly status: "found"; readonly arai: UserAccountActivity }
   /** The accounts service does not know the fan (404). */
   | { readonly status: "unknownFan" };
 
@@ -47,7 +37,7 @@ export function araiUrl(urlTemplate: string, globalUserId: string): string {
 }
 
 export function createAraiClient(options: AraiClientOptions) {
-  const schema = araiDocumentSchema();
+  const schema = araiAnswerSchema();
   const request = createHttpClient({
     service: ARAI_SERVICE,
     timeoutMs: options.timeoutMs,
@@ -78,9 +68,16 @@ export function createAraiClient(options: AraiClientOptions) {
         if (isHttpServiceError(error) && error.status === 404) return { status: "unknownFan" };
         throw error;
       }
-      const decoded = decodeWith(schema, body, "ARAI document");
+      // Not retried: the service answered, and would answer the same again.
+      const decoded = decodeWith(schema, body, "ARAI answer");
       if (!decoded.ok) throw httpServiceError(ARAI_SERVICE, ARAI_OPERATION, 200, decoded.reason, 1);
-      return { status: "found", arai: decoded.value };
+      const { data } = decoded.value;
+      // Stored under this fan and scored as theirs: an answer about someone else must not be.
+      if (data.globalUserId !== globalUserId) {
+        const reason = `ARAI answer is about ${JSON.stringify(data.globalUserId)}, not the fan asked for (${JSON.stringify(globalUserId)})`;
+        throw httpServiceError(ARAI_SERVICE, ARAI_OPERATION, 200, reason, 1);
+      }
+      return { status: "found", arai: data };
     },
   };
 }

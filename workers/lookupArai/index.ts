@@ -130,7 +130,7 @@ export function createLookupArai(deps: LookupAraiDependencies) {
       logger.error("ARAI not stored", { globalUserId, correlationIds, reason: trimmed.reason });
       return { failed: trimmed.reason, kind: "invalid" };
     }
-    if (trimmed.dropped.loginHistory > 0 || trimmed.dropped.linkedAccounts > 0) {
+    if (Object.values(trimmed.dropped).some((count) => count > 0)) {
       logger.debug("ARAI trimmed", { globalUserId, correlationIds, bytes: trimmed.bytes, dropped: trimmed.dropped });
     }
     const stamp = new Date(now()).toISOString();

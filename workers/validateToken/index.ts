@@ -76,6 +76,8 @@ export function createValidateToken(deps: ValidateTokenDependencies) {
         algorithms: env.JWT_ALGORITHMS,
         clockTolerance: env.JWT_CLOCK_TOLERANCE_SECONDS,
         currentDate: new Date(now()),
+        // A session token that never expires would log its bearer in for good: refused (invalid).
+        requiredClaims: ["exp"],
       });
       const resolverContext = resolverContextFromClaims(payload, env.JWT_USER_ID_CLAIM);
       if (!resolverContext) {

@@ -3,9 +3,10 @@
  *
  * - the ARAI API (`GET /arai/v1/accounts/{globalUserId}/activity`, docs/rules.md#arai-response),
  *   checking the basic credentials and client id lookupArai sends, and answering each fan's
- *   account activity as a flat JSON document made deterministically from the fan's id and what
- *   the fan did (`recordActivity`, each call advancing the fan's version); a fan the service does
- *   not know (forgotten, or an id starting with UNKNOWN_FAN_PREFIX) is answered 404;
+ *   account activity in the documented shape, `{"data": UserAccountActivity, "meta":
+ *   {"pageCount": 1}}`, the data made deterministically from the fan's id and what the fan did
+ *   (`recordActivity`, each call advancing the fan's version); a fan the service does not know
+ *   (forgotten, or an id starting with UNKNOWN_FAN_PREFIX) is answered 404;
  * - the JWKS (`/.well-known/jwks.json`) publishing an RSA key made at start, with which
  *   `issueSotc` signs the SOTCs validateToken verifies.
  */
@@ -18,7 +19,7 @@ export const ARAI_PATH_TEMPLATE = "/arai/v1/accounts/{globalUserId}/activity";
 export const JWKS_PATH = "/.well-known/jwks.json";
 /** Fans whose id starts with this are unknown to the accounts service (answered 404). */
 export const UNKNOWN_FAN_PREFIX = "unknown-";
-/** Recorded activities a fan's login history keeps, the most recent (below lookupArai's trim limit of 100). */
+/** Recorded activities a fan's history keeps, the most recent (below lookupArai's trim limit of 100 per list). */
 export const LOGIN_HISTORY_KEPT = 50;
 
 /** What a fan did, as the traffic generator tells it (an activity message fits). */
@@ -30,9 +31,14 @@ export interface FanActivity {
   readonly result?: string;
 }
 
+/** A fan's account activity, the answer's `data` (what lookupArai stores and the model reads). */
 export type AraiDocument = Record<string, unknown> & {
   readonly globalUserId: string;
-  readonly loginHistory: readonly Record<string, unknown>[];
+  readonly counts: { readonly loginActivity: number; readonly failedLoginActivity: number };
+  readonly history: {
+    readonly loginActivity: readonly Record<string, unknown>[];
+    readonly failedLoginActivity: readonly Record<string, unknown>[];
+  };
   readonly linkedAccounts: readonly Record<string, unknown>[];
 };
 
@@ -75,9 +81,9 @@ export interface LocalAccounts extends RunningService {
   forget(globalUserId: string): void;
   /** How many activities have been recorded for the fan. */
   versionOf(globalUserId: string): number;
-  /** The ARAI last answered for the fan, undefined before any. */
+  /** The ARAI (the answer's `data`) last answered for the fan, undefined before any. */
   araiOf(globalUserId: string): AraiDocument | undefined;
-  /** The ARAI the fan would be answered now, undefined for an unknown fan. */
+  /** The ARAI (the answer's `data`) the fan would be answered now, undefined for an unknown fan. */
   currentArai(globalUserId: string): AraiDocument | undefined;
   /** A SOTC for the fan, signed with the published key. */
   issueSotc(request: SotcRequest): Promise<string>;
@@ -86,31 +92,50 @@ export interface LocalAccounts extends RunningService {
 const digest = (text: string) => createHash("sha256").update(text, "utf8").digest();
 const pick = <T>(items: readonly T[], byte: number): T => items[byte % items.length]!;
 
-const COUNTRIES = ["GB", "US", "IE", "DE", "FR", "ES", "CA", "AU"];
+const PLACES = [
+  { from: "London, GB", country: "GB", lat: 51.5074, long: -0.1278 },
+  { from: "New York, US", country: "US", lat: 40.7128, long: -74.006 },
+  { from: "Dublin, IE", country: "IE", lat: 53.3498, long: -6.2603 },
+  { from: "Berlin, DE", country: "DE", lat: 52.52, long: 13.405 },
+  { from: "Toronto, CA", country: "CA", lat: 43.6532, long: -79.3832 },
+  { from: "Sydney, AU", country: "AU", lat: -33.8688, long: 151.2093 },
+];
 const DEVICES = [
   { os: "iOS 19.1", browser: "Safari 19", device: "iPhone16,2" },
   { os: "Android 16", browser: "Chrome 142", device: "Pixel 9" },
   { os: "Windows 11", browser: "Chrome 142", device: "desktop" },
   { os: "macOS 16", browser: "Firefox 145", device: "desktop" },
 ];
-const LINK_TYPES = ["sharedDevice", "sharedPaymentCard", "sharedPhone"];
+const FIRST_NAMES = ["Alex", "Sam", "Jordan", "Maya", "Priya", "Tomás", "Chloé", "Kenji"];
+const LAST_NAMES = ["Okafor", "Silva", "Novak", "Byrne", "Schmidt", "Tanaka", "Moreau", "Reyes"];
+const PHONE_TYPES = ["mobile", "mobile", "mobile", "landline", "voip"];
+const PROVIDER_TYPES = ["google", "apple", "facebook"];
 
-/** A login history entry: what the fan did, from a device of theirs (picked by the fan's id and the entry). */
-function loginEntry(seed: Buffer, index: number, activity: FanActivity & { readonly at: string }) {
-  const device = pick(DEVICES, seed[8]! + (index % 2));
+/** A history entry `{result, at, os, browser, from, cip, device, lat, long}`: what the fan did, from a device and place of theirs. */
+function historyEntry(seed: Buffer, index: number, activity: FanActivity & { readonly at: string }) {
+  const { from, lat, long } = pick(PLACES, seed[6]!);
+  const { os, browser, device } = pick(DEVICES, seed[8]! + (index % 2));
   return {
     result: activity.result ?? "success",
-    action: activity.action,
-    time: activity.at,
-    ...device,
-    ip: `198.51.100.${1 + (seed[9]! % 254)}`,
+    at: activity.at,
+    os,
+    browser,
+    from,
+    cip: `198.51.100.${1 + (seed[9]! % 254)}`,
+    device,
+    lat,
+    long,
   };
 }
 
 /**
- * The fan's ARAI: identity, phone, counts, login history and linked accounts, a function of the
- * fan's id, version and recorded activities (newest first, at most LOGIN_HISTORY_KEPT) alone.
- * The account's creation is always the oldest login.
+ * The fan's ARAI, the answer's `data`: identity, phone, counts, history and linked accounts, a
+ * function of the fan's id, version and recorded activities alone. The recorded activities
+ * (at most LOGIN_HISTORY_KEPT, newest first) are the history entries: a successful one in
+ * `history.loginActivity`, another in `history.failedLoginActivity`. The account's creation is
+ * always the oldest login. `counts.loginActivity` is the fan's version plus a number of earlier
+ * logins made from the fan's id (a total, not the length of a list); `counts.failedLoginActivity`
+ * the failures listed.
  */
 export function araiDocument(
   globalUserId: string,
@@ -120,27 +145,30 @@ export function araiDocument(
   const seed = digest(globalUserId);
   const createdAt = new Date(Date.UTC(2015 + (seed[0]! % 10), seed[1]! % 12, 1 + (seed[2]! % 28), seed[3]! % 24)).toISOString();
   const recent = activities.slice(-LOGIN_HISTORY_KEPT).reverse();
-  const history = [...recent, { action: "create_account", at: createdAt, result: "success" }].map((activity, index) =>
-    loginEntry(seed, index, activity),
+  const entries = [...recent, { action: "create_account", at: createdAt, result: "success" }].map((activity, index) =>
+    historyEntry(seed, index, activity),
   );
+  const loginActivity = entries.filter((entry) => entry.result === "success");
+  const failedLoginActivity = entries.filter((entry) => entry.result !== "success");
   const linkedAccounts = Array.from({ length: seed[4]! % 4 }, (_, index) => ({
-    globalUserId: `gu-${digest(`${globalUserId}:${index}`).toString("hex").slice(0, 8)}`,
-    linkType: pick(LINK_TYPES, seed[10 + index]!),
+    providerId: `${pick(PROVIDER_TYPES, seed[10 + index]!)}|${digest(`${globalUserId}:${index}`).toString("hex").slice(0, 16)}`,
+    providerType: pick(PROVIDER_TYPES, seed[10 + index]!),
+    linkedAt: new Date(Date.parse(createdAt) + (index + 1) * 86_400_000 * (1 + (seed[14 + index]! % 200))).toISOString(),
   }));
   return {
     globalUserId,
-    identity: {
-      email: `fan.${seed.toString("hex").slice(0, 8)}@example.com`,
-      emailVerified: seed[5]! % 4 !== 0,
-      createdAt,
-      country: pick(COUNTRIES, seed[6]!),
+    firstName: pick(FIRST_NAMES, seed[5]!),
+    lastName: pick(LAST_NAMES, seed[15]!),
+    emailAddress: `fan.${seed.toString("hex").slice(0, 8)}@example.com`,
+    phoneNumber: `+1555${String(seed.readUInt32BE(12) % 10_000_000).padStart(7, "0")}`,
+    phoneNumberType: pick(PHONE_TYPES, seed[7]!),
+    phoneNumberCountry: pick(PLACES, seed[6]!).country,
+    sharedPhoneNumberCount: seed[16]! % 3,
+    counts: {
+      loginActivity: version + (seed[11]! % 10),
+      failedLoginActivity: failedLoginActivity.length,
     },
-    phone: { number: `+1555${String(seed.readUInt32BE(12) % 10_000_000).padStart(7, "0")}`, verified: seed[7]! % 3 !== 0 },
-    loginCounts: {
-      last30d: version + (seed[11]! % 10),
-      failedLast30d: recent.filter((activity) => (activity.result ?? "success") !== "success").length,
-    },
-    loginHistory: history,
+    history: { loginActivity, failedLoginActivity },
     linkedAccounts,
   };
 }
@@ -214,7 +242,7 @@ function accountsResponder(options: AccountsOptions, fans: ReturnType<typeof cre
     const arai = fans.current(globalUserId);
     if (!arai) return { status: 404, body: { message: `account ${globalUserId} not found` } };
     fans.served.set(globalUserId, arai);
-    return { body: arai };
+    return { body: { data: arai, meta: { pageCount: 1 } } };
   };
 }
 

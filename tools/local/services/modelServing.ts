@@ -15,32 +15,35 @@ const KEPT_CALLS = 1000;
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 const listOf = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
+/** A number ≥ 0, else 0. */
+const countOf = (value: unknown): number => (typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : 0);
 
 /**
- * The score the local model gives a fan's ARAI (the parsed `raw_json_string`) on an endpoint:
+ * The score the local model gives a fan's ARAI (the parsed `raw_json_string`: the stored
+ * snapshot, i.e. the accounts service's `data`) on an endpoint:
  *
  *   score = 1 / (1 + e^−z), rounded to 6 decimals, with
- *   z = −1 + 3·f + 0.5·l − 0.75·v + 0.02·min(n, 50) + s
+ *   z = −1 + 3·f + 0.5·l + 0.25·p − 0.75·m + 0.02·min(n, 50) + s
  *
- * where f is the share of `loginHistory` entries whose `result` is not "success" (0 without
- * entries), l the number of `linkedAccounts`, v how many of `identity.emailVerified` and
- * `phone.verified` are true, n `loginCounts.last30d` (0 unless a number ≥ 0), and s 0.5 on an
- * endpoint whose name ends in `-staging`, else 0. Missing fields count as 0; always in [0, 1].
+ * where f is the share of failed logins among the history's entries (the length of
+ * `history.failedLoginActivity` over that of both lists; 0 without entries), l the number of
+ * `linkedAccounts`, p `sharedPhoneNumberCount` (at most 4), m 1 when `phoneNumberType` is
+ * "mobile", n `counts.loginActivity`, and s 0.5 on an endpoint whose name ends in `-staging`,
+ * else 0. A missing or unreadable field counts as 0 (a count only when a number ≥ 0); always in [0, 1].
  */
 export function expectedScore(arai: unknown, endpointName: string): number {
   const document = isObject(arai) ? arai : {};
-  const history = listOf(document.loginHistory);
-  const failures = history.filter((entry) => !isObject(entry) || entry.result !== "success").length;
-  const f = history.length === 0 ? 0 : failures / history.length;
+  const history = isObject(document.history) ? document.history : {};
+  const logins = listOf(history.loginActivity).length;
+  const failures = listOf(history.failedLoginActivity).length;
+  const f = logins + failures === 0 ? 0 : failures / (logins + failures);
   const l = listOf(document.linkedAccounts).length;
-  const identity = isObject(document.identity) ? document.identity : {};
-  const phone = isObject(document.phone) ? document.phone : {};
-  const v = (identity.emailVerified === true ? 1 : 0) + (phone.verified === true ? 1 : 0);
-  const counts = isObject(document.loginCounts) ? document.loginCounts : {};
-  const last30d = counts.last30d;
-  const n = typeof last30d === "number" && Number.isFinite(last30d) && last30d >= 0 ? Math.min(last30d, 50) : 0;
+  const p = Math.min(countOf(document.sharedPhoneNumberCount), 4);
+  const m = document.phoneNumberType === "mobile" ? 1 : 0;
+  const counts = isObject(document.counts) ? document.counts : {};
+  const n = Math.min(countOf(counts.loginActivity), 50);
   const s = endpointName.endsWith("-staging") ? 0.5 : 0;
-  const z = -1 + 3 * f + 0.5 * l - 0.75 * v + 0.02 * n + s;
+  const z = -1 + 3 * f + 0.5 * l + 0.25 * p - 0.75 * m + 0.02 * n + s;
   return Math.round(1e6 / (1 + Math.exp(-z))) / 1e6;
 }
 
