@@ -62,7 +62,7 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
     assert.equal(destination.inputs.tableName, `${PREFIX}-fan-identity-table`);
   });
 
-  it("creates the account-activity FIFO queue and the on-demand standard queue, encrypted, each with a dead-letter queue", function () {
+  it("creates the account-activity FIFO queue and the on-demand standard queue, encrypted, each with a dead-letter queue after 3 receives", function () {
     for (const [name, physical, fifo] of [
       ["activity", "acct-activity-sqs.fifo", true],
       ["on-demand", "on-demand-scoring-sqs", false],
@@ -76,7 +76,8 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
       assert.equal(dlq.inputs.sqsManagedSseEnabled, true);
       const redrive = JSON.parse(String(queue.inputs.redrivePolicy)) as { deadLetterTargetArn: string; maxReceiveCount: number };
       assert.equal(redrive.deadLetterTargetArn, dlq.state.arn);
-      assert.ok(redrive.maxReceiveCount >= 1);
+      // One delivery and REQ-007's two retries.
+      assert.equal(redrive.maxReceiveCount, 3);
       const lookupTimeout = Number(fn("lookupArai").inputs.timeout);
       assert.ok(
         Number(queue.inputs.visibilityTimeoutSeconds) >= 6 * lookupTimeout,
