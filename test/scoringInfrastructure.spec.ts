@@ -228,8 +228,10 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
     });
   });
 
-  it("grants lookupArai the queues it consumes, the fan records and the ARAI credentials", function () {
+  it("grants lookupArai the queues it consumes, sending to their dead-letter queues only, the fan records and the ARAI credentials", function () {
+    const deadLetterArn = (name: string) => arnOf("aws:sqs/queue:Queue", `scoring-east-${name}-dlq`);
     assert.deepEqual(policies("lookupArai"), {
+      dead_letter_queues: [{ Action: ["sqs:SendMessage"], Resource: [deadLetterArn("activity"), deadLetterArn("on-demand")] }],
       dynamodb_fan_records: [{ Action: ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], Resource: [tableArn()] }],
       arai_credentials: [
         {
@@ -304,6 +306,12 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
       env("lookupArai").ARAI_URL_TEMPLATE,
       "https://accounts.verifiedfan.example.com/arai/v1/accounts/{globalUserId}/activity",
     );
+    // Each queue's messages are parked in that queue's own dead-letter queue.
+    const queueUrl = (name: string) => `https://sqs.us-east-1.amazonaws.com/${ACCOUNT}/${PREFIX}-${name}`;
+    assert.deepEqual(JSON.parse(env("lookupArai").DEAD_LETTER_QUEUE_URLS!), {
+      [queueArn("activity")]: queueUrl("acct-activity-sqs-dlq.fifo"),
+      [queueArn("on-demand")]: queueUrl("on-demand-scoring-sqs-dlq"),
+    });
     assert.equal(
       env("scoreUsers").MODEL_URL,
       "https://dbc-prod.cloud.databricks.com/serving-endpoints/fan-risk-prod1/invocations",
