@@ -189,8 +189,10 @@ function workers(c: Clients): { name: string; handler: () => Handler; events: ()
       name: "lookupArai",
       handler: () =>
         createLookupArai({
-          env: { TABLE_NAME: c.table, ARAI_FRESHNESS_SECONDS: 300, ARAI_CONCURRENCY: 10 },
+          // Every message of the bench is valid: none is parked.
+          env: { TABLE_NAME: c.table, ARAI_FRESHNESS_SECONDS: 300, ARAI_CONCURRENCY: 10, DEAD_LETTER_QUEUE_URLS: {} },
           dynamo: c.dynamo,
+          sqs: c.sqs,
           fetchArai: c.fetchArai,
           logger: logger(),
         }),

@@ -4,6 +4,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { SQS_MAX_RECEIVE_COUNT } from "../workers/shared/runtime/batch";
 import { Component } from "./component";
 import type { RegionalPlatform } from "./platform";
 
@@ -26,8 +27,10 @@ export interface QueueArgs {
   readonly visibilityTimeoutSeconds?: number;
   /**
    * Receives after which a message moves to the dead-letter queue; `false` for a queue that is
-   * itself a destination of failures.
-   * @default { maxReceiveCount: 5 }
+   * itself a destination of failures. The default is one delivery and two retries; its consumer
+   * parks a message failing on its last delivery itself, so SQS's move is the backstop
+   * (SQS_MAX_RECEIVE_COUNT in workers/shared/runtime/batch.ts says why).
+   * @default { maxReceiveCount: SQS_MAX_RECEIVE_COUNT } (3)
    */
   readonly deadLetter?: { readonly maxReceiveCount: number } | false;
 }
@@ -58,7 +61,7 @@ export class Queue extends Component {
     this.queueName = platform.name(args.name, kind);
     const common = { fifoQueue: fifo || undefined, sqsManagedSseEnabled: true, tags: platform.tags };
 
-    const deadLetter = args.deadLetter ?? { maxReceiveCount: 5 };
+    const deadLetter = args.deadLetter ?? { maxReceiveCount: SQS_MAX_RECEIVE_COUNT };
     const deadLetterName = deadLetter ? platform.name(`${args.name}-dlq`, kind) : undefined;
     if (deadLetter) {
       this.deadLetterQueue = new aws.sqs.Queue(

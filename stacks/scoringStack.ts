@@ -267,10 +267,18 @@ export class ScoringStack extends Component {
     stream("table-to-processRescoreEvents", rescore, WORKERS.processRescoreEvents.trigger.filter);
   }
 
-  /** Both queues → ARAI → the fan record (docs/flows.md#arai-lookup). */
+  /**
+   * Both queues → ARAI → the fan record (docs/flows.md#arai-lookup). lookupArai parks the messages
+   * it gives up on in their queue's dead-letter queue itself, so it may send there, and only there.
+   */
   private createLookup(): void {
     const { scoring } = this.args;
     const queues = [this.activityQueue, this.onDemandQueue];
+    const deadLetterQueues = queues.map((queue) => {
+      if (!queue.deadLetterQueue)
+        throw new Error(`${this.logicalName}: ${queue.queueName} has no dead-letter queue for lookupArai to park in`);
+      return { source: queue.arn, arn: queue.deadLetterQueue.arn, url: queue.deadLetterQueue.url };
+    });
     const lookup = this.deploy({
       worker: WORKERS.lookupArai.worker,
       timeoutSeconds: LOOKUP_TIMEOUT_SECONDS,
@@ -282,8 +290,15 @@ export class ScoringStack extends Component {
         ARAI_TIMEOUT_MS: String(scoring.arai.timeoutMs),
         ARAI_FRESHNESS_SECONDS: String(scoring.arai.freshnessSeconds),
         ARAI_CONCURRENCY: String(scoring.arai.concurrency),
+        DEAD_LETTER_QUEUE_URLS: pulumi
+          .all(deadLetterQueues.map(({ source, url }) => pulumi.all([source, url])))
+          .apply((pairs) => JSON.stringify(Object.fromEntries(pairs))),
       },
-      grants: { dynamodb_fan_records: [this.table.arn], arai_credentials: [this.secrets.arai.arn] },
+      grants: {
+        dynamodb_fan_records: [this.table.arn],
+        arai_credentials: [this.secrets.arai.arn],
+        dead_letter_queues: deadLetterQueues.map((queue) => queue.arn),
+      },
       policies: { lambda_sqs_consumer: sqsConsumerStatements(queues.map((queue) => queue.arn)) },
       vpc: this.vpc("network"),
     });

@@ -8,6 +8,7 @@ import {
   type LedgerInput,
   ledgerJson,
   type ParkedRecords,
+  parkedFromDeadLetter,
   parkedFromKinesisFailure,
   reconcile,
   renderLedger,
@@ -132,6 +133,48 @@ describe("the local run's ledger", function () {
         [1, 3],
       );
       assert.deepEqual(ledger.parked, { "activity messages not sent": 1, "ARAI lookup failed": 1 });
+    });
+
+    it("is parked with the worker's reason when the worker parked its activity message, else as moved by SQS", function () {
+      const DLQ = "acct-activity-sqs-dlq.fifo";
+      const body = (globalUserId: string) =>
+        JSON.stringify({ globalUserId, source: "vf", action: "login", at: "2026-12-01T10:00:00.000Z" });
+      const reason =
+        "gave up after 3 deliveries: ARAI lookup failed: accounts ARAI API GET account activity failed after 3 attempts: HTTP 503";
+      const byWorker = parkedFromDeadLetter(
+        {
+          body: body("gu-a"),
+          attributes: {
+            correlationId: { StringValue: "c-1" },
+            parkedBy: { StringValue: "lookupArai" },
+            parkedReason: { StringValue: reason },
+          },
+        },
+        DLQ,
+        3,
+      );
+      const bySqs = parkedFromDeadLetter({ body: body("gu-b"), attributes: { correlationId: { StringValue: "c-2" } } }, DLQ, 3);
+      assert.deepEqual(byWorker, { source: DLQ, destination: DLQ, globalUserIds: ["gu-a"], reason });
+      assert.deepEqual(bySqs, { source: DLQ, destination: DLQ, globalUserIds: ["gu-b"], reason: "moved after 3 receives" });
+      // A message that names no fan (not JSON, or no globalUserId) accounts for no event.
+      assert.equal(
+        parkedFromDeadLetter({ body: "not json", attributes: { parkedReason: { StringValue: "x" } } }, DLQ, 3),
+        undefined,
+      );
+      assert.equal(parkedFromDeadLetter({ body: "{}" }, DLQ, 3), undefined);
+
+      const ledger = ledgerOf({
+        sent: [kinesisEvent(1, SCORED, "gu-a"), kinesisEvent(2, SCORED, "gu-b")],
+        parked: [byWorker!, bySqs!],
+      });
+      assert.deepEqual(
+        ledger.entries.map((entry) => [entry.outcome, entry.reason]),
+        [
+          ["parked", reason],
+          ["parked", "moved after 3 receives"],
+        ],
+      );
+      assert.equal(ledger.totals.lost, 0);
     });
 
     it("is LOST when its worker failed it and it never reached a failure destination", function () {

@@ -588,6 +588,11 @@ describe("the local event source mappings", function () {
       // The other groups went on while A waited for A-2 to come back.
       const position = (body: string) => taken.findIndex((record) => record.body === body);
       assert.ok(position("B-5") < position("A-2") && position("C-5") < position("A-2"));
+      // A-2 came back on its second receive: its group was not held past its return, which would cost it a receive.
+      assert.deepEqual(
+        deliveries(fn.events, "A-2").map((record) => record.attributes.ApproximateReceiveCount),
+        ["1", "2"],
+      );
     });
   });
 

@@ -271,6 +271,18 @@ describe("the local system's wiring", function () {
           }
         }
       }
+      // A JSON object of queue URLs: each URL made local, the keys (the source queues' ARNs) kept.
+      const lookup = wiring.functions.find((fn) => fn.worker === "lookupArai")!;
+      const deadLetters = JSON.parse(functionEnvironment(lookup, endpoints, "/tmp/archive").DEAD_LETTER_QUEUE_URLS!) as Record<
+        string,
+        string
+      >;
+      const expected = wiring.queues.flatMap((queue) => {
+        const dlq = queue.redrive && wiring.queues.find((candidate) => candidate.arn === queue.redrive!.deadLetterTargetArn);
+        return dlq ? [[queue.arn, `http://127.0.0.1:1002/000000000000/${dlq.name}`]] : [];
+      });
+      assert.equal(expected.length, 2);
+      assert.deepEqual(deadLetters, Object.fromEntries(expected));
     });
   });
 

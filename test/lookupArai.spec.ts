@@ -1,16 +1,19 @@
 /**
- * lookupArai against a real local DynamoDB (dynalite, calls counted at the service), the accounts
- * ARAI API and Secrets Manager mocked at the wire, with SQS events in the shapes Lambda delivers
- * from the account-activity FIFO queue and the on-demand standard queue.
+ * lookupArai against a real local DynamoDB (dynalite, calls counted at the service) and SQS
+ * (local-aws-sqs, the dead-letter queues it parks messages in), the accounts ARAI API and Secrets
+ * Manager mocked at the wire, with SQS events in the shapes Lambda delivers from the
+ * account-activity FIFO queue and the on-demand standard queue.
  */
 import * as assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { Logger } from "@aws-lambda-powertools/logger";
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import type { Message as SqsMessage } from "@aws-sdk/client-sqs";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import * as fc from "fast-check";
-import type { BatchResponse } from "../workers/shared/runtime/batch";
+import { type BatchResponse, SQS_MAX_RECEIVE_COUNT } from "../workers/shared/runtime/batch";
 import { loadEnvironment } from "../workers/shared/runtime/environment";
+import { createWorkerMetrics } from "../workers/shared/runtime/metrics";
 import { type ActivityMessage, ACTIVITY_SOURCES } from "../workers/shared/scoring/activity";
 import { createLookupArai, lookupArai } from "../workers/lookupArai";
 import { lookupAraiContract } from "../workers/lookupArai/contract";
@@ -24,10 +27,11 @@ import {
   araiDataFor,
 } from "./support/arai";
 import { failureReasons, failuresOf } from "./support/batch";
-import { AWS_VARIABLES, environmentPerTest, LAMBDA_AWS } from "./support/environment";
+import { AWS_VARIABLES, environmentPerTest, LAMBDA_AWS, setEnvironment } from "./support/environment";
 import { fixture } from "./support/fixtures";
 import { type Answer, countOperations, type RecordedRequest, WireServer } from "./support/http";
-import { type LocalDynamo, startDynamo } from "./support/localAws";
+import { emfMetrics } from "./support/emittedMetrics";
+import { type LocalDynamo, type LocalSqs, startDynamo, startSqs } from "./support/localAws";
 import { captureLogs, linesAt, type LogLine } from "./support/logs";
 import { secretsManagerClient, startSecrets } from "./support/secrets";
 import { DYNAMO_ITEM_TOO_LARGE, serviceRefuses } from "./support/streams";
@@ -38,7 +42,13 @@ const ACCOUNT_PATH = /^\/arai\/v1\/accounts\/([^/]+)\/activity$/;
 const NOW = Date.parse("2026-11-24T18:10:00.000Z");
 const FRESHNESS_SECONDS = 300;
 
-type SqsRecord = { messageId: string; body: string; attributes: Record<string, string>; md5OfBody: string };
+type SqsRecord = {
+  messageId: string;
+  body: string;
+  attributes: Record<string, string>;
+  md5OfBody: string;
+  eventSourceARN: string;
+};
 type SqsEvent = { Records: SqsRecord[] };
 const FIFO_RECORD = fixture<SqsEvent>("sqs-account-activity-fifo.json").Records[0]!;
 const STANDARD_RECORD = fixture<SqsEvent>("sqs-on-demand-standard.json").Records[0]!;
@@ -56,6 +66,8 @@ interface Message {
   readonly group?: string;
   /** The `correlationId` attribute: `act-<messageId>` by default; null for none (an older producer's message). */
   readonly correlationId?: string | null;
+  /** Its ApproximateReceiveCount: the how-manyth delivery this is. @default 1 */
+  readonly delivery?: number;
 }
 
 let messageCount = 0;
@@ -102,6 +114,7 @@ function fifoEvent(messages: readonly Message[]) {
         messageAttributes: attributesOf(message, id),
         attributes: {
           ...FIFO_RECORD.attributes,
+          ApproximateReceiveCount: String(message.delivery ?? 1),
           SequenceNumber: String(18873177232222703872n + BigInt(index)),
           MessageGroupId: message.group ?? message.fan ?? "gu-unknown",
           MessageDeduplicationId: sha256(`shardId-000000000000:${index}`),
@@ -123,6 +136,7 @@ function standardEvent(messages: readonly Message[]) {
         body,
         md5OfBody: md5(body),
         messageAttributes: attributesOf(message, id),
+        attributes: { ...STANDARD_RECORD.attributes, ApproximateReceiveCount: String(message.delivery ?? 1) },
       };
     }),
   };
@@ -136,6 +150,9 @@ const araiOf = (globalUserId: string) => araiAnswerFor(globalUserId);
 
 describe("lookupArai", function () {
   let dynamo: LocalDynamo;
+  let sqs: LocalSqs;
+  /** The dead-letter queues of the test, by the source queue they serve. */
+  let deadLetters: { fifo: string; standard: string };
   let api: WireServer;
   let secrets: WireServer;
   let secretsClient: SecretsManagerClient;
@@ -146,8 +163,12 @@ describe("lookupArai", function () {
   let inFlight: number;
   let maxInFlight: number;
 
+  let restoreMetrics: () => void;
+
   before(async function () {
-    dynamo = await startDynamo();
+    // The invocations' counts are read from the EMF they write (captured with their logs).
+    restoreMetrics = setEnvironment({ POWERTOOLS_METRICS_DISABLED: "false" });
+    [dynamo, sqs] = await Promise.all([startDynamo(), startSqs()]);
     api = await WireServer.start(async (request) => {
       const match = ACCOUNT_PATH.exec(request.url);
       if (!match) return { status: 400, body: { message: `no route for ${request.url}` } };
@@ -168,11 +189,18 @@ describe("lookupArai", function () {
 
   after(async function () {
     secretsClient?.destroy();
-    await Promise.all([dynamo?.close(), api?.close(), secrets?.close()]);
+    restoreMetrics?.();
+    await Promise.all([dynamo?.close(), sqs?.close(), api?.close(), secrets?.close()]);
   });
 
   beforeEach(async function () {
     table = await dynamo.createFanTable();
+    deadLetters = {
+      fifo: await sqs.freshQueue("acct-activity-sqs-dlq.fifo"),
+      standard: await sqs.freshQueue("on-demand-scoring-sqs-dlq"),
+    };
+    sqs.intercept = () => undefined;
+    sqs.proxy.requests.length = 0;
     dynamo.intercept = () => undefined;
     dynamo.proxy.requests.length = 0;
     api.requests.length = 0;
@@ -187,24 +215,68 @@ describe("lookupArai", function () {
     readonly timeoutMs?: number;
     readonly concurrency?: number;
     readonly now?: () => number;
+    /** DEAD_LETTER_QUEUE_URLS. @default both fixtures' queues → the test's dead-letter queues */
+    readonly deadLetterQueueUrls?: Record<string, string>;
   }
 
   /** The worker built from its parts, as the factory builds it, against the local services. */
   function worker(options: Options = {}) {
     const arai = araiClientFor(api.url, secretsClient, { timeoutMs: options.timeoutMs });
+    const metrics = createWorkerMetrics(lookupAraiContract, { environment: "qa1", region: "us-east-1" });
     const handler = createLookupArai({
-      env: { TABLE_NAME: table, ARAI_FRESHNESS_SECONDS: FRESHNESS_SECONDS, ARAI_CONCURRENCY: options.concurrency ?? 10 },
+      env: {
+        TABLE_NAME: table,
+        ARAI_FRESHNESS_SECONDS: FRESHNESS_SECONDS,
+        ARAI_CONCURRENCY: options.concurrency ?? 10,
+        DEAD_LETTER_QUEUE_URLS: options.deadLetterQueueUrls ?? {
+          [FIFO_RECORD.eventSourceARN]: deadLetters.fifo,
+          [STANDARD_RECORD.eventSourceARN]: deadLetters.standard,
+        },
+      },
       dynamo: dynamo.documents,
+      sqs: sqs.client,
       fetchArai: arai.fetchArai,
       logger: new Logger({ serviceName: lookupAraiContract.name, logLevel: "DEBUG" }),
       now: options.now ?? (() => NOW),
       readOptions: { baseDelayMs: 1 },
+      sendOptions: { baseDelayMs: 1 },
+      metrics,
     });
-    return async (event: unknown): Promise<{ response: BatchResponse; logs: LogLine[] }> => {
-      const { result, logs } = await captureLogs(() => handler(event));
-      return { response: result, logs };
+    return async (event: unknown): Promise<{ response: BatchResponse; logs: LogLine[]; counts: Counts }> => {
+      const { result, logs } = await captureLogs(async () => {
+        const response = await handler(event);
+        metrics.publish();
+        return response;
+      });
+      return { response: result, logs: logs.filter((line) => !("_aws" in line)), counts: countsOf(logs) };
     };
   }
+
+  /** What the invocation counted, from the EMF it wrote: records processed, skipped, and parked and failed by reason. */
+  interface Counts {
+    readonly processed: number;
+    readonly skipped: number;
+    readonly parked: Record<string, number>;
+    readonly failed: Record<string, number>;
+  }
+  function countsOf(lines: readonly LogLine[]): Counts {
+    const metrics = emfMetrics(lines as unknown as Record<string, unknown>[]);
+    const sum = (name: string) => metrics.filter((metric) => metric.name === name).reduce((total, m) => total + m.values[0]!, 0);
+    const byReason = (name: string) =>
+      Object.fromEntries(metrics.filter((metric) => metric.name === name).map((m) => [m.dimensions.reason!, m.values[0]!]));
+    return {
+      processed: sum("RecordsProcessed"),
+      skipped: sum("RecordsSkipped"),
+      parked: byReason("RecordsParked"),
+      failed: byReason("RecordsFailed"),
+    };
+  }
+
+  /** Every message on a dead-letter queue, taken off it. */
+  const parkedIn = (queue: keyof typeof deadLetters): Promise<SqsMessage[]> => sqs.drain(deadLetters[queue]);
+  /** A parked message's String attributes, by name. */
+  const attributesOfParked = (message: SqsMessage) =>
+    Object.fromEntries(Object.entries(message.MessageAttributes ?? {}).map(([name, value]) => [name, value.StringValue]));
 
   const fanRecord = (globalUserId: string) => dynamo.item(table, globalUserId);
   const putFanRecord = (item: Record<string, unknown>) => dynamo.documents.send(new PutCommand({ TableName: table, Item: item }));
@@ -578,8 +650,8 @@ describe("lookupArai", function () {
     });
   });
 
-  describe("malformed messages", function () {
-    it("fail only themselves, each with its reason logged", async function () {
+  describe("messages that can never succeed", function () {
+    it("are parked at once in their queue's dead-letter queue, with body, attributes and reason; the others go on", async function () {
       const fan = "gu-7f3c2a91";
       const valid = { globalUserId: fan, source: "kafka", action: "login", at: "2026-11-24T18:09:01.000Z" };
       const event = standardEvent([
@@ -592,21 +664,126 @@ describe("lookupArai", function () {
         { body: JSON.stringify([valid]) },
         { fan: "gu-0b5e9d44" },
       ]);
-      const { response, logs } = await worker()(event);
+      const { response, logs, counts } = await worker()(event);
 
-      assert.deepEqual(failuresOf(response), idsOf(event, 1, 2, 3, 4, 5, 6));
+      assert.deepEqual(response, { batchItemFailures: [] }, "a parked message is done: not retried");
       assert.equal((await fanRecord(fan))?.araiVersion, 1);
       assert.equal((await fanRecord("gu-0b5e9d44"))?.araiVersion, 1);
-      const reasons = Object.fromEntries(
-        logs.filter((line) => line.message === "record failed").map((line) => [line.record, String(line.reason)]),
+      assert.deepEqual(counts, { processed: 2, skipped: 0, parked: { invalid: 6 }, failed: {} });
+
+      const parked = await parkedIn("standard");
+      const poison = [1, 2, 3, 4, 5, 6];
+      assert.deepEqual(
+        parked.map((message) => message.Body).sort(),
+        poison.map((index) => event.Records[index]!.body).sort(),
+        "each body as it came",
       );
-      const [json, source, at, id, extra, list] = idsOf(event, 1, 2, 3, 4, 5, 6);
-      assert.match(reasons[json!]!, /^message body is not JSON/);
-      assert.match(reasons[source!]!, /^activity message is not as expected: source: /);
-      assert.match(reasons[at!]!, /^activity message is not as expected: at: /);
-      assert.match(reasons[id!]!, /^activity message is not as expected: globalUserId: /);
-      assert.match(reasons[extra!]!, /^activity message is not as expected: .*extra/);
-      assert.match(reasons[list!]!, /^activity message is not as expected: \(root\): /);
+      assert.deepEqual(await parkedIn("fifo"), [], "nothing in the other queue's");
+      const reasons = Object.fromEntries(
+        parked.map((message) => {
+          const index = event.Records.findIndex((record) => record.body === message.Body);
+          const attributes = attributesOfParked(message);
+          assert.equal(attributes.correlationId, correlationIdOf(event, index), "its correlation id kept");
+          assert.equal(attributes.parkedBy, "lookupArai");
+          return [index, String(attributes.parkedReason)];
+        }),
+      );
+      assert.match(reasons[1]!, /^message body is not JSON/);
+      assert.match(reasons[2]!, /^activity message is not as expected: source: /);
+      assert.match(reasons[3]!, /^activity message is not as expected: at: /);
+      assert.match(reasons[4]!, /^activity message is not as expected: globalUserId: /);
+      assert.match(reasons[5]!, /^activity message is not as expected: .*extra/);
+      assert.match(reasons[6]!, /^activity message is not as expected: \(root\): /);
+
+      // One WARN line per message: its id, reason and correlation id, never its body.
+      const lines = logs.filter((line) => line.message === "record parked");
+      assert.deepEqual(
+        lines.map((line) => [line.level, line.record, line.reason, line.correlationId]),
+        poison.map((index) => ["WARN", idsOf(event, index)[0], reasons[index], correlationIdOf(event, index)]),
+      );
+      for (const line of lines) assert.equal(line.body, undefined, "the body is not logged");
+      assert.ok(!JSON.stringify(lines).includes("carrier-pigeon"), "nor any of it");
+      assert.deepEqual(failureReasons(logs), []);
+    });
+
+    it("on the FIFO queue, keep their message group, with their messageId as the deduplication id", async function () {
+      const event = fifoEvent([{ body: "{", group: "gu-7f3c2a91" }]);
+      const { response } = await worker()(event);
+      assert.deepEqual(response, { batchItemFailures: [] });
+      const [parked, ...more] = await parkedIn("fifo");
+      assert.deepEqual(more, []);
+      assert.equal(parked!.Body, "{");
+      assert.equal(parked!.Attributes?.MessageGroupId, "gu-7f3c2a91");
+      assert.equal(parked!.Attributes?.MessageDeduplicationId, idsOf(event, 0)[0]);
+    });
+
+    it("pass every message attribute on, Binary ones included, and replace the parking attributes of an earlier parking", async function () {
+      const event = standardEvent([{ body: "not json" }]);
+      const record = event.Records[0]! as { messageAttributes: Record<string, unknown> };
+      record.messageAttributes = {
+        ...record.messageAttributes,
+        checksum: {
+          binaryValue: Buffer.from([1, 2, 3]).toString("base64"),
+          stringListValues: [],
+          binaryListValues: [],
+          dataType: "Binary",
+        },
+        attempt: { stringValue: "2", stringListValues: [], binaryListValues: [], dataType: "Number" },
+        parkedReason: { stringValue: "an earlier reason", stringListValues: [], binaryListValues: [], dataType: "String" },
+      };
+      await worker()(event);
+      const [parked] = await parkedIn("standard");
+      const attributes = parked!.MessageAttributes!;
+      assert.deepEqual(Object.keys(attributes).sort(), ["attempt", "checksum", "correlationId", "parkedBy", "parkedReason"]);
+      assert.deepEqual(Buffer.from(attributes.checksum!.BinaryValue!), Buffer.from([1, 2, 3]));
+      assert.deepEqual([attributes.attempt!.DataType, attributes.attempt!.StringValue], ["Number", "2"]);
+      assert.match(String(attributes.parkedReason!.StringValue), /^message body is not JSON/);
+    });
+
+    it("that cannot be parked fail instead, saying why, and hold up the rest of their FIFO group", async function () {
+      const [a, b] = ["gu-7f3c2a91", "gu-0b5e9d44"];
+      sqs.intercept = (request) =>
+        request.headers["x-amz-target"] === "AmazonSQS.SendMessageBatch"
+          ? {
+              answer: {
+                status: 500,
+                headers: { "content-type": "application/x-amz-json-1.0" },
+                body: { __type: "InternalError", message: "We encountered an internal error" },
+              },
+            }
+          : undefined;
+      const event = fifoEvent([
+        { fan: a, action: "login" },
+        { body: "{", group: a },
+        { fan: a, action: "update_email" },
+        { fan: b, action: "login" },
+      ]);
+      const { response, logs, counts } = await worker()(event);
+
+      assert.deepEqual(failuresOf(response), idsOf(event, 1, 2));
+      const reasons = failureReasons(logs);
+      assert.match(
+        reasons[0]!,
+        /^not parked \(.*acct-activity-sqs-dlq-\d+\.fifo: SendMessageBatch .* failed: .*\); it was to be parked because message body is not JSON/,
+      );
+      assert.equal(reasons[1], `follows failed message ${idsOf(event, 1)[0]} in message group ${a}`);
+      // The message behind it was not looked at: a's ARAI is the first message's.
+      assert.equal((await fanRecord(a))?.araiVersion, 1);
+      assert.deepEqual(((await fanRecord(a))?.lastActivity as { action: string }).action, "login");
+      assert.equal((await fanRecord(b))?.araiVersion, 1, "other groups go on");
+      assert.deepEqual(counts.parked, {});
+      assert.equal(logs.filter((line) => line.message === "record parked").length, 0);
+    });
+
+    it("whose queue DEAD_LETTER_QUEUE_URLS does not name fail instead, naming the queue", async function () {
+      const event = standardEvent([{ body: "not json" }, { fan: "gu-7f3c2a91" }]);
+      const { response, logs } = await worker({ deadLetterQueueUrls: { [FIFO_RECORD.eventSourceARN]: deadLetters.fifo } })(event);
+      assert.deepEqual(failuresOf(response), idsOf(event, 0));
+      assert.equal(
+        failureReasons(logs)[0],
+        `not parked (DEAD_LETTER_QUEUE_URLS names no dead-letter queue for ${STANDARD_RECORD.eventSourceARN}); it was to be parked because message body is not JSON (Unexpected token 'o', "not json" is not valid JSON)`,
+      );
+      assert.equal((await fanRecord("gu-7f3c2a91"))?.araiVersion, 1);
     });
 
     it("rejects an event that is not an SQS event, naming the worker", async function () {
@@ -614,8 +791,82 @@ describe("lookupArai", function () {
     });
   });
 
+  describe(`a message failing on its last delivery (the ${SQS_MAX_RECEIVE_COUNT}rd)`, function () {
+    const down = "gu-7f3c2a91";
+    beforeEach(function () {
+      behaviour.set(down, () => ({ status: 503, body: { message: "Service Unavailable" } }));
+    });
+
+    it("is parked by the worker, saying after how many deliveries and why; earlier deliveries fail as before", async function () {
+      const event = standardEvent([
+        { fan: down, delivery: 1 },
+        { fan: down, delivery: 2 },
+        { fan: down, delivery: SQS_MAX_RECEIVE_COUNT },
+        { fan: "gu-0b5e9d44", delivery: SQS_MAX_RECEIVE_COUNT },
+      ]);
+      const { response, logs, counts } = await worker()(event);
+
+      assert.deepEqual(failuresOf(response), idsOf(event, 0, 1));
+      assert.deepEqual(counts, { processed: 1, skipped: 0, parked: { dependency: 1 }, failed: { dependency: 2 } });
+      const [parked, ...more] = await parkedIn("standard");
+      assert.deepEqual(more, []);
+      assert.equal(parked!.Body, event.Records[2]!.body);
+      const reason = String(attributesOfParked(parked!).parkedReason);
+      assert.match(reason, /^gave up after 3 deliveries: ARAI lookup failed: accounts ARAI API GET account activity .*HTTP 503/);
+      const line = logs.find((entry) => entry.message === "record parked");
+      assert.deepEqual(
+        [line?.record, line?.reason, line?.correlationId],
+        [idsOf(event, 2)[0], reason, correlationIdOf(event, 2)],
+      );
+    });
+
+    it("on the FIFO queue: the messages behind it in its group are processed, not failed", async function () {
+      const [behind, elsewhere] = ["gu-0b5e9d44", "gu-c41f07e8"];
+      const delivery = SQS_MAX_RECEIVE_COUNT;
+      const event = fifoEvent([
+        { fan: down, group: "g1", delivery },
+        { fan: behind, group: "g1", delivery },
+        { fan: elsewhere, group: "g2", delivery },
+      ]);
+      const { response, counts } = await worker()(event);
+
+      assert.deepEqual(response, { batchItemFailures: [] });
+      assert.deepEqual(counts, { processed: 2, skipped: 0, parked: { dependency: 1 }, failed: {} });
+      assert.equal((await fanRecord(behind))?.araiVersion, 1);
+      assert.equal((await fanRecord(elsewhere))?.araiVersion, 1);
+      const [parked] = await parkedIn("fifo");
+      assert.deepEqual(
+        [parked?.Body, parked?.Attributes?.MessageGroupId, parked?.Attributes?.MessageDeduplicationId],
+        [event.Records[0]!.body, "g1", idsOf(event, 0)[0]],
+      );
+    });
+
+    it("that cannot be parked fails, and its group is held up behind it", async function () {
+      sqs.intercept = (request) =>
+        request.headers["x-amz-target"] === "AmazonSQS.SendMessageBatch"
+          ? {
+              answer: {
+                status: 500,
+                headers: { "content-type": "application/x-amz-json-1.0" },
+                body: { __type: "InternalError", message: "We encountered an internal error" },
+              },
+            }
+          : undefined;
+      const delivery = SQS_MAX_RECEIVE_COUNT;
+      const event = fifoEvent([
+        { fan: down, group: "g1", delivery },
+        { fan: "gu-0b5e9d44", group: "g1", delivery },
+      ]);
+      const { response, logs } = await worker()(event);
+      assert.deepEqual(failuresOf(response), idsOf(event, 0, 1));
+      const reasons = failureReasons(logs);
+      assert.match(reasons[0]!, /^not parked \(.*\); it was to be parked because gave up after 3 deliveries: ARAI lookup failed/);
+      assert.equal(reasons[1], `follows failed message ${idsOf(event, 0)[0]} in message group g1`);
+    });
+  });
+
   describe("FIFO message groups", function () {
-    it("a malformed message in g1 fails the later messages of g1, not the earlier ones, and not g2", async function () {
+    it("a malformed message in g1 is parked, and the later messages of g1 go on", async function () {
       const [a, b] = ["gu-7f3c2a91", "gu-0b5e9d44"];
       const event = fifoEvent([
         { fan: a, action: "login" },
@@ -627,16 +878,18 @@ describe("lookupArai", function () {
       ]);
       const { response, logs } = await worker()(event);
 
-      assert.deepEqual(failuresOf(response), idsOf(event, 2, 3, 5));
-      const reasons = failureReasons(logs);
-      assert.match(reasons[0]!, /^message body is not JSON/);
-      assert.equal(reasons[1], `follows failed message ${idsOf(event, 2)[0]} in message group ${a}`);
-      // The fan's messages before the failure were handled; those after are retried from the queue.
+      assert.deepEqual(response, { batchItemFailures: [] });
+      assert.deepEqual(failureReasons(logs), []);
+      assert.deepEqual(
+        (await parkedIn("fifo")).map((message) => [message.Body, message.Attributes?.MessageGroupId]),
+        [["{", a]],
+      );
+      // Every message of the group after it was handled: the fan's latest activity is stored.
       assert.deepEqual((await fanRecord(a))?.lastActivity, {
-        action: "login",
+        action: "verify_otp",
         source: "kafka",
-        at: activityAt(0),
-        correlationId: correlationIdOf(event, 0),
+        at: activityAt(5),
+        correlationId: correlationIdOf(event, 5),
       });
       assert.deepEqual((await fanRecord(b))?.lastActivity, {
         action: "update_phone",
@@ -707,14 +960,16 @@ describe("lookupArai", function () {
       assert.match(String(failed?.reason), /still unprocessed by BatchGetItem/);
     });
 
-    it("when the fan records cannot be read at all, every message fails and the API is not called", async function () {
+    it("when the fan records cannot be read at all, every message to look up fails and the API is not called", async function () {
       dynamo.intercept = serviceRefuses(["BatchGetItem"], {
         type: "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
         message: "Requested resource not found",
       });
       const event = fifoEvent([{ fan: "gu-7f3c2a91" }, { body: "{" }, { fan: "gu-0b5e9d44" }]);
       const { response, logs } = await worker()(event);
-      assert.deepEqual(failuresOf(response), idsOf(event, 0, 1, 2));
+      // The malformed message does not need the table: it is parked.
+      assert.deepEqual(failuresOf(response), idsOf(event, 0, 2));
+      assert.equal((await parkedIn("fifo")).length, 1);
       assert.equal(api.requests.length, 0);
       const error = logs.find((line) => line.message === "fan records not read");
       assert.equal((error?.error as { code?: string }).code, "ResourceNotFoundException");
@@ -745,9 +1000,11 @@ describe("lookupArai", function () {
       "ARAI_TIMEOUT_MS",
       "ARAI_FRESHNESS_SECONDS",
       "ARAI_CONCURRENCY",
+      "DEAD_LETTER_QUEUE_URLS",
       ...AWS_VARIABLES,
       "AWS_ENDPOINT_URL_DYNAMODB",
       "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+      "AWS_ENDPOINT_URL_SQS",
     ];
     /** Sets the worker's environment to the variables given, and no other of VARIABLES. */
     const deploy = environmentPerTest(VARIABLES);
@@ -759,17 +1016,30 @@ describe("lookupArai", function () {
         ARAI_URL_TEMPLATE: `${api.url}${PATH_TEMPLATE}`,
         ARAI_CREDENTIALS_SECRET_ARN: SECRET_ARN,
         ARAI_TIMEOUT_MS: "500",
+        DEAD_LETTER_QUEUE_URLS: JSON.stringify({
+          [FIFO_RECORD.eventSourceARN]: deadLetters.fifo,
+          [STANDARD_RECORD.eventSourceARN]: deadLetters.standard,
+        }),
         AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
         AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
+        AWS_ENDPOINT_URL_SQS: sqs.endpoint,
       });
       const handler = lookupArai.factory();
       const fifo = fixture<SqsEvent>("sqs-account-activity-fifo.json");
       const standard = fixture<SqsEvent>("sqs-on-demand-standard.json");
       const first = await captureLogs(() => handler(fifo));
       const second = await captureLogs(() => handler(standard));
+      // A message that is not JSON, on the standard queue: parked in its dead-letter queue.
+      const poison = { Records: [{ ...standard.Records[0]!, messageId: "5d1f0c6e-poison", body: "not json" }] };
+      const third = await captureLogs(() => handler(poison));
 
       assert.deepEqual(first.result, { batchItemFailures: [] });
       assert.deepEqual(second.result, { batchItemFailures: [] });
+      assert.deepEqual(third.result, { batchItemFailures: [] });
+      assert.deepEqual(
+        (await parkedIn("standard")).map((message) => [message.Body, attributesOfParked(message).parkedBy]),
+        [["not json", "lookupArai"]],
+      );
       assert.deepEqual(dynamoCalls(), { BatchGetItem: 2, UpdateItem: 2 });
       assert.equal(secrets.requests.length, 1, "credentials read once per container");
       assert.equal(JSON.parse(secrets.requests[0]!.body).SecretId, SECRET_ARN);
@@ -803,13 +1073,21 @@ describe("lookupArai", function () {
         (error: Error) =>
           error.message.startsWith("lookupArai: environment does not meet the worker's contract: ") &&
           error.message.includes("ARAI_URL_TEMPLATE: expected {globalUserId} in the URL") &&
-          error.message.includes("ARAI_CREDENTIALS_SECRET_ARN"),
+          error.message.includes("ARAI_CREDENTIALS_SECRET_ARN") &&
+          error.message.includes("DEAD_LETTER_QUEUE_URLS"),
       );
     });
   });
 
   describe("contract", function () {
-    const base = { TABLE_NAME: "fanid-qa1-fan-identity", ARAI_CREDENTIALS_SECRET_ARN: SECRET_ARN };
+    const ACTIVITY_ARN = "arn:aws:sqs:us-east-1:210987654321:vfid-qa1-us-east-1-acct-activity-sqs.fifo";
+    const ON_DEMAND_ARN = "arn:aws:sqs:us-east-1:210987654321:vfid-qa1-us-east-1-on-demand-scoring-sqs";
+    const DEAD_LETTER_QUEUE_URLS = JSON.stringify({
+      [ACTIVITY_ARN]: "https://sqs.us-east-1.amazonaws.com/210987654321/vfid-qa1-us-east-1-acct-activity-sqs-dlq.fifo",
+      [ON_DEMAND_ARN]: "https://sqs.us-east-1.amazonaws.com/210987654321/vfid-qa1-us-east-1-on-demand-scoring-sqs-dlq",
+    });
+    const base = { TABLE_NAME: "fanid-qa1-fan-identity", ARAI_CREDENTIALS_SECRET_ARN: SECRET_ARN, DEAD_LETTER_QUEUE_URLS };
+    const template = "https://accounts.example.com/arai/v1/accounts/{globalUserId}/activity";
 
     it("defaults the timeout to 2 s, the freshness window to 5 minutes and the concurrency to 10", function () {
       const env = loadEnvironment(lookupAraiContract, {
@@ -832,10 +1110,46 @@ describe("lookupArai", function () {
       assert.equal(accepts("{globalUserId}"), false);
     });
 
+    it("reads DEAD_LETTER_QUEUE_URLS as source queue ARN → dead-letter queue URL", function () {
+      const env = loadEnvironment(lookupAraiContract, { ...base, ARAI_URL_TEMPLATE: template });
+      assert.deepEqual(env.DEAD_LETTER_QUEUE_URLS, JSON.parse(DEAD_LETTER_QUEUE_URLS));
+    });
+
+    it("refuses a DEAD_LETTER_QUEUE_URLS that is not such an object, naming the variable and what is wrong", function () {
+      const problem = (value: string) => {
+        try {
+          loadEnvironment(lookupAraiContract, { ...base, ARAI_URL_TEMPLATE: template, DEAD_LETTER_QUEUE_URLS: value });
+        } catch (error) {
+          return (error as Error).message.replace("lookupArai: environment does not meet the worker's contract: ", "");
+        }
+        return "accepted";
+      };
+      const dlq = "https://sqs.us-east-1.amazonaws.com/210987654321/vfid-qa1-us-east-1-on-demand-scoring-sqs-dlq";
+      assert.match(problem("{not json"), /^DEAD_LETTER_QUEUE_URLS: expected a JSON object .*; the value is not JSON$/);
+      assert.match(
+        problem(JSON.stringify([dlq])),
+        /^DEAD_LETTER_QUEUE_URLS: expected a JSON object mapping each source queue ARN/,
+      );
+      assert.match(problem("{}"), /^DEAD_LETTER_QUEUE_URLS: expected at least one source queue$/);
+      assert.match(problem(JSON.stringify({ "on-demand-scoring-sqs": dlq })), /^DEAD_LETTER_QUEUE_URLS\.on-demand-scoring-sqs: /);
+      assert.match(
+        problem(JSON.stringify({ [ON_DEMAND_ARN]: "http://sqs.example.com/q" })),
+        new RegExp(
+          `^DEAD_LETTER_QUEUE_URLS\\.${ON_DEMAND_ARN.replaceAll(".", "\\.")}: expected the dead-letter queue's https URL$`,
+        ),
+      );
+      assert.match(
+        problem(JSON.stringify({ [ACTIVITY_ARN]: dlq })),
+        /^DEAD_LETTER_QUEUE_URLS\.arn:.*acct-activity-sqs\.fifo: a FIFO queue's dead-letter queue is a FIFO queue/,
+      );
+      assert.equal(problem(JSON.stringify({ [ON_DEMAND_ARN]: "http://127.0.0.1:4566/000000000000/dlq" })), "accepted");
+    });
+
     it("lists exactly the access it uses", function () {
       assert.deepEqual(lookupAraiContract.access, {
         dynamodb_fan_records: { actions: ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], on: "the fan-identity table" },
         arai_credentials: { actions: ["secretsmanager:GetSecretValue"], on: "the accounts API credentials secret" },
+        dead_letter_queues: { actions: ["sqs:SendMessage"], on: "the dead-letter queues of the queues it consumes" },
       });
     });
   });

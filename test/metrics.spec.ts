@@ -396,10 +396,13 @@ describe("worker metrics", function () {
       }
     });
 
-    it("counts every record once: received = processed + skipped + failed", function () {
+    it("counts every record once: received = processed + skipped + parked + failed", function () {
       for (const run of runs) {
-        const failed = FAILURE_REASONS.reduce((total, reason) => total + count(run.metrics, "RecordsFailed", { reason }), 0);
-        const outcomes = count(run.metrics, "RecordsProcessed") + count(run.metrics, "RecordsSkipped") + failed;
+        const byReason = (name: string) =>
+          FAILURE_REASONS.reduce((total, reason) => total + count(run.metrics, name, { reason }), 0);
+        const failed = byReason("RecordsFailed");
+        const parked = byReason("RecordsParked");
+        const outcomes = count(run.metrics, "RecordsProcessed") + count(run.metrics, "RecordsSkipped") + parked + failed;
         assert.equal(count(run.metrics, "RecordsReceived"), outcomes, `${run.worker} "${run.label}"`);
       }
     });
@@ -453,9 +456,10 @@ describe("worker metrics", function () {
       assert.deepEqual(records(kafka!), { received: 3, processed: 2, skipped: 1, failed: {} });
     });
 
-    it("lookupArai: the credentials read once, ARAI called per stale fan; ARAI down fails the message as a dependency failure", function () {
-      const [up] = runsOf("lookupArai", "ARAI up");
-      assert.deepEqual(records(up!), { received: 1, processed: 1, skipped: 0, failed: {} });
+    it("lookupArai: the credentials read once, ARAI called per stale fan, an undecodable message parked as invalid; ARAI down fails the message as a dependency failure", function () {
+      const [up] = runsOf("lookupArai", "ARAI up, one message undecodable");
+      assert.deepEqual(records(up!), { received: 2, processed: 1, skipped: 0, failed: {} });
+      assert.equal(count(up!.metrics, "RecordsParked", { reason: "invalid" }), 1);
       assert.deepEqual(calls(up!, "ARAI"), [1, 0, 1]);
       assert.deepEqual(calls(up!, "SecretsManager"), [1, 0, 1]);
       const [down] = runsOf("lookupArai", "ARAI down");

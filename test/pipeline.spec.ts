@@ -35,6 +35,7 @@ type Item = Record<string, unknown>;
 type Handler = (event: unknown) => Promise<{ batchItemFailures: { itemIdentifier: string }[] }>;
 
 const FAN = "gu-a04c77e2";
+const ACTIVITY_QUEUE_ARN = "arn:aws:sqs:us-east-1:210987654321:vfid-qa1-us-east-1-acct-activity-sqs.fifo";
 const MODEL_VERSION = "fan-risk-7";
 
 describe("the scoring pipeline, one activity end to end", function () {
@@ -45,6 +46,7 @@ describe("the scoring pipeline, one activity end to end", function () {
   let model: ModelServer;
   let table: string;
   let queue: string;
+  let deadLetters: string;
   let restore: () => void;
   let workers: { enqueue: Handler; lookup: Handler; score: Handler; rescore: Handler };
   let sequence = 0;
@@ -53,6 +55,7 @@ describe("the scoring pipeline, one activity end to end", function () {
     [dynamo, sqs, model] = await Promise.all([startDynamo(), startSqs(), ModelServer.start()]);
     table = await dynamo.createFanTable();
     queue = await sqs.createQueue("vfid-qa1-us-east-1-acct-activity-sqs.fifo");
+    deadLetters = await sqs.createQueue("vfid-qa1-us-east-1-acct-activity-sqs-dlq.fifo");
     secrets = await startSecrets({
       "arai-credentials": { username: "svc-scoring", password: "pw", clientId: "fan-identity" },
       "model-serving-token": { token: "dapi-pipeline" },
@@ -70,6 +73,7 @@ describe("the scoring pipeline, one activity end to end", function () {
       RESCORE_DELAY_DAYS: "5",
       ARAI_URL_TEMPLATE: `${arai.url}/arai/v1/accounts/{globalUserId}/activity`,
       ARAI_CREDENTIALS_SECRET_ARN: "arai-credentials",
+      DEAD_LETTER_QUEUE_URLS: JSON.stringify({ [ACTIVITY_QUEUE_ARN]: deadLetters }),
       MODEL_URL: model.url(),
       MODEL_VERSION,
       MODEL_TOKEN_SECRET_ARN: "model-serving-token",
@@ -105,7 +109,7 @@ describe("the scoring pipeline, one activity end to end", function () {
       ),
       md5OfBody: message.MD5OfBody!,
       eventSource: "aws:sqs",
-      eventSourceARN: "arn:aws:sqs:us-east-1:210987654321:vfid-qa1-us-east-1-acct-activity-sqs.fifo",
+      eventSourceARN: ACTIVITY_QUEUE_ARN,
       awsRegion: "us-east-1",
     })),
   });
@@ -163,6 +167,7 @@ describe("the scoring pipeline, one activity end to end", function () {
     assert.equal(fresh?.type, "activityData");
     assert.equal(fresh?.araiVersion, 1);
     assert.equal(arai.requests.length, 1);
+    assert.deepEqual(await sqs.drain(deadLetters), [], "nothing parked");
 
     const insert = tableChange("INSERT", FAN, { new: fresh! });
     assert.ok(deliversKinesisRecord(WORKERS.scoreUsers.trigger.filter, insert), "the scoreUsers mapping delivers fresh ARAI");

@@ -7,7 +7,8 @@
  * unrecognisable records reported and left, an import worker's parked S3 event invoked again, and
  * an unknown queue refused with the list. The cases that move work run a dry run first and check
  * that it changed nothing. The failure records are written as Lambda documents them; the dead
- * letters are made by SQS itself, from receives past the queues' maxReceiveCount.
+ * letters are made by SQS itself, from receives past the queues' maxReceiveCount, and by the
+ * parking lookupArai uses (workers/shared/runtime/deadLetters.ts).
  */
 import { strict as assert } from "node:assert";
 import { execFile } from "node:child_process";
@@ -23,11 +24,13 @@ import {
   SendMessageCommand,
   SQSClient,
 } from "@aws-sdk/client-sqs";
+import { Logger } from "@aws-lambda-powertools/logger";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { projectRoot } from "../components/archive";
 import { readWiring, type Wiring } from "../tools/local/wiring";
 import { redrive, type RedriveClients } from "../tools/redrive/run";
 import { UnknownQueueError } from "../tools/redrive/targets";
+import { createDeadLetterParking } from "../workers/shared/runtime/deadLetters";
 import { type BootedSystem, bootLocal } from "./support/localSystem";
 import { fixture } from "./support/fixtures";
 import { operationOf, startProxy } from "./support/http";
@@ -263,6 +266,55 @@ describe("npm run redrive, against the local system", function () {
         back.every((message) => message.Attributes?.MessageDeduplicationId),
         "each message sent with a deduplication id",
       );
+    });
+  });
+
+  describe("a message a worker parked itself", function () {
+    it("goes back to its source queue without parkedBy and parkedReason, with its body, correlation id and group", async function () {
+      const sourceQueue = wiring.queues.find((queue) => queue.name === `${PREFIX}acct-activity-sqs.fifo`)!;
+      const source = queueUrl(sourceQueue.name);
+      const dlq = queueUrl(`${PREFIX}acct-activity-sqs-dlq.fifo`);
+      // The message as the FIFO mapping hands it to lookupArai, parked as lookupArai parks it.
+      const body = '{"globalUserId":"gu-7f3c2a91","source":"kafka","action":"login","at":"not a time"}';
+      const record = {
+        messageId: "0e6c7a4d-1f2b-4c3d-9e8f-7a6b5c4d3e2f",
+        body,
+        attributes: { ApproximateReceiveCount: "1", MessageGroupId: "gu-7f3c2a91" },
+        messageAttributes: {
+          correlationId: { stringValue: "corr-parked", stringListValues: [], binaryListValues: [], dataType: "String" },
+        },
+        eventSourceARN: sourceQueue.arn,
+      };
+      const park = createDeadLetterParking({
+        sqs: sqs(),
+        queueUrls: { [sourceQueue.arn]: dlq },
+        worker: "lookupArai",
+        logger: new Logger({ serviceName: "lookupArai", logLevel: "SILENT" }),
+      });
+      assert.deepEqual(
+        await park([{ record, reason: "activity message is not as expected: at: Invalid ISO datetime", kind: "invalid" }]),
+        [],
+      );
+      assert.equal(await depth(dlq), 1);
+
+      const dry = await run("acct-activity-sqs-dlq.fifo", false);
+      assert.match(
+        dry.output,
+        /would move \S+ \(group gu-7f3c2a91, .*parked by lookupArai, attributes correlationId, parkedBy, parkedReason\)/,
+      );
+      assert.doesNotMatch(dry.output, /Invalid ISO datetime/, "the reason may quote the message: not printed");
+
+      const real = await run("acct-activity-sqs-dlq.fifo", true);
+      assert.deepEqual(
+        real.outcomes.map((outcome) => outcome.action),
+        ["moved"],
+      );
+      const [back, ...more] = await drain(source);
+      assert.deepEqual(more, []);
+      assert.equal(back!.Body, body);
+      assert.equal(back!.Attributes?.MessageGroupId, "gu-7f3c2a91");
+      assert.deepEqual(Object.keys(back!.MessageAttributes ?? {}), ["correlationId"]);
+      assert.equal(back!.MessageAttributes!.correlationId!.StringValue, "corr-parked");
     });
   });
 

@@ -62,7 +62,7 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
     assert.equal(destination.inputs.tableName, `${PREFIX}-fan-identity-table`);
   });
 
-  it("creates the account-activity FIFO queue and the on-demand standard queue, encrypted, each with a dead-letter queue", function () {
+  it("creates the account-activity FIFO queue and the on-demand standard queue, encrypted, each with a dead-letter queue after 3 receives", function () {
     for (const [name, physical, fifo] of [
       ["activity", "acct-activity-sqs.fifo", true],
       ["on-demand", "on-demand-scoring-sqs", false],
@@ -76,7 +76,8 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
       assert.equal(dlq.inputs.sqsManagedSseEnabled, true);
       const redrive = JSON.parse(String(queue.inputs.redrivePolicy)) as { deadLetterTargetArn: string; maxReceiveCount: number };
       assert.equal(redrive.deadLetterTargetArn, dlq.state.arn);
-      assert.ok(redrive.maxReceiveCount >= 1);
+      // One delivery and REQ-007's two retries.
+      assert.equal(redrive.maxReceiveCount, 3);
       const lookupTimeout = Number(fn("lookupArai").inputs.timeout);
       assert.ok(
         Number(queue.inputs.visibilityTimeoutSeconds) >= 6 * lookupTimeout,
@@ -227,8 +228,10 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
     });
   });
 
-  it("grants lookupArai the queues it consumes, the fan records and the ARAI credentials", function () {
+  it("grants lookupArai the queues it consumes, sending to their dead-letter queues only, the fan records and the ARAI credentials", function () {
+    const deadLetterArn = (name: string) => arnOf("aws:sqs/queue:Queue", `scoring-east-${name}-dlq`);
     assert.deepEqual(policies("lookupArai"), {
+      dead_letter_queues: [{ Action: ["sqs:SendMessage"], Resource: [deadLetterArn("activity"), deadLetterArn("on-demand")] }],
       dynamodb_fan_records: [{ Action: ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], Resource: [tableArn()] }],
       arai_credentials: [
         {
@@ -303,6 +306,12 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
       env("lookupArai").ARAI_URL_TEMPLATE,
       "https://accounts.verifiedfan.example.com/arai/v1/accounts/{globalUserId}/activity",
     );
+    // Each queue's messages are parked in that queue's own dead-letter queue.
+    const queueUrl = (name: string) => `https://sqs.us-east-1.amazonaws.com/${ACCOUNT}/${PREFIX}-${name}`;
+    assert.deepEqual(JSON.parse(env("lookupArai").DEAD_LETTER_QUEUE_URLS!), {
+      [queueArn("activity")]: queueUrl("acct-activity-sqs-dlq.fifo"),
+      [queueArn("on-demand")]: queueUrl("on-demand-scoring-sqs-dlq"),
+    });
     assert.equal(
       env("scoreUsers").MODEL_URL,
       "https://dbc-prod.cloud.databricks.com/serving-endpoints/fan-risk-prod1/invocations",

@@ -90,6 +90,8 @@ export interface MetricServices {
   readonly table: string;
   readonly activityQueue: string;
   readonly onDemandQueue: string;
+  /** The dead-letter queues lookupArai parks messages in, by the source queue ARN of the SQS fixtures. */
+  readonly deadLetterQueueUrls: Record<string, string>;
   /** Makes the HTTP stand-ins and Glue answer 503 (true) or as they should (false). */
   failing(down: boolean): void;
   close(): Promise<void>;
@@ -111,10 +113,17 @@ const unavailable: Answer = { status: 503, body: { message: "service unavailable
 export async function startMetricServices(): Promise<MetricServices> {
   const [dynamo, sqs, redis] = await Promise.all([startDynamo(), startSqs(), startRedis()]);
   const table = await dynamo.createFanTable();
-  const [activityQueue, onDemandQueue] = await Promise.all([
+  const [activityQueue, onDemandQueue, activityDeadLetters, onDemandDeadLetters] = await Promise.all([
     sqs.createQueue("acct-activity-sqs.fifo"),
     sqs.createQueue("on-demand-scoring-sqs"),
+    sqs.createQueue("acct-activity-sqs-dlq.fifo"),
+    sqs.createQueue("on-demand-scoring-sqs-dlq"),
   ]);
+  const sourceOf = (name: string) => fixture<{ Records: { eventSourceARN: string }[] }>(name).Records[0]!.eventSourceARN;
+  const deadLetterQueueUrls = {
+    [sourceOf("sqs-account-activity-fifo.json")]: activityDeadLetters,
+    [sourceOf("sqs-on-demand-standard.json")]: onDemandDeadLetters,
+  };
   const signing = await generateKeyPair(DECISION_TOKEN_ALGORITHM, { extractable: true });
   const privateKey = await exportPKCS8(signing.privateKey);
   const documents: Record<string, object> = {
@@ -155,6 +164,7 @@ export async function startMetricServices(): Promise<MetricServices> {
     table,
     activityQueue,
     onDemandQueue,
+    deadLetterQueueUrls,
     failing(down) {
       state.down = down;
       model.answer = down ? () => unavailable : predict;
@@ -222,6 +232,7 @@ export function deployedEnvironment(services: MetricServices, worker: WorkerName
       // Every fan fetched, never fresh from an earlier run.
       ARAI_FRESHNESS_SECONDS: "0",
       ARAI_TIMEOUT_MS: "1000",
+      DEAD_LETTER_QUEUE_URLS: JSON.stringify(services.deadLetterQueueUrls),
     },
     scoreUsers: scoring,
     stagingScoreUsers: scoring,
@@ -307,6 +318,13 @@ export function withUndecodableRecord<T extends { Records: { kinesis: { sequence
 
 type KinesisEvent = { Records: { kinesis: { sequenceNumber: string; data: string } }[] };
 
+/** An SQS message of `template`'s batch whose body is not JSON: a message lookupArai parks as invalid. */
+export function withUndecodableMessage<T extends { Records: { messageId: string; body: string }[] }>(template: T): T {
+  const [first] = template.Records;
+  const broken = { ...first!, messageId: `${first!.messageId.slice(0, -4)}0bad`, body: "not json" };
+  return { ...template, Records: [...template.Records, broken] };
+}
+
 /** Each worker's runs: a real event (with an invalid record where the source is a batch), and a failing call. */
 export async function runEveryWorker(services: MetricServices): Promise<WorkerRun[]> {
   const runs: WorkerRun[] = [];
@@ -345,7 +363,9 @@ export async function runEveryWorker(services: MetricServices): Promise<WorkerRu
   }
   await run("enqueueFromActivityStream", "three records", [fixture("kafka-user-activity.json")]);
 
-  await run("lookupArai", "ARAI up", [fixture("sqs-account-activity-fifo.json")]);
+  await run("lookupArai", "ARAI up, one message undecodable", [
+    withUndecodableMessage(fixture("sqs-account-activity-fifo.json")),
+  ]);
   services.failing(true);
   await run("lookupArai", "ARAI down", [fixture("sqs-account-activity-fifo.json")]);
   services.failing(false);

@@ -2,7 +2,8 @@
  * The environment of a function's local containers: the variables the program sets, with every
  * address pointed at its local stand-in, plus what Lambda adds (region, name, memory, log level,
  * credentials). AWS services are reached through the SDK's service endpoint variables; queue URLs
- * become the local queues'; the outside services' URLs keep their paths on a local origin.
+ * become the local queues', also inside a variable holding a JSON object of them
+ * (DEAD_LETTER_QUEUE_URLS); the outside services' URLs keep their paths on a local origin.
  */
 import type { PlannedFunction } from "./wiring";
 
@@ -34,9 +35,28 @@ export interface LocalEndpoints {
 
 const ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/[^/]+/i;
 
+/** A variable holding a JSON object of strings (DEAD_LETTER_QUEUE_URLS, say), parsed; else undefined. */
+function jsonObjectOf(value: string): Record<string, string> | undefined {
+  if (!value.startsWith("{")) return undefined;
+  try {
+    const parsed = JSON.parse(value) as unknown;
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined;
+    return Object.values(parsed).every((item) => typeof item === "string") ? (parsed as Record<string, string>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function localValue(fn: PlannedFunction, name: string, value: string, endpoints: LocalEndpoints): string {
   const queue = endpoints.queueUrls.get(value);
   if (queue) return queue;
+  // A JSON object of addresses (queue ARN → dead-letter queue URL): each address made local.
+  const object = jsonObjectOf(value);
+  if (object) {
+    return JSON.stringify(
+      Object.fromEntries(Object.entries(object).map(([key, item]) => [key, localValue(fn, name, item, endpoints)])),
+    );
+  }
   if (!ORIGIN.test(value) || NOT_FETCHED.has(name)) return value;
   const service = EXTERNAL_SERVICES[name as keyof typeof EXTERNAL_SERVICES];
   if (!service) {

@@ -4,6 +4,7 @@
  * against what the model should have given, and no fan is scored for activity that is not scored.
  * Pure: the caller reads the table, the failure queue and the dead-letter queues, and passes them in.
  */
+import { PARKED_REASON_ATTRIBUTE } from "../../workers/shared/runtime/deadLetters";
 import type { ExpectedOutcome, SentEvent, SourceRole } from "./traffic/generator";
 import { formatCount, formatTable, reasonGroup } from "./text";
 import type { LocalEvent } from "./types";
@@ -400,4 +401,34 @@ export function parkedFromKinesisFailure(message: unknown, destination?: string)
     ...(destination === undefined ? {} : { destination }),
     range: { first, last, ...(typeof shardId === "string" ? { shardId } : {}) },
   };
+}
+
+/** A dead-letter queue's message as the ledger reads it: its body and its String message attributes. */
+export interface DeadLetterMessage {
+  readonly body?: string;
+  readonly attributes?: Readonly<Record<string, { readonly StringValue?: string } | undefined>>;
+}
+
+/**
+ * The fan a scoring queue's dead-letter message is about, and why it is there: the `parkedReason`
+ * its worker gave when it parked the message itself (workers/shared/runtime/deadLetters.ts), else
+ * `moved after N receives` (SQS moved it, N being the source queue's maxReceiveCount). Undefined
+ * when the body names no fan.
+ */
+export function parkedFromDeadLetter(
+  message: DeadLetterMessage,
+  destination: string,
+  maxReceiveCount: number | undefined,
+): ParkedRecords | undefined {
+  let body: unknown;
+  try {
+    body = JSON.parse(message.body ?? "");
+  } catch {
+    return undefined;
+  }
+  const globalUserId = (body as { globalUserId?: unknown } | null)?.globalUserId;
+  if (typeof globalUserId !== "string") return undefined;
+  const parkedReason = message.attributes?.[PARKED_REASON_ATTRIBUTE]?.StringValue;
+  const reason = parkedReason ?? (maxReceiveCount === undefined ? "moved by SQS" : `moved after ${maxReceiveCount} receives`);
+  return { source: destination, destination, globalUserIds: [globalUserId], reason };
 }

@@ -16,6 +16,7 @@ import { type Figures, createFigures, type FiguresSnapshot } from "./figures";
 import {
   type Ledger,
   type ParkedRecords,
+  parkedFromDeadLetter,
   parkedFromKinesisFailure,
   reconcile,
   type StoredScore,
@@ -116,7 +117,13 @@ async function peekAll(sqs: SQSClient, url: string): Promise<Message[]> {
   const messages: Message[] = [];
   for (;;) {
     const { Messages } = await sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, VisibilityTimeout: 600, WaitTimeSeconds: 0 }),
+      new ReceiveMessageCommand({
+        QueueUrl: url,
+        MaxNumberOfMessages: 10,
+        VisibilityTimeout: 600,
+        WaitTimeSeconds: 0,
+        MessageAttributeNames: ["All"],
+      }),
     );
     if (!Messages?.length) return messages;
     messages.push(...Messages);
@@ -146,6 +153,8 @@ async function parkedRecords(system: LocalSystem, arns: ReadonlySet<string>): Pr
   for (const arn of arns) {
     const queue = system.queues.get(arn);
     if (!queue) continue;
+    // A scoring queue's dead-letter queue: the source queue's redrive policy names it.
+    const source = system.wiring.queues.find((candidate) => candidate.redrive?.deadLetterTargetArn === arn);
     for (const message of await peekAll(system.sqs, queue.url)) {
       let body: unknown;
       try {
@@ -157,12 +166,10 @@ async function parkedRecords(system: LocalSystem, arns: ReadonlySet<string>): Pr
       if (kinesis) parked.push(kinesis);
       else if ((body as { KafkaBatchInfo?: unknown } | undefined)?.KafkaBatchInfo)
         parked.push(...parkedFromKafkaFailure(body, queue.planned.name));
-      else if (typeof (body as { globalUserId?: unknown } | undefined)?.globalUserId === "string") {
-        parked.push({
-          source: queue.planned.name,
-          destination: queue.planned.name,
-          globalUserIds: [(body as { globalUserId: string }).globalUserId],
-        });
+      else {
+        const letter = { body: message.Body, attributes: message.MessageAttributes };
+        const dead = parkedFromDeadLetter(letter, queue.planned.name, source?.redrive?.maxReceiveCount);
+        if (dead) parked.push(dead);
       }
     }
   }

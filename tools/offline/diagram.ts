@@ -62,13 +62,22 @@ export function plannedFlows(planned: readonly PlannedResource[]): Flow[] {
   const functionNames = new Set(functions.map((fn) => String(fn.inputs.name)));
   const workerOf = (name: unknown): FlowNode | undefined =>
     functionNames.has(String(name)) ? { shape: "worker", name: String(name) } : undefined;
-  /** Queues that only receive what a mapping or an asynchronous invocation gave up on. */
+  /**
+   * Queues that only receive what was given up on: a mapping's or an asynchronous invocation's
+   * on-failure destination, and a queue's dead-letter queue (where its consumer parks messages).
+   */
   const failureQueues = new Set(
     planned.flatMap((resource) => {
-      const destination = (
-        resource.inputs as { destinationConfig?: { onFailure?: { destinationArn?: string; destination?: string } } }
-      ).destinationConfig?.onFailure;
-      return destination ? [String(destination.destinationArn ?? destination.destination)] : [];
+      const inputs = resource.inputs as {
+        destinationConfig?: { onFailure?: { destinationArn?: string; destination?: string } };
+        redrivePolicy?: string;
+      };
+      const destination = inputs.destinationConfig?.onFailure;
+      if (destination) return [String(destination.destinationArn ?? destination.destination)];
+      if (resource.type === "aws:sqs/queue:Queue" && typeof inputs.redrivePolicy === "string") {
+        return [String((JSON.parse(inputs.redrivePolicy) as { deadLetterTargetArn?: string }).deadLetterTargetArn)];
+      }
+      return [];
     }),
   );
 
@@ -98,7 +107,7 @@ export function plannedFlows(planned: readonly PlannedResource[]): Flow[] {
           const kinds = statement.Action.map((action) => WRITE_ACTIONS[action]).filter((kind) => kind !== undefined);
           if (kinds.length === 0) continue;
           for (const arn of statement.Resource) {
-            // Failure destinations are drawn dashed: Lambda, not the worker, sends to them.
+            // Failure destinations are drawn dashed: what is sent there was given up on.
             add(source, failureQueues.has(arn) ? "failures" : kinds[0]!, arnNode(arn));
           }
         }

@@ -2,7 +2,8 @@
  * A dead-letter queue's messages back to their source queue, one by one: each is sent to the
  * source with its body and message attributes (and its X-Ray trace header), on a FIFO queue with
  * its message group and a deduplication id, and deleted from the dead-letter queue only once the
- * send succeeded.
+ * send succeeded. A message its worker parked itself goes back without the attributes the parking
+ * added (`parkedBy`, `parkedReason`; workers/shared/runtime/deadLetters.ts).
  *
  * Written here rather than with SQS's own StartMessageMoveTask: that task moves the whole queue in
  * the background and reports counts only, so it can neither print what it does per message nor
@@ -25,6 +26,7 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
+import { PARKED_ATTRIBUTES, PARKED_BY_ATTRIBUTE } from "../../workers/shared/runtime/deadLetters";
 import type { PlannedQueue } from "../local/wiring";
 import { type Handled, type MessageOutcome, readForRedrive } from "./queueReader";
 
@@ -40,12 +42,16 @@ export interface DeadLetterOptions {
   readonly print: (line: string) => void;
 }
 
-/** The message attributes as SendMessage takes them (the value fields that are set). */
+/**
+ * The message attributes as SendMessage takes them (the value fields that are set), without those
+ * a worker added when it parked the message (`parkedBy`, `parkedReason`): back on its source
+ * queue, the message is as its producer sent it.
+ */
 function attributesToSend(message: Message): Record<string, MessageAttributeValue> | undefined {
-  const received = message.MessageAttributes;
-  if (!received || Object.keys(received).length === 0) return undefined;
+  const received = Object.entries(message.MessageAttributes ?? {}).filter(([name]) => !PARKED_ATTRIBUTES.includes(name));
+  if (received.length === 0) return undefined;
   return Object.fromEntries(
-    Object.entries(received).map(([name, value]) => [
+    received.map(([name, value]) => [
       name,
       {
         DataType: value.DataType,
@@ -59,11 +65,14 @@ function attributesToSend(message: Message): Record<string, MessageAttributeValu
 /** What a line says about a message: never its body or attribute values, which may hold personal data. */
 function describe(message: Message): string {
   const system = message.Attributes ?? {};
+  const parkedBy = message.MessageAttributes?.[PARKED_BY_ATTRIBUTE]?.StringValue;
   const parts = [
     system.MessageGroupId ? `group ${system.MessageGroupId}` : undefined,
     `${Buffer.byteLength(message.Body ?? "")} bytes`,
     system.SentTimestamp ? `first sent ${new Date(Number(system.SentTimestamp)).toISOString()}` : undefined,
     system.ApproximateReceiveCount ? `received ${system.ApproximateReceiveCount} times` : undefined,
+    // The worker's name only: the reason may quote what the message held.
+    parkedBy ? `parked by ${parkedBy}` : undefined,
     message.MessageAttributes && Object.keys(message.MessageAttributes).length > 0
       ? `attributes ${Object.keys(message.MessageAttributes).join(", ")}`
       : undefined,

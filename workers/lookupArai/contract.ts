@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { defineContract } from "../shared/runtime/contract";
+import { deadLetterQueueUrlsVariable } from "../shared/runtime/deadLetters";
 import { DEPENDENCIES } from "../shared/runtime/telemetry";
 import { isHttpsUrl, tableNameVariable } from "../shared/runtime/environment";
 
@@ -30,10 +31,16 @@ export const lookupAraiContract = defineContract({
       ARAI_FRESHNESS_SECONDS: z.coerce.number().int().min(0).max(86_400).default(300),
       /** ARAI requests in flight per invocation. */
       ARAI_CONCURRENCY: z.coerce.number().int().min(1).max(50).default(10),
+      /**
+       * `{"<source queue ARN>": "<its dead-letter queue URL>"}` for both queues: where a message that
+       * can never succeed, or failed on its last delivery, is parked (runtime/deadLetters.ts).
+       */
+      DEAD_LETTER_QUEUE_URLS: deadLetterQueueUrlsVariable(),
     }),
   access: {
     dynamodb_fan_records: { actions: ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], on: "the fan-identity table" },
     arai_credentials: { actions: ["secretsmanager:GetSecretValue"], on: "the accounts API credentials secret" },
+    dead_letter_queues: { actions: ["sqs:SendMessage"], on: "the dead-letter queues of the queues it consumes" },
   },
   dependencies: [DEPENDENCIES.arai, DEPENDENCIES.secretsManager],
 });

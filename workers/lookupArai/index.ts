@@ -1,9 +1,17 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { SQSClient } from "@aws-sdk/client-sqs";
 import { type DynamoDBDocumentClient, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { type BatchResponse, partialBatchResponse, type RecordFailure, stopGroupsAtFirstFailure } from "../shared/runtime/batch";
+import {
+  type BatchResponse,
+  partialBatchResponse,
+  type RecordFailure,
+  SQS_MAX_RECEIVE_COUNT,
+  stopGroupsAtFirstFailure,
+} from "../shared/runtime/batch";
 import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
+import { createDeadLetterParking, type ParkRequest } from "../shared/runtime/deadLetters";
 import { batchGetItems, type BatchOptions, createDocumentClient } from "../shared/runtime/dynamo";
 import { loadEnvironment } from "../shared/runtime/environment";
 import { isHttpServiceError } from "../shared/runtime/http";
@@ -11,9 +19,17 @@ import { instrumentHandler } from "../shared/runtime/handler";
 import { createLogger, describeError, type Logger } from "../shared/runtime/logging";
 import { CORRELATION_ID_ATTRIBUTE, createCorrelationRule } from "../shared/runtime/correlation";
 import { createWorkerMetrics, discardedMetrics, failureReasonOf, type WorkerMetrics } from "../shared/runtime/metrics";
-import { decodeJson, decodeWith, messageAttributeString, parseEvent, sqsEventSchema } from "../shared/runtime/records";
+import {
+  decodeJson,
+  decodeWith,
+  messageAttributeString,
+  parseEvent,
+  type SqsRecord,
+  sqsEventSchema,
+} from "../shared/runtime/records";
 import { mapConcurrently } from "../shared/runtime/retry";
 import { createSecretReader } from "../shared/runtime/secrets";
+import type { SendOptions } from "../shared/runtime/sqs";
 import { DEPENDENCIES, type FailureReason } from "../shared/runtime/telemetry";
 import { activityMessageSchema } from "../shared/scoring/activity";
 import { fanKey, KEY, RECORD_TYPES } from "../shared/scoring/table";
@@ -26,14 +42,21 @@ import { trimArai } from "./trim";
 const CREDENTIALS_MAX_AGE_MS = 300_000;
 
 export interface LookupAraiDependencies {
-  readonly env: Pick<LookupAraiEnvironment, "TABLE_NAME" | "ARAI_FRESHNESS_SECONDS" | "ARAI_CONCURRENCY">;
+  readonly env: Pick<
+    LookupAraiEnvironment,
+    "TABLE_NAME" | "ARAI_FRESHNESS_SECONDS" | "ARAI_CONCURRENCY" | "DEAD_LETTER_QUEUE_URLS"
+  >;
   readonly dynamo: DynamoDBDocumentClient;
+  /** Sends the messages it parks to their dead-letter queues. */
+  readonly sqs: SQSClient;
   readonly fetchArai: (globalUserId: string) => Promise<AraiLookup>;
   readonly logger: Logger;
   readonly now?: () => number;
   /** Retries of the fan records DynamoDB leaves unread. */
   readonly readOptions?: BatchOptions;
-  /** Messages received, looked up, skipped and failed. @default none */
+  /** Retries of the messages SQS does not take when parking them. */
+  readonly sendOptions?: Omit<SendOptions, "ordered">;
+  /** Messages received, looked up, skipped, parked and failed. @default none */
   readonly metrics?: WorkerMetrics;
 }
 
@@ -46,10 +69,13 @@ function failureDetails(error: unknown): Record<string, unknown> {
 }
 
 /**
- * The worker with its dependencies passed in. Per batch: decode each message; read the fans'
- * `araiUpdatedAt` in one BatchGetItem; fetch the ARAI of each fan whose stored ARAI is not fresh,
- * once, at most ARAI_CONCURRENCY at a time; write it with one UpdateItem per fan. A failure fails
- * the messages it concerns (and, on a FIFO queue, the rest of their message group), nothing else.
+ * The worker with its dependencies passed in. Per batch: decode each message, and park those that
+ * can never succeed in their queue's dead-letter queue at once; read the fans' `araiUpdatedAt` in
+ * one BatchGetItem; fetch the ARAI of each fan whose stored ARAI is not fresh, once, at most
+ * ARAI_CONCURRENCY at a time; write it with one UpdateItem per fan. A failure fails the messages it
+ * concerns (and, on a FIFO queue, the rest of their message group), nothing else; on a message's
+ * last delivery it parks the message instead, so the rest of its group goes on. A parked message
+ * is done; one that could not be parked is a failure.
  */
 export function createLookupArai(deps: LookupAraiDependencies) {
   const { env, dynamo, logger } = deps;
@@ -60,6 +86,14 @@ export function createLookupArai(deps: LookupAraiDependencies) {
   const correlationOf = createCorrelationRule();
   const table = env.TABLE_NAME;
   const freshnessMs = env.ARAI_FRESHNESS_SECONDS * 1000;
+  const park = createDeadLetterParking({
+    sqs: deps.sqs,
+    queueUrls: env.DEAD_LETTER_QUEUE_URLS,
+    worker: lookupAraiContract.name,
+    logger,
+    metrics,
+    send: deps.sendOptions,
+  });
 
   /**
    * Splits the fans by their stored ARAI: fresh (done), stale or absent (to fetch), or unknown
@@ -162,17 +196,32 @@ export function createLookupArai(deps: LookupAraiDependencies) {
     return "written";
   }
 
+  /**
+   * The messages to park because they failed on their last delivery: each own failure (not one
+   * held back behind another) of a message SQS has delivered SQS_MAX_RECEIVE_COUNT times or more.
+   */
+  function givenUp(failures: readonly RecordFailure[], byId: ReadonlyMap<string, SqsRecord>): ParkRequest[] {
+    return failures.flatMap((failure) => {
+      const record = byId.get(failure.id)!;
+      const deliveries = Number(record.attributes.ApproximateReceiveCount);
+      if (!(deliveries >= SQS_MAX_RECEIVE_COUNT)) return [];
+      const reason = `gave up after ${deliveries} deliveries: ${failure.reason}`;
+      return [{ record, reason, kind: failure.kind ?? "error", correlationId: failure.correlationId }];
+    });
+  }
+
   return async function lookupArai(event: unknown): Promise<BatchResponse> {
     const { Records: records } = parseEvent(eventSchema, event, lookupAraiContract.name, "SQS");
     metrics.received(records.length);
+    const byId = new Map(records.map((record) => [record.messageId, record]));
     // FIFO order is per message group; a standard-queue message has none and stands alone.
     const ordered = records.map((record) => ({
       id: record.messageId,
       group: record.attributes.MessageGroupId ?? `(no group) ${record.messageId}`,
     }));
 
-    const failures: RecordFailure[] = [];
     const decoded: ActivityRecord[] = [];
+    const undecodable: ParkRequest[] = [];
     const correlationIds = new Map<string, string>();
     for (const record of records) {
       // An older producer sends no attribute: the message gets an id made from its messageId and is processed.
@@ -195,13 +244,16 @@ export function createLookupArai(deps: LookupAraiDependencies) {
           source,
           action,
         });
-      } else failures.push({ id: record.messageId, reason: message.reason, kind: "invalid", correlationId });
+      } else undecodable.push({ record, reason: message.reason, kind: "invalid", correlationId });
     }
-    // Messages behind a malformed one in their group are failed regardless: not looked up now.
-    const blocked = new Set(stopGroupsAtFirstFailure(ordered, failures).map((failure) => failure.id));
+    // A message that can never succeed is parked now, before any lookup: parked, it holds up nothing;
+    // one that could not be parked is a failure, and the later messages of its group wait with it.
+    const unparked = await park(undecodable);
+    const blocked = new Set(stopGroupsAtFirstFailure(ordered, unparked).map((failure) => failure.id));
     const fans = fansOf(decoded.filter((record) => !blocked.has(record.id)));
+    const failures: RecordFailure[] = [];
     const fail = (fan: FanLookup, reason: string, kind?: FailureReason) =>
-      failures.push(...fan.messageIds.map((id) => ({ id, reason, kind })));
+      failures.push(...fan.messageIds.map((id) => ({ id, reason, kind, correlationId: correlationIds.get(id) })));
 
     const { stale, fresh } = await byFreshness(fans, fail);
     const outcomes = await mapConcurrently(stale, env.ARAI_CONCURRENCY, async (fan) => {
@@ -210,15 +262,28 @@ export function createLookupArai(deps: LookupAraiDependencies) {
       return outcome;
     });
 
-    const reported = stopGroupsAtFirstFailure(ordered, failures);
+    // Failed on its last delivery: parked now, rather than moved by SQS with the rest of its group.
+    const lastDelivery = givenUp(failures, byId);
+    const unparkedAtLast = await park(lastDelivery);
+    const notParked = new Set([...unparked, ...unparkedAtLast].map((failure) => failure.id));
+    const parkedIds = new Set(
+      [...undecodable, ...lastDelivery].map((request) => request.record.messageId).filter((id) => !notParked.has(id)),
+    );
+    const lastDeliveryIds = new Set(lastDelivery.map((request) => request.record.messageId));
+    // Once parked, a message is done: it neither fails nor holds up its group.
+    const reported = stopGroupsAtFirstFailure(
+      ordered.filter((message) => !parkedIds.has(message.id)),
+      [...unparked, ...failures.filter((failure) => !lastDeliveryIds.has(failure.id)), ...unparkedAtLast],
+    );
     // A fan the accounts service does not know is let go on purpose (logged above): its messages are skipped.
     const failedIds = new Set(reported.map((failure) => failure.id));
     const letGo = stale
       .filter((_fan, index) => outcomes[index] === "unknownFan")
       .flatMap((fan) => fan.messageIds)
       .filter((id) => !failedIds.has(id)).length;
+    const parked = parkedIds.size;
     metrics.skipped(letGo);
-    metrics.processed(records.length - failedIds.size - letGo);
+    metrics.processed(records.length - failedIds.size - letGo - parked);
     logger.info("batch done", {
       messages: records.length,
       fans: fans.length,
@@ -226,6 +291,7 @@ export function createLookupArai(deps: LookupAraiDependencies) {
       fetched: stale.length,
       written: outcomes.filter((outcome) => outcome === "written").length,
       unknownFans: outcomes.filter((outcome) => outcome === "unknownFan").length,
+      parkedMessages: parked,
       failedMessages: reported.length,
     });
     return partialBatchResponse(
@@ -259,6 +325,7 @@ export const lookupArai = defineWorker(lookupAraiContract, () => {
     calls: metrics.calls(DEPENDENCIES.arai),
   });
   const dynamo = createDocumentClient(new DynamoDBClient(awsClientConfig(AWS_CLIENT_BOUNDS.lookup.dynamoDb)));
-  const handler = createLookupArai({ env, dynamo, logger, fetchArai: arai.fetchArai, metrics });
+  const sqs = new SQSClient(awsClientConfig(AWS_CLIENT_BOUNDS.lookup.sqs));
+  const handler = createLookupArai({ env, dynamo, sqs, logger, fetchArai: arai.fetchArai, metrics });
   return instrumentHandler({ logger, metrics }, handler);
 });

@@ -121,19 +121,29 @@ async function receive(options: SqsMappingOptions, stopping: () => boolean): Pro
 /**
  * SQS returns no message of a FIFO group while another of it is in flight; the local SQS does not
  * hold a group back, so the mapping does. A FIFO queue has one poller, batch after batch, and a
- * group with a message that failed is blocked until that message is visible again: messages of
- * the group received meanwhile are put back, to become visible just after it (each such put-back
- * counts as a receive, which SQS would not have made).
+ * group with a message that failed is blocked until that message is visible again: when a failed
+ * message of the group is received again, or the visibility timeout since its receive has passed.
+ * Messages of the group received meanwhile are put back, to become visible just after it (each
+ * such put-back counts as a receive, which SQS would not have made).
  */
 function fifoGroups(options: SqsMappingOptions) {
   const blockedUntil = new Map<string, number>();
+  /** The messages that failed, by the group they block. */
+  const failedOf = new Map<string, Set<string>>();
   let visibilityMs: number | undefined;
   const groupOf = (message: Message) => message.Attributes?.MessageGroupId ?? "";
+  const unblock = (group: string) => {
+    blockedUntil.delete(group);
+    failedOf.delete(group);
+  };
   return {
     /** The messages of unblocked groups; the others are put back. */
     async admit(messages: readonly Message[]): Promise<Message[]> {
       const now = Date.now();
-      for (const [group, until] of blockedUntil) if (until <= now) blockedUntil.delete(group);
+      for (const [group, until] of blockedUntil) if (until <= now) unblock(group);
+      // A failed message received again is visible again: its group goes on (the time alone, taken
+      // after the receive, would hold the group a little past it, costing it a receive).
+      for (const message of messages) if (failedOf.get(groupOf(message))?.has(message.MessageId!)) unblock(groupOf(message));
       const held = messages.filter((message) => blockedUntil.has(groupOf(message)));
       for (let at = 0; at < held.length; at += 10) {
         await options.sqs.send(
@@ -161,6 +171,7 @@ function fifoGroups(options: SqsMappingOptions) {
       for (const message of failed) {
         const group = groupOf(message);
         blockedUntil.set(group, Math.max(blockedUntil.get(group) ?? 0, receivedAt + visibilityMs));
+        failedOf.set(group, (failedOf.get(group) ?? new Set()).add(message.MessageId!));
       }
     },
   };

@@ -72,6 +72,8 @@ export const AWS_CLIENT_BOUNDS = {
   lookup: {
     secretsManager: { connectionTimeoutMs: 500, requestTimeoutMs: 2000, maxAttempts: 3 },
     dynamoDb: { connectionTimeoutMs: 500, requestTimeoutMs: 2000, maxAttempts: 3 },
+    /** Parking poison messages in a dead-letter queue: sendMessages makes three attempts of its own. */
+    sqs: { connectionTimeoutMs: 500, requestTimeoutMs: 1500, maxAttempts: 2 },
   },
   /** scoreUsers and stagingScoreUsers (60 s timeout, Kinesis batches): as lookupArai, for the model token and the writes. */
   scoring: {

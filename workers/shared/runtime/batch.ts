@@ -32,6 +32,24 @@ export interface RecordFailure<Id extends ItemIdentifier = string> {
 }
 
 /**
+ * Receives after which SQS moves a message of a scoring queue to its dead-letter queue (the
+ * redrive policy's `maxReceiveCount`, components/queue.ts): one delivery plus REQ-007's two
+ * retries.
+ *
+ * SQS counts receives, not attempts. A message Lambda's pollers received but could not hand over
+ * (the function throttled) has used a receive without being tried; so has a FIFO message held back
+ * behind a failed one of its group, which the consumer reports failed untried
+ * (stopGroupsAtFirstFailure). Left to SQS alone, the messages behind a message that fails three
+ * times would reach the dead-letter queue with it, untried. So an SQS consumer parks a message
+ * that fails on its last delivery (`ApproximateReceiveCount` at least this) in the dead-letter
+ * queue itself (runtime/deadLetters.ts) and reports it done, and the messages behind it go on
+ * in that same invocation. SQS's own move stays the backstop for what the consumer never answers
+ * for (a crash, a timeout, throttling); the dead-letter queue's alarm and the redrive
+ * (docs/redrive.md) cover those.
+ */
+export const SQS_MAX_RECEIVE_COUNT = 3;
+
+/**
  * An identifier as one string, for maps and for the ids of outgoing messages: Kafka identifiers
  * are objects, compared by value (`<topic>-<partition>@<offset>`; a topic name holds no `@`).
  */

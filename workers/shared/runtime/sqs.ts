@@ -22,8 +22,11 @@ export interface OutgoingMessage {
   readonly groupId?: string;
   /** FIFO queues: SQS drops a second message with this id within five minutes. */
   readonly deduplicationId?: string;
-  /** String message attributes, by name (the correlation id, say). */
-  readonly attributes?: Readonly<Record<string, string>>;
+  /**
+   * Message attributes, by name: a string is a String attribute (the correlation id, say); an
+   * attribute in SQS's own shape is sent as it is (a message's attributes passed on unchanged).
+   */
+  readonly attributes?: Readonly<Record<string, string | MessageAttributeValue>>;
 }
 
 export interface SendOptions {
@@ -46,10 +49,15 @@ export interface SendOutcome {
   readonly calls: number;
 }
 
-/** String attributes in SQS's shape. */
-function stringAttributes(attributes: Readonly<Record<string, string>>): Record<string, MessageAttributeValue> {
+/** Attributes in SQS's shape, strings as String attributes. */
+function messageAttributes(
+  attributes: Readonly<Record<string, string | MessageAttributeValue>>,
+): Record<string, MessageAttributeValue> {
   return Object.fromEntries(
-    Object.entries(attributes).map(([name, value]) => [name, { DataType: "String", StringValue: value }]),
+    Object.entries(attributes).map(([name, value]) => [
+      name,
+      typeof value === "string" ? { DataType: "String", StringValue: value } : value,
+    ]),
   );
 }
 
@@ -72,7 +80,7 @@ export async function sendMessages(
         MessageBody: message.body,
         MessageGroupId: message.groupId,
         MessageDeduplicationId: message.deduplicationId,
-        MessageAttributes: message.attributes && stringAttributes(message.attributes),
+        MessageAttributes: message.attributes && messageAttributes(message.attributes),
       }));
       let retry: typeof pending = [];
       try {
