@@ -59,6 +59,7 @@ export function throttling(options: ThrottlingOptions): TrackedRule<ThrottlingSt
   const throttledAttempt = new Map<string, number>();
   let throttled = 0;
   let retried = 0;
+  let stopped = false;
   return {
     rule(request) {
       const operation = awsOperation(request);
@@ -72,13 +73,14 @@ export function throttling(options: ThrottlingOptions): TrackedRule<ThrottlingSt
       }
       // A call without the SDK's header (not an SDK's) has no retry to spare: its one attempt is its last.
       const last = max === undefined ? attempt >= 1 : attempt >= max;
-      if ((spareLast && last) || !pick()) return undefined;
+      if (stopped || (spareLast && last) || !pick()) return undefined;
       throttled += 1;
       byOperation[operation] = (byOperation[operation] ?? 0) + 1;
       if (call) throttledAttempt.set(call, attempt);
       return { kind: "respond", ...awsError(request.service, "ProvisionedThroughputExceededException", THROTTLED_MESSAGE) };
     },
     stats: () => ({ throttled, byOperation: { ...byOperation }, retried }),
+    stop: () => void (stopped = true),
   };
 }
 
@@ -160,6 +162,7 @@ export function unprocessedItems(options: UnprocessedOptions): TrackedRule<Unpro
   const moved = new Set<string>();
   const sentAgain = new Set<string>();
   const byOperation: Record<string, number> = {};
+  let stopped = false;
   return {
     rule(request): FaultAction | undefined {
       const operation = awsOperation(request);
@@ -169,6 +172,7 @@ export function unprocessedItems(options: UnprocessedOptions): TrackedRule<Unpro
       if (!input || typeof requestItems !== "object" || requestItems === null) return undefined;
       const entries = entriesOf(operation, requestItems);
       for (const entry of entries) if (moved.has(entry.id)) sentAgain.add(entry.id);
+      if (stopped) return undefined;
       const out: Entry[] = [];
       for (const entry of entries) {
         if (out.length >= entries.length - 1) break;
@@ -185,5 +189,6 @@ export function unprocessedItems(options: UnprocessedOptions): TrackedRule<Unpro
       };
     },
     stats: () => ({ moved: moved.size, byOperation: { ...byOperation }, sentAgain: sentAgain.size }),
+    stop: () => void (stopped = true),
   };
 }

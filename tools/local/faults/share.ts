@@ -9,6 +9,12 @@ import type { FaultRule } from "./proxy";
 export interface TrackedRule<Stats> {
   readonly rule: FaultRule;
   stats(): Stats;
+  /**
+   * Ends the fault: from now on every request passes, while the rule, left in place, goes on
+   * tallying what the callers do about the faults already made (a retry sent just after the fault
+   * ended is still seen).
+   */
+  stop(): void;
 }
 
 /**

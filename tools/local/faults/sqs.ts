@@ -19,6 +19,9 @@ export interface SendEntry {
   readonly deduplicationId?: string;
   /** String message attributes by name. */
   readonly attributes: Readonly<Record<string, string>>;
+  /** Its place among the call's entries (from 0), and how many the call has. */
+  readonly index: number;
+  readonly of: number;
 }
 
 export interface FailedEntriesOptions {
@@ -58,7 +61,7 @@ function entryId(entry: SendEntry): string {
   return `body:${createHash("sha256").update(text).digest("hex")}`;
 }
 
-function sendEntry(queueUrl: string, raw: Record<string, unknown>): SendEntry {
+function sendEntry(queueUrl: string, raw: Record<string, unknown>, index: number, of: number): SendEntry {
   const attributes = Object.fromEntries(
     Object.entries((raw.MessageAttributes ?? {}) as Record<string, { StringValue?: unknown }>).flatMap(([name, value]) =>
       typeof value?.StringValue === "string" ? [[name, value.StringValue]] : [],
@@ -70,6 +73,8 @@ function sendEntry(queueUrl: string, raw: Record<string, unknown>): SendEntry {
     ...(typeof raw.MessageGroupId === "string" ? { groupId: raw.MessageGroupId } : {}),
     ...(typeof raw.MessageDeduplicationId === "string" ? { deduplicationId: raw.MessageDeduplicationId } : {}),
     attributes,
+    index,
+    of,
   };
 }
 
@@ -101,6 +106,7 @@ export function failedEntries(options: FailedEntriesOptions): TrackedRule<Failed
   const taken = new Set<string>();
   const pickedBodies: string[] = [];
   let refused = 0;
+  let stopped = false;
   return {
     rule(request): FaultAction | undefined {
       if (awsOperation(request) !== "SendMessageBatch") return undefined;
@@ -110,22 +116,30 @@ export function failedEntries(options: FailedEntriesOptions): TrackedRule<Failed
       const queueUrl = String(input.QueueUrl ?? "");
       const heldGroups = new Set<string>();
       const out: Record<string, unknown>[] = [];
-      for (const candidate of raw) {
-        const entry = sendEntry(queueUrl, candidate);
+      for (const [index, candidate] of raw.entries()) {
+        const entry = sendEntry(queueUrl, candidate, index, raw.length);
         const id = entryId(entry);
         const first = !seen.has(id);
         seen.add(id);
-        if (first && (options.limit === undefined || left.size < options.limit) && (options.accepts?.(entry) ?? true) && pick()) {
+        if (
+          !stopped &&
+          first &&
+          (options.limit === undefined || left.size < options.limit) &&
+          (options.accepts?.(entry) ?? true) &&
+          pick()
+        ) {
           left.set(id, times);
           pickedBodies.push(entry.body);
         }
-        const refusals = left.get(id);
+        const refusals = stopped ? 0 : left.get(id);
         const refuse = (refusals !== undefined && refusals > 0) || (entry.groupId !== undefined && heldGroups.has(entry.groupId));
         if (refuse) {
           if (refusals !== undefined && refusals > 0) left.set(id, refusals - 1);
           if (entry.groupId !== undefined) heldGroups.add(entry.groupId);
           out.push(candidate);
-        } else if (refusals === 0) taken.add(id);
+        } else if (left.has(id)) {
+          if (left.get(id) === 0 || stopped) taken.add(id);
+        }
       }
       if (out.length === 0) return undefined;
       refused += out.length;
@@ -139,5 +153,6 @@ export function failedEntries(options: FailedEntriesOptions): TrackedRule<Failed
       };
     },
     stats: () => ({ picked: left.size, refused, takenAfter: taken.size, pickedBodies: [...pickedBodies] }),
+    stop: () => void (stopped = true),
   };
 }
