@@ -188,8 +188,19 @@ function forward(held: Held, body: Buffer, retried = false): Promise<http.Incomi
   });
 }
 
+export interface FaultProxyOptions {
+  /**
+   * The endpoints to stand in front of; the others are given back as they are. Each proxy is one
+   * more hop, served by the local system's main process, for every call to its service (Kinesis'
+   * pollers make many): a run proxies what its faults need.
+   * @default every endpoint
+   */
+  readonly services?: readonly ProxiedService[];
+}
+
 /** Creates the proxies; each starts when the system wraps an endpoint with `wrapEndpoint`. */
-export function createFaultProxies(): FaultProxies {
+export function createFaultProxies(options: FaultProxyOptions = {}): FaultProxies {
+  const proxied = (service: ProxiedService) => options.services === undefined || options.services.includes(service);
   const rules = new Map<ProxiedService, FaultRule>();
   const tallies = new Map<ProxiedService, { seen: number; faulted: number; retried: number }>();
   const hanging = new Map<ProxiedService, Set<() => void>>();
@@ -298,6 +309,7 @@ export function createFaultProxies(): FaultProxies {
 
   return {
     async wrapEndpoint(service, url) {
+      if (!proxied(service)) return url;
       const hop: Hop = {
         service,
         target: new URL(url),
@@ -311,6 +323,9 @@ export function createFaultProxies(): FaultProxies {
       return `http://${hop.host}`;
     },
     set(service, rule) {
+      if (rule && !proxied(service)) {
+        throw new Error(`no fault proxy stands in front of ${service}: these proxies serve ${options.services!.join(", ")}`);
+      }
       if (rule) rules.set(service, rule);
       else rules.delete(service);
       release(service);
