@@ -1,13 +1,15 @@
 /**
- * The end-to-end bench's view at the wire: a recording proxy (tools/local/wire.ts) in front of
- * every service the scoring path calls, put there through runLocal's `wrapEndpoint`. Each proxy
- * counts the calls by operation, with their times, and follows each fan through the path by what
- * the calls carry: the activity message sent to the queue and received from it, the ARAI fetched,
- * the ARAI written to the table and its change record put on the stream and read from it, the
- * model call and the score written.
+ * The end-to-end bench's view at the wire: the local system's fault proxies (tools/local/faults)
+ * in front of every service the scoring path calls, put there through runLocal's `wrapEndpoint`,
+ * each with a rule that faults nothing and watches every call. The calls are counted by
+ * operation, with their times, and each fan is followed through the path by what the calls carry:
+ * the activity message sent to the queue and received from it, the ARAI fetched, the ARAI written
+ * to the table and its change record put on the stream and read from it, the model call and the
+ * score written.
  */
+import { awsOperation } from "../tools/local/faults/awsJson";
+import { createFaultProxies, type ProxiedRequest } from "../tools/local/faults/proxy";
 import type { EndpointName, WrapEndpoint } from "../tools/local/types";
-import { operationOf, type RecordedRequest, startProxy, type WireServer } from "../tools/local/wire";
 
 /** Where a fan's activity is on the way to its score, in path order. */
 export const MARKS = [
@@ -51,10 +53,10 @@ const parse = (text: string): Json | undefined => {
 };
 
 /** The operation a call is counted under: the AWS operation (the score write apart), or the HTTP call. */
-function operationName(service: EndpointName, request: RecordedRequest): string {
-  if (service === "accounts") return /\/arai\//.test(request.url) ? "GET ARAI" : `${request.method} other`;
-  if (service === "modelServing") return /\/invocations$/.test(request.url) ? "POST invocations" : `${request.method} other`;
-  const operation = operationOf(request) ?? "unknown";
+function operationName(service: EndpointName, request: ProxiedRequest): string {
+  if (service === "accounts") return /\/arai\//.test(request.path) ? "GET ARAI" : `${request.method} other`;
+  if (service === "modelServing") return /\/invocations$/.test(request.path) ? "POST invocations" : `${request.method} other`;
+  const operation = awsOperation(request) ?? "unknown";
   if (operation === "UpdateItem" && request.body.includes('":score_type"')) return "UpdateItem (score)";
   return operation;
 }
@@ -73,9 +75,9 @@ function activityDataFans(records: unknown): string[] {
 }
 
 /** What a request and its answer say about fans on the way. */
-function follow(trace: WireTrace, service: EndpointName, operation: string, request: RecordedRequest) {
+function follow(trace: WireTrace, service: EndpointName, operation: string, request: ProxiedRequest) {
   const now = Date.now();
-  const body = service === "accounts" ? undefined : parse(request.body);
+  const body = service === "accounts" ? undefined : parse(request.body.toString("utf8"));
   if (service === "sqs" && operation === "SendMessageBatch") {
     for (const entry of (body?.Entries ?? []) as { MessageBody?: string }[]) {
       const fan = parse(entry.MessageBody ?? "")?.globalUserId;
@@ -83,11 +85,11 @@ function follow(trace: WireTrace, service: EndpointName, operation: string, requ
     }
   }
   if (service === "accounts" && operation === "GET ARAI") {
-    const fan = /\/accounts\/([^/]+)\//.exec(request.url)?.[1];
+    const fan = /\/accounts\/([^/]+)\//.exec(request.path)?.[1];
     if (fan) trace.mark(decodeURIComponent(fan), "araiFetched", now);
   }
-  if (service === "modelServing" && !/-staging\//.test(request.url)) {
-    const records = (parse(request.body)?.dataframe_records ?? []) as { globalUserId?: string }[];
+  if (service === "modelServing" && !/-staging\//.test(request.path)) {
+    const records = (body?.dataframe_records ?? []) as { globalUserId?: string }[];
     for (const record of records) if (record.globalUserId) trace.mark(record.globalUserId, "modelCalled", now);
   }
   const fan = (body?.Key as { userId?: { S?: string } } | undefined)?.userId?.S;
@@ -108,9 +110,12 @@ function follow(trace: WireTrace, service: EndpointName, operation: string, requ
   };
 }
 
-/** A trace whose `wrap` puts a recording proxy in front of each endpoint it is given. */
+/** The services the trace watches: every one the local system lets a proxy stand in front of. */
+const SERVICES: readonly EndpointName[] = ["dynamodb", "kinesis", "sqs", "table", "accounts", "modelServing"];
+
+/** A trace whose `wrap` puts a watching proxy in front of each endpoint it is given. */
 export function createWireTrace(): WireTrace {
-  const servers: WireServer[] = [];
+  const proxies = createFaultProxies();
   const calls: WireCall[] = [];
   const modelRecords: number[] = [];
   const marks = new Map<string, Partial<Record<Mark, number>>>();
@@ -122,34 +127,19 @@ export function createWireTrace(): WireTrace {
       const fanMarks = marks.get(fan) ?? marks.set(fan, {}).get(fan)!;
       if (fanMarks[mark] === undefined) fanMarks[mark] = at;
     },
-    async wrap(service, url) {
-      const target = new URL(url).host;
-      const holder: { server?: WireServer; host?: string } = {};
-      const server = await startProxy(url, (request) => {
-        // The proxy keeps every request it forwards; the tallies here are all this needs.
-        if (holder.server && holder.server.requests.length > 100) holder.server.requests.length = 0;
-        const operation = operationName(service, request);
-        calls.push({ service, operation, at: Date.now() });
-        if (service === "modelServing" && operation === "POST invocations") {
-          modelRecords.push(((parse(request.body)?.dataframe_records ?? []) as unknown[]).length);
-        }
-        const answered = follow(trace, service, operation, request);
-        return {
-          rewriteAnswer: (answer) => {
-            answered(answer);
-            // Queue URLs name the service's own host: the workers are to keep coming through here.
-            return service === "sqs" ? answer.split(target).join(holder.host!) : answer;
-          },
-        };
-      });
-      holder.server = server;
-      holder.host = new URL(server.url).host;
-      servers.push(server);
-      return server.url;
-    },
-    async close() {
-      await Promise.all(servers.map((server) => server.close()));
-    },
+    wrap: proxies.wrapEndpoint,
+    close: () => proxies.close(),
   };
+  for (const service of SERVICES) {
+    proxies.set(service, (request) => {
+      const operation = operationName(service, request);
+      calls.push({ service, operation, at: Date.now() });
+      if (service === "modelServing" && operation === "POST invocations") {
+        modelRecords.push(((parse(request.body.toString("utf8"))?.dataframe_records ?? []) as unknown[]).length);
+      }
+      const answered = follow(trace, service, operation, request);
+      return { kind: "pass", onAnswer: (answer) => answered(answer.body.toString()) };
+    });
+  }
   return trace;
 }

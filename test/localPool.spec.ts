@@ -2,7 +2,8 @@
  * The Lambda emulation's function pool (tools/local/lambda/pool.ts) with tiny hand-written
  * archives: results as JSON, errors in Lambda's shape, a cold start only on a container's first
  * invocation, concurrency capped, the timeout ending the container, a container killed
- * mid-invocation, the containers' output reported line by line, and no process left after close.
+ * mid-invocation (by hand, or asked of the pool: at once, or at a log line), the containers'
+ * output reported line by line, and no process left after close.
  */
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -54,6 +55,11 @@ const HANDLERS = {
     return "logged";
   };`,
   exits: `exports.handler = async () => { process.exit(3); };`,
+  /** Its last act before answering is a log line. */
+  lastLine: `exports.handler = async (event) => {
+    console.log(JSON.stringify({ level: "INFO", message: "side effect done", fan: event.fan }));
+    return "answered";
+  };`,
   noHandler: `exports.other = async () => 1;`,
 };
 
@@ -206,6 +212,36 @@ describe("the local function pool", function () {
     const next = await gated.invoke({ dir, n: 2 });
     assert.equal(next.error, undefined);
     assert.equal(next.coldStart, true);
+  });
+
+  it("kills the container of the next invocation once it holds the event, when asked to", async function () {
+    const { pool: echo } = pool("echo");
+    const kill = echo.killDuringInvocation();
+    const outcome = await echo.invoke({ n: 1 });
+    assert.equal(outcome.error?.kind, "crash");
+    assert.equal(await kill.killed, outcome.requestId);
+    assert.equal(kill.cancel(), false, "a kill done cannot be withdrawn");
+    const next = await echo.invoke({ n: 2 });
+    assert.equal(next.error, undefined);
+    assert.equal(next.coldStart, true);
+  });
+
+  it("kills at the first log line the kill waits for, even one written just before the answer; an invocation without it is left alone", async function () {
+    const { pool: logging, of } = pool("lastLine");
+    const kill = logging.killDuringInvocation((line) => line.message === "side effect done" && line.fan === "gu-b");
+    const first = await logging.invoke({ fan: "gu-a" });
+    assert.deepEqual([first.error, first.result], [undefined, "answered"]);
+    const second = await logging.invoke({ fan: "gu-b" });
+    assert.equal(second.error?.kind, "crash", "the invocation that wrote the line died with its container");
+    assert.equal(await kill.killed, second.requestId);
+    assert.ok(
+      of("log").some((event) => event.line.fan === "gu-b"),
+      "the line was reported",
+    );
+    const withdrawn = logging.killDuringInvocation(() => true);
+    assert.equal(withdrawn.cancel(), true);
+    const third = await logging.invoke({ fan: "gu-c" });
+    assert.deepEqual([third.error, third.result], [undefined, "answered"]);
   });
 
   it("reports a handler that exits the process as a crash", async function () {

@@ -235,13 +235,9 @@ describe("the local system", function () {
         workers: ["enqueueFromActivityStream", "lookupArai", "scoreUsers"],
       });
       try {
-        const killOnFirstDelivery = async (worker: string) => {
-          await until(`a batch for ${worker}`, () => deliveredTo(booted, worker).length > 0);
-          const pool = [...booted.system.pools.values()].find((candidate) => candidate.fn.worker === worker)!;
-          await until(`${worker}'s container`, () => pool.processes().length > 0);
-          // Still starting (a cold start takes hundreds of milliseconds): its batch is in flight.
-          pool.processes()[0]!.kill("SIGKILL");
-        };
+        // Each function's first invocation has its container killed once it holds the batch.
+        const killOnFirstDelivery = (worker: string) =>
+          [...booted.system.pools.values()].find((candidate) => candidate.fn.worker === worker)!.killDuringInvocation().killed;
         const fans = Array.from({ length: 30 }, (_, index) => `fan-kill-${index}`);
         for (const fan of fans) booted.standIns.accounts.recordActivity(fan, { action: "login", at: new Date().toISOString() });
         const killed = Promise.all([killOnFirstDelivery("enqueueFromActivityStream"), killOnFirstDelivery("scoreUsers")]);

@@ -511,6 +511,27 @@ describe("lookupArai", function () {
       assert.equal((await fanRecord("gu-fresh"))?.araiVersion, 4);
     });
 
+    it("leaves a fresh ARAI stored by another invocation after the batch read the record: fetched, not written again", async function () {
+      const fan = "gu-5e0d8c13";
+      await putFanRecord(scoredFan(fan, 3600));
+      // The fan's activity on the other queue, in another invocation, stores a fresh ARAI while this one fetches.
+      const meanwhile = { ...scoredFan(fan, 0), type: "activityData", araiVersion: 5, arai: { globalUserId: fan, other: true } };
+      behaviour.set(fan, async () => {
+        await putFanRecord(meanwhile);
+        return { body: araiOf(fan) };
+      });
+      dynamo.proxy.requests.length = 0;
+      const { response, logs } = await worker()(fifoEvent([{ fan }]));
+
+      assert.deepEqual(response, { batchItemFailures: [] });
+      assert.equal(apiRequestsFor(fan), 1);
+      assert.deepEqual(dynamoCalls(), { BatchGetItem: 1, PutItem: 1, UpdateItem: 1 });
+      assert.deepEqual(await fanRecord(fan), meanwhile, "the other invocation's write stands, araiVersion not incremented");
+      assert.ok(logs.some((line) => line.message === "ARAI stored meanwhile by another invocation; fetched, not written"));
+      const summary = logs.find((line) => line.message === "batch done")!;
+      assert.deepEqual([summary.written, summary.storedMeanwhile, summary.failedMessages], [0, 1, 0]);
+    });
+
     it("increments araiVersion with every write, and leaves score fields written by someone else alone", async function () {
       const fan = "gu-7f3c2a91";
       let clock = NOW;

@@ -87,7 +87,7 @@ function inputStreams(wiring: Wiring): Partial<Record<KinesisRole, string>> {
 }
 
 /** The queues Lambda or SQS park records in: on-failure destinations and dead-letter queues. */
-function parkingQueues(wiring: Wiring): Set<string> {
+export function parkingQueues(wiring: Wiring): Set<string> {
   return new Set([
     ...wiring.mappings.flatMap((mapping) => (mapping.kind !== "sqs" && mapping.onFailureArn ? [mapping.onFailureArn] : [])),
     ...wiring.queues.flatMap((queue) => (queue.redrive ? [queue.redrive.deadLetterTargetArn] : [])),
@@ -208,7 +208,7 @@ function scoringEndpoint(wiring: Wiring): string {
 }
 
 /** Waits until nothing is in flight for a while (sources, queues, invocations, webhooks); false on timeout. */
-async function drain(running: RunningSystem, scoringQueues: readonly string[], timeoutMs: number): Promise<boolean> {
+export async function drain(running: RunningSystem, scoringQueues: readonly string[], timeoutMs: number): Promise<boolean> {
   const { system, standIns, figures } = running;
   const until = Date.now() + timeoutMs;
   let quietSince = Date.now();
@@ -228,7 +228,11 @@ async function drain(running: RunningSystem, scoringQueues: readonly string[], t
   return false;
 }
 
-async function reconcileRun(running: RunningSystem, failures: readonly WorkerFailure[], parking: ReadonlySet<string>) {
+/**
+ * The ledger of what `running.generator` sent, from the scores the table holds and what the
+ * parking queues hold, and the fans whose stored score is older than the ARAI they hold.
+ */
+export async function reconcileRun(running: RunningSystem, failures: readonly WorkerFailure[], parking: ReadonlySet<string>) {
   const { system, generator } = running;
   const table = system.wiring.tables[0]!;
   const items = await storedScores(system.standIns.dynamodbUrl, table.name);
@@ -361,7 +365,17 @@ export async function runLocal(options: RunOptions): Promise<RunOutcome> {
   }
 }
 
-async function startTraffic(system: LocalSystem, standIns: LocalStandIns, figures: Figures, options: RunOptions, report: Report) {
+/**
+ * A traffic generator for the system as `options` say (rate, mix, fans, seed), its fans known to
+ * the accounts service and their ARM grades in Redis; another seed gives another population.
+ */
+export async function startTraffic(
+  system: LocalSystem,
+  standIns: LocalStandIns,
+  figures: Figures,
+  options: RunOptions,
+  report: Report,
+): Promise<RunningSystem> {
   const generator = createGenerator({
     rate: options.rate,
     badRate: options.badRate,

@@ -22,7 +22,7 @@ import { createQueues, createStreams, type LocalQueue, streamNames } from "./res
 import { type AsyncInvoker, createAsyncInvoker, s3Notification } from "./sources/asyncInvoke";
 import { createKafkaLog, type KafkaLog, startKafkaMapping } from "./sources/kafka";
 import { type RunningMapping, startKinesisMapping } from "./sources/kinesis";
-import { startSqsMapping } from "./sources/sqs";
+import { createDuplicateDeliveries, type DuplicateDeliveries, startSqsMapping } from "./sources/sqs";
 import { freePort } from "./services/redis";
 import type { Report, WrapEndpoint } from "./types";
 import { type Mapping, nameOfArn, type PlannedFunction, readWiring, type StreamMapping, type Wiring } from "./wiring";
@@ -102,6 +102,8 @@ export interface LocalSystem {
   notifyS3(bucketArn: string, key: string): Promise<void>;
   /** Records read from sources and not yet done, plus asynchronous invocations in progress. */
   pending(): number;
+  /** The SQS mappings' switch for delivering a share of standard queues' messages twice (off). */
+  readonly duplicateDeliveries: DuplicateDeliveries;
   stop(): Promise<void>;
 }
 
@@ -172,6 +174,7 @@ interface MappingContext {
   readonly sqs: SQSClient;
   readonly kafka?: KafkaLog;
   readonly sendFailure: (destinationArn: string, record: object) => Promise<void>;
+  readonly duplicates: DuplicateDeliveries;
 }
 
 async function startMapping(mapping: Mapping, context: MappingContext, options: LocalSystemOptions): Promise<RunningMapping> {
@@ -181,7 +184,14 @@ async function startMapping(mapping: Mapping, context: MappingContext, options: 
   if (mapping.kind === "sqs") {
     const queue = context.queues.get(mapping.queueArn);
     if (!queue) throw new Error(`mapping ${mapping.name}: queue ${mapping.queueArn} is not planned`);
-    return startSqsMapping({ ...common, mapping, sqs: context.sqs, queueUrl: queue.url, pollers: options.sqsPollers ?? 2 });
+    return startSqsMapping({
+      ...common,
+      mapping,
+      sqs: context.sqs,
+      queueUrl: queue.url,
+      pollers: options.sqsPollers ?? 2,
+      duplicates: context.duplicates,
+    });
   }
   if (mapping.kind === "kafka") {
     return startKafkaMapping({ ...common, mapping, log: context.kafka!, sendFailure: context.sendFailure });
@@ -259,7 +269,8 @@ async function assemble(wiring: Wiring, options: LocalSystemOptions): Promise<Lo
   };
   const kafkaMapping = wiring.mappings.find((mapping): mapping is StreamMapping => mapping.kind === "kafka");
   const kafka = kafkaMapping?.topic ? createKafkaLog(kafkaMapping.topic, options.partitions ?? 4) : undefined;
-  const context: MappingContext = { wiring, pools, queues, kinesis: aws.kinesis, sqs: aws.sqs, kafka, sendFailure };
+  const duplicates = createDuplicateDeliveries();
+  const context: MappingContext = { wiring, pools, queues, kinesis: aws.kinesis, sqs: aws.sqs, kafka, sendFailure, duplicates };
   const mappings: RunningMapping[] = [];
   if (options.mappings !== false) {
     for (const mapping of wiring.mappings) mappings.push(await startMapping(mapping, context, options));
@@ -318,6 +329,7 @@ async function assemble(wiring: Wiring, options: LocalSystemOptions): Promise<Lo
         }),
       );
     },
+    duplicateDeliveries: duplicates,
     pending: () =>
       mappings.reduce((sum, mapping) => sum + mapping.pending(), 0) +
       [...asyncInvokers.values()].reduce((sum, invoker) => sum + invoker.pending(), 0),

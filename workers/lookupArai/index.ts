@@ -135,8 +135,14 @@ export function createLookupArai(deps: LookupAraiDependencies) {
     return { stale, fresh };
   }
 
-  /** Fetches and writes one fan's ARAI; says why not when it could not. */
-  async function refresh(fan: FanLookup): Promise<"written" | "unknownFan" | { failed: string; kind: FailureReason }> {
+  /**
+   * Fetches and writes one fan's ARAI; says why not when it could not. The write is conditioned on
+   * the stored ARAI being stale still: another invocation (the fan's activity on the other queue)
+   * may have stored a fresh one since the batch read it, and that one stands.
+   */
+  async function refresh(
+    fan: FanLookup,
+  ): Promise<"written" | "storedMeanwhile" | "unknownFan" | { failed: string; kind: FailureReason }> {
     const { globalUserId, correlationIds } = fan;
     let lookup: AraiLookup;
     try {
@@ -167,7 +173,8 @@ export function createLookupArai(deps: LookupAraiDependencies) {
     if (Object.values(trimmed.dropped).some((count) => count > 0)) {
       logger.debug("ARAI trimmed", { globalUserId, correlationIds, bytes: trimmed.bytes, dropped: trimmed.dropped });
     }
-    const stamp = new Date(now()).toISOString();
+    const nowMs = now();
+    const stamp = new Date(nowMs).toISOString();
     try {
       await dynamo.send(
         new UpdateCommand({
@@ -176,6 +183,9 @@ export function createLookupArai(deps: LookupAraiDependencies) {
           // Score fields are never touched: scoreUsers writes them, conditioned on araiVersion.
           UpdateExpression:
             "SET #type = :activityData, globalUserId = :g, arai = :arai, araiUpdatedAt = :now, lastActivity = :latest, dateUpdated = :now ADD araiVersion :one",
+          // Stale as isFresh says: no stamp, one a window old or more, one a window ahead or more, or not a stamp.
+          ConditionExpression:
+            "attribute_not_exists(araiUpdatedAt) OR araiUpdatedAt <= :staleFrom OR araiUpdatedAt >= :aheadFrom OR NOT attribute_type(araiUpdatedAt, :string)",
           ExpressionAttributeNames: { "#type": "type" },
           ExpressionAttributeValues: {
             ":activityData": RECORD_TYPES.activityData,
@@ -184,10 +194,18 @@ export function createLookupArai(deps: LookupAraiDependencies) {
             ":now": stamp,
             ":latest": lastActivityOf(fan.latest, fan.latestCorrelationId),
             ":one": 1,
+            ":staleFrom": new Date(nowMs - freshnessMs).toISOString(),
+            ":aheadFrom": new Date(nowMs + freshnessMs).toISOString(),
+            ":string": "S",
           },
         }),
       );
     } catch (error) {
+      if ((error as Error).name === "ConditionalCheckFailedException") {
+        // Not a failure: a fresh ARAI is there, written by another invocation after this batch read the record.
+        logger.info("ARAI stored meanwhile by another invocation; fetched, not written", { globalUserId, correlationIds });
+        return "storedMeanwhile";
+      }
       const reason = `UpdateItem on ${table} failed: ${(error as Error).name}: ${(error as Error).message}`;
       logger.error("ARAI not written", { globalUserId, correlationIds, table, error: describeError(error) });
       return { failed: reason, kind: failureReasonOf(error) };
@@ -290,6 +308,7 @@ export function createLookupArai(deps: LookupAraiDependencies) {
       fresh,
       fetched: stale.length,
       written: outcomes.filter((outcome) => outcome === "written").length,
+      storedMeanwhile: outcomes.filter((outcome) => outcome === "storedMeanwhile").length,
       unknownFans: outcomes.filter((outcome) => outcome === "unknownFan").length,
       parkedMessages: parked,
       failedMessages: reported.length,

@@ -3,8 +3,12 @@
  * function's environment. It loads the archive's `__index.js` once (the cold start), then runs
  * each invocation the pool sends over IPC, one at a time, as the Node.js runtime does, and
  * answers with the handler's result or its error in Lambda's shape. It exits with the pool.
+ * Before each answer it writes an end mark on stdout and stderr (INVOCATION_END), so the pool
+ * can tell it has read every line the invocation wrote: the two streams and the IPC channel are
+ * read apart.
  */
 import * as path from "node:path";
+import { INVOCATION_END } from "./endMark";
 
 type Handler = (event: unknown, context: unknown) => Promise<unknown>;
 
@@ -30,6 +34,13 @@ export interface LambdaError {
 }
 
 const send = (message: ContainerMessage) => process.send?.(message);
+
+/** Ends the invocation's output, then answers. Writes to pipes are synchronous on Linux and macOS: the marks are out first. */
+function answer(request: ContainerRequest, message: ContainerMessage): void {
+  process.stdout.write(`${INVOCATION_END}${request.requestId}\n`);
+  process.stderr.write(`${INVOCATION_END}${request.requestId}\n`);
+  send(message);
+}
 
 function lambdaError(error: unknown): LambdaError {
   if (error instanceof Error) {
@@ -72,8 +83,12 @@ function main(): void {
       .then(
         // A result goes back as JSON, as Lambda serializes it.
         (result) =>
-          send({ type: "result", id: request.id, result: result === undefined ? null : JSON.parse(JSON.stringify(result)) }),
-        (error: unknown) => send({ type: "error", id: request.id, error: lambdaError(error) }),
+          answer(request, {
+            type: "result",
+            id: request.id,
+            result: result === undefined ? null : JSON.parse(JSON.stringify(result)),
+          }),
+        (error: unknown) => answer(request, { type: "error", id: request.id, error: lambdaError(error) }),
       );
   });
   // The pool gone, the container goes too.

@@ -5,7 +5,8 @@
  * message stays on the queue, becomes visible again after the queue's visibility timeout, and
  * after the redrive policy's maxReceiveCount receives moves to the dead-letter queue (the local
  * SQS does that, as SQS does). On a FIFO queue each group is processed in order while groups run
- * side by side (see fifoGroups).
+ * side by side (see fifoGroups). On demand (a drill's fault), a standard queue's messages are
+ * delivered twice, as SQS's at-least-once delivery may (see DuplicateDeliveries).
  */
 import {
   ChangeMessageVisibilityBatchCommand,
@@ -32,6 +33,42 @@ export interface SqsMappingOptions {
   readonly pollers: number;
   /** How long a poller that found the queue empty waits before asking again. @default 100 */
   readonly idleMs?: number;
+  /** The switch for delivering messages twice. @default none: each message once */
+  readonly duplicates?: DuplicateDeliveries;
+}
+
+/**
+ * At-least-once delivery, on demand: SQS may deliver a standard queue's message more than once
+ * (a copy missed by the delete comes back). With a share set, that share of the messages a
+ * standard queue's function completed is made visible again instead of deleted, each message at
+ * most once, and is delivered again: same message id and body, a new receipt handle, a receive
+ * count one higher. FIFO queues are left alone: SQS delivers their messages once.
+ */
+export interface DuplicateDeliveries {
+  /** Share (0..1) of completed messages delivered a second time; 0 (the default) delivers each once. */
+  share: number;
+  /** Ids of the messages delivered a second time so far. */
+  readonly duplicated: ReadonlySet<string>;
+  /** Whether the completed message `id` is to be delivered again (and counts it if so). */
+  take(id: string): boolean;
+}
+
+/** A switch for one system's SQS mappings, off. */
+export function createDuplicateDeliveries(): DuplicateDeliveries {
+  const duplicated = new Set<string>();
+  let completed = 0;
+  return {
+    share: 0,
+    duplicated,
+    take(id) {
+      if (this.share <= 0 || duplicated.has(id)) return false;
+      // Evenly spread: the n-th completed message is taken when ⌊(n+1)·share⌋ > ⌊n·share⌋.
+      const picked = Math.floor((completed + 1) * this.share) > Math.floor(completed * this.share);
+      completed += 1;
+      if (picked) duplicated.add(id);
+      return picked;
+    },
+  };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -193,11 +230,25 @@ export function startSqsMapping(options: SqsMappingOptions): RunningMapping {
       report({ kind: "delivered", mapping: mapping.name, count: messages.length });
       const outcome = await options.invoke(sqsEvent(options, messages));
       const done = succeeded(mapping, messages, outcome);
-      if (done.length > 0) {
+      const again = fifo ? [] : done.filter((message) => options.duplicates?.take(message.MessageId!));
+      const deleted = done.filter((message) => !again.includes(message));
+      if (deleted.length > 0) {
         await sqs.send(
           new DeleteMessageBatchCommand({
             QueueUrl: options.queueUrl,
-            Entries: done.map((message, index) => ({ Id: `m${index}`, ReceiptHandle: message.ReceiptHandle! })),
+            Entries: deleted.map((message, index) => ({ Id: `m${index}`, ReceiptHandle: message.ReceiptHandle! })),
+          }),
+        );
+      }
+      if (again.length > 0) {
+        await sqs.send(
+          new ChangeMessageVisibilityBatchCommand({
+            QueueUrl: options.queueUrl,
+            Entries: again.map((message, index) => ({
+              Id: `d${index}`,
+              ReceiptHandle: message.ReceiptHandle!,
+              VisibilityTimeout: 0,
+            })),
           }),
         );
       }

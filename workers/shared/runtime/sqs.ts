@@ -14,6 +14,9 @@ import { backoffDelay, chunk, mapConcurrently, sleep } from "./retry";
 /** SQS takes at most ten messages per SendMessageBatch. */
 export const SQS_BATCH_LIMIT = 10;
 
+/** Attempts per message when the caller gives none: the first and REQ-007's two retries. */
+export const SEND_ATTEMPTS = 3;
+
 export interface OutgoingMessage {
   /** Identifies the message in the outcome (the producing record's id, say). */
   readonly id: string;
@@ -30,7 +33,7 @@ export interface OutgoingMessage {
 }
 
 export interface SendOptions {
-  /** Attempts per message, the first included. @default 3 */
+  /** Attempts per message, the first included. @default SEND_ATTEMPTS */
   readonly attempts?: number;
   /** @default 50 */
   readonly baseDelayMs?: number;
@@ -68,7 +71,7 @@ export async function sendMessages(
   messages: readonly OutgoingMessage[],
   options: SendOptions = {},
 ): Promise<SendOutcome> {
-  const attempts = options.attempts ?? 3;
+  const attempts = options.attempts ?? SEND_ATTEMPTS;
   const failed: { id: string; reason: string }[] = [];
   let calls = 0;
 
