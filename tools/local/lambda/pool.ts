@@ -27,6 +27,12 @@ export interface FunctionPool {
   invoke(event: unknown): Promise<InvokeOutcome>;
   /** The container processes alive now (for drills that kill one). */
   processes(): ChildProcess[];
+  /**
+   * Ends the containers not running an invocation, as Lambda recycles idle containers: the next
+   * invocation starts a new one, with nothing cached (a drill that needs a cold cache). Resolves
+   * with how many were ended, once they are gone.
+   */
+  recycle(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -187,6 +193,20 @@ export function createFunctionPool(options: PoolOptions): FunctionPool {
       return { ...outcome, coldStart, ms };
     },
     processes: () => [...containers].filter((container) => !container.dead).map((container) => container.child),
+    async recycle() {
+      const idle = [...containers].filter((container) => !container.busy && !container.dead);
+      await Promise.all(
+        idle.map(
+          (container) =>
+            new Promise<void>((resolve) => {
+              container.dead = true;
+              container.child.once("exit", () => resolve());
+              container.child.kill("SIGKILL");
+            }),
+        ),
+      );
+      return idle.length;
+    },
     async close() {
       closed = true;
       const exits = [...containers].map(
