@@ -325,6 +325,45 @@ describe("the local system's traffic", function () {
     });
   });
 
+  describe("a drill's traffic", function () {
+    it("comes from fans of its own prefix, and puts a producer's extra fields in every payload", async function () {
+      const extraFields = { producerRevision: 7, routing: { lane: "blue" } };
+      const { generator, sinks } = generatorWith({ fanPrefix: "drill-x-", extraFields, badRate: 0 });
+      assert.ok(generator.fans.every((fan) => /^drill-x-[0-9a-f]{8}$/.test(fan)));
+      await generator.tick(500);
+      await generator.flush();
+      const sent = generator.sent();
+      assert.ok(sent.length > 500);
+      for (const event of sent) {
+        assert.ok(event.globalUserId?.startsWith("drill-x-"), event.kind);
+        const entry =
+          event.source === "kafka"
+            ? sinks.kafka.get(`${event.id.target}-${event.id.partition}@${event.id.offset}`)!.value!
+            : sinks.kinesis.get(`${event.id.target}/${event.id.sequenceNumber}`)!.data;
+        const payload = JSON.parse(entry.toString("utf8")) as Record<string, unknown>;
+        assert.deepEqual([payload.producerRevision, payload.routing], [7, { lane: "blue" }], event.kind);
+      }
+    });
+
+    it("turns bad from the next event drawn when the bad rate changes, and good again", async function () {
+      const { generator } = generatorWith({ badRate: 0 });
+      await generator.tick(200);
+      generator.setBadRate(1);
+      await generator.tick(400);
+      generator.setBadRate(0);
+      await generator.tick(600);
+      await generator.flush();
+      const bad = (from: number, to: number) =>
+        generator
+          .sent()
+          .filter((event) => event.seq >= from && event.seq < to)
+          .map((event) => event.kind.startsWith("bad "));
+      assert.ok(bad(0, 400).every((isBad) => !isBad));
+      assert.ok(bad(400, 800).every((isBad) => isBad));
+      assert.ok(bad(800, 1200).every((isBad) => !isBad));
+    });
+  });
+
   describe("fans", function () {
     it("are a seed's population, a share of them unknown to the accounts service and never expected scored", async function () {
       const population = fanPopulation("spec", 1000, 0.05);

@@ -55,6 +55,31 @@ function appsyncApiId(wiring: Wiring): string {
   return grant?.sourceArn?.split("/").at(-1) ?? "localgraphqlapi";
 }
 
+/**
+ * The event AppSync hands its Lambda authoriser for a request to `field` carrying `headers`
+ * (their `authorization` is the token), as the gateway sends it.
+ */
+export function authorizerEvent(
+  wiring: Wiring,
+  accountId: string,
+  field: string,
+  headers: Readonly<Record<string, string>>,
+  requestId: string,
+) {
+  return {
+    authorizationToken: headers.authorization ?? "",
+    requestContext: {
+      apiId: appsyncApiId(wiring),
+      accountId,
+      requestId,
+      queryString: `query { ${field} }`,
+      operationName: field,
+      variables: {},
+    },
+    requestHeaders: headers,
+  };
+}
+
 async function graphql(options: GatewayOptions, field: string, request: http.IncomingMessage, text: string): Promise<Answer> {
   const { wiring } = options;
   const resolver = wiring.functions.find(
@@ -72,18 +97,10 @@ async function graphql(options: GatewayOptions, field: string, request: http.Inc
   const requestId = randomUUID();
   let resolverContext: unknown = {};
   if (options.authorizer) {
-    const authorized = await options.invoke(options.authorizer, {
-      authorizationToken: headers.authorization ?? "",
-      requestContext: {
-        apiId: appsyncApiId(wiring),
-        accountId: options.accountId,
-        requestId,
-        queryString: `query { ${field} }`,
-        operationName: field,
-        variables: {},
-      },
-      requestHeaders: headers,
-    });
+    const authorized = await options.invoke(
+      options.authorizer,
+      authorizerEvent(wiring, options.accountId, field, headers, requestId),
+    );
     const verdict = authorized.result as { isAuthorized?: unknown; resolverContext?: unknown } | undefined;
     if (authorized.error || verdict?.isAuthorized !== true) {
       return json(401, {

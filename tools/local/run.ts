@@ -2,7 +2,10 @@
  * A run of the local system: plan the stack, bring the system up, drive traffic through it,
  * show the figures, and, for a bounded run, wait until everything in flight is done, reconcile
  * every input in a ledger and print the summary. `npm start` and the end-to-end tests both run
- * through here.
+ * through here. The parts are exported for runs of another shape (the fault drills,
+ * tools/local/drills): `startSession` brings the system up once, `createTraffic` makes a
+ * generator on its inputs, `drain` waits for what is in flight, `readParked` and
+ * `reconcileEvents` account for what a generator sent.
  */
 import { PutRecordsCommand } from "@aws-sdk/client-kinesis";
 import { GetQueueAttributesCommand, type Message, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
@@ -26,15 +29,38 @@ import { expectedScore } from "./services/modelServing";
 import { type LocalStandIns, startStandIns } from "./standIns";
 import { type LocalSystem, startLocalSystem } from "./system";
 import type { TableChange } from "./table/streamingDestination";
-import { createGenerator, type Generator, type GeneratorOptions } from "./traffic/generator";
+import { createGenerator, type Generator, type GeneratorOptions, type SentEvent } from "./traffic/generator";
 import type { KinesisRole } from "./traffic/payloads";
 import type { LocalEvent, Report, WrapEndpoint } from "./types";
 import { nameOfArn, type Wiring } from "./wiring";
 
-export interface RunOptions {
+/** What a session of the local system is brought up with (every run's). */
+export interface SessionOptions {
   readonly resources: readonly RecordedResource[];
   readonly accountId: string;
   readonly dataDir: string;
+  readonly clockSpeed?: number;
+  readonly signingKeyId?: string;
+  /** Sees every event as it happens (tests). */
+  readonly onEvent?: Report;
+  /** Sees every change record the table writes to its stream. */
+  readonly onTableChanges?: (records: readonly TableChange[]) => void;
+  /** Puts something in front of the services (a benchmark's counting proxy; system.ts, standIns.ts). @default none */
+  readonly wrapEndpoint?: WrapEndpoint;
+  /** Shards per Kinesis stream, partitions of the Kafka topic. */
+  readonly shards?: number;
+  readonly partitions?: number;
+  /** Wait before each Persona webhook. @default 1000 */
+  readonly webhookDelayMs?: number;
+}
+
+/** What a generator on the session's inputs sends (see `GeneratorOptions`). */
+export type TrafficOptions = Pick<
+  GeneratorOptions,
+  "rate" | "badRate" | "mix" | "fans" | "seed" | "fanPrefix" | "extraFields" | "unknownFanShare" | "bursts"
+>;
+
+export interface RunOptions extends SessionOptions {
   /** Stop sending after this long, then drain and reconcile; without it, run until `signal` aborts. */
   readonly durationMs?: number;
   readonly rate: number;
@@ -43,22 +69,13 @@ export interface RunOptions {
   readonly mix?: GeneratorOptions["mix"];
   readonly fans?: number;
   readonly seed?: number | string;
-  readonly clockSpeed?: number;
-  readonly signingKeyId?: string;
   readonly signal?: AbortSignal;
   /** Where the panel goes; none: no panel. */
   readonly output?: NodeJS.WriteStream;
   /** Longest wait for the system to finish what is in flight after a bounded run. @default 300000 */
   readonly drainTimeoutMs?: number;
-  /** Sees every event as it happens (tests). */
-  readonly onEvent?: Report;
   /** Called once the system is up, before traffic starts (tests drive it from here). */
   readonly onStarted?: (system: RunningSystem) => void | Promise<void>;
-  /** Puts something in front of the services (a benchmark's counting proxy; system.ts, standIns.ts). @default none */
-  readonly wrapEndpoint?: WrapEndpoint;
-  /** Shards per Kinesis stream, partitions of the Kafka topic. */
-  readonly shards?: number;
-  readonly partitions?: number;
 }
 
 export interface RunningSystem {
@@ -66,6 +83,23 @@ export interface RunningSystem {
   readonly standIns: LocalStandIns;
   readonly generator: Generator;
   readonly figures: Figures;
+}
+
+/** The local system brought up once, for one run or a sequence of them (the drills). */
+export interface RunSession {
+  readonly system: LocalSystem;
+  readonly standIns: LocalStandIns;
+  readonly figures: Figures;
+  /** The queues records are parked in: mappings' on-failure destinations and dead-letter queues, by ARN. */
+  readonly parking: ReadonlySet<string>;
+  /** The other queues (the scoring queues), by ARN. */
+  readonly scoringQueues: readonly string[];
+  /** Every `record failed` line the workers have written so far. */
+  readonly failures: readonly WorkerFailure[];
+  /** A traffic generator on the system's inputs; its unknown fans forgotten by the accounts service, its fans' ARM grades seeded. */
+  createTraffic(options: TrafficOptions): Promise<Generator>;
+  /** Ends everything the session started. */
+  stop(): Promise<void>;
 }
 
 export interface RunResult {
@@ -123,6 +157,7 @@ async function peekAll(sqs: SQSClient, url: string): Promise<Message[]> {
         VisibilityTimeout: 600,
         WaitTimeSeconds: 0,
         MessageAttributeNames: ["All"],
+        MessageSystemAttributeNames: ["SentTimestamp"],
       }),
     );
     if (!Messages?.length) return messages;
@@ -147,15 +182,34 @@ function parkedFromKafkaFailure(message: unknown, destination: string): ParkedRe
   });
 }
 
+/** A message a failure destination or dead-letter queue holds: what it names, and when it was sent there. */
+export interface ParkedMessage {
+  readonly messageId: string;
+  /** Epoch ms (SQS's SentTimestamp). */
+  readonly sentAt?: number;
+  readonly parked: readonly ParkedRecords[];
+}
+
 /** What the failure destinations and dead-letter queues hold. */
 async function parkedRecords(system: LocalSystem, arns: ReadonlySet<string>): Promise<ParkedRecords[]> {
-  const parked: ParkedRecords[] = [];
+  return (await readParked(system, arns)).flatMap((message) => message.parked);
+}
+
+/**
+ * Reads every message of the queues (`arns`), each with what it names. A message read is not
+ * seen again for ten minutes: a caller reading more than once keeps what it read.
+ */
+export async function readParked(system: LocalSystem, arns: ReadonlySet<string>): Promise<ParkedMessage[]> {
+  const messages: ParkedMessage[] = [];
   for (const arn of arns) {
     const queue = system.queues.get(arn);
     if (!queue) continue;
     // A scoring queue's dead-letter queue: the source queue's redrive policy names it.
     const source = system.wiring.queues.find((candidate) => candidate.redrive?.deadLetterTargetArn === arn);
     for (const message of await peekAll(system.sqs, queue.url)) {
+      const parked: ParkedRecords[] = [];
+      const sentAt = Number(message.Attributes?.SentTimestamp);
+      messages.push({ messageId: message.MessageId ?? "", ...(Number.isFinite(sentAt) ? { sentAt } : {}), parked });
       let body: unknown;
       try {
         body = JSON.parse(message.Body ?? "");
@@ -173,7 +227,7 @@ async function parkedRecords(system: LocalSystem, arns: ReadonlySet<string>): Pr
       }
     }
   }
-  return parked;
+  return messages;
 }
 
 interface FanItem {
@@ -202,13 +256,21 @@ async function storedScores(url: string, table: string): Promise<Map<string, Fan
 }
 
 /** The model-serving endpoint scoreUsers calls (`/serving-endpoints/<name>/invocations`). */
-function scoringEndpoint(wiring: Wiring): string {
+export function scoringEndpoint(wiring: Wiring): string {
   const url = wiring.functions.find((fn) => fn.worker === "scoreUsers")?.variables.MODEL_URL ?? "";
   return /\/serving-endpoints\/([^/]+)\//.exec(url)?.[1] ?? "";
 }
 
-/** Waits until nothing is in flight for a while (sources, queues, invocations, webhooks); false on timeout. */
-export async function drain(running: RunningSystem, scoringQueues: readonly string[], timeoutMs: number): Promise<boolean> {
+/**
+ * Waits until nothing is in flight for `quietMs` (sources, queues, invocations), then for the
+ * webhooks Persona has scheduled; false on timeout.
+ */
+export async function drain(
+  running: Pick<RunningSystem, "system" | "standIns" | "figures">,
+  scoringQueues: readonly string[],
+  timeoutMs: number,
+  quietMs = 3000,
+): Promise<boolean> {
   const { system, standIns, figures } = running;
   const until = Date.now() + timeoutMs;
   let quietSince = Date.now();
@@ -220,7 +282,7 @@ export async function drain(running: RunningSystem, scoringQueues: readonly stri
     const busy = system.pending() > 0 || Object.values(depths).some((depth) => depth > 0) || invocations !== lastInvocations;
     lastInvocations = invocations;
     if (busy) quietSince = Date.now();
-    else if (Date.now() - quietSince >= 3000) {
+    else if (Date.now() - quietSince >= quietMs) {
       await standIns.persona.idle();
       return true;
     }
@@ -229,30 +291,35 @@ export async function drain(running: RunningSystem, scoringQueues: readonly stri
 }
 
 /**
- * The ledger of what `running.generator` sent, from the scores the table holds and what the
- * parking queues hold, and the fans whose stored score is older than the ARAI they hold.
+ * The ledger of the events `sent`, from what the table holds now, the records `parked` and the
+ * workers' `failures`; and the fans among them whose stored score is older than their ARAI.
  */
-export async function reconcileRun(running: RunningSystem, failures: readonly WorkerFailure[], parking: ReadonlySet<string>) {
-  const { system, generator } = running;
+export async function reconcileEvents(
+  system: LocalSystem,
+  sent: readonly SentEvent[],
+  parked: readonly ParkedRecords[],
+  failures: readonly WorkerFailure[],
+): Promise<{ ledger: Ledger; staleScores: string[] }> {
   const table = system.wiring.tables[0]!;
   const items = await storedScores(system.standIns.dynamodbUrl, table.name);
   const endpoint = scoringEndpoint(system.wiring);
   const scores = new Map<string, StoredScore>(
     [...items].map(([fan, item]) => [fan, { ...item, score: item.score ?? Number.NaN }]),
   );
+  const fans = new Set(sent.flatMap((event) => (event.globalUserId === undefined ? [] : [event.globalUserId])));
   const ledger = reconcile({
-    sent: generator.sent(),
+    sent,
     scores,
     // The score must be the model's for the ARAI the fan record holds now: its latest.
     expectedScore: (fan) => {
       const item = items.get(fan);
       return item && item.scoredAraiVersion === item.araiVersion ? expectedScore(item.arai, endpoint) : undefined;
     },
-    parked: await parkedRecords(system, parking),
+    parked,
     workerFailures: failures,
   });
   const stale = [...items.values()]
-    .filter((item) => item.scoredAraiVersion !== item.araiVersion)
+    .filter((item) => fans.has(item.globalUserId) && item.scoredAraiVersion !== item.araiVersion)
     .map((item) => item.globalUserId);
   return { ledger, staleScores: stale };
 }
@@ -297,8 +364,11 @@ function recordSources(wiring: Wiring): Map<string, string> {
   return sources;
 }
 
-/** Runs the system as the options say; resolves with the figures (and, for a bounded run, the ledger) once it is all stopped. */
-export async function runLocal(options: RunOptions): Promise<RunOutcome> {
+/**
+ * Brings the local system up for a run (or a sequence of runs): the AWS services, the stand-ins,
+ * every function and mapping, and the figures fed by what it reports. Nothing is sent yet.
+ */
+export async function startSession(options: SessionOptions): Promise<RunSession> {
   const failures: WorkerFailure[] = [];
   let figures: Figures | undefined;
   let labels = new Map<string, string>();
@@ -334,7 +404,11 @@ export async function runLocal(options: RunOptions): Promise<RunOutcome> {
         resources: options.resources,
         clockSpeed: options.clockSpeed,
         signingKeyId: options.signingKeyId,
-        onTableChanges: (records) => figures && tapTableChanges(figures)(records),
+        webhookDelayMs: options.webhookDelayMs,
+        onTableChanges: (records) => {
+          options.onTableChanges?.(records);
+          if (figures) tapTableChanges(figures)(records);
+        },
         wrapEndpoint: options.wrapEndpoint,
       }));
     },
@@ -345,17 +419,35 @@ export async function runLocal(options: RunOptions): Promise<RunOutcome> {
     queueDepths: () => queueDepths(system, parking),
     functionOf: (mapping) => labelOfMapping.get(mapping),
   });
-  const running = await startTraffic(system, standIns!, figures, options, report);
+  const session: RunSession = {
+    system,
+    standIns: standIns!,
+    figures,
+    parking,
+    scoringQueues: [...system.queues.keys()].filter((arn) => !parking.has(arn)),
+    failures,
+    createTraffic: (traffic) => createTraffic(session, traffic, report),
+    stop: () => system.stop(),
+  };
+  return session;
+}
+
+/** Runs the system as the options say; resolves with the figures (and, for a bounded run, the ledger) once it is all stopped. */
+export async function runLocal(options: RunOptions): Promise<RunOutcome> {
+  const session = await startSession(options);
+  const { system, figures } = session;
   let display: Display | undefined;
   try {
+    const running: RunningSystem = { ...session, generator: await session.createTraffic(options) };
     await options.onStarted?.(running);
     display = options.output ? createDisplay({ figures, stream: options.output, durationMs: options.durationMs }) : undefined;
     await running.generator.run({ durationMs: options.durationMs, signal: options.signal });
     if (options.durationMs === undefined || options.signal?.aborted) return { figures: figures.snapshot() };
-    const scoringQueues = [...system.queues.keys()].filter((arn) => !parking.has(arn));
-    const drained = await drain(running, scoringQueues, options.drainTimeoutMs ?? 300_000);
+    const drained = await drain(running, session.scoringQueues, options.drainTimeoutMs ?? 300_000);
     await figures.refresh();
-    return { figures: figures.snapshot(), ...(await reconcileRun(running, failures, parking)), drained };
+    const parked = await parkedRecords(system, session.parking);
+    const reconciled = await reconcileEvents(system, running.generator.sent(), parked, session.failures);
+    return { figures: figures.snapshot(), ...reconciled, drained };
   } finally {
     if (display) {
       await figures.refresh().catch(() => {});
@@ -365,23 +457,19 @@ export async function runLocal(options: RunOptions): Promise<RunOutcome> {
   }
 }
 
-/**
- * A traffic generator for the system as `options` say (rate, mix, fans, seed), its fans known to
- * the accounts service and their ARM grades in Redis; another seed gives another population.
- */
-export async function startTraffic(
-  system: LocalSystem,
-  standIns: LocalStandIns,
-  figures: Figures,
-  options: RunOptions,
-  report: Report,
-): Promise<RunningSystem> {
+/** A generator on the session's inputs, its fans known (or not) to the accounts service and their ARM grades seeded. */
+async function createTraffic(session: RunSession, options: TrafficOptions, report: Report): Promise<Generator> {
+  const { system, standIns, figures } = session;
   const generator = createGenerator({
     rate: options.rate,
     badRate: options.badRate,
     mix: options.mix,
     fans: options.fans,
     seed: options.seed,
+    fanPrefix: options.fanPrefix,
+    extraFields: options.extraFields,
+    unknownFanShare: options.unknownFanShare,
+    bursts: options.bursts,
     kafkaTopic: system.kafka?.topic,
     streams: inputStreams(system.wiring),
     report,
@@ -410,5 +498,5 @@ export async function startTraffic(
   });
   for (const fan of generator.unknownFans) standIns.accounts.forget(fan);
   await standIns.redis.seedArmGrades(generator.fans);
-  return { system, standIns, generator, figures };
+  return generator;
 }

@@ -1,11 +1,13 @@
 /**
  * npm start -- [--stack qa1] [--duration <s>] [--rate <events/s>] [--bad-rate <0..1>] [--fans <n>]
  *              [--clock-speed <x>] [--seed <s>] [--data-dir <dir>] [--keep] [--json <file>]
+ * npm start -- --drill <name> | all | list  [--stack qa1] [--seed <s>] [--data-dir <dir>] [--keep] [--json <file>]
  *
  * The whole system, locally, wired from the stack's offline plan: every worker's real archive
  * against local services, traffic through every input, and the figures live. Runs until Ctrl-C,
  * or for `--duration` seconds, then waits for what is in flight, reconciles every input and
- * prints the summary. Everything it started is stopped when it ends.
+ * prints the summary. With `--drill`, runs fault drills on it instead (tools/local/drills) and
+ * prints each one's report; exits 1 if one failed. Everything it started is stopped when it ends.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -13,6 +15,10 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { PROJECT } from "../../stacks/config";
 import { planStack } from "../offline/planStack";
+import { DRILLS, drillsNamed } from "./drills/catalogue";
+import { drillReportsJson, drillSummaryLine, renderDrillReport } from "./drills/report";
+import { startDrillRunner } from "./drills/runner";
+import type { DrillReport } from "./drills/types";
 import { ledgerJson, renderLedger } from "./ledger";
 import { ensureRedisServer } from "./prerequisites";
 import { stopAll } from "./processes";
@@ -29,7 +35,9 @@ const USAGE = `usage: npm start -- [options]
   --seed <s>            seed of the traffic (default 1)
   --data-dir <dir>      where archives, logs and state go (default: a new temporary directory)
   --keep                keep the data directory
-  --json <file>         write the final figures (and the ledger) to this file`;
+  --json <file>         write the final figures (and the ledger) to this file; with --drill, the reports
+  --drill <name>        run a fault drill instead of free traffic (all: every drill; list: their names);
+                        prints each drill's report, exits 1 if one failed (see docs/local-system.md#fault-drills)`;
 
 function number(values: Record<string, unknown>, key: string, fallback: number, check: (n: number) => boolean): number {
   const text = values[key];
@@ -54,9 +62,18 @@ function parse() {
       "data-dir": { type: "string" },
       keep: { type: "boolean", default: false },
       json: { type: "string" },
+      drill: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
+  if (values.drill !== undefined) {
+    // The drills size their own traffic; a run's traffic options have no meaning for them.
+    const ignored = ["duration", "rate", "bad-rate", "fans", "clock-speed"].filter(
+      (key) => values[key as keyof typeof values] !== undefined,
+    );
+    if (ignored.length > 0)
+      throw new UsageError(`--drill sets its own traffic: --${ignored.join(", --")} cannot be given with it`);
+  }
   return {
     help: values.help === true,
     stack: values.stack!,
@@ -69,6 +86,7 @@ function parse() {
     dataDir: values["data-dir"],
     keep: values.keep === true,
     json: values.json,
+    drill: values.drill,
   };
 }
 
@@ -89,9 +107,50 @@ async function writeCredentials(
   return file;
 }
 
+/** `--drill NAME` (or `all`): the drills on the system booted once; 1 if one failed. */
+async function runDrills(
+  args: ReturnType<typeof parse>,
+  plan: { resources: Parameters<typeof startDrillRunner>[0]["resources"]; accountId: string; signingKeyId?: string },
+  dataDir: string,
+): Promise<number> {
+  const drills = drillsNamed(args.drill!);
+  const runner = await startDrillRunner({
+    resources: plan.resources,
+    accountId: plan.accountId,
+    dataDir,
+    signingKeyId: plan.signingKeyId,
+    seed: args.seed,
+    progress: (line) => console.error(line),
+  });
+  const reports: DrillReport[] = [];
+  try {
+    for (const drill of drills) {
+      const report = await runner.run(drill);
+      reports.push(report);
+      console.log(renderDrillReport(report));
+    }
+  } finally {
+    await runner.stop();
+  }
+  if (reports.length > 1) console.log(reports.map(drillSummaryLine).join("\n"));
+  if (args.json) fs.writeFileSync(args.json, `${drillReportsJson(reports)}\n`);
+  return reports.every((report) => report.ok) ? 0 : 1;
+}
+
 async function main(): Promise<number> {
   const args = parse();
   if (args.help) return (console.log(USAGE), 0);
+  if (args.drill === "list") {
+    for (const drill of DRILLS) console.log(`${drill.name.padEnd(22)} ${drill.summary}`);
+    return 0;
+  }
+  if (args.drill !== undefined) {
+    try {
+      drillsNamed(args.drill);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
   await ensureRedisServer({ log: (line) => console.error(line) });
   console.error(`Planning ${args.stack} offline…`);
   const { stackFile, run } = await planStack(args.stack);
@@ -101,6 +160,20 @@ async function main(): Promise<number> {
     ? path.resolve(args.dataDir)
     : fs.mkdtempSync(path.join(os.tmpdir(), `fan-identity-${args.stack}-`));
   const idv = JSON.parse(stackFile.values[`${PROJECT}:idv`] ?? "{}") as { signingKeyId?: string };
+  const accountId = stackFile.values[`${PROJECT}:accountId`] ?? "000000000000";
+  if (args.drill !== undefined) {
+    console.error(`Starting the local system for drills (data in ${dataDir})…`);
+    // A drill is not interrupted half-way with its fault left in place: Ctrl-C ends everything.
+    const onDrillSignal = () => void stopAll().finally(() => process.exit(130));
+    process.once("SIGINT", onDrillSignal).once("SIGTERM", onDrillSignal);
+    try {
+      return await runDrills(args, { resources: run.resources, accountId, signingKeyId: idv.signingKeyId }, dataDir);
+    } finally {
+      await stopAll();
+      if (!args.keep) fs.rmSync(dataDir, { recursive: true, force: true });
+      else console.error(`Kept ${dataDir}`);
+    }
+  }
   const abort = new AbortController();
   const onSignal = () => (abort.signal.aborted ? process.exit(130) : abort.abort());
   process.on("SIGINT", onSignal).on("SIGTERM", onSignal);
@@ -108,7 +181,7 @@ async function main(): Promise<number> {
   try {
     const outcome = await runLocal({
       resources: run.resources,
-      accountId: stackFile.values[`${PROJECT}:accountId`] ?? "000000000000",
+      accountId,
       dataDir,
       durationMs: args.durationMs,
       rate: args.rate,

@@ -21,7 +21,7 @@ import { failedEntries, type FailedEntriesStats, type SendEntry } from "../fault
 import type { TrackedRule } from "../faults/share";
 import type { PendingKill } from "../lambda/pool";
 import type { RunningSystem } from "../run";
-import type { Drill, DrillContext } from "./types";
+import type { Drill, DrillContext, FaultHits } from "./types";
 
 type LogLine = Record<string, unknown>;
 
@@ -98,9 +98,11 @@ const byOperation = (counts: Readonly<Record<string, number>>) =>
 
 /** A drill whose state lives from its `inject` to its `verify`. */
 function drill<State>(
-  definition: Omit<Drill, "inject" | "verify"> & {
+  definition: Omit<Drill, "inject" | "verify" | "hits"> & {
     inject(context: DrillContext): Promise<{ state: State; clear: () => Promise<void> }>;
     verify(context: DrillContext, state: State): Promise<string[]>;
+    /** How hard the fault bit, from the drill's own tallies. */
+    hits(state: State): FaultHits;
   },
 ): Drill {
   let state: State | undefined;
@@ -112,6 +114,9 @@ function drill<State>(
       const injected = await definition.inject(context);
       state = injected.state;
       return injected.clear;
+    },
+    async hits() {
+      return state === undefined ? { faulted: 0 } : definition.hits(state);
     },
     async verify(context) {
       if (state === undefined) return [`${definition.name}: verified before its fault was put in place`];
@@ -138,6 +143,10 @@ const dynamodbThrottling = drill<TrackedRule<ThrottlingStats>>({
         throttle.stop();
       },
     };
+  },
+  hits(throttle) {
+    const { throttled, retried } = throttle.stats();
+    return { faulted: throttled, retries: retried };
   },
   async verify({ log, faults }, throttle) {
     faults.set("table", undefined);
@@ -170,6 +179,10 @@ const dynamodbUnprocessed = drill<TrackedRule<UnprocessedStats>>({
         unprocessed.stop();
       },
     };
+  },
+  hits(unprocessed) {
+    const { moved, sentAgain } = unprocessed.stats();
+    return { faulted: moved, retries: sentAgain };
   },
   async verify({ log, faults }, unprocessed) {
     faults.set("table", undefined);
@@ -244,6 +257,11 @@ const sqsBatchFailedEntries = drill<FailedEntriesState>({
       },
     };
   },
+  hits(state) {
+    const once = state.once.stats();
+    const again = state.untilRedelivered.stats();
+    return { faulted: once.picked + again.picked, retries: once.takenAfter + again.takenAfter };
+  },
   async verify({ log, faults }, state) {
     faults.set("sqs", undefined);
     const once = state.once.stats();
@@ -306,6 +324,9 @@ const workerKilledMidBatch = drill<KilledState>({
       },
     };
   },
+  hits({ kills }) {
+    return { faulted: kills.filter((kill) => kill.requestId !== undefined).length };
+  },
   async verify({ log }, { kills }) {
     const done = kills.filter((kill) => kill.requestId !== undefined);
     log(`killed ${done.map((kill) => `${kill.worker} (request ${kill.requestId})`).join(", ") || "nothing"}`);
@@ -354,6 +375,10 @@ const duplicateDeliveries = drill<DuplicatesState>({
         partial.stop();
       },
     };
+  },
+  hits({ partial }) {
+    const stats = partial.stats();
+    return { faulted: stats.picked, retries: stats.takenAfter };
   },
   async verify({ log, running, faults }, { partial, received: receivedLines, enqueued }) {
     faults.set("sqs", undefined);

@@ -10,6 +10,8 @@ import type { Ledger } from "../ledger";
 import type { RunningSystem } from "../run";
 import type { GeneratorOptions } from "../traffic/generator";
 import type { FaultProxies } from "../faults/proxy";
+import type { TableChange } from "../table/streamingDestination";
+import type { LocalEvent } from "../types";
 
 /** What a drill works with. */
 export interface DrillContext {
@@ -19,6 +21,87 @@ export interface DrillContext {
   readonly faults: FaultProxies;
   /** A line for the drill's report. */
   readonly log: (line: string) => void;
+  /**
+   * Fans of the drill's own (ids only this drill uses, named after it), known to the accounts
+   * service, their ARM grades seeded: call it before the fault is in place.
+   */
+  readonly fans: (count: number) => Promise<string[]>;
+  /** The drill's own requests to the synchronous triggers (requests.ts). */
+  readonly requests: DrillRequests;
+  /**
+   * Accounts for one of the drill's own inputs under `what` (its line in the report): answered
+   * as required or not (then `problem` says how). The moment it is called is when the input was
+   * accounted for, which the recovery time reads.
+   */
+  readonly account: (what: string, asRequired: boolean, problem?: string) => void;
+  /** The log lines a worker (by its `service`) wrote since the drill started, with `message` when given. */
+  readonly logs: (worker: string, message?: string) => readonly Record<string, unknown>[];
+  /** Everything the system reported since the drill started, each when it was reported (epoch ms). */
+  readonly reported: () => readonly { readonly at: number; readonly event: LocalEvent }[];
+  /** The table's change records since the drill started. */
+  readonly changes: () => readonly TableChange[];
+}
+
+/** What one of the drill's own requests came to: its answer or its error, and how long it took. */
+export interface RequestOutcome<T> {
+  /** Epoch ms, when it was answered. */
+  readonly at: number;
+  readonly ms: number;
+  readonly answer?: T;
+  /** Why it failed: the function's error, or GraphQL's. */
+  readonly error?: string;
+}
+
+/** A validateToken answer, as AppSync reads it. */
+export interface AuthorizerAnswer {
+  readonly isAuthorized: boolean;
+  readonly resolverContext?: Readonly<Record<string, string>>;
+  readonly ttlOverride?: number;
+}
+
+/** A checkLiveness answer (workers/checkLiveness). */
+export interface LivenessAnswer {
+  readonly requiresVerification: boolean;
+  readonly reason: string;
+  readonly session: { readonly vendorSessionId: string; readonly status: string; readonly expiresAt: string } | null;
+  readonly token: string;
+}
+
+/** Requests a drill sends itself, as the platform's callers would. */
+export interface DrillRequests {
+  /** getArmScore invoked directly (as an SDK invoke does), for the fan. */
+  getArmScore(globalUserId: string): Promise<RequestOutcome<{ readonly armScore: number | null }>>;
+  /** validateToken invoked with AppSync's authoriser event: an accepted API key and a SOTC signed for the fan. */
+  authorize(globalUserId: string): Promise<RequestOutcome<AuthorizerAnswer>>;
+  /** checkLiveness through the gateway's GraphQL route, authorised as the fan (tier high unless given). */
+  checkLiveness(globalUserId: string, tier?: string): Promise<RequestOutcome<LivenessAnswer>>;
+}
+
+/** What the runner found once the system was done, for a drill's own checks. */
+export interface DrillOutcome {
+  readonly ledger: Ledger;
+  readonly sideEffects: readonly SideEffectCount[];
+  /** When the traffic started and the fault was cleared, epoch ms. */
+  readonly trafficFrom: number;
+  readonly clearedAt: number;
+}
+
+/** How hard a drill's fault bit. */
+export interface FaultHits {
+  /** Requests (or records) the fault changed; none means the drill proved nothing. */
+  readonly faulted: number;
+  /**
+   * Retries the workers' logs show (calls tried again, messages or batches delivered again),
+   * where the drill's fault calls for them; absent where it does not.
+   */
+  readonly retries?: number;
+}
+
+/** The drill's own inputs of one kind, for the report. */
+export interface RequestTally {
+  readonly what: string;
+  readonly sent: number;
+  readonly asRequired: number;
 }
 
 /** The traffic the generator sends while the fault holds. */
@@ -31,6 +114,13 @@ export interface DrillTraffic {
   readonly durationMs?: number;
   /** Share of bad records. @default 0 */
   readonly badRate?: number;
+  /** Fields added to every payload, as a newer producer adds them (GeneratorOptions.extraFields). @default none */
+  readonly extraFields?: GeneratorOptions["extraFields"];
+  /**
+   * A burst of bad records: for `ms` from `atMs` into the traffic, this share of the events is
+   * bad; outside it, `badRate`. @default none
+   */
+  readonly burst?: { readonly atMs: number; readonly ms: number; readonly badRate: number };
 }
 
 /** A side effect counted per input, to show none was repeated. */
@@ -41,6 +131,12 @@ export interface SideEffectCount {
   readonly repeated: readonly string[];
   /** How many times it happened in all. */
   readonly total: number;
+  /**
+   * Inputs it happened for more than once only because two workers were at it at once, neither
+   * able to see the other's (two lookups of one fan from the two scoring queues): not repeated by
+   * a retry or a redelivery, and not counted in `repeated`; reported apart.
+   */
+  readonly concurrent?: readonly string[];
 }
 
 /** What a drill ends with. */
@@ -56,6 +152,16 @@ export interface DrillReport {
   readonly problems: readonly string[];
   /** Zero lost, zero repeated, no problems. */
   readonly ok: boolean;
+  /** How hard the fault bit, when the drill says. */
+  readonly hits?: FaultHits;
+  /** The drill's own inputs (requests it sent itself), by kind. */
+  readonly requests?: readonly RequestTally[];
+  /** Exports the drill notified, each expected to start one run of every import workflow. */
+  readonly exports?: readonly string[];
+  /** How long the fault held, and the whole drill. */
+  readonly timings?: { readonly faultMs: number; readonly totalMs: number };
+  /** The drill's own lines (`DrillContext.log`). */
+  readonly log?: readonly string[];
 }
 
 export interface Drill {
@@ -63,13 +169,22 @@ export interface Drill {
   readonly name: string;
   /** One line: the fault, and what the system must do about it. */
   readonly summary: string;
-  /** The generator's traffic while the fault holds; a drill with its own `run` sends its own. */
+  /**
+   * The generator's traffic while the fault holds; the runner's when not given, none when the
+   * drill sends its own (`during`) and gives none.
+   */
   readonly traffic?: DrillTraffic;
   /** Puts the fault in place; answers what clears it. */
   inject(context: DrillContext): Promise<() => Promise<void>>;
+  /** Sends the drill's own inputs while the fault holds (beside the generator's traffic, if any). */
+  during?(context: DrillContext): Promise<void>;
+  /** Sends the drill's own inputs once the fault is cleared (those that show it recovered). */
+  after?(context: DrillContext): Promise<void>;
   /**
    * Further checks once the system is done (a fail-safe answer given during the fault, say):
    * the problems found, none when it passed.
    */
-  verify?(context: DrillContext): Promise<string[]>;
+  verify?(context: DrillContext, outcome: DrillOutcome): Promise<string[]>;
+  /** How hard the fault bit, counted since it was put in place; read once the system is done. */
+  hits?(context: DrillContext): FaultHits | Promise<FaultHits>;
 }

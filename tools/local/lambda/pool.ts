@@ -37,6 +37,12 @@ export interface FunctionPool {
    * other error. Resolves with its request id once killed; `cancel` withdraws a kill not yet done.
    */
   killDuringInvocation(when?: (line: Record<string, unknown>) => boolean): PendingKill;
+  /**
+   * Ends the containers not running an invocation, as Lambda recycles idle containers: the next
+   * invocation starts a new one, with nothing cached (a drill that needs a cold cache). Resolves
+   * with how many were ended, once they are gone.
+   */
+  recycle(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -303,6 +309,20 @@ export function createFunctionPool(options: PoolOptions): FunctionPool {
           return true;
         },
       };
+    },
+    async recycle() {
+      const idle = [...containers].filter((container) => !container.busy && !container.dead);
+      await Promise.all(
+        idle.map(
+          (container) =>
+            new Promise<void>((resolve) => {
+              container.dead = true;
+              container.child.once("exit", () => resolve());
+              container.child.kill("SIGKILL");
+            }),
+        ),
+      );
+      return idle.length;
     },
     async close() {
       closed = true;

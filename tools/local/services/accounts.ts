@@ -9,11 +9,14 @@
  *   (forgotten, or an id starting with UNKNOWN_FAN_PREFIX) is answered 404;
  * - the JWKS (`/.well-known/jwks.json`) publishing an RSA key made at start, with which
  *   `issueSotc` signs the SOTCs validateToken verifies.
+ *
+ * Either route can be given a fault (`setFault`, services/fault.ts) for the fault drills.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import type { RunningService } from "../types";
 import { type Answer, type RecordedRequest, WireServer } from "../wire";
+import { createFaultSwitch, type FaultCounts, faultedAnswer, type FaultSwitch, type ServiceFault } from "./fault";
 
 export const ARAI_PATH_TEMPLATE = "/arai/v1/accounts/{globalUserId}/activity";
 export const JWKS_PATH = "/.well-known/jwks.json";
@@ -87,7 +90,16 @@ export interface LocalAccounts extends RunningService {
   currentArai(globalUserId: string): AraiDocument | undefined;
   /** A SOTC for the fan, signed with the published key. */
   issueSotc(request: SotcRequest): Promise<string>;
+  /** Gives the ARAI API (by default) or the JWKS a fault, or with undefined clears it. */
+  setFault(fault: ServiceFault | undefined, route?: AccountsRoute): void;
+  /** The requests the route saw since its fault was set, and how many the fault changed. */
+  faultCounts(route?: AccountsRoute): FaultCounts;
+  /** Resolves once the route's fault, limited to some requests, has bitten them all. */
+  faultSpent(route?: AccountsRoute): Promise<void>;
 }
+
+/** The two routes of the accounts service. */
+export type AccountsRoute = "arai" | "jwks";
 
 const digest = (text: string) => createHash("sha256").update(text, "utf8").digest();
 const pick = <T>(items: readonly T[], byte: number): T => items[byte % items.length]!;
@@ -221,16 +233,34 @@ function createFans() {
   };
 }
 
-/** The responder: the ARAI API, the JWKS, and 404 elsewhere. */
-function accountsResponder(options: AccountsOptions, fans: ReturnType<typeof createFans>, jwk: JWK) {
+/** The responder: the ARAI API, the JWKS, and 404 elsewhere; a route with a fault answers as it says. */
+function accountsResponder(
+  options: AccountsOptions,
+  fans: ReturnType<typeof createFans>,
+  jwk: JWK,
+  faults: Readonly<Record<AccountsRoute, FaultSwitch<ServiceFault>>>,
+) {
   const pattern = araiPattern(pathOf(options.araiUrlTemplate ?? ARAI_PATH_TEMPLATE));
   const jwksPath = pathOf(options.jwksUrl ?? JWKS_PATH);
-  return (request: RecordedRequest): Answer => {
+  const araiAnswer = araiResponder(options, fans);
+  return (request: RecordedRequest): Answer | Promise<Answer> => {
     const path = request.url.replace(/\?.*$/, "");
     if (request.method !== "GET") return { status: 405, body: { message: `${request.method} is not allowed` } };
-    if (path === jwksPath) return { headers: { "cache-control": "max-age=600" }, body: { keys: [jwk] } };
+    const jwks = (): Answer => ({ headers: { "cache-control": "max-age=600" }, body: { keys: [jwk] } });
+    if (path === jwksPath) {
+      const fault = faults.jwks.take();
+      return fault ? faultedAnswer(fault, jwks) : jwks();
+    }
     const match = pattern.exec(path);
     if (!match) return { status: 404, body: { message: `no route for ${path}` } };
+    const fault = faults.arai.take();
+    return fault ? faultedAnswer(fault, () => araiAnswer(request, match)) : araiAnswer(request, match);
+  };
+}
+
+/** An ARAI request, its path matched: the credentials checked, the fan's ARAI or 404. */
+function araiResponder(options: AccountsOptions, fans: ReturnType<typeof createFans>) {
+  return (request: RecordedRequest, match: RegExpExecArray): Answer => {
     const refused = refusal(request, options.credentials);
     if (refused) return refused;
     let globalUserId: string;
@@ -252,7 +282,8 @@ export async function startAccounts(options: AccountsOptions): Promise<LocalAcco
   const kid = `local-accounts-${randomBytes(4).toString("hex")}`;
   const publicJwk: JWK = { ...(await exportJWK(publicKey)), kid, alg: "RS256", use: "sig" };
   const fans = createFans();
-  const server = await WireServer.start(accountsResponder(options, fans, publicJwk), {
+  const faults = { arai: createFaultSwitch<ServiceFault>(), jwks: createFaultSwitch<ServiceFault>() };
+  const server = await WireServer.start(accountsResponder(options, fans, publicJwk, faults), {
     keep: 1000,
     redactHeaders: ["authorization"],
   });
@@ -279,6 +310,9 @@ export async function startAccounts(options: AccountsOptions): Promise<LocalAcco
         .setExpirationTime(issuedAt + (request.expiresInSeconds ?? 3600));
       return (userIdClaim === "sub" ? jwt.setSubject(request.globalUserId) : jwt).sign(privateKey);
     },
+    setFault: (fault, route = "arai") => faults[route].set(fault),
+    faultCounts: (route = "arai") => faults[route].counts(),
+    faultSpent: (route = "arai") => faults[route].spent(),
     close: () => server.close(),
   };
 }

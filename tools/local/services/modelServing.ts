@@ -3,10 +3,12 @@
  * `POST /serving-endpoints/<name>/invocations` (the scoring model's and the staging model's
  * endpoints alike), with the bearer token from the model-token secret, taking
  * `{"dataframe_records": [{globalUserId, raw_json_string}]}` and answering
- * `{"predictions": [...]}`, one score per record in input order, by `expectedScore`.
+ * `{"predictions": [...]}`, one score per record in input order, by `expectedScore`. A fault
+ * (`setFault`) makes it answer an error, late, or with one prediction too few, for the drills.
  */
 import type { RunningService } from "../types";
 import { type Answer, type RecordedRequest, WireServer } from "../wire";
+import { createFaultSwitch, type FaultCounts, faultedAnswer, type FaultSwitch, type ServiceFault } from "./fault";
 
 const INVOCATIONS = /^\/serving-endpoints\/([^/]+)\/invocations$/;
 /** Calls kept in `calls`, the oldest dropped first. */
@@ -63,12 +65,24 @@ export interface ModelServingOptions {
   readonly endpoints?: readonly string[];
 }
 
+/** A fault of model serving: a service fault, or answers with one prediction fewer than records. */
+export type ModelFault = (ServiceFault | { readonly wrongCount: true; readonly requests?: number }) & {
+  /** Only invocations of this endpoint (by name). @default every endpoint */
+  readonly endpoint?: string;
+};
+
 export interface LocalModelServing extends RunningService {
   readonly server: WireServer;
   /** The invocations answered, oldest first (the latest KEPT_CALLS). */
   readonly calls: readonly ModelCall[];
   /** A plan's MODEL_URL (https://<host>/serving-endpoints/<name>/invocations) with this server as its host. */
   localUrl(modelUrl: string): string;
+  /** Gives the model a fault, or with undefined clears it. */
+  setFault(fault: ModelFault | undefined): void;
+  /** The invocations (of the fault's endpoint) seen since the fault was set, and how many it changed. */
+  faultCounts(): FaultCounts;
+  /** Resolves once a fault limited to some requests has bitten them all. */
+  faultSpent(): Promise<void>;
 }
 
 const error = (status: number, code: string, message: string): Answer => ({ status, body: { error_code: code, message } });
@@ -96,8 +110,30 @@ function recordsOf(body: string): { globalUserId: string; arai: unknown }[] | st
   return out;
 }
 
-/** The responder: checks path, endpoint, token and body, then scores every record. */
-function modelResponder(options: ModelServingOptions, calls: ModelCall[]) {
+/** The responder: checks path, endpoint, token and body, then scores every record; a fault changes the answer. */
+function modelResponder(options: ModelServingOptions, calls: ModelCall[], fault: FaultSwitch<ModelFault>) {
+  const score = scoringResponder(options, calls);
+  let endpointOfFault: string | undefined;
+  const responder = (request: RecordedRequest): Answer | Promise<Answer> => {
+    const endpoint = INVOCATIONS.exec(request.url.replace(/\?.*$/, ""))?.[1];
+    const taken = endpoint !== undefined && (endpointOfFault ?? endpoint) === endpoint ? fault.take() : undefined;
+    if (!taken) return score(request);
+    if (!("wrongCount" in taken)) return faultedAnswer(taken, () => score(request));
+    const answer = score(request);
+    const predictions = (answer.body as { predictions?: number[] } | undefined)?.predictions;
+    return predictions ? { ...answer, body: { predictions: predictions.slice(0, -1) } } : answer;
+  };
+  return {
+    responder,
+    set(next: ModelFault | undefined) {
+      endpointOfFault = next?.endpoint;
+      fault.set(next);
+    },
+  };
+}
+
+/** Answers an invocation as the model does. */
+function scoringResponder(options: ModelServingOptions, calls: ModelCall[]) {
   return (request: RecordedRequest): Answer => {
     const endpoint = INVOCATIONS.exec(request.url.replace(/\?.*$/, ""))?.[1];
     if (endpoint === undefined) return error(404, "ENDPOINT_NOT_FOUND", `no serving endpoint at ${request.url}`);
@@ -120,8 +156,10 @@ function modelResponder(options: ModelServingOptions, calls: ModelCall[]) {
 /** Starts the local model serving on a free loopback port. */
 export async function startModelServing(options: ModelServingOptions): Promise<LocalModelServing> {
   const calls: ModelCall[] = [];
+  const fault = createFaultSwitch<ModelFault>();
+  const model = modelResponder(options, calls, fault);
   // Bodies are not kept: a chunk of 100 snapshots can be megabytes, and `calls` says what was scored.
-  const server = await WireServer.start(modelResponder(options, calls), {
+  const server = await WireServer.start(model.responder, {
     keep: 1000,
     keepBodies: false,
     redactHeaders: ["authorization"],
@@ -131,6 +169,9 @@ export async function startModelServing(options: ModelServingOptions): Promise<L
     url: server.url,
     calls,
     localUrl: (modelUrl) => `${server.url}${new URL(modelUrl).pathname}`,
+    setFault: (next) => model.set(next),
+    faultCounts: () => fault.counts(),
+    faultSpent: () => fault.spent(),
     close: () => server.close(),
   };
 }

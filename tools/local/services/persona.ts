@@ -5,11 +5,13 @@
  * inquiry.completed, then inquiry.approved) are POSTed one by one, each `webhookDelayMs` after the
  * last, to the webhook URL, signed as Persona signs them: `Persona-Signature: t=<unix seconds>,v1=<hex
  * HMAC-SHA256 of "<t>.<body>">`, one pair per webhook secret. A delivery not answered 2xx is tried
- * again, up to `webhookAttempts` times.
+ * again, up to `webhookAttempts` times. A fault (`setFault`) makes the API answer an error or
+ * late, for the drills; webhooks already scheduled are still sent.
  */
 import { createHmac, randomBytes } from "node:crypto";
 import type { RunningService } from "../types";
 import { type Answer, type RecordedRequest, WireServer } from "../wire";
+import { createFaultSwitch, type FaultCounts, faultedAnswer, type ServiceFault } from "./fault";
 
 export const INQUIRIES_PATH = "/api/v1/inquiries";
 
@@ -79,6 +81,10 @@ export interface LocalPersona extends RunningService {
   sendEvent(inquiryId: string, name: InquiryEvent): Promise<WebhookDelivery>;
   /** Resolves once every webhook scheduled so far has been delivered or given up. */
   idle(): Promise<void>;
+  /** Gives the API a fault, or with undefined clears it. */
+  setFault(fault: ServiceFault | undefined): void;
+  /** The API requests seen since the fault was set, and how many it changed. */
+  faultCounts(): FaultCounts;
 }
 
 const DEFAULT_EVENTS: readonly InquiryEvent[] = ["inquiry.completed", "inquiry.approved"];
@@ -267,7 +273,19 @@ function personaResponder(options: PersonaOptions, inquiries: PersonaInquiry[], 
 export async function startPersona(options: PersonaOptions): Promise<LocalPersona> {
   const inquiries: PersonaInquiry[] = [];
   const courier = createCourier(options);
-  const server = await WireServer.start(personaResponder(options, inquiries, courier), {
+  const fault = createFaultSwitch<ServiceFault>();
+  const respond = personaResponder(options, inquiries, courier);
+  const responder = (request: RecordedRequest) => {
+    const taken = fault.take();
+    return taken
+      ? faultedAnswer(
+          taken,
+          () => respond(request),
+          (status) => errors(status, `HTTP ${status}`).body,
+        )
+      : respond(request);
+  };
+  const server = await WireServer.start(responder, {
     keep: 1000,
     redactHeaders: ["authorization"],
   });
@@ -282,6 +300,8 @@ export async function startPersona(options: PersonaOptions): Promise<LocalPerson
       return courier.send(inquiry, name);
     },
     idle: () => courier.idle(),
+    setFault: (next) => fault.set(next),
+    faultCounts: () => fault.counts(),
     async close() {
       courier.stop();
       await courier.idle();

@@ -2,7 +2,9 @@
  * Redis for the local system: Debian's redis-server on a free loopback port, without persistence,
  * holding the ARM grades getArmScore reads (`user:<globalUserId>` →
  * `{"global_user_id": "…", "arm_risk": 1..5}`, docs/flows.md#arm-score). The process helpers here
- * start the redis-server processes of the tests too.
+ * start the redis-server processes of the tests too. For the fault drills the server can be taken
+ * down (stopped, then started again on its port with every grade seeded again, as a replica
+ * coming back with its data would be) or paused (SIGSTOP: connections open, nothing answered).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -153,35 +155,74 @@ export interface ArmRedisOptions {
   readonly port?: number;
 }
 
+/**
+ * A fault of the ARM Redis: `down`, the server stopped (connections refused); `paused`, the
+ * process stopped by SIGSTOP (connections accepted by the kernel, nothing answered).
+ */
+export type RedisFault = "down" | "paused";
+
 export interface LocalRedis extends RunningService {
   /** redis://127.0.0.1:<port>, for ARM_REDIS_URL (and ARM_REDIS_READ_ONLY_URL). */
   readonly url: string;
   readonly port: number;
+  /** The server's process (a new one after a `down` fault is cleared). */
   readonly pid: number;
   /** Stores each fan's ARM grade (armGradeOf) as getArmScore reads it; returns the grades. */
   seedArmGrades(fans: readonly string[]): Promise<Map<string, number>>;
+  /**
+   * Puts a fault in place, or with undefined clears it: a stopped server is started again on its
+   * port and every grade seeded so far stored again; a paused one is resumed (SIGCONT). Resolves
+   * once the server is as asked.
+   */
+  setFault(fault: RedisFault | undefined): Promise<void>;
 }
 
 /** Starts redis-server for the ARM grades, resolving once it answers PING. */
 export async function startArmRedis(options: ArmRedisOptions = {}): Promise<LocalRedis> {
   const port = options.port ?? (await freePort());
   const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), `local-redis-${port}-`));
-  const server = await spawnRedisServer({ port, dir });
+  let server = await spawnRedisServer({ port, dir });
   const url = `redis://${REDIS_HOST}:${port}`;
   let client: Redis | undefined;
+  let fault: RedisFault | undefined;
+  /** Every fan seeded so far, to seed again when a stopped server starts afresh. */
+  const seeded = new Set<string>();
+  async function seed(fans: Iterable<string>): Promise<Map<string, number>> {
+    if (!client) {
+      client = new Redis({ host: REDIS_HOST, port, lazyConnect: true, maxRetriesPerRequest: 1 });
+      // While the server is down the client reconnects on its own; its errors say only that.
+      client.on("error", () => {});
+    }
+    const grades = new Map([...fans].map((fan) => [fan, armGradeOf(fan)]));
+    const pipeline = client.pipeline();
+    for (const [fan, grade] of grades) pipeline.set(`user:${fan}`, JSON.stringify({ global_user_id: fan, arm_risk: grade }));
+    for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
+    return grades;
+  }
   return {
     url,
     port,
-    pid: server.pid,
+    get pid() {
+      return server.pid;
+    },
     async seedArmGrades(fans) {
-      client ??= new Redis({ host: REDIS_HOST, port, lazyConnect: true, maxRetriesPerRequest: 1 });
-      const grades = new Map(fans.map((fan) => [fan, armGradeOf(fan)]));
-      const pipeline = client.pipeline();
-      for (const [fan, grade] of grades) pipeline.set(`user:${fan}`, JSON.stringify({ global_user_id: fan, arm_risk: grade }));
-      for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
-      return grades;
+      if (fault) throw new Error(`the ARM Redis on port ${port} is ${fault}: grades cannot be seeded now`);
+      fans.forEach((fan) => seeded.add(fan));
+      return seed(fans);
+    },
+    async setFault(next) {
+      if (next === fault) return;
+      if (fault === "paused") server.signal("SIGCONT");
+      if (fault === "down") {
+        server = await spawnRedisServer({ port, dir });
+        await seed(seeded);
+      }
+      fault = next;
+      if (next === "paused") server.signal("SIGSTOP");
+      if (next === "down") await server.stop();
     },
     async close() {
+      if (fault === "paused") server.signal("SIGCONT");
       client?.disconnect();
       await server.stop();
       if (options.dir === undefined) fs.rmSync(dir, { recursive: true, force: true });

@@ -136,6 +136,16 @@ export interface GeneratorOptions {
   readonly badRate?: number;
   /** Fans in the population. @default 1000 */
   readonly fans?: number;
+  /**
+   * What every fan id of the population starts with (a drill's own fans carry its name, so no
+   * other run's scores can count for them). @default "gu-"
+   */
+  readonly fanPrefix?: string;
+  /**
+   * Fields added to every payload put on every input, as a producer that has started sending a
+   * field the readers do not know yet. @default none
+   */
+  readonly extraFields?: Readonly<Record<string, unknown>>;
   /** Share of the population the accounts service does not know (its ARAI answers 404). @default 0.02 */
   readonly unknownFanShare?: number;
   /** @default 1 */
@@ -203,13 +213,13 @@ export function eventsDue(rate: number, elapsedMs: number): number {
 }
 
 /**
- * The fan population of a seed: `size` distinct ids like the platform's (`gu-` and 8 hex digits),
- * and the share of them the accounts service must answer 404 for.
+ * The fan population of a seed: `size` distinct ids like the platform's (`prefix`, by default
+ * `gu-`, and 8 hex digits), and the share of them the accounts service must answer 404 for.
  */
-export function fanPopulation(seed: number | string, size: number, unknownShare: number) {
+export function fanPopulation(seed: number | string, size: number, unknownShare: number, prefix = "gu-") {
   const random = createRandom(`${seed}:fans`);
   const ids = new Set<string>();
-  while (ids.size < size) ids.add(`gu-${random.hex(8)}`);
+  while (ids.size < size) ids.add(`${prefix}${random.hex(8)}`);
   const fans = [...ids];
   const unknownFans = fans.slice(0, Math.round(size * Math.min(1, Math.max(0, unknownShare))));
   return { fans, unknownFans };
@@ -234,12 +244,12 @@ function createFanPicker(random: Random, fans: readonly string[], options: Burst
   };
 }
 
-/** Draws the next event: its input by the mix, bad at `badRate`, else a kind by KIND_SHARES. */
-function createDrafter(random: Random, mix: Partial<Record<SourceRole, number>>, badRate: number, pickFan: () => string) {
+/** Draws the next event: its input by the mix, bad at `badRate()`, else a kind by KIND_SHARES. */
+function createDrafter(random: Random, mix: Partial<Record<SourceRole, number>>, badRate: () => number, pickFan: () => string) {
   return (seq: number): Draft => {
     const role = random.weighted(mix);
     const salt = random.uint32();
-    if (random.chance(badRate)) {
+    if (random.chance(badRate())) {
       const bad = random.pick(BAD_KINDS);
       const variant = random.pick<string>(BAD_VARIANTS[bad][role === "kafka" ? "kafka" : "kinesis"]);
       return { seq, salt, role, kind: "bad", bad, variant, aboutFan: pickFan() };
@@ -314,6 +324,8 @@ export interface Generator {
   /** Sends at the rate until `durationMs` has passed, the signal aborts or `stop()`; resolves once every put settled. */
   run(options?: { readonly durationMs?: number; readonly signal?: AbortSignal }): Promise<GeneratorStats>;
   stop(): void;
+  /** Changes the share of bad records from the next event drawn on (a burst of them, say). */
+  setBadRate(rate: number): void;
   /**
    * Draws and queues the events due `elapsedMs` into the run (the pacing's step; `run` calls it
    * every tick). Resolves once the queues are short enough again; returns the events drawn.
@@ -346,10 +358,11 @@ export interface GeneratorStats {
 export function createGenerator(options: GeneratorOptions): Generator {
   const { targets, mix } = resolveInputs(options);
   const seed = options.seed ?? 1;
-  const { fans, unknownFans } = fanPopulation(seed, options.fans ?? 1000, options.unknownFanShare ?? 0.02);
+  const { fans, unknownFans } = fanPopulation(seed, options.fans ?? 1000, options.unknownFanShare ?? 0.02, options.fanPrefix);
   const unknown = new Set(unknownFans);
   const random = createRandom(`${seed}:traffic`);
-  const draw = createDrafter(random, mix, options.badRate ?? 0.02, createFanPicker(random, fans, options.bursts));
+  let badRate = options.badRate ?? 0.02;
+  const draw = createDrafter(random, mix, () => badRate, createFanPicker(random, fans, options.bursts));
   const clock: Clock = options.clock ?? { now: Date.now, sleep: (ms, signal) => sleep(ms, undefined, { signal }) };
   const tickMs = options.tickMs ?? 50;
   const put = createPutter(options, clock, targets, unknown);
@@ -395,6 +408,7 @@ export function createGenerator(options: GeneratorOptions): Generator {
     unknownFans,
     run,
     stop: () => void (stopped = true),
+    setBadRate: (rate) => void (badRate = rate),
     tick,
     flush: put.flush,
     sent: put.sent,
@@ -471,11 +485,14 @@ function nextBatch(context: PutContext, role: SourceRole, target: string, drafts
   const { options } = context;
   if (role === "kafka") {
     const chunk = drafts.slice(start, start + KAFKA_BATCH);
-    const entries = chunk.map((draft) => encodeKafka(draft, at));
+    const entries = chunk.map((draft) => encodeKafka(draft, at, { extraFields: options.extraFields }));
     const send = (): Promise<SinkAnswer> => options.produceKafka!(target, entries);
     return { chunk, keys: entries.map((entry) => entry.key), send, next: start + chunk.length };
   }
-  const encodeOptions = { demandTableName: options.demandTableName ?? "dmnd-demand-local" };
+  const encodeOptions = {
+    demandTableName: options.demandTableName ?? "dmnd-demand-local",
+    extraFields: options.extraFields,
+  };
   const chunk: Draft[] = [];
   const entries: KinesisEntry[] = [];
   let bytes = 0;

@@ -289,7 +289,16 @@ function activityPayload(draft: Draft, fan: string | undefined, at: number, deta
 export interface EncodeOptions {
   /** The demand table named in its change records. */
   readonly demandTableName: string;
+  /**
+   * Fields added at the top of every JSON payload, as a producer that has started sending a new
+   * field writes them (the readers must ignore what they do not know). @default none
+   */
+  readonly extraFields?: Readonly<Record<string, unknown>>;
 }
+
+/** The payload with the producer's extra fields added, when there are any. */
+const withExtraFields = (payload: Record<string, unknown>, extra: EncodeOptions["extraFields"]) =>
+  extra ? { ...payload, ...extra } : payload;
 
 /** The id a record names as its fan: the valid one, an invalid one made from it, or none. */
 function namedFan(draft: Draft): string | undefined {
@@ -315,7 +324,7 @@ const md5Hex = (text: string) => createHash("md5").update(text, "utf8").digest("
 /** The Kinesis record of a draft of a stream role, put at `at` (epoch ms): its partition key as the producer picks it, and its data. */
 export function encodeKinesis(draft: Draft, at: number, options: EncodeOptions): { partitionKey: string; data: Buffer } {
   const fan = namedFan(draft);
-  const payload = kinesisPayload(draft, fan, at, options);
+  const payload = withExtraFields(kinesisPayload(draft, fan, at, options), options.extraFields);
   const data = bytesOf(draft, payload) ?? Buffer.alloc(0);
   let partitionKey: string;
   if (draft.role === "purchase") partitionKey = String(payload.purchaseId);
@@ -327,8 +336,12 @@ export function encodeKinesis(draft: Draft, at: number, options: EncodeOptions):
 }
 
 /** The Kafka record of a Kafka draft, produced at `at` (epoch ms): keyed by the fan it is about. */
-export function encodeKafka(draft: Draft, at: number): { key: string; value: Buffer | null; timestamp: number } {
+export function encodeKafka(
+  draft: Draft,
+  at: number,
+  options: Pick<EncodeOptions, "extraFields"> = {},
+): { key: string; value: Buffer | null; timestamp: number } {
   const fan = namedFan(draft);
-  const payload = activityPayload(draft, fan, at, createRandom(draft.salt));
+  const payload = withExtraFields(activityPayload(draft, fan, at, createRandom(draft.salt)), options.extraFields);
   return { key: draft.kind === "bad" ? draft.aboutFan : draft.globalUserId, value: bytesOf(draft, payload), timestamp: at };
 }
