@@ -34,6 +34,7 @@ import { kinesisSink } from "../tools/local/table/kinesisSink";
 import { startTableWithStream } from "../tools/local/table/streamingDestination";
 import { createDocumentClient } from "../workers/shared/runtime/dynamo";
 import { mapConcurrently } from "../workers/shared/runtime/retry";
+import { ACTIVITY_MESSAGE_VERSION } from "../workers/shared/scoring/activity";
 import { median } from "./report";
 
 export const IN_FLIGHT = 32;
@@ -258,7 +259,13 @@ async function benchSqs(): Promise<ServiceFigure[]> {
             const fan = fanId(round, index * 10 + offset);
             return {
               Id: `m${offset}`,
-              MessageBody: JSON.stringify({ globalUserId: fan, source: "kafka", action: "login", at: new Date().toISOString() }),
+              MessageBody: JSON.stringify({
+                v: ACTIVITY_MESSAGE_VERSION,
+                globalUserId: fan,
+                source: "kafka",
+                action: "login",
+                at: new Date().toISOString(),
+              }),
               MessageGroupId: fan,
               MessageDeduplicationId: `${round}-${index}-${offset}`,
             };

@@ -22,6 +22,7 @@ import { createLookupArai } from "../workers/lookupArai";
 import type { AraiLookup } from "../workers/lookupArai/araiClient";
 import { createProcessRescoreEvents } from "../workers/processRescoreEvents";
 import { chunk } from "../workers/shared/runtime/retry";
+import { ACTIVITY_MESSAGE_VERSION } from "../workers/shared/scoring/activity";
 import { createScoreUsers } from "../workers/scoreUsers";
 import { createStagingScoreUsers } from "../workers/stagingScoreUsers";
 import araiAnswer from "../test/fixtures/arai/account-activity.json";
@@ -122,7 +123,13 @@ const sqsBatches = () =>
     Array.from({ length: RECORDS }, (_, index) => ({
       messageId: `00000000-0000-4000-8000-${String(index).padStart(12, "0")}`,
       receiptHandle: "AQEB",
-      body: JSON.stringify({ globalUserId: fanOf(index), source: "purchase", action: "purchase", at: at(index) }),
+      body: JSON.stringify({
+        v: ACTIVITY_MESSAGE_VERSION,
+        globalUserId: fanOf(index),
+        source: "purchase",
+        action: "purchase",
+        at: at(index),
+      }),
       attributes: {
         ApproximateReceiveCount: "1",
         SentTimestamp: "1795511755442",

@@ -157,6 +157,7 @@ describe("stream enqueue workers", function () {
       const messages = await sqs.drain(onDemandQueue);
       assert.equal(messages.length, 1);
       assert.deepEqual(bodyOf(messages[0]!), {
+        v: 1,
         globalUserId: "gu-7f3c2a91",
         source: "vf",
         action: "vfLogin",
@@ -239,6 +240,7 @@ describe("stream enqueue workers", function () {
         assert.equal(messages.length, 1);
         const [message] = messages;
         assert.deepEqual(bodyOf(message!), {
+          v: 1,
           globalUserId: spec.fixture.globalUserId,
           source: spec.source,
           action: spec.source,

@@ -83,13 +83,13 @@ describe("enqueueFromActivityStream", function () {
         ]),
         [
           [
-            { globalUserId: "gu-7f3c2a91", source: "kafka", action: "login", at: "2026-11-24T18:09:15.370Z" },
+            { v: 1, globalUserId: "gu-7f3c2a91", source: "kafka", action: "login", at: "2026-11-24T18:09:15.370Z" },
             "gu-7f3c2a91",
             deduplicationIdOf({ topic: TOPIC, partition: 0, offset: 48213 }),
           ],
           [
             // The activity's timestamp in epoch milliseconds.
-            { globalUserId: "gu-a04c77e2", source: "kafka", action: "update_phone", at: "2026-11-24T18:15:00.500Z" },
+            { v: 1, globalUserId: "gu-a04c77e2", source: "kafka", action: "update_phone", at: "2026-11-24T18:15:00.500Z" },
             "gu-a04c77e2",
             deduplicationIdOf({ topic: TOPIC, partition: 3, offset: 17502 }),
           ],
@@ -130,9 +130,9 @@ describe("enqueueFromActivityStream", function () {
       // The Powertools-shaped record twice (same record: SQS keeps one), the docs-shaped event's two activities once.
       assert.deepEqual(messages, [
         // Given with a +01:00 offset, carried in UTC.
-        { globalUserId: "gu-5d13f0b8", source: "kafka", action: "verify_otp", at: "2026-11-24T18:20:07.861Z" },
-        { globalUserId: "gu-7f3c2a91", source: "kafka", action: "login", at: "2026-11-24T18:09:15.370Z" },
-        { globalUserId: "gu-a04c77e2", source: "kafka", action: "update_phone", at: "2026-11-24T18:15:00.500Z" },
+        { v: 1, globalUserId: "gu-5d13f0b8", source: "kafka", action: "verify_otp", at: "2026-11-24T18:20:07.861Z" },
+        { v: 1, globalUserId: "gu-7f3c2a91", source: "kafka", action: "login", at: "2026-11-24T18:09:15.370Z" },
+        { v: 1, globalUserId: "gu-a04c77e2", source: "kafka", action: "update_phone", at: "2026-11-24T18:15:00.500Z" },
       ]);
     });
 

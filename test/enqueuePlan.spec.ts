@@ -6,7 +6,7 @@
 import * as assert from "node:assert/strict";
 import * as fc from "fast-check";
 import type { KinesisRecord } from "../workers/shared/runtime/records";
-import { activityMessageSchema } from "../workers/shared/scoring/activity";
+import { activityMessageSchema, activityTimeSchema } from "../workers/shared/scoring/activity";
 import {
   activityTime,
   deduplicationId,
@@ -31,7 +31,7 @@ describe("enqueue planning", function () {
       assert.equal(activityTime(undefined, 1795511703.102, NOW), "2026-11-24T09:15:03.102Z");
       assert.equal(activityTime(undefined, undefined, NOW), NOW.toISOString());
       assert.equal(activityTime("2026-02-30T00:00:00Z", Number.NaN, NOW), NOW.toISOString());
-      const atSchema = activityMessageSchema().shape.at;
+      const atSchema = activityTimeSchema();
       fc.assert(
         fc.property(fc.anything(), fc.option(fc.double({ min: 0, max: 253402300799 })), (timestamp, arrival) => {
           assert.ok(atSchema.safeParse(activityTime(timestamp, arrival ?? undefined, NOW)).success);
@@ -78,6 +78,7 @@ describe("enqueue planning", function () {
 
       assert.equal(planned.id, sequenceNumber(7));
       assert.deepEqual(planned.message, {
+        v: 1,
         globalUserId: "gu-7f3c2a91",
         source: "vf",
         action: "vfLogin",
@@ -116,7 +117,7 @@ describe("enqueue planning", function () {
     it("goes to a FIFO queue grouped by fan and deduplicated by record, and to a standard queue with neither", function () {
       const planned: PlannedActivity = {
         id: sequenceNumber(3),
-        message: { globalUserId: "gu-a04c77e2", source: "purchase", action: "purchase", at: "2026-11-24T09:20:11.004Z" },
+        message: { v: 1, globalUserId: "gu-a04c77e2", source: "purchase", action: "purchase", at: "2026-11-24T09:20:11.004Z" },
         deduplicationId: sha256("purchase\narn:aws:kinesis:us-east-1:210987654321:stream/purchase-stream\n3"),
         correlation: { id: "0b6f3a1c-purchase-7e41", origin: "carried" },
       };
@@ -208,7 +209,7 @@ describe("enqueue planning", function () {
         fc.property(fc.array(activity, { maxLength: 40 }), fc.integer({ min: 1, max: 30 }), (activities, delayDays) => {
           const planned = activities.map(({ globalUserId, at }, index): PlannedActivity => ({
             id: sequenceNumber(index),
-            message: { globalUserId, source: "demand", action: "demand", at: at.toISOString() },
+            message: { v: 1, globalUserId, source: "demand", action: "demand", at: at.toISOString() },
             deduplicationId: sha256(String(index)),
             correlation: { id: `c-${index}`, origin: "carried" },
           }));

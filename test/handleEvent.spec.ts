@@ -304,6 +304,25 @@ describe("handleEvent", function () {
       );
     });
 
+    it("keeps the fan's approval through a later status: expiresOn stays 90 days past the approval", async function () {
+      const approvedAt = minute(4);
+      const session = storedSession({
+        status: "approved",
+        updated: approvedAt,
+        lastApprovedAt: approvedAt,
+        ...sessionExpiry("approved", approvedAt, approvedAt),
+      });
+      await seed(session);
+      const body = personaBody({ name: "inquiry.marked-for-review", eventId: "evt_review_after_approval", at: minute(6) });
+
+      assert.deepEqual((await invoke(direct(), proxyEvent(body, sign(body)))).value, RECEIVED);
+      const after = await stored();
+      assert.equal(after!.status, "needs_review");
+      assert.equal(after!.lastApprovedAt, approvedAt);
+      // The later of 30 days after the update and 90 days (the longest tier window) after the approval.
+      assert.equal(after!.expiresOn, Math.floor((Date.parse(approvedAt) + 90 * DAY) / 1000));
+    });
+
     it("maps every inquiry event docs/rules.md#persona names to its status and lifetime", async function () {
       const cases = [
         ["inquiry.created", "created", DAY],

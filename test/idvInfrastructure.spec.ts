@@ -4,9 +4,11 @@
  * domain, its DNS-validated certificate and its CNAME.
  */
 import { strict as assert } from "node:assert";
+import Ajv from "ajv";
 import { z } from "zod";
 import { webhookModelSchema } from "../stacks/idvStack";
 import { personaWebhookSchema } from "../workers/shared/idv/webhook";
+import { fixture } from "./support/fixtures";
 import { type PlannedStack, planStack, statementsOf } from "./support/program";
 
 const ACCOUNT = "210987654321";
@@ -113,6 +115,25 @@ describe("the identity-verification stack (qa1), under runtime mocks", function 
     });
     const [policy] = statementsOf(plan.find("aws:iam/rolePolicy:RolePolicy", "idv-apigateway-logs"));
     assert.deepEqual(policy!.Resource, [`arn:aws:logs:us-east-1:${ACCOUNT}:log-group:*`]);
+  });
+
+  it("lets through a webhook with fields Persona adds, at the top and inside every object, and still refuses one missing a field", function () {
+    const ajv = new Ajv({ schemaId: "auto", allErrors: true });
+    ajv.addMetaSchema(require("ajv/lib/refs/json-schema-draft-04.json") as object);
+    const validate = ajv.compile(JSON.parse(webhookModelSchema()) as object);
+    type Body = { data: { attributes: { payload: { data: { attributes: Record<string, unknown> } } } } };
+    const recorded = JSON.parse(fixture<{ body: string }>("apigateway-persona-webhook.json").body) as Body;
+    const extended = structuredClone(recorded) as Body & Record<string, unknown>;
+    extended.meta = { "webhook-version": "2" };
+    Object.assign(extended.data, { links: { self: "/api/v1/events/evt_1" } });
+    Object.assign(extended.data.attributes, { "delivered-at": "2026-11-24T18:09:16.000Z" });
+    Object.assign(extended.data.attributes.payload, { included: [] });
+    Object.assign(extended.data.attributes.payload.data.attributes, { "risk-level": "low" });
+
+    assert.ok(validate(recorded), JSON.stringify(validate.errors));
+    assert.ok(validate(extended), JSON.stringify(validate.errors));
+    const { data: _data, ...withoutData } = extended;
+    assert.equal(validate(withoutData), false, "data stays required");
   });
 
   it("serves the API on <inventoryCode>-gateway-<env>.verifiedfan.<zone>, with a DNS-validated certificate and a CNAME in the public zone", function () {

@@ -93,6 +93,7 @@ const madeFromMessageId = (id: string) => sha256(`sqs\n${id}`).slice(0, 32);
 function bodyOf(message: Message, index: number): string {
   if (message.body !== undefined) return message.body;
   return JSON.stringify({
+    v: 1,
     globalUserId: message.fan,
     source: message.source ?? "kafka",
     action: message.action ?? "login",
@@ -674,14 +675,14 @@ describe("lookupArai", function () {
   describe("messages that can never succeed", function () {
     it("are parked at once in their queue's dead-letter queue, with body, attributes and reason; the others go on", async function () {
       const fan = "gu-7f3c2a91";
-      const valid = { globalUserId: fan, source: "kafka", action: "login", at: "2026-11-24T18:09:01.000Z" };
+      const valid = { v: 1, globalUserId: fan, source: "kafka", action: "login", at: "2026-11-24T18:09:01.000Z" };
       const event = standardEvent([
         { fan },
         { body: "not json {" },
         { body: JSON.stringify({ ...valid, source: "carrier-pigeon" }) },
         { body: JSON.stringify({ ...valid, at: "yesterday" }) },
         { body: JSON.stringify({ ...valid, globalUserId: "has space" }) },
-        { body: JSON.stringify({ ...valid, extra: true }) },
+        { body: JSON.stringify({ ...valid, action: undefined }) },
         { body: JSON.stringify([valid]) },
         { fan: "gu-0b5e9d44" },
       ]);
@@ -713,7 +714,7 @@ describe("lookupArai", function () {
       assert.match(reasons[2]!, /^activity message is not as expected: source: /);
       assert.match(reasons[3]!, /^activity message is not as expected: at: /);
       assert.match(reasons[4]!, /^activity message is not as expected: globalUserId: /);
-      assert.match(reasons[5]!, /^activity message is not as expected: .*extra/);
+      assert.match(reasons[5]!, /^activity message is not as expected: action: /);
       assert.match(reasons[6]!, /^activity message is not as expected: \(root\): /);
 
       // One WARN line per message: its id, reason and correlation id, never its body.
@@ -883,6 +884,70 @@ describe("lookupArai", function () {
       const reasons = failureReasons(logs);
       assert.match(reasons[0]!, /^not parked \(.*\); it was to be parked because gave up after 3 deliveries: ARAI lookup failed/);
       assert.equal(reasons[1], `follows failed message ${idsOf(event, 0)[0]} in message group g1`);
+    });
+  });
+
+  describe("the message format (docs/data-model.md#activity-messages)", function () {
+    const fan = "gu-7f3c2a91";
+    const at = "2026-11-24T18:09:01.000Z";
+    const current = { v: 1, globalUserId: fan, source: "kafka", action: "login", at };
+
+    it("ignores fields it does not know: a newer producer's message is looked up as the same message without them", async function () {
+      const event = standardEvent([
+        { body: JSON.stringify({ ...current, channel: "app", device: { os: "iOS", model: "iPhone16,2" } }) },
+      ]);
+      const { response } = await worker()(event);
+
+      assert.deepEqual(response, { batchItemFailures: [] });
+      assert.equal(apiRequestsFor(fan), 1);
+      const item = await fanRecord(fan);
+      assert.equal(item?.araiVersion, 1);
+      assert.deepEqual(item?.lastActivity, {
+        action: "login",
+        source: "kafka",
+        at,
+        correlationId: correlationIdOf(event, 0),
+      });
+    });
+
+    it("takes a message without v (an older producer's) as version 1, like one with v 1", async function () {
+      const older = "gu-0b5e9d44";
+      const { v: _v, ...unversioned } = { ...current, globalUserId: older };
+      const event = standardEvent([{ body: JSON.stringify(current) }, { body: JSON.stringify(unversioned) }]);
+      const { response } = await worker()(event);
+
+      assert.deepEqual(response, { batchItemFailures: [] });
+      for (const globalUserId of [fan, older]) {
+        assert.equal((await fanRecord(globalUserId))?.araiVersion, 1, globalUserId);
+        assert.equal(apiRequestsFor(globalUserId), 1, globalUserId);
+      }
+    });
+
+    it("refuses a message of a newer version for that alone, and a v that is not a positive integer naming the field", async function () {
+      const newer = `activity message is not as expected: v: message version 2 is newer than this reader knows (1)`;
+      const notAVersion = "activity message is not as expected: v: expected the message version, a positive integer";
+      const cases = [
+        { fan: "gu-0000000a", body: { ...current, v: 2 }, reason: newer },
+        // A newer version may change any other field: the version is what is reported.
+        { fan: "gu-0000000b", body: { v: 2, globalUserId: "gu-0000000b", activity: { kind: "login" } }, reason: newer },
+        { fan: "gu-0000000c", body: { ...current, v: 0 }, reason: notAVersion },
+        { fan: "gu-0000000d", body: { ...current, v: "1" }, reason: notAVersion },
+        { fan: "gu-0000000e", body: { ...current, v: 1.5 }, reason: notAVersion },
+        { fan: "gu-0000000f", body: { ...current, v: null }, reason: notAVersion },
+      ];
+      const event = standardEvent(
+        cases.map((refused) => ({ body: JSON.stringify({ ...refused.body, globalUserId: refused.fan }) })),
+      );
+      const { response, logs } = await worker()(event);
+
+      // Parked at once, to be redriven once a reader that knows the version is deployed.
+      const ids = idsOf(event, ...cases.map((_refused, index) => index));
+      assert.deepEqual(response, { batchItemFailures: [] });
+      assert.equal((await parkedIn("standard")).length, cases.length);
+      const reasons = new Map(logs.filter((line) => line.message === "record parked").map((line) => [line.record, line.reason]));
+      cases.forEach((refused, index) => assert.equal(reasons.get(ids[index]), refused.reason, JSON.stringify(refused.body)));
+      assert.equal(api.requests.length, 0, "nothing looked up for a refused message");
+      assert.deepEqual(await dynamo.scan(table), []);
     });
   });
 
@@ -1178,6 +1243,7 @@ describe("lookupArai", function () {
 
 describe("lookupArai rules (fans.ts)", function () {
   const message = (globalUserId: string, at: string, action = "login"): ActivityMessage => ({
+    v: 1,
     globalUserId,
     source: "kafka",
     action,
@@ -1220,7 +1286,7 @@ describe("lookupArai rules (fans.ts)", function () {
       fc.property(fc.array(record, { maxLength: 40 }), (batch) => {
         const records = batch.map((item, index) => ({
           id: `m${index}`,
-          message: { globalUserId: item.fan, source: item.source, action: "login", at: item.at.toISOString() },
+          message: { v: 1 as const, globalUserId: item.fan, source: item.source, action: "login", at: item.at.toISOString() },
           correlationId: `c${index}`,
         }));
         const fans = fansOf(records);

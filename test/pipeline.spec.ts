@@ -238,7 +238,7 @@ describe("the scoring pipeline, one activity end to end", function () {
     const messages = await sqs.drain(queue);
     assert.deepEqual(
       messages.map((message) => JSON.parse(message.Body!)),
-      [{ globalUserId: FAN, source: "rescore", action: "rescore", at: "2026-11-29T00:00:00.000Z" }],
+      [{ v: 1, globalUserId: FAN, source: "rescore", action: "rescore", at: "2026-11-29T00:00:00.000Z" }],
     );
   });
   it("lets each activity be followed by its correlation id through every log line, from the stream to the stored score", async function () {

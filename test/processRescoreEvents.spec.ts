@@ -76,6 +76,7 @@ describe("processRescoreEvents", function () {
     const messages = await sqs.drain(queueUrl);
     assert.equal(messages.length, 1);
     assert.deepEqual(bodyOf(messages[0]!), {
+      v: 1,
       globalUserId: "gu-a04c77e2",
       source: "rescore",
       action: "rescore",

@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import type { Message } from "@aws-sdk/client-sqs";
-import { activityMessageSchema } from "../../workers/shared/scoring/activity";
+import { type ActivityMessage, activityMessageSchema } from "../../workers/shared/scoring/activity";
 import { type Interception, operationOf, type RecordedRequest } from "./http";
 
 export interface KinesisFixtureRecord {
@@ -43,8 +43,15 @@ export const sequenceNumber = (index: number) =>
 /** The shard positions at `indexes`. */
 export const seqs = (indexes: readonly number[]) => indexes.map(sequenceNumber);
 
-/** The activity a scoring-queue message carries, checked as its consumer checks it. */
-export const bodyOf = (message: Message) => activityMessageSchema().parse(JSON.parse(message.Body!));
+/**
+ * The activity a scoring-queue message carries, as its producer wrote it (so a field the producer
+ * left out stays out), after checking it as its consumer checks it.
+ */
+export function bodyOf(message: Message): ActivityMessage {
+  const body = JSON.parse(message.Body!) as ActivityMessage;
+  activityMessageSchema().parse(body);
+  return body;
+}
 
 /** A system attribute of a received message (MessageGroupId, MessageDeduplicationId, …). */
 export const attribute = (message: Message, name: string) => message.Attributes?.[name as keyof Message["Attributes"]];

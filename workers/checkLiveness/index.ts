@@ -11,6 +11,7 @@ import {
   lastApprovalOf as lastApprovalRecorded,
   sessionExpiry,
   sessionKey,
+  unknownSessionAttributes,
 } from "../shared/idv/session";
 import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
@@ -219,10 +220,16 @@ export function createCheckLiveness(deps: CheckLivenessDependencies) {
     }
   }
 
-  /** Stores a new session; false when the stored item changed since it was read. */
+  /**
+   * Stores a new session in place of the one read; false when the stored item changed since it
+   * was read. A whole-item put, conditioned on what was read, so the attributes of the item read
+   * that this code does not know (a newer writer's) are written back with it.
+   */
   async function putSession(item: SessionItem, read: Record<string, unknown> | undefined): Promise<boolean> {
     try {
-      await dynamo.send(new PutCommand({ TableName: table, Item: item, ...unchangedSince(read) }));
+      await dynamo.send(
+        new PutCommand({ TableName: table, Item: { ...unknownSessionAttributes(read), ...item }, ...unchangedSince(read) }),
+      );
       return true;
     } catch (error) {
       if (isConditionFailure(error)) return false;

@@ -38,8 +38,11 @@ export interface ProxyResult {
 
 const STATUS_CODES: Readonly<Record<WebhookErrorType, number>> = { Unauthorized: 401, InvalidEvent: 400, NotFound: 404 };
 
-/** What a session lookup reads: enough to pick the inquiry's session and order its updates, not its decisions. */
-const SESSION_ATTRIBUTES: readonly string[] = [KEY, "vendorSessionId", "status", "updated"];
+/**
+ * What a session lookup reads: enough to pick the inquiry's session, order its updates and keep
+ * the fan's last approval in its expiry, not its decisions.
+ */
+const SESSION_ATTRIBUTES: readonly string[] = [KEY, "vendorSessionId", "status", "updated", "lastApprovedAt"];
 
 /** The webhook as received, whichever way it came. */
 export interface WebhookRequest {

@@ -50,6 +50,11 @@ export function createStagingScoreUsers(deps: StagingScoreUsersDependencies) {
   async function writeStagingScores(scores: readonly ScoredFan[]): Promise<WriteOutcome> {
     const at = now().toISOString();
     const items = scores.map((scored) => stagingScoreItem(scored, env.MODEL_VERSION, at));
+    // Whole-item puts, not UpdateItem SET: the staging item is this worker's alone (no other
+    // writer, and no worker reads it), each score replaces it entirely, and BatchWriteItem writes
+    // 25 per call where UpdateItem writes one (docs/rules.md#batching). An attribute a newer
+    // version of this worker adds is dropped only while an older version still runs, and written
+    // again by the next score.
     const { unwritten, calls } = await batchPutItems(documents, env.TABLE_NAME, KEY, items, deps.batchOptions);
     const correlationIds = new Map(scores.map((scored) => [scored.globalUserId, scored.correlationId]));
     const notStored = new Set(unwritten.map(({ item }) => String(item.globalUserId)));

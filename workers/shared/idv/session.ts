@@ -121,6 +121,34 @@ export interface SessionItem {
   readonly expiresOn: number;
 }
 
+/** Every attribute of a session this code writes (the type makes the list whole). */
+const SESSION_ITEM_ATTRIBUTES: Readonly<Record<keyof SessionItem, true>> = {
+  userId: true,
+  type: true,
+  globalUserId: true,
+  verificationType: true,
+  vendorSessionId: true,
+  status: true,
+  statusHistory: true,
+  decisions: true,
+  ipAddress: true,
+  created: true,
+  updated: true,
+  expiresAt: true,
+  lastApprovedAt: true,
+  expiresOn: true,
+};
+
+/**
+ * The attributes of a stored session that this code does not write: a newer writer's. A writer
+ * that replaces the whole item writes them back, so what it does not know survives it; the ones
+ * it knows it writes itself or, when the new session has none, leaves out.
+ */
+export function unknownSessionAttributes(item: Readonly<Record<string, unknown>> | undefined): Record<string, unknown> {
+  if (item === undefined) return {};
+  return Object.fromEntries(Object.entries(item).filter(([name]) => !Object.hasOwn(SESSION_ITEM_ATTRIBUTES, name)));
+}
+
 /**
  * `expiresAt` and `expiresOn` of a session whose status changed at `updated`: removed 30 days
  * after its last update, but not before `approvalRetentionDays` after the fan's last approval.

@@ -45,16 +45,50 @@ export const globalUserIdSchema = () =>
     .max(MAX_GLOBAL_USER_ID_LENGTH)
     .regex(/^[^\s#]+$/, "expected a globalUserId (no whitespace or #)");
 
-/** The body of a message on the account-activity and on-demand queues. */
+/**
+ * The version of the activity message format this code writes, and the newest it reads
+ * (docs/data-model.md#activity-messages). Bump it only for a change older readers would misread
+ * (a field renamed, removed or given another meaning); an added field keeps the version.
+ */
+export const ACTIVITY_MESSAGE_VERSION = 1;
+
+const POSITIVE_VERSION = "expected the message version, a positive integer";
+
+/**
+ * The `v` of a versioned message: a positive integer no higher than `known`. A higher one is a
+ * message from a newer producer, refused saying so, so it is parked and redriven once this reader
+ * is deployed in its newer version.
+ */
+export const messageVersionSchema = (known: number) =>
+  z
+    .int({ error: POSITIVE_VERSION, abort: true })
+    .min(1, { error: POSITIVE_VERSION, abort: true })
+    .refine((version) => version <= known, {
+      error: (issue) => `message version ${String(issue.input)} is newer than this reader knows (${known})`,
+    });
+
+/** When the fan acted (or the rescore fell due), as an activity message carries it: ISO 8601 with a zone. */
+export const activityTimeSchema = () => z.iso.datetime({ offset: true });
+
+/**
+ * The body of a message on the account-activity and on-demand queues. Read tolerantly: fields
+ * this reader does not know are ignored (producers deploy before or after it), the ones it reads
+ * are required. Its version `v` is read first, so a message of a newer version is refused for
+ * that alone, however its other fields changed; a message without `v` is of version 1 (it comes
+ * from a producer older than the field).
+ */
 export const activityMessageSchema = () =>
   z
-    .object({
-      globalUserId: globalUserIdSchema(),
-      source: activitySourceSchema(),
-      action: z.string().min(1).max(64),
-      /** When the fan acted (or the rescore fell due), ISO 8601. */
-      at: z.iso.datetime({ offset: true }),
-    })
-    .strict();
+    .object({ v: messageVersionSchema(ACTIVITY_MESSAGE_VERSION).optional() })
+    .loose()
+    .pipe(
+      z.object({
+        v: z.literal(ACTIVITY_MESSAGE_VERSION).default(ACTIVITY_MESSAGE_VERSION),
+        globalUserId: globalUserIdSchema(),
+        source: activitySourceSchema(),
+        action: z.string().min(1).max(64),
+        at: activityTimeSchema(),
+      }),
+    );
 
 export type ActivityMessage = z.infer<ReturnType<typeof activityMessageSchema>>;

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { correlationAttributes, type Correlation, createCorrelationRule, type CorrelationRule } from "../runtime/correlation";
 import type { KinesisRecord } from "../runtime/records";
 import type { OutgoingMessage } from "../runtime/sqs";
-import type { ActivityMessage, ActivitySource } from "./activity";
+import { ACTIVITY_MESSAGE_VERSION, type ActivityMessage, type ActivitySource } from "./activity";
 import { rescoreItem, type RescoreItem } from "./rescore";
 import { parseIsoDateTime, type StreamReading } from "./streamReading";
 
@@ -62,16 +62,16 @@ export function planActivity(
   const identity = reading.identity === undefined ? streamRecordIdentity(source, record) : [reading.identity];
   return {
     id: record.kinesis.sequenceNumber,
-    message: { globalUserId: reading.globalUserId, source, action, at },
+    message: { v: ACTIVITY_MESSAGE_VERSION, globalUserId: reading.globalUserId, source, action, at },
     deduplicationId: deduplicationId(...identity),
     correlation: correlationOf(reading.correlationId, identity),
   };
 }
 
 /**
- * The outgoing message of an activity: FIFO queues group by fan and deduplicate by record; every
- * message carries the correlation id as a message attribute (the body's schema is strict, and an
- * attribute reaches lookupArai without a new body field older readers would refuse).
+ * The outgoing message of an activity: its body the versioned activity message, JSON; FIFO queues
+ * group by fan and deduplicate by record; every message carries the correlation id as a message
+ * attribute (transport metadata, beside the body rather than in it).
  */
 export function outgoingMessage(activity: PlannedActivity, fifo: boolean): OutgoingMessage {
   const body = JSON.stringify(activity.message);

@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { itemKey, type KafkaItemIdentifier } from "../runtime/batch";
 import { createCorrelationRule, type CorrelationRule } from "../runtime/correlation";
+import { ACTIVITY_MESSAGE_VERSION } from "./activity";
 import { activityTime, deduplicationId, type PlannedActivity } from "./enqueuePlan";
 
 /** Lambda's docs spell a self-managed source `SelfManagedKafka`; events also come as `aws:SelfManagedKafka`. */
@@ -126,6 +127,7 @@ export function planKafkaActivity(
   return {
     id: itemKey(id),
     message: {
+      v: ACTIVITY_MESSAGE_VERSION,
       globalUserId: reading.globalUserId,
       source: "kafka",
       action: reading.action,
