@@ -389,6 +389,40 @@ describe("scoring runtime", function () {
       );
     });
 
+    it("keeps each SendMessageBatch within SQS's 256 KiB, body and attributes counted, and sends every message", async function () {
+      const url = await queue();
+      // 100 KiB bodies (multi-byte characters, so bytes are counted, not characters), with attributes.
+      const body = (index: number) => JSON.stringify({ index, text: "é".repeat(50 * 1024) });
+      const heavy = Array.from({ length: 7 }, (_, index) => ({
+        id: `h${index}`,
+        body: body(index),
+        attributes: { parkedBy: "enqueueFromVfStream" },
+      }));
+      const light = messages(5);
+
+      const outcome = await sendMessages(client, url, [...heavy, ...light]);
+
+      assert.deepEqual(outcome.failed, []);
+      const batches = sqs.proxy.requests.map(
+        (request) => (JSON.parse(request.body) as { Entries: { MessageBody: string; MessageAttributes?: object }[] }).Entries,
+      );
+      for (const entries of batches) {
+        const bytes = entries.reduce(
+          (sum, entry) =>
+            sum +
+            Buffer.byteLength(entry.MessageBody) +
+            (entry.MessageAttributes ? Buffer.byteLength("parkedBy" + "String" + "enqueueFromVfStream") : 0),
+          0,
+        );
+        assert.ok(bytes <= 262_144, `a batch of ${bytes} bytes`);
+        assert.ok(entries.length <= 10);
+      }
+      // Two heavy messages a call (three would be over), the last heavy one with the light ones.
+      assert.deepEqual(batches.map((entries) => entries.length).sort(), [2, 2, 2, 6].sort());
+      assert.equal(outcome.calls, 4);
+      assert.equal((await sqs.drain(url)).length, 12);
+    });
+
     it("with ordered, sends batch after batch, so each FIFO group reaches the queue in order", async function () {
       const url = await queue(true);
       const outcome = await sendMessages(
