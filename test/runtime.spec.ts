@@ -21,6 +21,7 @@ import {
   parseEvent,
   sqsEventSchema,
 } from "../workers/shared/runtime/records";
+import { parkedRecordDocument, readParkedRecord } from "../workers/shared/runtime/parking";
 import { backoffDelay, chunk, mapConcurrently, withRetries } from "../workers/shared/runtime/retry";
 import { type OutgoingMessage, sendMessages } from "../workers/shared/runtime/sqs";
 import { z } from "zod";
@@ -338,6 +339,60 @@ describe("scoring runtime", function () {
           for (const item of result) assert.ok(failedGroups.has(entries.find((entry) => entry.id === item.id)!.group));
         }),
       );
+    });
+  });
+
+  describe("parked-record documents", function () {
+    const record = fixture<{ Records: object[] }>("kinesis-vf-login.json").Records[0]!;
+    const document = parkedRecordDocument({
+      worker: "enqueueFromVfStream",
+      reason: "VF login event is not as expected: globalUserId: Invalid input",
+      failureReason: "invalid",
+      parkedAt: new Date("2026-12-01T10:00:00.000Z"),
+      source: {
+        kind: "kinesis",
+        eventSourceARN: "arn:aws:kinesis:us-east-1:210987654321:stream/vf-input-stream-qa1",
+        sequenceNumber: "49657828409187701520019995242508390119953358325192589314",
+      },
+      record,
+    });
+
+    it("are read back as written, from the message body or its parse, fields a reader does not know ignored", function () {
+      assert.deepEqual(document, {
+        parkedRecord: 1,
+        worker: "enqueueFromVfStream",
+        reason: "VF login event is not as expected: globalUserId: Invalid input",
+        failureReason: "invalid",
+        parkedAt: "2026-12-01T10:00:00.000Z",
+        source: document.source,
+        record,
+      });
+      assert.deepEqual(readParkedRecord(JSON.stringify(document)), { ok: true, value: document });
+      const later = { ...document, correlationId: "vf-login-5b7d", parkedFrom: "a later writer's field" };
+      assert.deepEqual(readParkedRecord(later), { ok: true, value: { ...document, correlationId: "vf-login-5b7d" } });
+      const kafka = {
+        ...document,
+        source: { kind: "kafka", topic: "user-activity-qa1", partition: 3, offset: 17502 },
+      };
+      assert.deepEqual(readParkedRecord(kafka), { ok: true, value: kafka });
+    });
+
+    it("that are not one, or of a newer version, are refused saying why", function () {
+      const reason = (body: unknown) => {
+        const reading = readParkedRecord(body);
+        assert.equal(reading.ok, false);
+        return (reading as { reason: string }).reason;
+      };
+      assert.equal(reason("{not json"), "the body is not JSON");
+      assert.match(reason({ KinesisBatchInfo: {} }), /no parkedRecord field/);
+      assert.equal(
+        reason({ ...document, parkedRecord: 2 }),
+        "parked-record format version 2 is newer than this reader knows (1)",
+      );
+      assert.match(reason({ ...document, source: { kind: "kinesis", sequenceNumber: "abc" } }), /source\.sequenceNumber: /);
+      assert.match(reason({ ...document, source: { kind: "sqs" } }), /^not a parked record as the workers write it: source/);
+      const { record: _record, ...withoutRecord } = document;
+      assert.match(reason(withoutRecord), /record: /);
     });
   });
 
