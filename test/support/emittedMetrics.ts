@@ -89,6 +89,8 @@ export interface MetricServices {
   readonly table: string;
   readonly activityQueue: string;
   readonly onDemandQueue: string;
+  /** The stream consumers' failure queue, where they park what they can never process. */
+  readonly failureQueue: string;
   /** Makes the HTTP stand-ins and Glue answer 503 (true) or as they should (false). */
   failing(down: boolean): void;
   close(): Promise<void>;
@@ -110,9 +112,10 @@ const unavailable: Answer = { status: 503, body: { message: "service unavailable
 export async function startMetricServices(): Promise<MetricServices> {
   const [dynamo, sqs, redis] = await Promise.all([startDynamo(), startSqs(), startRedis()]);
   const table = await dynamo.createFanTable();
-  const [activityQueue, onDemandQueue] = await Promise.all([
+  const [activityQueue, onDemandQueue, failureQueue] = await Promise.all([
     sqs.createQueue("acct-activity-sqs.fifo"),
     sqs.createQueue("on-demand-scoring-sqs"),
+    sqs.createQueue("scoring-stream-failures-sqs"),
   ]);
   const signing = await generateKeyPair(DECISION_TOKEN_ALGORITHM, { extractable: true });
   const privateKey = await exportPKCS8(signing.privateKey);
@@ -155,6 +158,7 @@ export async function startMetricServices(): Promise<MetricServices> {
     table,
     activityQueue,
     onDemandQueue,
+    failureQueue,
     failing(down) {
       state.down = down;
       model.answer = down ? () => unavailable : predict;
@@ -200,7 +204,9 @@ export function deployedEnvironment(services: MetricServices, worker: WorkerName
     MODEL_VERSION: "fan-risk-7",
     MODEL_TOKEN_SECRET_ARN: SECRET_ARNS.modelToken,
     MODEL_TIMEOUT_MS: "1000",
+    FAILURE_QUEUE_URL: services.failureQueue,
   };
+  const parking = { FAILURE_QUEUE_URL: services.failureQueue };
   const byWorker: Record<WorkerName, Record<string, string>> = {
     validateToken: {
       API_KEYS_SECRET_ARN: SECRET_ARNS.apiKeys,
@@ -210,11 +216,11 @@ export function deployedEnvironment(services: MetricServices, worker: WorkerName
     },
     startBotOrNotImport: { GLUE_WORKFLOW_NAME: "vfid-qa1-bot-or-not-import" },
     startClusterImport: { GLUE_WORKFLOW_NAME: "vfid-qa1-cluster-import" },
-    enqueueFromVfStream: { ON_DEMAND_QUEUE_URL: services.onDemandQueue },
-    enqueueFromDemandStream: { ACTIVITY_QUEUE_URL: services.activityQueue, TABLE_NAME: services.table },
-    enqueueFromPurchaseStream: { ACTIVITY_QUEUE_URL: services.activityQueue, TABLE_NAME: services.table },
-    enqueueFromSQJourneyStream: { ACTIVITY_QUEUE_URL: services.activityQueue, TABLE_NAME: services.table },
-    processRescoreEvents: { ACTIVITY_QUEUE_URL: services.activityQueue },
+    enqueueFromVfStream: { ON_DEMAND_QUEUE_URL: services.onDemandQueue, ...parking },
+    enqueueFromDemandStream: { ACTIVITY_QUEUE_URL: services.activityQueue, TABLE_NAME: services.table, ...parking },
+    enqueueFromPurchaseStream: { ACTIVITY_QUEUE_URL: services.activityQueue, TABLE_NAME: services.table, ...parking },
+    enqueueFromSQJourneyStream: { ACTIVITY_QUEUE_URL: services.activityQueue, TABLE_NAME: services.table, ...parking },
+    processRescoreEvents: { ACTIVITY_QUEUE_URL: services.activityQueue, ...parking },
     lookupArai: {
       TABLE_NAME: services.table,
       ARAI_URL_TEMPLATE: `${services.arai.url}/accounts/v2/users/{globalUserId}`,
@@ -225,7 +231,7 @@ export function deployedEnvironment(services: MetricServices, worker: WorkerName
     },
     scoreUsers: scoring,
     stagingScoreUsers: scoring,
-    enqueueFromActivityStream: { ACTIVITY_QUEUE_URL: services.activityQueue },
+    enqueueFromActivityStream: { ACTIVITY_QUEUE_URL: services.activityQueue, ...parking },
     getArmScore: { ARM_REDIS_URL: services.redis.url },
     checkLiveness: {
       TABLE_NAME: services.table,
@@ -294,7 +300,7 @@ export async function runWorker(
   }
 }
 
-/** A Kinesis record of `template`'s batch whose data is not base64 JSON: a record every reader fails as invalid. */
+/** A Kinesis record of `template`'s batch whose data is not base64 JSON: a record every reader parks as invalid. */
 export function withUndecodableRecord<T extends { Records: { kinesis: { sequenceNumber: string; data: string } }[] }>(
   template: T,
 ): T {
@@ -306,7 +312,10 @@ export function withUndecodableRecord<T extends { Records: { kinesis: { sequence
 
 type KinesisEvent = { Records: { kinesis: { sequenceNumber: string; data: string } }[] };
 
-/** Each worker's runs: a real event (with an invalid record where the source is a batch), and a failing call. */
+/**
+ * Each worker's runs: a real event (with an invalid record, which a stream worker parks, where the
+ * source is a batch), and a failing call.
+ */
 export async function runEveryWorker(services: MetricServices): Promise<WorkerRun[]> {
   const runs: WorkerRun[] = [];
   const run = async (...args: Parameters<typeof runWorker> extends [unknown, ...infer Rest] ? Rest : never) =>

@@ -1,3 +1,4 @@
+import { SQSClient } from "@aws-sdk/client-sqs";
 import { type DynamoDBDocumentClient, UpdateCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
 import { defineWorker } from "../shared/runtime/contract";
 import { createDocumentClient } from "../shared/runtime/dynamo";
@@ -40,9 +41,11 @@ export function scoreUpdate(table: string, scored: ScoredFan, version: string, n
 }
 
 export interface ScoreUsersDependencies {
-  readonly env: Pick<ScoringEnvironment, "TABLE_NAME" | "MODEL_VERSION" | "MODEL_BATCH_SIZE">;
+  readonly env: Pick<ScoringEnvironment, "TABLE_NAME" | "MODEL_VERSION" | "MODEL_BATCH_SIZE" | "FAILURE_QUEUE_URL">;
   readonly logger: Logger;
   readonly documents: DynamoDBDocumentClient;
+  /** Sends the records that can never be scored to the failure queue. */
+  readonly sqs: SQSClient;
   readonly model: ModelClient;
   readonly now?: () => Date;
   /** Records, and scores written by model version. @default none */
@@ -100,6 +103,8 @@ export function createScoreUsers(deps: ScoreUsersDependencies) {
   return createStreamScorer({
     worker: scoreUsersContract.name,
     logger,
+    sqs: deps.sqs,
+    failureQueueUrl: env.FAILURE_QUEUE_URL,
     model: deps.model,
     modelBatchSize: env.MODEL_BATCH_SIZE,
     write: writeScores,
@@ -113,6 +118,6 @@ export const scoreUsers = defineWorker(scoreUsersContract, () => {
   const metrics = createWorkerMetrics(scoreUsersContract);
   const model = createModelClientFromEnvironment(env, { service: "scoring model", logger, metrics });
   const documents = createDocumentClient();
-  const handler = createScoreUsers({ env, logger, documents, model, metrics });
+  const handler = createScoreUsers({ env, logger, documents, sqs: new SQSClient({}), model, metrics });
   return instrumentHandler({ logger, metrics }, handler);
 });
