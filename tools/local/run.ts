@@ -17,6 +17,7 @@ import {
   type Ledger,
   type ParkedRecords,
   parkedFromKinesisFailure,
+  parkedFromParkedRecord,
   reconcile,
   type StoredScore,
   type WorkerFailure,
@@ -140,7 +141,10 @@ function parkedFromKafkaFailure(message: unknown, destination: string): ParkedRe
   });
 }
 
-/** What the failure destinations and dead-letter queues hold. */
+/**
+ * What the failure destinations and dead-letter queues hold: Lambda's pointers (Kinesis, Kafka),
+ * the parked-record documents of the poison records the workers parked, and activity messages.
+ */
 async function parkedRecords(system: LocalSystem, arns: ReadonlySet<string>): Promise<ParkedRecords[]> {
   const parked: ParkedRecords[] = [];
   for (const arn of arns) {
@@ -154,7 +158,9 @@ async function parkedRecords(system: LocalSystem, arns: ReadonlySet<string>): Pr
         body = undefined;
       }
       const kinesis = parkedFromKinesisFailure(body, queue.planned.name);
+      const document = kinesis ? undefined : parkedFromParkedRecord(body, queue.planned.name);
       if (kinesis) parked.push(kinesis);
+      else if (document) parked.push(document);
       else if ((body as { KafkaBatchInfo?: unknown } | undefined)?.KafkaBatchInfo)
         parked.push(...parkedFromKafkaFailure(body, queue.planned.name));
       else if (typeof (body as { globalUserId?: unknown } | undefined)?.globalUserId === "string") {

@@ -136,7 +136,7 @@ export function startKafkaMapping(options: KafkaMappingOptions): RunningMapping 
       return typeof partition === "string" && typeof at === "number" ? `${partition}@${at}` : undefined;
     },
     invoke: (records: readonly KafkaRecord[]) => {
-      report({ kind: "delivered", mapping: mapping.name, count: records.length });
+      report({ kind: "delivered", mapping: mapping.name, count: records.length, records: records.map(recordKey) });
       return options.invoke(kafkaEvent(options, records));
     },
     park: async (records: readonly KafkaRecord[], outcome: InvokeOutcome, attempts: number) => {
