@@ -1,5 +1,5 @@
 /**
- * Poison records parked on their first delivery (SPEC 5a, workers/shared/runtime/parking.ts),
+ * Poison records parked on their first delivery (docs/worker-contract.md#parked-records),
  * observed at the source: the local system planned from qa1 runs the real Kinesis and Kafka
  * mappings (batch sizes, partial batch responses, bisect, two retries, the on-failure queue) and
  * the real archives of enqueueFromPurchaseStream and enqueueFromActivityStream. A batch with a
