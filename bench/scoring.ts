@@ -156,6 +156,8 @@ interface Clients {
   dynamo: DynamoDBDocumentClient;
   queue: string;
   standardQueue: string;
+  /** Where poison records are parked (none in these batches). */
+  failureQueue: string;
   table: string;
   fetchArai: typeof found;
   model: { predict: typeof predict };
@@ -163,13 +165,15 @@ interface Clients {
 
 /** Each worker built from its parts, with the given clients. */
 function workers(c: Clients): { name: string; handler: () => Handler; events: () => { Records: unknown[] }[] }[] {
-  const stream = { ACTIVITY_QUEUE_URL: c.queue, TABLE_NAME: c.table, RESCORE_DELAY_DAYS: 5 };
-  const scoring = { TABLE_NAME: c.table, MODEL_VERSION: "bench", MODEL_BATCH_SIZE: 100 };
+  const parking = { FAILURE_QUEUE_URL: c.failureQueue };
+  const stream = { ACTIVITY_QUEUE_URL: c.queue, TABLE_NAME: c.table, RESCORE_DELAY_DAYS: 5, ...parking };
+  const scoring = { TABLE_NAME: c.table, MODEL_VERSION: "bench", MODEL_BATCH_SIZE: 100, ...parking };
   const streamDeps = { env: stream, sqs: c.sqs, dynamo: c.dynamo, logger: logger() };
   return [
     {
       name: "enqueueFromVfStream",
-      handler: () => createEnqueueFromVfStream({ env: { ON_DEMAND_QUEUE_URL: c.standardQueue }, sqs: c.sqs, logger: logger() }),
+      handler: () =>
+        createEnqueueFromVfStream({ env: { ON_DEMAND_QUEUE_URL: c.standardQueue, ...parking }, sqs: c.sqs, logger: logger() }),
       events: () => kinesisBatches(payloads.vf!),
     },
     {
@@ -189,7 +193,8 @@ function workers(c: Clients): { name: string; handler: () => Handler; events: ()
     },
     {
       name: "processRescoreEvents",
-      handler: () => createProcessRescoreEvents({ env: { ACTIVITY_QUEUE_URL: c.queue }, sqs: c.sqs, logger: logger() }),
+      handler: () =>
+        createProcessRescoreEvents({ env: { ACTIVITY_QUEUE_URL: c.queue, ...parking }, sqs: c.sqs, logger: logger() }),
       events: () => kinesisBatches(payloads.rescore!),
     },
     {
@@ -207,12 +212,12 @@ function workers(c: Clients): { name: string; handler: () => Handler; events: ()
     },
     {
       name: "scoreUsers",
-      handler: () => createScoreUsers({ env: scoring, logger: logger(), documents: c.dynamo, model: c.model }),
+      handler: () => createScoreUsers({ env: scoring, logger: logger(), documents: c.dynamo, sqs: c.sqs, model: c.model }),
       events: () => kinesisBatches(payloads.activityData!),
     },
     {
       name: "stagingScoreUsers",
-      handler: () => createStagingScoreUsers({ env: scoring, logger: logger(), documents: c.dynamo, model: c.model }),
+      handler: () => createStagingScoreUsers({ env: scoring, logger: logger(), documents: c.dynamo, sqs: c.sqs, model: c.model }),
       events: () => kinesisBatches(payloads.activityData!),
     },
   ] as { name: string; handler: () => Handler; events: () => { Records: unknown[] }[] }[];
@@ -231,6 +236,7 @@ const instantClients = (): Clients => ({
   } as unknown as DynamoDBDocumentClient,
   queue: "https://sqs.us-east-1.amazonaws.com/210987654321/bench.fifo",
   standardQueue: "https://sqs.us-east-1.amazonaws.com/210987654321/bench",
+  failureQueue: "https://sqs.us-east-1.amazonaws.com/210987654321/bench-failures",
   table: "bench",
   fetchArai: found,
   model: { predict },
@@ -285,6 +291,7 @@ async function awsCalls(): Promise<string[][]> {
         dynamo: dynamo.documents,
         queue: await sqs.createQueue(`bench-${worker.name}.fifo`),
         standardQueue: await sqs.createQueue(`bench-${worker.name}`),
+        failureQueue: await sqs.createQueue(`bench-${worker.name}-failures`),
         table: tableName,
         fetchArai: (id) => ((http["ARAI GET (HTTP)"] += 1), found(id)),
         model: { predict: (records) => ((http["model POST (HTTP)"] += 1), predict(records)) },

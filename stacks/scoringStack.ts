@@ -153,7 +153,8 @@ export class ScoringStack extends Component {
     return {
       activityQueue: queue("activity", { name: "acct-activity-sqs", fifo: true, consumerTimeoutSeconds: LOOKUP_TIMEOUT_SECONDS }),
       onDemandQueue: queue("on-demand", { name: "on-demand-scoring-sqs", consumerTimeoutSeconds: LOOKUP_TIMEOUT_SECONDS }),
-      // Kinesis and Kafka mappings send the records whose retries are spent here (docs/flows.md#event-sources).
+      // Kinesis and Kafka mappings send the records whose retries are spent here, and their consumers
+      // the poison records they park themselves (docs/flows.md#event-sources).
       streamFailures: queue("stream-failures", { name: "scoring-stream-failures-sqs", retentionDays: 14, deadLetter: false }),
     };
   }
@@ -199,10 +200,12 @@ export class ScoringStack extends Component {
         pulumi.log.info(`${this.logicalName}: no ${trigger.stream} configured, so ${worker.contract.name} is not deployed`, this);
         continue;
       }
+      const binding = this.queueBinding(trigger.queue);
       const fn = this.deploy({
         worker,
         timeoutSeconds: scoring.enqueueTimeoutSeconds,
-        ...this.queueBinding(trigger.queue),
+        environment: { ...binding.environment, ...this.parkingBinding().environment },
+        grants: { ...binding.grants, ...this.parkingBinding().grants },
         policies: this.kinesisConsumer(streamArn),
         vpc: this.vpc("enqueue_from_streams_network"),
       });
@@ -210,8 +213,19 @@ export class ScoringStack extends Component {
     }
   }
 
+  /**
+   * What a stream consumer parking its poison records reads and may do: the failure queue its
+   * mapping's onFailure names (workers/shared/runtime/parking.ts).
+   */
+  private parkingBinding() {
+    return {
+      environment: { FAILURE_QUEUE_URL: this.streamFailures.url },
+      grants: { parked_records_producer: [this.streamFailures.arn] },
+    };
+  }
+
   /** What a worker sending fans to `queue` reads and may do. */
-  private queueBinding(queue: InputStreamTrigger["queue"]): Pick<WorkerFunctionArgs, "environment" | "grants"> {
+  private queueBinding(queue: InputStreamTrigger["queue"]): Required<Pick<WorkerFunctionArgs, "environment" | "grants">> {
     if (queue === "onDemand") {
       return {
         environment: { ON_DEMAND_QUEUE_URL: this.onDemandQueue.url },
@@ -234,8 +248,8 @@ export class ScoringStack extends Component {
     const rescore = this.deploy({
       worker: WORKERS.processRescoreEvents.worker,
       timeoutSeconds: scoring.enqueueTimeoutSeconds,
-      environment: { ACTIVITY_QUEUE_URL: this.activityQueue.url },
-      grants: { lambda_sqs_producer: [this.activityQueue.arn] },
+      environment: { ACTIVITY_QUEUE_URL: this.activityQueue.url, ...this.parkingBinding().environment },
+      grants: { lambda_sqs_producer: [this.activityQueue.arn], ...this.parkingBinding().grants },
       policies: this.kinesisConsumer(this.tableStream.arn),
       vpc: this.vpc("enqueue_from_streams_network"),
     });
@@ -251,8 +265,13 @@ export class ScoringStack extends Component {
           MODEL_TOKEN_SECRET_ARN: this.secrets.model.arn,
           MODEL_TIMEOUT_MS: String(model.timeoutMs),
           MODEL_BATCH_SIZE: String(scoring.modelBatchSize),
+          ...this.parkingBinding().environment,
         },
-        grants: { dynamodb_write_scores: [this.table.arn], model_token: [this.secrets.model.arn] },
+        grants: {
+          dynamodb_write_scores: [this.table.arn],
+          model_token: [this.secrets.model.arn],
+          ...this.parkingBinding().grants,
+        },
         policies: this.kinesisConsumer(this.tableStream.arn),
         vpc: this.vpc("network"),
       });
@@ -328,8 +347,8 @@ export class ScoringStack extends Component {
     const consumer = this.deploy({
       worker: WORKERS.enqueueFromActivityStream.worker,
       timeoutSeconds: scoring.enqueueTimeoutSeconds,
-      environment: { ACTIVITY_QUEUE_URL: this.activityQueue.url },
-      grants: { lambda_sqs_producer: [this.activityQueue.arn] },
+      environment: { ACTIVITY_QUEUE_URL: this.activityQueue.url, ...this.parkingBinding().environment },
+      grants: { lambda_sqs_producer: [this.activityQueue.arn], ...this.parkingBinding().grants },
       policies: { kafka_consumer_policy: kafkaConsumerStatements(kafka.authSecretArn, this.streamFailures.arn) },
     });
     kafkaEventSource(

@@ -115,7 +115,10 @@ describe("correlation ids", function () {
     it("sends a Kinesis record's own id, makes one for a record without, and the same one when the record is retried", async function () {
       const queue = await sqs.freshQueue("vfid-qa1-us-east-1-on-demand-scoring-sqs");
       const handler = createEnqueueFromVfStream({
-        env: { ON_DEMAND_QUEUE_URL: queue },
+        env: {
+          ON_DEMAND_QUEUE_URL: queue,
+          FAILURE_QUEUE_URL: await sqs.freshQueue("vfid-qa1-us-east-1-scoring-stream-failures-sqs"),
+        },
         sqs: sqs.client,
         logger: logger("enqueueFromVfStream"),
       });
@@ -144,7 +147,10 @@ describe("correlation ids", function () {
     it("sends a Kafka record's id from its correlationId header, else from its value, else one made from its position", async function () {
       const queue = await sqs.freshQueue("vfid-qa1-us-east-1-account-activity-kafka.fifo");
       const handler = createEnqueueFromActivityStream({
-        env: { ACTIVITY_QUEUE_URL: queue },
+        env: {
+          ACTIVITY_QUEUE_URL: queue,
+          FAILURE_QUEUE_URL: await sqs.freshQueue("vfid-qa1-us-east-1-scoring-stream-failures-sqs"),
+        },
         sqs: sqs.client,
         logger: logger("enqueueFromActivityStream"),
       });

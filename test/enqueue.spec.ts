@@ -1,7 +1,8 @@
 /**
  * The stream enqueue workers against real local SQS and DynamoDB: what each stream's records
- * become on the scoring queues and in the fan-identity table, what it costs at the service,
- * and that a malformed record or a misbehaving dependency fails only the records it concerns.
+ * become on the scoring queues and in the fan-identity table, what it costs at the service, that
+ * a malformed record is parked in the failure queue on its first delivery, and that a misbehaving
+ * dependency fails only the records it concerns.
  */
 import * as assert from "node:assert/strict";
 import { Logger } from "@aws-lambda-powertools/logger";
@@ -18,6 +19,7 @@ import { fixture } from "./support/fixtures";
 import { countOperations } from "./support/http";
 import { type LocalDynamo, type LocalSqs, startDynamo, startSqs } from "./support/localAws";
 import { captureLogs, linesAt, warnings } from "./support/logs";
+import { parkedBySequenceNumber, parkedLines, parkedRecordsOf } from "./support/parked";
 import { payloads, templates } from "./support/streamFixtures";
 import {
   attribute,
@@ -36,6 +38,7 @@ import {
 
 const ENVIRONMENT = [
   "ON_DEMAND_QUEUE_URL",
+  "FAILURE_QUEUE_URL",
   "ACTIVITY_QUEUE_URL",
   "TABLE_NAME",
   "RESCORE_DELAY_DAYS",
@@ -101,17 +104,22 @@ describe("stream enqueue workers", function () {
     dynamo.intercept = () => undefined;
   });
 
+  /** The failure queue of the latest resources(), which every worker below parks in. */
+  let failureQueueUrl = "";
+
   /** Fresh queues and table, and the service call counts from now on. */
   async function resources() {
     queues += 1;
-    const [activityQueue, onDemandQueue, table] = await Promise.all([
+    const [activityQueue, onDemandQueue, failureQueue, table] = await Promise.all([
       sqs.createQueue(`vfid-qa1-us-east-1-account-activity-${queues}.fifo`),
       sqs.createQueue(`vfid-qa1-us-east-1-on-demand-scoring-${queues}`),
+      sqs.createQueue(`vfid-qa1-us-east-1-scoring-stream-failures-${queues}`),
       dynamo.createFanTable(`vfid-qa1-us-east-1-fan-identity-${queues}`),
     ]);
     sqs.proxy.requests.length = 0;
     dynamo.proxy.requests.length = 0;
-    return { activityQueue: activityQueue, onDemandQueue: onDemandQueue, table };
+    failureQueueUrl = failureQueue;
+    return { activityQueue: activityQueue, onDemandQueue: onDemandQueue, failureQueue, table };
   }
 
   /** Sets the environment a deployed worker gets, pointed at the local services. */
@@ -121,6 +129,7 @@ describe("stream enqueue workers", function () {
       AWS_ENDPOINT_URL_SQS: sqs.endpoint,
       AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
       POWERTOOLS_LOG_LEVEL: "WARN",
+      FAILURE_QUEUE_URL: failureQueueUrl,
       ...variables,
     });
   }
@@ -134,7 +143,12 @@ describe("stream enqueue workers", function () {
     name = "test",
   ) {
     return create({
-      env: { ACTIVITY_QUEUE_URL: env.activityQueue, TABLE_NAME: env.table, RESCORE_DELAY_DAYS: 5 },
+      env: {
+        ACTIVITY_QUEUE_URL: env.activityQueue,
+        TABLE_NAME: env.table,
+        RESCORE_DELAY_DAYS: 5,
+        FAILURE_QUEUE_URL: failureQueueUrl,
+      },
       sqs: sqs.client,
       dynamo: dynamo.documents,
       logger: logger(name),
@@ -174,7 +188,7 @@ describe("stream enqueue workers", function () {
       it(`sends ${n} logins in ceil(${n}/10) = ${Math.ceil(n / 10)} SendMessageBatch calls, every one reaching the queue`, async function () {
         const { onDemandQueue } = await resources();
         const handler = createEnqueueFromVfStream({
-          env: { ON_DEMAND_QUEUE_URL: onDemandQueue },
+          env: { ON_DEMAND_QUEUE_URL: onDemandQueue, FAILURE_QUEUE_URL: failureQueueUrl },
           sqs: sqs.client,
           logger: logger("enqueueFromVfStream"),
           now: () => NOW,
@@ -200,7 +214,7 @@ describe("stream enqueue workers", function () {
     it("skips an event that is not a vfLogin, logged at INFO with why, not a failure", async function () {
       const { onDemandQueue } = await resources();
       const handler = createEnqueueFromVfStream({
-        env: { ON_DEMAND_QUEUE_URL: onDemandQueue },
+        env: { ON_DEMAND_QUEUE_URL: onDemandQueue, FAILURE_QUEUE_URL: failureQueueUrl },
         sqs: sqs.client,
         logger: logger("enqueueFromVfStream"),
       });
@@ -364,8 +378,8 @@ describe("stream enqueue workers", function () {
   });
 
   describe("malformed records", function () {
-    it("fail one by one, each logged with what was wrong, while the rest of the batch reaches the queue and the table", async function () {
-      const { activityQueue, table } = await resources();
+    it("are parked one by one on their first delivery, each with its payload and what was wrong, while the rest of the batch reaches the queue and the table", async function () {
+      const { activityQueue, failureQueue, table } = await resources();
       const handler = direct(createEnqueueFromPurchaseStream, { activityQueue, table }, "enqueueFromPurchaseStream");
       const good = (index: number) => recordLike(purchase, index, payloads.purchase(`gu-good-${index}`));
       const event = {
@@ -384,15 +398,38 @@ describe("stream enqueue workers", function () {
 
       const { result, logs } = await captureLogs(() => handler(event));
 
-      assert.deepEqual(failuresOf(result), seqs([1, 3, 4, 5, 6]));
-      const reasons = new Map(warnings(logs).map((line) => [line.record, String(line.reason)]));
-      assert.equal(reasons.size, 5, JSON.stringify(warnings(logs)));
+      // Nothing for Lambda to retry: the shard moves on.
+      assert.deepEqual(result, { batchItemFailures: [] });
+      const parked = parkedBySequenceNumber(await sqs.drain(failureQueue));
+      assert.deepEqual([...parked.keys()].sort(), seqs([1, 3, 4, 5, 6]));
+      for (const index of [1, 3, 4, 5, 6]) {
+        const { document, attributes } = parked.get(sequenceNumber(index))!;
+        // The record exactly as Lambda delivered it, and where it was read.
+        assert.deepEqual(document.record, event.Records[index]);
+        assert.deepEqual(document.source, {
+          kind: "kinesis",
+          eventSourceARN: event.Records[index]!.eventSourceARN,
+          sequenceNumber: sequenceNumber(index),
+        });
+        assert.equal(document.worker, "enqueueFromPurchaseStream");
+        assert.equal(document.failureReason, "invalid");
+        assert.equal(document.parkedAt, NOW.toISOString());
+        assert.deepEqual(attributes, { parkedBy: "enqueueFromPurchaseStream", failureReason: "invalid" });
+      }
+      const reasons = new Map([...parked].map(([seq, { document }]) => [seq, document.reason]));
       assert.equal(reasons.get(sequenceNumber(1)), "data is not base64");
       assert.match(reasons.get(sequenceNumber(3))!, /^data is not JSON/);
       assert.match(reasons.get(sequenceNumber(4))!, /^purchase event is not as expected: customer\.globalUserId: /);
       assert.match(reasons.get(sequenceNumber(5))!, /customer\.globalUserId: .*expected string/);
       assert.match(reasons.get(sequenceNumber(6))!, /^purchase event is not as expected: customer: /);
-      for (const line of warnings(logs)) assert.equal(line.message, "record failed");
+      // Each logged once at WARN, with its reason and never its payload.
+      assert.deepEqual(
+        warnings(logs).map((line) => [line.message, line.record, line.reason]),
+        [1, 3, 4, 5, 6].map((index) => ["record parked", sequenceNumber(index), reasons.get(sequenceNumber(index))]),
+      );
+      for (const line of parkedLines(logs)) assert.ok(!JSON.stringify(line).includes(event.Records[4]!.kinesis.data));
+      const summary = logs.find((line) => line.message === "batch enqueued");
+      assert.deepEqual([summary?.parked, summary?.skipped, summary?.failed], [5, 1, 0]);
       const messages = await sqs.drain(activityQueue);
       assert.deepEqual(messages.map((message) => bodyOf(message).globalUserId).sort(), ["gu-good-0", "gu-good-2", "gu-good-8"]);
       assert.deepEqual((await dynamo.scan(table)).map((item) => item.globalUserId).sort(), [
@@ -402,10 +439,10 @@ describe("stream enqueue workers", function () {
       ]);
     });
 
-    it("of a VF login and of a demand change fail alone too", async function () {
-      const { activityQueue, onDemandQueue, table } = await resources();
+    it("of a VF login and of a demand change are parked alone too", async function () {
+      const { activityQueue, onDemandQueue, failureQueue, table } = await resources();
       const vfHandler = createEnqueueFromVfStream({
-        env: { ON_DEMAND_QUEUE_URL: onDemandQueue },
+        env: { ON_DEMAND_QUEUE_URL: onDemandQueue, FAILURE_QUEUE_URL: failureQueueUrl },
         sqs: sqs.client,
         logger: logger("enqueueFromVfStream"),
       });
@@ -418,12 +455,19 @@ describe("stream enqueue workers", function () {
           ],
         }),
       );
-      assert.deepEqual(failuresOf(vfRun.result), seqs([0, 2]));
+      assert.deepEqual(vfRun.result, { batchItemFailures: [] });
+      const vfParked = parkedBySequenceNumber(await sqs.drain(failureQueue));
       assert.deepEqual(
-        warnings(vfRun.logs).map((line) => line.reason),
+        seqs([0, 2]).map((seq) => [vfParked.get(seq)?.document.worker, vfParked.get(seq)?.document.reason]),
         [
-          "VF login event is not as expected: globalUserId: Invalid input: expected string, received undefined",
-          "VF login event is not as expected: globalUserId: Invalid input: expected string, received array",
+          [
+            "enqueueFromVfStream",
+            "VF login event is not as expected: globalUserId: Invalid input: expected string, received undefined",
+          ],
+          [
+            "enqueueFromVfStream",
+            "VF login event is not as expected: globalUserId: Invalid input: expected string, received array",
+          ],
         ],
       );
       assert.equal((await sqs.drain(onDemandQueue)).length, 1);
@@ -442,19 +486,24 @@ describe("stream enqueue workers", function () {
           ],
         }),
       );
-      assert.deepEqual(failuresOf(demandRun.result), seqs([1, 3]));
-      assert.match(String(warnings(demandRun.logs)[0]!.reason), /^demand INSERT new image is not as expected: globalUserId/);
-      assert.match(String(warnings(demandRun.logs)[1]!.reason), /^DynamoDB change record is not as expected: dynamodb/);
+      assert.deepEqual(demandRun.result, { batchItemFailures: [] });
+      const demandParked = parkedBySequenceNumber(await sqs.drain(failureQueue));
+      assert.deepEqual([...demandParked.keys()].sort(), seqs([1, 3]));
+      assert.match(
+        demandParked.get(sequenceNumber(1))!.document.reason,
+        /^demand INSERT new image is not as expected: globalUserId/,
+      );
+      assert.match(demandParked.get(sequenceNumber(3))!.document.reason, /^DynamoDB change record is not as expected: dynamodb/);
       assert.deepEqual(
         (await sqs.drain(activityQueue)).map((message) => bodyOf(message).globalUserId),
         ["gu-d1"],
       );
     });
 
-    it("fail alone even when reading one throws", async function () {
-      const { onDemandQueue } = await resources();
+    it("are parked alone even when reading one throws", async function () {
+      const { onDemandQueue, failureQueue } = await resources();
       const handler = createStreamEnqueuer(
-        { worker: "enqueueFromVfStream", sqs: sqs.client, logger: logger("enqueueFromVfStream") },
+        { worker: "enqueueFromVfStream", sqs: sqs.client, failureQueueUrl: failureQueue, logger: logger("enqueueFromVfStream") },
         {
           source: "vf",
           action: "vfLogin",
@@ -466,9 +515,13 @@ describe("stream enqueue workers", function () {
           },
         },
       );
-      const { result, logs } = await captureLogs(() => handler({ Records: [0, 1, 2].map((index) => recordLike(vf, index, {})) }));
-      assert.deepEqual(failuresOf(result), seqs([1]));
-      assert.equal(warnings(logs)[0]!.reason, "record could not be read: Cannot read properties of null");
+      const { result } = await captureLogs(() => handler({ Records: [0, 1, 2].map((index) => recordLike(vf, index, {})) }));
+      assert.deepEqual(result, { batchItemFailures: [] });
+      const parked = parkedRecordsOf(await sqs.drain(failureQueue));
+      assert.deepEqual(
+        parked.map(({ document }) => document.reason),
+        ["record could not be read: Cannot read properties of null"],
+      );
       assert.equal((await sqs.drain(onDemandQueue)).length, 2);
     });
 
@@ -579,6 +632,75 @@ describe("stream enqueue workers", function () {
       assert.equal(sendCalls(), 18);
       sqs.intercept = () => undefined;
       assert.deepEqual(await sqs.drain(activityQueue), []);
+    });
+
+    it("fails a malformed record it cannot park while the failure queue is unreachable, so Lambda tries it again; the rest are sent", async function () {
+      const { activityQueue, failureQueue, table } = await resources();
+      const handler = direct(createEnqueueFromPurchaseStream, { activityQueue, table });
+      const failures = new URL(failureQueue).pathname;
+      sqs.intercept = serviceDown(["SendMessageBatch"], SQS_INTERNAL_ERROR, (request) => request.body.includes(failures));
+      const event = {
+        Records: [
+          recordLike(purchase, 0, payloads.purchase("gu-0")),
+          recordLike(purchase, 1, { ...(payloadOf(purchase) as object), customer: {} }),
+          recordLike(purchase, 2, payloads.purchase("gu-2")),
+        ],
+      };
+
+      const { result, logs } = await captureLogs(() => handler(event));
+
+      assert.deepEqual(failuresOf(result), seqs([1]));
+      const failed = logs.filter((line) => line.message === "record failed");
+      assert.equal(failed.length, 1);
+      assert.match(
+        String(failed[0]!.reason),
+        /^purchase event is not as expected: customer\.globalUserId: .*; not parked: SendMessageBatch to .* failed: InternalError: /,
+      );
+      assert.deepEqual(parkedLines(logs), []);
+      assert.deepEqual(
+        linesAt(logs, "ERROR").map((line) => [line.message, line.count]),
+        [["records not parked", 1]],
+      );
+      assert.deepEqual((await sqs.drain(activityQueue)).map((message) => bodyOf(message).globalUserId).sort(), ["gu-0", "gu-2"]);
+      sqs.intercept = () => undefined;
+      assert.deepEqual(await sqs.drain(failureQueue), []);
+
+      // Delivered again with the queue back, it is parked and the batch is done.
+      const again = await captureLogs(() => handler(event));
+      assert.deepEqual(again.result, { batchItemFailures: [] });
+      assert.deepEqual([...parkedBySequenceNumber(await sqs.drain(failureQueue)).keys()], seqs([1]));
+    });
+
+    it("fails a malformed record too large to park whole, saying so, never cutting it down, and parks the others", async function () {
+      const { activityQueue, failureQueue, table } = await resources();
+      const handler = direct(createEnqueueFromPurchaseStream, { activityQueue, table }, "enqueueFromPurchaseStream");
+      // Under Kinesis's 1 MiB a record, over what one SQS message carries once base64-encoded in a document.
+      const huge = { ...(payloadOf(purchase) as object), customer: {}, notes: "x".repeat(200 * 1024) };
+      const event = {
+        Records: [
+          recordLike(purchase, 0, payloads.purchase("gu-0")),
+          recordLike(purchase, 1, huge),
+          recordLike(purchase, 2, { ...(payloadOf(purchase) as object), customer: {} }),
+        ],
+      };
+
+      const { result, logs } = await captureLogs(() => handler(event));
+
+      // Lambda retries it, then its own on-failure record names it.
+      assert.deepEqual(failuresOf(result), seqs([1]));
+      const tooLarge = logs.filter((line) => line.message === "record not parked: too large");
+      assert.deepEqual(
+        tooLarge.map((line) => [line.level, line.record, line.limit]),
+        [["WARN", sequenceNumber(1), 262_144]],
+      );
+      assert.ok(Number(tooLarge[0]!.bytes) > 262_144);
+      const failed = logs.find((line) => line.message === "record failed");
+      assert.match(String(failed?.reason), /; not parked: as a parked record it is \d+ bytes, over SQS's 262144/);
+      assert.deepEqual([...parkedBySequenceNumber(await sqs.drain(failureQueue)).keys()], seqs([2]));
+      assert.deepEqual(
+        (await sqs.drain(activityQueue)).map((message) => bodyOf(message).globalUserId),
+        ["gu-0"],
+      );
     });
 
     it("fails the records whose rescore could not be written, all of that fan's records for that date, and only those", async function () {

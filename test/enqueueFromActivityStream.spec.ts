@@ -1,7 +1,8 @@
 /**
  * enqueueFromActivityStream against real local SQS: what the Kafka user-activity topic's records
- * become on the account-activity FIFO queue, what it costs at the service, and that a malformed
- * record or a misbehaving queue fails only the records it concerns, by partition and offset.
+ * become on the account-activity FIFO queue, what it costs at the service, that a malformed record
+ * is parked in the failure queue on its first delivery, and that a misbehaving queue fails only the
+ * records it concerns, by partition and offset.
  */
 import * as assert from "node:assert/strict";
 import { Logger } from "@aws-lambda-powertools/logger";
@@ -23,9 +24,16 @@ import {
 } from "./support/kafka";
 import { type LocalSqs, startSqs } from "./support/localAws";
 import { captureLogs, linesAt } from "./support/logs";
+import { parkedLines, parkedRecordsOf } from "./support/parked";
 import { attribute, bodyOf, refuseEntries, serviceDown, SQS_INTERNAL_ERROR } from "./support/streams";
 
-const ENVIRONMENT = ["ACTIVITY_QUEUE_URL", ...AWS_VARIABLES, "AWS_ENDPOINT_URL_SQS", "POWERTOOLS_LOG_LEVEL"] as const;
+const ENVIRONMENT = [
+  "ACTIVITY_QUEUE_URL",
+  "FAILURE_QUEUE_URL",
+  ...AWS_VARIABLES,
+  "AWS_ENDPOINT_URL_SQS",
+  "POWERTOOLS_LOG_LEVEL",
+] as const;
 
 /** The clock of direct tests: the day after the fixtures' activity. */
 const NOW = new Date("2026-11-25T12:00:00.000Z");
@@ -42,8 +50,12 @@ describe("enqueueFromActivityStream", function () {
     await sqs.close();
   });
 
-  beforeEach(function () {
+  /** Each test's failure queue, where the worker parks what it cannot enqueue. */
+  let failureQueue = "";
+
+  beforeEach(async function () {
     sqs.intercept = () => undefined;
+    failureQueue = await sqs.freshQueue("vfid-qa1-us-east-1-scoring-stream-failures-sqs");
   });
 
   const activityQueue = () => sqs.freshQueue("vfid-qa1-us-east-1-account-activity-kafka.fifo");
@@ -51,7 +63,7 @@ describe("enqueueFromActivityStream", function () {
   /** The worker built directly on the local queue's client, logging everything. */
   const direct = (queueUrl: string) =>
     createEnqueueFromActivityStream({
-      env: { ACTIVITY_QUEUE_URL: queueUrl },
+      env: { ACTIVITY_QUEUE_URL: queueUrl, FAILURE_QUEUE_URL: failureQueue },
       sqs: sqs.client,
       logger: new Logger({ serviceName: "enqueueFromActivityStream", logLevel: "DEBUG" }),
       now: () => NOW,
@@ -66,6 +78,7 @@ describe("enqueueFromActivityStream", function () {
         ...LAMBDA_AWS,
         AWS_ENDPOINT_URL_SQS: sqs.endpoint,
         ACTIVITY_QUEUE_URL: queue,
+        FAILURE_QUEUE_URL: failureQueue,
         POWERTOOLS_LOG_LEVEL: "WARN",
       });
       const handler = enqueueFromActivityStream.factory();
@@ -100,7 +113,12 @@ describe("enqueueFromActivityStream", function () {
     it("fails at cold start, naming ACTIVITY_QUEUE_URL, when the queue is not a FIFO queue or not set", async function () {
       const standard = await sqs.freshQueue("vfid-qa1-us-east-1-on-demand-scoring-kafka");
       for (const value of [standard, undefined]) {
-        setWorkerEnvironment({ ...LAMBDA_AWS, AWS_ENDPOINT_URL_SQS: sqs.endpoint, ACTIVITY_QUEUE_URL: value });
+        setWorkerEnvironment({
+          ...LAMBDA_AWS,
+          AWS_ENDPOINT_URL_SQS: sqs.endpoint,
+          ACTIVITY_QUEUE_URL: value,
+          FAILURE_QUEUE_URL: failureQueue,
+        });
         assert.throws(
           () => enqueueFromActivityStream.factory(),
           (error: Error) =>
@@ -112,6 +130,10 @@ describe("enqueueFromActivityStream", function () {
     it("declares the access it needs (its archive and packages are checked with every worker's in infrastructure.spec)", function () {
       assert.deepEqual(enqueueFromActivityStream.contract.access, {
         lambda_sqs_producer: { actions: ["sqs:SendMessage"], on: "the account-activity queue" },
+        parked_records_producer: {
+          actions: ["sqs:SendMessage"],
+          on: "the stream failure queue (the mapping's on-failure destination)",
+        },
       });
     });
   });
@@ -223,7 +245,18 @@ describe("enqueueFromActivityStream", function () {
   });
 
   describe("malformed records", function () {
-    it("fail one by one, by partition and offset, each logged with what was wrong, while the rest reaches the queue", async function () {
+    /** The parked records of the failure queue, by `<partition>@<offset>`. */
+    async function parkedByPosition() {
+      return new Map(
+        parkedRecordsOf(await sqs.drain(failureQueue)).map((parked) => {
+          const source = parked.document.source as { kind: string; topic: string; partition: number; offset: number };
+          assert.equal(source.kind, "kafka");
+          return [`${source.topic}-${source.partition}@${source.offset}`, parked];
+        }),
+      );
+    }
+
+    it("are parked one by one on their first delivery, each with its record and what was wrong, while the rest reaches the queue", async function () {
       const queue = await activityQueue();
       const handler = direct(queue);
       const good = (partition: number, offset: number) =>
@@ -247,22 +280,29 @@ describe("enqueueFromActivityStream", function () {
 
       const { result, logs } = await captureLogs(() => handler(event));
 
-      assert.deepEqual(kafkaFailuresOf(result), [
-        at(0, 11),
-        at(0, 12),
-        at(1, 20),
-        at(1, 21),
-        at(1, 22),
-        at(1, 23),
-        at(2, 30),
-        at(2, 31),
-      ]);
-      const warnings = linesAt(logs, "WARN");
-      assert.ok(warnings.every((line) => line.message === "record failed"));
-      const reasons = warnings.map((line) => [line.record, line.reason]);
-      assert.equal(reasons.length, 8);
-      const reason = (partition: number, offset: number) =>
-        String(reasons.find(([record]) => JSON.stringify(record) === JSON.stringify(at(partition, offset)))?.[1]);
+      // Nothing for Lambda to retry: the partitions move on.
+      assert.deepEqual(result, { batchItemFailures: [] });
+      const parked = await parkedByPosition();
+      const poison = [at(0, 11), at(0, 12), at(1, 20), at(1, 21), at(1, 22), at(1, 23), at(2, 30), at(2, 31)];
+      assert.deepEqual([...parked.keys()].sort(), poison.map(({ partition, offset }) => `${partition}@${offset}`).sort());
+      for (const { partition, offset } of poison) {
+        const { document, attributes } = parked.get(`${partition}@${offset}`)!;
+        // The record exactly as Lambda delivered it, and where it was read.
+        const delivered = event.records[partition]!.find((record) => record.offset === offset);
+        assert.deepEqual(document.record, delivered);
+        assert.deepEqual(document.source, {
+          kind: "kafka",
+          topic: TOPIC,
+          partition: Number(partition.slice(TOPIC.length + 1)),
+          offset,
+        });
+        assert.deepEqual(
+          [document.worker, document.failureReason, document.parkedAt],
+          ["enqueueFromActivityStream", "invalid", NOW.toISOString()],
+        );
+        assert.deepEqual(attributes, { parkedBy: "enqueueFromActivityStream", failureReason: "invalid" });
+      }
+      const reason = (partition: number, offset: number) => parked.get(`${TOPIC}-${partition}@${offset}`)!.document.reason;
       assert.match(
         reason(0, 11),
         /^activity is not as expected: globalUserId: Invalid input: expected string, received undefined$/,
@@ -274,6 +314,15 @@ describe("enqueueFromActivityStream", function () {
       assert.equal(reason(1, 23), "record has no value");
       assert.match(reason(2, 30), /^activity is not as expected: action: Invalid input: expected string, received number$/);
       assert.match(reason(2, 31), /^activity is not as expected: metadata: /);
+      // One WARN line each, naming the record by partition and offset, with its reason.
+      const warnings = linesAt(logs, "WARN");
+      assert.ok(warnings.every((line) => line.message === "record parked"));
+      assert.deepEqual(
+        parkedLines(logs).map((line) => line.record),
+        poison,
+      );
+      const summary = logs.find((line) => line.message === "batch enqueued");
+      assert.deepEqual([summary?.parked, summary?.skipped, summary?.failed], [8, 1, 0]);
       const messages = (await sqs.drain(queue)).map(bodyOf);
       assert.deepEqual(
         messages.map((message) => message.globalUserId),
@@ -281,7 +330,7 @@ describe("enqueueFromActivityStream", function () {
       );
     });
 
-    it("are reported in batch order, identified by the partition they came in, across several partitions and topics", async function () {
+    it("are parked naming the topic and partition they came from, across several partitions and topics", async function () {
       const handler = direct(await activityQueue());
       const other = { ...kafkaRecord(0, 7, undefined, { rawValue: null }), topic: "user-activity-replay-qa1" };
       const event = kafkaEvent([
@@ -295,15 +344,36 @@ describe("enqueueFromActivityStream", function () {
 
       const { result } = await captureLogs(() => handler(event));
 
-      assert.deepEqual(result, {
-        batchItemFailures: [
-          { itemIdentifier: { partition: `${TOPIC}-5`, offset: 900 } },
-          { itemIdentifier: { partition: `${TOPIC}-5`, offset: 902 } },
-          { itemIdentifier: { partition: `${TOPIC}-0`, offset: 3 } },
-          { itemIdentifier: { partition: "user-activity-replay-qa1-0", offset: 7 } },
-          { itemIdentifier: { partition: `${TOPIC}-12`, offset: 0 } },
-        ],
-      });
+      assert.deepEqual(result, { batchItemFailures: [] });
+      assert.deepEqual([...(await parkedByPosition()).keys()].sort(), [
+        `${TOPIC}-0@3`,
+        `${TOPIC}-12@0`,
+        `${TOPIC}-5@900`,
+        `${TOPIC}-5@902`,
+        "user-activity-replay-qa1-0@7",
+      ]);
+    });
+
+    it("fall back to failures by partition and offset, in batch order, while the failure queue is unreachable", async function () {
+      const queue = await activityQueue();
+      const handler = direct(queue);
+      const failures = new URL(failureQueue).pathname;
+      sqs.intercept = serviceDown(["SendMessageBatch"], SQS_INTERNAL_ERROR, (request) => request.body.includes(failures));
+      const event = kafkaEvent([
+        kafkaRecord(1, 40, undefined, { rawValue: "!" }),
+        kafkaRecord(0, 8, activity("gu-1")),
+        kafkaRecord(0, 9, undefined, { rawValue: null }),
+      ]);
+
+      const { result, logs } = await captureLogs(() => handler(event));
+
+      assert.deepEqual(kafkaFailuresOf(result), [at(1, 40), at(0, 9)]);
+      for (const line of logs.filter((candidate) => candidate.message === "record failed"))
+        assert.match(String(line.reason), /; not parked: SendMessageBatch to .* failed: InternalError: /);
+      assert.deepEqual(
+        (await sqs.drain(queue)).map(bodyOf).map((body) => body.globalUserId),
+        ["gu-1"],
+      );
     });
   });
 

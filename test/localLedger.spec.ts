@@ -10,6 +10,7 @@ import {
   type ParkedRecords,
   parkedFromDeadLetter,
   parkedFromKinesisFailure,
+  parkedFromParkedRecord,
   reconcile,
   renderLedger,
   type StoredScore,
@@ -17,6 +18,7 @@ import {
 } from "../tools/local/ledger";
 import { createGenerator, type ExpectedOutcome, type SentEvent } from "../tools/local/traffic/generator";
 import type { LocalEvent } from "../tools/local/types";
+import { parkedRecordDocument } from "../workers/shared/runtime/parking";
 import { sequenceNumber } from "./support/streams";
 
 const VF = "vf-input-stream";
@@ -275,6 +277,82 @@ describe("the local run's ledger", function () {
         "parked: value is not JSON",
         "parked: parked by the Kafka mapping",
       ]);
+    });
+
+    it("is parked when its worker parked it, with the document's reason, Kinesis by stream and Kafka by topic", function () {
+      const sent = [
+        kinesisEvent(1, parkedAs("VF login without globalUserId")),
+        kinesisEvent(2, parkedAs("globalUserId with #"), undefined, PURCHASE),
+        kafkaEvent(3, 2, 40, parkedAs("value is null (a tombstone)")),
+        // Parked by a worker of another stream at the same position, and at another offset: not these.
+        kinesisEvent(4, parkedAs("globalUserId with #")),
+        kafkaEvent(5, 2, 41, parkedAs("value is not JSON")),
+      ];
+      // The documents as the workers write them and as they come off the failure queue (JSON text).
+      const document = (
+        worker: string,
+        reason: string,
+        source: Parameters<typeof parkedRecordDocument>[0]["source"],
+        record: object,
+      ) =>
+        JSON.parse(
+          JSON.stringify(
+            parkedRecordDocument({ worker, reason, failureReason: "invalid", parkedAt: new Date(START), source, record }),
+          ),
+        ) as unknown;
+      const kinesis = (stream: string, n: number) => ({
+        kind: "kinesis" as const,
+        eventSourceARN: `arn:aws:kinesis:us-east-1:000000000000:stream/${stream}`,
+        sequenceNumber: sequenceNumber(n),
+      });
+      const messages = [
+        document("enqueueFromVfStream", "VF login event is not as expected: globalUserId: Invalid input", kinesis(VF, 1), {
+          kinesis: { sequenceNumber: sequenceNumber(1), data: "e30=" },
+        }),
+        document("enqueueFromPurchaseStream", "purchase event is not as expected: customer", kinesis(PURCHASE, 2), {
+          kinesis: { sequenceNumber: sequenceNumber(2), data: "e30=" },
+        }),
+        document(
+          "enqueueFromActivityStream",
+          "value is null (a tombstone), not an activity",
+          { kind: "kafka", topic: TOPIC, partition: 2, offset: 40 },
+          { topic: TOPIC, partition: 2, offset: 40, value: null },
+        ),
+        document("enqueueFromPurchaseStream", "purchase event is not as expected: customer", kinesis(PURCHASE, 4), {}),
+      ];
+      const parked = messages.map((message) => parkedFromParkedRecord(message, "scoring-stream-failures-sqs")!);
+      assert.deepEqual(parked[0], {
+        source: VF,
+        destination: "scoring-stream-failures-sqs",
+        records: [sequenceNumber(1)],
+        reason: "VF login event is not as expected: globalUserId: Invalid input",
+      });
+      assert.deepEqual(parked[2], {
+        source: TOPIC,
+        destination: "scoring-stream-failures-sqs",
+        records: [{ partition: 2, offset: 40 }],
+        reason: "value is null (a tombstone), not an activity",
+      });
+      const ledger = ledgerOf({ sent, parked });
+      assert.deepEqual(
+        ledger.entries.map((entry) => `${entry.outcome}: ${entry.reason}`),
+        [
+          "parked: VF login event is not as expected: globalUserId: Invalid input",
+          "parked: purchase event is not as expected: customer",
+          "parked: value is null (a tombstone), not an activity",
+          "lost: not parked (globalUserId with #)",
+          "lost: not parked (value is not JSON)",
+        ],
+      );
+      assert.deepEqual(ledger.parked, {
+        "VF login event is not as expected": 1,
+        "purchase event is not as expected": 1,
+        "value is null": 1,
+      });
+      // Lambda's pointers and anything else are not parked-record documents.
+      assert.equal(parkedFromParkedRecord({ KinesisBatchInfo: {} }), undefined);
+      assert.equal(parkedFromParkedRecord({ ...(messages[0] as object), parkedRecord: 2 }), undefined);
+      assert.equal(parkedFromParkedRecord("not json"), undefined);
     });
 
     it("is parked when it lies in a parked batch's range, of its own shard or partition", function () {

@@ -648,6 +648,7 @@ describe("the local system's figures", function () {
       ok: 54,
       skipped: 2,
       failed: 4,
+      parked: 0,
       inFlight: 10,
       invocations: 2,
       coldStarts: 1,
@@ -687,7 +688,47 @@ describe("the local system's figures", function () {
       { reason: "value is null", count: 1, functions: { enqueueFromActivityStream: 1 } },
     ]);
     assert.deepEqual(snapshot.parked, { "scoring-stream-failures-sqs": 4 });
+    assert.deepEqual(snapshot.parkedByWorkers, []);
     assert.deepEqual(JSON.parse(JSON.stringify(snapshot)), snapshot);
+  });
+
+  it("count the poison records the workers park, by reason, apart from failures, and not as ok", function () {
+    const figures = createFigures();
+    const parked = (fn: string, record: unknown, reason: string) => log(fn, "WARN", "record parked", { record, reason });
+    for (const event of [
+      { kind: "delivered", mapping: VF_MAPPING, count: 10 } as LocalEvent,
+      log("enqueueFromVfStream", "INFO", "batch enqueued", {
+        records: 10,
+        activities: 7,
+        sent: 7,
+        skipped: 1,
+        parked: 2,
+        failed: 0,
+      }),
+      parked("enqueueFromVfStream", "4965001", "VF login event is not as expected: globalUserId: Invalid input"),
+      parked("enqueueFromVfStream", "4965002", "VF login event is not as expected: globalUserId: expected a globalUserId"),
+      parked(
+        "enqueueFromActivityStream",
+        { partition: "user-activity-local-0", offset: 7 },
+        "value is not JSON (Unexpected token)",
+      ),
+      log("scoreUsers", "INFO", "batch scored", { records: 4, skipped: 0, parked: 1, fans: 3, scored: 3, failedRecords: 0 }),
+    ])
+      figures.report(event);
+    const snapshot = figures.snapshot();
+    assert.deepEqual([snapshot.workers.enqueueFromVfStream!.ok, snapshot.workers.enqueueFromVfStream!.parked], [7, 2]);
+    assert.deepEqual([snapshot.workers.scoreUsers!.ok, snapshot.workers.scoreUsers!.parked], [3, 1]);
+    assert.deepEqual(snapshot.parkedByWorkers, [
+      { reason: "VF login event is not as expected", count: 2, functions: { enqueueFromVfStream: 2 } },
+      { reason: "value is not JSON", count: 1, functions: { enqueueFromActivityStream: 1 } },
+    ]);
+    assert.deepEqual(snapshot.failures, []);
+    // Neither a mapping's parking nor a failure: the mappings parked nothing.
+    assert.deepEqual(snapshot.parked, {});
+    const panel = renderPanel(snapshot);
+    assert.ok(panel.some((line) => /^poison\s+by reason/.test(line)));
+    assert.ok(panel.some((line) => /^\s+2\s+VF login event is not as expected\s+enqueueFromVfStream 2$/.test(line)));
+    assert.match(summaryLine(snapshot), / · parked 3$/);
   });
 
   it("poll the queue depths, and say so when they cannot be read", async function () {
@@ -763,7 +804,7 @@ describe("the local system's figures", function () {
       assert.ok(writes[0]!.startsWith("\x1b[2K"));
       assert.ok(writes[1]!.startsWith(`\x1b[${panel.length}A`), JSON.stringify(writes[1]!.slice(0, 10)));
       assert.match(panel[0]!, /50% 1:01\/2:02/);
-      assert.ok(panel.some((line) => /^enqueueFromVfStream\s+100\s+60\s+54\s+2\s+4\s+10\s+2\s+1\s+1\s+0$/.test(line)));
+      assert.ok(panel.some((line) => /^enqueueFromVfStream\s+100\s+60\s+54\s+2\s+4\s+0\s+10\s+2\s+1\s+1\s+0$/.test(line)));
       assert.ok(panel.some((line) => line.includes("VF login event is not as expected")));
       const summary = display.stop();
       assert.equal(writes.at(-2), `\x1b[${panel.length}A\x1b[J`);

@@ -337,6 +337,8 @@ describe("worker metrics", function () {
       }
       assert.ok(metrics.some((metric) => metric.name === "RecordsFailed" && metric.dimensions.reason === "dependency"));
       assert.ok(metrics.some((metric) => metric.name === "RecordsFailed" && metric.dimensions.reason === "invalid"));
+      // The stream workers park the undecodable record of their batch themselves.
+      assert.ok(metrics.some((metric) => metric.name === "RecordsParked" && metric.dimensions.reason === "invalid"));
     });
   });
 
@@ -396,13 +398,14 @@ describe("worker metrics", function () {
       }
     });
 
-    it("counts every record once: received = processed + skipped + parked + failed", function () {
+    it("counts every record once: received = processed + skipped + failed + parked", function () {
       for (const run of runs) {
-        const byReason = (name: string) =>
-          FAILURE_REASONS.reduce((total, reason) => total + count(run.metrics, name, { reason }), 0);
-        const failed = byReason("RecordsFailed");
-        const parked = byReason("RecordsParked");
-        const outcomes = count(run.metrics, "RecordsProcessed") + count(run.metrics, "RecordsSkipped") + parked + failed;
+        const sum = (name: string) => FAILURE_REASONS.reduce((total, reason) => total + count(run.metrics, name, { reason }), 0);
+        const outcomes =
+          count(run.metrics, "RecordsProcessed") +
+          count(run.metrics, "RecordsSkipped") +
+          sum("RecordsFailed") +
+          sum("RecordsParked");
         assert.equal(count(run.metrics, "RecordsReceived"), outcomes, `${run.worker} "${run.label}"`);
       }
     });
@@ -423,15 +426,20 @@ describe("worker metrics", function () {
       }
     });
 
-    /** [received, processed, skipped, failed by reason] of one invocation. */
-    const records = (run: WorkerRun) => ({
-      received: count(run.metrics, "RecordsReceived"),
-      processed: count(run.metrics, "RecordsProcessed"),
-      skipped: count(run.metrics, "RecordsSkipped"),
-      failed: Object.fromEntries(
-        FAILURE_REASONS.map((reason) => [reason, count(run.metrics, "RecordsFailed", { reason })]).filter(([, n]) => n !== 0),
-      ),
-    });
+    /** Records received, processed and skipped, and failed and parked by reason, of one invocation. */
+    const records = (run: WorkerRun) => {
+      const byReason = (name: string) =>
+        Object.fromEntries(
+          FAILURE_REASONS.map((reason) => [reason, count(run.metrics, name, { reason })]).filter(([, n]) => n !== 0),
+        );
+      return {
+        received: count(run.metrics, "RecordsReceived"),
+        processed: count(run.metrics, "RecordsProcessed"),
+        skipped: count(run.metrics, "RecordsSkipped"),
+        failed: byReason("RecordsFailed"),
+        parked: byReason("RecordsParked"),
+      };
+    };
     /** [calls, failures, latencies] of one dependency in one invocation. */
     const calls = (run: WorkerRun, dependency: string) => [
       count(run.metrics, "ExternalCalls", { dependency }),
@@ -439,7 +447,7 @@ describe("worker metrics", function () {
       find(run.metrics, "ExternalCallLatency", { dependency })[0]?.values.length ?? 0,
     ];
 
-    it("enqueue workers: a good record processed, an undecodable one failed as invalid", function () {
+    it("enqueue workers: a good record processed, an undecodable one parked as invalid", function () {
       for (const worker of [
         "enqueueFromVfStream",
         "enqueueFromDemandStream",
@@ -448,33 +456,37 @@ describe("worker metrics", function () {
         "processRescoreEvents",
       ] as const) {
         const [run] = runsOf(worker, "one good record, one undecodable");
-        assert.deepEqual(records(run!), { received: 2, processed: 1, skipped: 0, failed: { invalid: 1 } }, worker);
+        assert.deepEqual(records(run!), { received: 2, processed: 1, skipped: 0, failed: {}, parked: { invalid: 1 } }, worker);
         assert.equal(count(run!.metrics, "ColdStart"), 1, worker);
       }
       // The fixture's failed login is not scorable: skipped; the successful login and phone update are enqueued.
       const [kafka] = runsOf("enqueueFromActivityStream", "three records");
-      assert.deepEqual(records(kafka!), { received: 3, processed: 2, skipped: 1, failed: {} });
+      assert.deepEqual(records(kafka!), { received: 3, processed: 2, skipped: 1, failed: {}, parked: {} });
     });
 
     it("lookupArai: the credentials read once, ARAI called per stale fan, an undecodable message parked as invalid; ARAI down fails the message as a dependency failure", function () {
       const [up] = runsOf("lookupArai", "ARAI up, one message undecodable");
-      assert.deepEqual(records(up!), { received: 2, processed: 1, skipped: 0, failed: {} });
+      assert.deepEqual(records(up!), { received: 2, processed: 1, skipped: 0, failed: {}, parked: { invalid: 1 } });
       assert.equal(count(up!.metrics, "RecordsParked", { reason: "invalid" }), 1);
       assert.deepEqual(calls(up!, "ARAI"), [1, 0, 1]);
       assert.deepEqual(calls(up!, "SecretsManager"), [1, 0, 1]);
       const [down] = runsOf("lookupArai", "ARAI down");
-      assert.deepEqual(records(down!), { received: 1, processed: 0, skipped: 0, failed: { dependency: 1 } });
+      assert.deepEqual(records(down!), { received: 1, processed: 0, skipped: 0, failed: { dependency: 1 }, parked: {} });
       assert.deepEqual(calls(down!, "ARAI"), [1, 1, 1], "one call, its retries included, failed");
     });
 
     it("scoring workers: scores written under the model version; the model down fails its fans' records", function () {
       for (const worker of ["scoreUsers", "stagingScoreUsers"] as const) {
         const [up] = runsOf(worker, "model up");
-        assert.deepEqual(records(up!), { received: 2, processed: 1, skipped: 0, failed: { invalid: 1 } }, worker);
+        assert.deepEqual(records(up!), { received: 2, processed: 1, skipped: 0, failed: {}, parked: { invalid: 1 } }, worker);
         assert.equal(count(up!.metrics, "ScoresWritten", { modelVersion: "fan-risk-7" }), 1, worker);
         assert.deepEqual(calls(up!, "ModelServing"), [1, 0, 1], worker);
         const [down] = runsOf(worker, "model down");
-        assert.deepEqual(records(down!), { received: 1, processed: 0, skipped: 0, failed: { dependency: 1 } }, worker);
+        assert.deepEqual(
+          records(down!),
+          { received: 1, processed: 0, skipped: 0, failed: { dependency: 1 }, parked: {} },
+          worker,
+        );
         assert.deepEqual(calls(down!, "ModelServing"), [1, 1, 1], worker);
         assert.equal(find(down!.metrics, "ScoresWritten", { modelVersion: "fan-risk-7" }).length, 0, worker);
       }
@@ -483,42 +495,46 @@ describe("worker metrics", function () {
     it("imports: an export started, one without a date skipped, a refused run failed as a dependency failure", function () {
       for (const worker of ["startBotOrNotImport", "startClusterImport"] as const) {
         const [started, skipped] = runsOf(worker, "started");
-        assert.deepEqual(records(started!), { received: 1, processed: 1, skipped: 0, failed: {} }, worker);
+        assert.deepEqual(records(started!), { received: 1, processed: 1, skipped: 0, failed: {}, parked: {} }, worker);
         assert.deepEqual(calls(started!, "Glue"), [1, 0, 1], worker);
-        assert.deepEqual(records(skipped!), { received: 1, processed: 0, skipped: 1, failed: {} }, worker);
+        assert.deepEqual(records(skipped!), { received: 1, processed: 0, skipped: 1, failed: {}, parked: {} }, worker);
         assert.equal(find(skipped!.metrics, "ColdStart").length, 0, `${worker}: the second invocation is warm`);
         const [refused] = runsOf(worker, "Glue refuses");
         assert.ok(refused!.error, `${worker} throws so Lambda retries the event`);
-        assert.deepEqual(records(refused!), { received: 1, processed: 0, skipped: 0, failed: { dependency: 1 } }, worker);
+        assert.deepEqual(
+          records(refused!),
+          { received: 1, processed: 0, skipped: 0, failed: { dependency: 1 }, parked: {} },
+          worker,
+        );
         assert.deepEqual(calls(refused!, "Glue"), [1, 1, 1], worker);
       }
     });
 
     it("request workers: one request each, its dependencies' failures counted", function () {
       const [verified] = runsOf("validateToken", "verified");
-      assert.deepEqual(records(verified!), { received: 1, processed: 1, skipped: 0, failed: {} });
+      assert.deepEqual(records(verified!), { received: 1, processed: 1, skipped: 0, failed: {}, parked: {} });
       assert.deepEqual(calls(verified!, "JWKS"), [1, 0, 1]);
       assert.deepEqual(calls(verified!, "SecretsManager"), [1, 0, 1]);
       const [jwksDown] = runsOf("validateToken", "JWKS down");
-      assert.deepEqual(records(jwksDown!), { received: 1, processed: 0, skipped: 0, failed: { dependency: 1 } });
+      assert.deepEqual(records(jwksDown!), { received: 1, processed: 0, skipped: 0, failed: { dependency: 1 }, parked: {} });
       assert.deepEqual(calls(jwksDown!, "JWKS")[1], 1);
 
       const [stored] = runsOf("getArmScore", "stored score");
       assert.deepEqual(stored!.result, { armScore: 3 });
-      assert.deepEqual(records(stored!), { received: 1, processed: 1, skipped: 0, failed: {} });
+      assert.deepEqual(records(stored!), { received: 1, processed: 1, skipped: 0, failed: {}, parked: {} });
       assert.deepEqual(calls(stored!, "Redis"), [1, 0, 1]);
       const [unreachable] = runsOf("getArmScore", "Redis unreachable");
-      assert.deepEqual(records(unreachable!), { received: 1, processed: 0, skipped: 0, failed: { dependency: 1 } });
+      assert.deepEqual(records(unreachable!), { received: 1, processed: 0, skipped: 0, failed: { dependency: 1 }, parked: {} });
       assert.deepEqual(calls(unreachable!, "Redis"), [1, 1, 1]);
 
       // Persona down: the fan is answered (asked to verify, no session) and the call counted failed.
       const [liveness] = runsOf("checkLiveness", "Persona down");
-      assert.deepEqual(records(liveness!), { received: 1, processed: 1, skipped: 0, failed: {} });
+      assert.deepEqual(records(liveness!), { received: 1, processed: 1, skipped: 0, failed: {}, parked: {} });
       assert.deepEqual(calls(liveness!, "Persona"), [1, 1, 1]);
       assert.deepEqual(calls(liveness!, "SecretsManager"), [2, 0, 2], "the API key and the signing key");
 
       const [webhook] = runsOf("handleEvent", "signature refused");
-      assert.deepEqual(records(webhook!), { received: 1, processed: 0, skipped: 0, failed: { invalid: 1 } });
+      assert.deepEqual(records(webhook!), { received: 1, processed: 0, skipped: 0, failed: { invalid: 1 }, parked: {} });
       assert.deepEqual(calls(webhook!, "SecretsManager"), [1, 0, 1]);
     });
   });

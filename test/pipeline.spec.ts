@@ -47,6 +47,7 @@ describe("the scoring pipeline, one activity end to end", function () {
   let table: string;
   let queue: string;
   let deadLetters: string;
+  let failures: string;
   let restore: () => void;
   let workers: { enqueue: Handler; lookup: Handler; score: Handler; rescore: Handler };
   let sequence = 0;
@@ -56,6 +57,7 @@ describe("the scoring pipeline, one activity end to end", function () {
     table = await dynamo.createFanTable();
     queue = await sqs.createQueue("vfid-qa1-us-east-1-acct-activity-sqs.fifo");
     deadLetters = await sqs.createQueue("vfid-qa1-us-east-1-acct-activity-sqs-dlq.fifo");
+    failures = await sqs.createQueue("vfid-qa1-us-east-1-scoring-stream-failures-sqs");
     secrets = await startSecrets({
       "arai-credentials": { username: "svc-scoring", password: "pw", clientId: "fan-identity" },
       "model-serving-token": { token: "dapi-pipeline" },
@@ -70,6 +72,7 @@ describe("the scoring pipeline, one activity end to end", function () {
       AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
       TABLE_NAME: table,
       ACTIVITY_QUEUE_URL: queue,
+      FAILURE_QUEUE_URL: failures,
       RESCORE_DELAY_DAYS: "5",
       ARAI_URL_TEMPLATE: `${arai.url}/arai/v1/accounts/{globalUserId}/activity`,
       ARAI_CREDENTIALS_SECRET_ARN: "arai-credentials",

@@ -1,7 +1,8 @@
 /**
  * processRescoreEvents against real local SQS: a rescore record that TTL deletes from the
  * fan-identity table puts the fan back on the account-activity queue, once; nothing else on the
- * table's stream does, and nothing else is a failure.
+ * table's stream does, nothing else is a failure, and a malformed removal is parked in the failure
+ * queue on its first delivery.
  */
 import * as assert from "node:assert/strict";
 import { Logger } from "@aws-lambda-powertools/logger";
@@ -12,6 +13,7 @@ import { fixture } from "./support/fixtures";
 import { countOperations } from "./support/http";
 import { type LocalSqs, startSqs } from "./support/localAws";
 import { captureLogs, warnings } from "./support/logs";
+import { parkedBySequenceNumber } from "./support/parked";
 import { fanChange, rescoreRemoval, templates, TTL } from "./support/streamFixtures";
 import {
   attribute,
@@ -26,7 +28,13 @@ import {
   SQS_INTERNAL_ERROR,
 } from "./support/streams";
 
-const ENVIRONMENT = ["ACTIVITY_QUEUE_URL", ...AWS_VARIABLES, "AWS_ENDPOINT_URL_SQS", "POWERTOOLS_LOG_LEVEL"] as const;
+const ENVIRONMENT = [
+  "ACTIVITY_QUEUE_URL",
+  "FAILURE_QUEUE_URL",
+  ...AWS_VARIABLES,
+  "AWS_ENDPOINT_URL_SQS",
+  "POWERTOOLS_LOG_LEVEL",
+] as const;
 
 const ttlRemoval = fixture<KinesisFixtureEvent>("kinesis-rescore-ttl-removal.json");
 const template = templates.rescoreRemoval;
@@ -43,15 +51,19 @@ describe("processRescoreEvents", function () {
     await sqs.close();
   });
 
-  beforeEach(function () {
+  /** Each test's failure queue, where the worker parks what it cannot enqueue. */
+  let failureQueue = "";
+
+  beforeEach(async function () {
     sqs.intercept = () => undefined;
+    failureQueue = await sqs.freshQueue("vfid-qa1-us-east-1-scoring-stream-failures-sqs");
   });
 
   const activityQueue = () => sqs.freshQueue("vfid-qa1-us-east-1-account-activity-rescore.fifo");
 
   function direct(queueUrl: string) {
     return createProcessRescoreEvents({
-      env: { ACTIVITY_QUEUE_URL: queueUrl },
+      env: { ACTIVITY_QUEUE_URL: queueUrl, FAILURE_QUEUE_URL: failureQueue },
       sqs: sqs.client,
       logger: new Logger({ serviceName: "processRescoreEvents", logLevel: "DEBUG" }),
     });
@@ -64,6 +76,7 @@ describe("processRescoreEvents", function () {
     setWorkerEnvironment({
       ...LAMBDA_AWS,
       ACTIVITY_QUEUE_URL: queueUrl,
+      FAILURE_QUEUE_URL: failureQueue,
       AWS_ENDPOINT_URL_SQS: sqs.endpoint,
       POWERTOOLS_LOG_LEVEL: "WARN",
     });
@@ -122,7 +135,7 @@ describe("processRescoreEvents", function () {
     assert.deepEqual(await sqs.drain(queueUrl), []);
   });
 
-  it("fails only the malformed records of a batch, each logged with what was wrong, and enqueues the rest", async function () {
+  it("parks only the malformed records of a batch, each with what was wrong, and enqueues the rest", async function () {
     const queueUrl = await activityQueue();
     const handler = direct(queueUrl);
     const noOldImage = rescoreRemoval("gu-4", "2026-11-29");
@@ -145,8 +158,21 @@ describe("processRescoreEvents", function () {
 
     const { result, logs } = await captureLogs(() => handler({ Records: records }));
 
-    assert.deepEqual(failuresOf(result), seqs([1, 2, 3, 4, 6, 7]));
-    const reasons = new Map(warnings(logs).map((line) => [line.record, String(line.reason)]));
+    assert.deepEqual(result, { batchItemFailures: [] });
+    const parked = parkedBySequenceNumber(await sqs.drain(failureQueue));
+    assert.deepEqual([...parked.keys()].sort(), seqs([1, 2, 3, 4, 6, 7]));
+    for (const [seq, { document }] of parked) {
+      assert.deepEqual(
+        document.record,
+        records.find((record) => record.kinesis.sequenceNumber === seq),
+      );
+      assert.equal(document.worker, "processRescoreEvents");
+    }
+    assert.deepEqual(
+      warnings(logs).map((line) => [line.message, line.record]),
+      seqs([1, 2, 3, 4, 6, 7]).map((seq) => ["record parked", seq]),
+    );
+    const reasons = new Map([...parked].map(([seq, { document }]) => [seq, document.reason]));
     assert.equal(reasons.get(sequenceNumber(1)), "data is not base64");
     assert.match(reasons.get(sequenceNumber(2))!, /^data is not JSON/);
     assert.match(reasons.get(sequenceNumber(3))!, /^DynamoDB change record is not as expected: .*dynamodb/);
@@ -235,6 +261,7 @@ describe("processRescoreEvents", function () {
   it("fails at cold start, naming ACTIVITY_QUEUE_URL, when it is not a FIFO queue's URL", function () {
     setWorkerEnvironment({
       ACTIVITY_QUEUE_URL: "https://sqs.us-east-1.amazonaws.com/210987654321/vfid-qa1-us-east-1-on-demand-scoring",
+      FAILURE_QUEUE_URL: failureQueue,
     });
     assert.throws(() => processRescoreEvents.factory(), /^Error: processRescoreEvents: environment .*ACTIVITY_QUEUE_URL: .*FIFO/);
   });

@@ -4,11 +4,13 @@
  * records resolved to their records and re-delivered to enqueueFromVfStream through the local
  * Lambda Invoke API, the records a worker still rejects left parked, records the shard no longer
  * holds left (a proxy in front of kinesalite answers as Kinesis does after trimming), Kafka and
- * unrecognisable records reported and left, an import worker's parked S3 event invoked again, and
- * an unknown queue refused with the list. The cases that move work run a dry run first and check
- * that it changed nothing. The failure records are written as Lambda documents them; the dead
- * letters are made by SQS itself, from receives past the queues' maxReceiveCount, and by the
- * parking lookupArai uses (workers/shared/runtime/deadLetters.ts).
+ * unrecognisable records reported and left, the records the workers parked themselves (Kinesis and
+ * Kafka) invoked again one by one, an import worker's parked S3 event invoked again, and an unknown
+ * queue refused with the list. The cases that move work run a dry run first and check that it
+ * changed nothing. The failure records are written as Lambda documents them, the parked records as
+ * the workers write them (or by the workers themselves); the dead letters are made by SQS itself,
+ * from receives past the queues' maxReceiveCount, and by the parking lookupArai uses
+ * (workers/shared/runtime/deadLetters.ts).
  */
 import { strict as assert } from "node:assert";
 import { execFile } from "node:child_process";
@@ -27,14 +29,17 @@ import {
 import { Logger } from "@aws-lambda-powertools/logger";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { projectRoot } from "../components/archive";
-import { readWiring, type Wiring } from "../tools/local/wiring";
+import { kinesisEvent } from "../tools/local/sources/kinesis";
+import { readWiring, type StreamMapping, type Wiring } from "../tools/local/wiring";
 import { redrive, type RedriveClients } from "../tools/redrive/run";
 import { UnknownQueueError } from "../tools/redrive/targets";
 import { createDeadLetterParking } from "../workers/shared/runtime/deadLetters";
+import { parkedRecordDocument, type ParkedSource } from "../workers/shared/runtime/parking";
 import { type BootedSystem, bootLocal } from "./support/localSystem";
 import { fixture } from "./support/fixtures";
 import { operationOf, startProxy } from "./support/http";
 import { waitUntil } from "./support/local";
+import { parkedRecordsOf } from "./support/parked";
 import { planStack } from "./support/program";
 
 const PREFIX = "vfid-qa1-us-east-1-";
@@ -50,9 +55,10 @@ describe("npm run redrive, against the local system", function () {
   before(async function () {
     const plan = await planStack("qa1");
     wiring = readWiring(plan.resources);
-    // The VF worker, its mapping not polling (the records reach it through the redrive alone), and an import worker.
+    // The VF and Kafka workers, their mappings not polling (the records reach them through the redrive
+    // alone), and an import worker.
     booted = await bootLocal(plan.resources, {
-      workers: ["enqueueFromVfStream", "startBotOrNotImport"],
+      workers: ["enqueueFromVfStream", "enqueueFromActivityStream", "startBotOrNotImport"],
       mappings: false,
       shards: 1,
     });
@@ -398,12 +404,33 @@ describe("npm run redrive, against the local system", function () {
       assert.equal(await depth(failures()), 0);
     });
 
-    it("leaves the message when the worker still rejects a record, listing it and every record after it", async function () {
+    it("re-delivers a batch with a record the worker now parks itself: all accepted, and the record parked with its reason", async function () {
       const {
         shardId,
         sequenceNumbers: seq,
         at,
-      } = await put([login("fan-r1"), { type: "vfLogin", timestamp: "2026-12-01T10:00:00.000Z" }, login("fan-r2")]);
+      } = await put([login("fan-p1"), { type: "vfLogin", timestamp: "2026-12-01T10:00:00.000Z" }, login("fan-p2")]);
+      await park(failureRecord(shardId, seq[0]!, seq[2]!, 3, at));
+
+      const real = await run("scoring-stream-failures-sqs", true, 1);
+      assert.deepEqual(
+        real.outcomes.map((outcome) => outcome.action),
+        ["redelivered"],
+      );
+      assert.match(real.output, /re-delivered 3 records to \S+ .*all accepted; message deleted/);
+      assert.deepEqual(await fansOn(onDemand()), ["fan-p1", "fan-p2"]);
+      // The pointer is gone; the record without a fan is on the queue whole, parked by its worker.
+      const parked = parkedRecordsOf(await drain(failures()));
+      assert.deepEqual(
+        parked.map(({ document }) => [document.worker, (document.source as { sequenceNumber: string }).sequenceNumber]),
+        [["enqueueFromVfStream", seq[1]]],
+      );
+      assert.match(parked[0]!.document.reason, /^VF login event is not as expected: globalUserId: /);
+    });
+
+    it("leaves the message when the worker still fails a record (too large to park), listing it and every record after it", async function () {
+      const huge = { type: "vfLogin", timestamp: "2026-12-01T10:00:00.000Z", notes: "x".repeat(200 * 1024) };
+      const { shardId, sequenceNumbers: seq, at } = await put([login("fan-r1"), huge, login("fan-r2")]);
       await park(failureRecord(shardId, seq[0]!, seq[2]!, 3, at));
 
       const real = await cli("--stack", "qa1", "--from", `${PREFIX}scoring-stream-failures-sqs`, "--apply");
@@ -534,6 +561,191 @@ describe("npm run redrive, against the local system", function () {
       assert.match(real.output, /left on the queue: the body is not JSON/);
       assert.equal(await depth(failures()), 3);
       assert.equal(await depth(onDemand()), 0);
+    });
+
+    describe("records the workers parked themselves", function () {
+      const activity = () => queueUrl(`${PREFIX}acct-activity-sqs.fifo`);
+      const kafkaMapping = () => wiring.mappings.find((mapping): mapping is StreamMapping => mapping.kind === "kafka")!;
+      const vfStreamArn = `arn:aws:kinesis:us-east-1:210987654321:stream/${vfStream}`;
+
+      /** A parked record as a worker writes it, on the failure queue; answers its body. */
+      async function parkDocument(worker: string, reason: string, source: ParkedSource, record: object) {
+        const document = parkedRecordDocument({ worker, reason, failureReason: "invalid", parkedAt: new Date(), source, record });
+        await sqs().send(
+          new SendMessageCommand({
+            QueueUrl: failures(),
+            MessageBody: JSON.stringify(document),
+            MessageAttributes: { parkedBy: attribute(worker), failureReason: attribute("invalid") },
+          }),
+        );
+        return document;
+      }
+
+      /** A VF login on the stream, as Lambda delivers it in an event (the record a parked document carries). */
+      async function deliveredLogin(globalUserId: string) {
+        const { shardId, sequenceNumbers, at } = await put([login(globalUserId)]);
+        const data = Buffer.from(JSON.stringify(login(globalUserId)));
+        const [record] = kinesisEvent(vfFunction(), vfStreamArn, [
+          {
+            shardId,
+            record: { SequenceNumber: sequenceNumbers[0], PartitionKey: "redrive", Data: data, ApproximateArrivalTimestamp: at },
+          },
+        ]).Records;
+        return { record: record!, sequenceNumber: sequenceNumbers[0]! };
+      }
+
+      it("invokes the worker with a parked Kinesis record alone, once its cause is fixed, after a dry run that lists it with its reason", async function () {
+        // Parked by a reader since fixed: the record is a good login now.
+        const { record, sequenceNumber } = await deliveredLogin("fan-fixed-1");
+        const reason = "VF login event is not as expected: globalUserId: expected a globalUserId (no whitespace or #)";
+        await parkDocument(
+          "enqueueFromVfStream",
+          reason,
+          { kind: "kinesis", eventSourceARN: vfStreamArn, sequenceNumber },
+          record,
+        );
+
+        const dry = await run("scoring-stream-failures-sqs", false);
+        assert.deepEqual(
+          dry.outcomes.map((outcome) => [outcome.action, outcome.detail]),
+          [["would redeliver", reason]],
+        );
+        assert.match(
+          dry.output,
+          new RegExp(`parked by enqueueFromVfStream, Kinesis ${vfStream} ${sequenceNumber}: VF login event`),
+        );
+        assert.match(dry.output, /would invoke vfid-qa1-us-east-1-enqueueFromVfStream with it/);
+        assert.equal(await depth(failures()), 1);
+        assert.equal(await depth(onDemand()), 0);
+
+        const real = await run("scoring-stream-failures-sqs", true);
+        assert.deepEqual(
+          real.outcomes.map((outcome) => outcome.action),
+          ["redelivered"],
+        );
+        assert.match(real.output, /re-delivered to vfid-qa1-us-east-1-enqueueFromVfStream: accepted; message deleted/);
+        assert.equal(await depth(failures()), 0);
+        assert.deepEqual(await fansOn(onDemand()), ["fan-fixed-1"]);
+      });
+
+      it("invokes the Kafka worker with a parked Kafka record in Lambda's Kafka event, which a pointer to the cluster could not", async function () {
+        const mapping = kafkaMapping();
+        const value = {
+          globalUserId: "fan-kafka-fixed",
+          action: "login",
+          result: "success",
+          timestamp: "2026-12-01T10:00:00.000Z",
+        };
+        const record = {
+          topic: mapping.topic!,
+          partition: 3,
+          offset: 41,
+          timestamp: Date.parse("2026-12-01T10:00:00.000Z"),
+          timestampType: "CREATE_TIME",
+          key: Buffer.from("fan-kafka-fixed").toString("base64"),
+          value: Buffer.from(JSON.stringify(value)).toString("base64"),
+          headers: [],
+        };
+        await parkDocument(
+          "enqueueFromActivityStream",
+          "activity is not as expected: metadata: Invalid input",
+          { kind: "kafka", topic: mapping.topic!, partition: 3, offset: 41 },
+          record,
+        );
+
+        const dry = await run("scoring-stream-failures-sqs", false);
+        assert.match(
+          dry.output,
+          new RegExp(`parked by enqueueFromActivityStream, Kafka ${mapping.topic}-3@41: activity is not as expected`),
+        );
+        assert.deepEqual(
+          dry.outcomes.map((outcome) => outcome.action),
+          ["would redeliver"],
+        );
+
+        const real = await cli("--stack", "qa1", "--from", "scoring-stream-failures-sqs", "--apply");
+        assert.equal(real.code, 0, real.stdout + real.stderr);
+        assert.match(real.stdout, /re-delivered to vfid-qa1-us-east-1-enqueueFromActivityStream: accepted; message deleted/);
+        assert.equal(await depth(failures()), 0);
+        assert.deepEqual(
+          (await drain(activity())).map((message) => [
+            (JSON.parse(message.Body!) as { globalUserId: string }).globalUserId,
+            message.Attributes?.MessageGroupId,
+          ]),
+          [["fan-kafka-fixed", "fan-kafka-fixed"]],
+        );
+      });
+
+      it("deletes a still-poison record's message once its worker parks it again, and leaves the new one in the same run", async function () {
+        // The worker itself parks the record, delivered as its mapping would deliver it.
+        const { shardId, sequenceNumbers, at } = await put([{ type: "vfLogin", timestamp: "2026-12-01T10:00:00.000Z" }]);
+        const data = Buffer.from(JSON.stringify({ type: "vfLogin", timestamp: "2026-12-01T10:00:00.000Z" }));
+        const event = kinesisEvent(vfFunction(), vfStreamArn, [
+          {
+            shardId,
+            record: { SequenceNumber: sequenceNumbers[0], PartitionKey: "redrive", Data: data, ApproximateArrivalTimestamp: at },
+          },
+        ]);
+        const first = await booted.system.invoke(vfFunction().name, event);
+        assert.deepEqual(first.result, { batchItemFailures: [] });
+        assert.equal(await depth(failures()), 1);
+
+        const real = await run("scoring-stream-failures-sqs", true);
+        assert.deepEqual(
+          real.outcomes.map((outcome) => outcome.action),
+          ["redelivered", "left"],
+        );
+        assert.match(
+          real.output,
+          /left on the queue: enqueueFromVfStream parked this record again when it was redriven in this run/,
+        );
+        const parked = parkedRecordsOf(await drain(failures()));
+        assert.deepEqual(
+          parked.map(({ document }) => document.source),
+          [{ kind: "kinesis", eventSourceARN: vfStreamArn, sequenceNumber: sequenceNumbers[0] }],
+        );
+        assert.equal(await depth(onDemand()), 0);
+      });
+
+      it("leaves a parked record whose worker the stack maps to no such source, or of a newer format, saying why", async function () {
+        const { record, sequenceNumber } = await deliveredLogin("fan-nowhere");
+        const purchaseArn = "arn:aws:kinesis:us-east-1:210987654321:stream/purchase-stream-qa1";
+        await parkDocument(
+          "enqueueFromVfStream",
+          "no such mapping",
+          { kind: "kinesis", eventSourceARN: purchaseArn, sequenceNumber },
+          record,
+        );
+        const newer = { ...parkDocumentBody(record, sequenceNumber), parkedRecord: 2 };
+        await sqs().send(new SendMessageCommand({ QueueUrl: failures(), MessageBody: JSON.stringify(newer) }));
+
+        const real = await run("scoring-stream-failures-sqs", true);
+        assert.deepEqual(
+          real.outcomes.map((outcome) => outcome.action),
+          ["left", "left"],
+        );
+        assert.match(
+          real.output,
+          new RegExp(
+            `left on the queue: the stack has no Kinesis mapping of ${purchaseArn} to enqueueFromVfStream failing to ${PREFIX}scoring-stream-failures-sqs`,
+          ),
+        );
+        assert.match(real.output, /left on the queue: parked-record format version 2 is newer than this reader knows \(1\)/);
+        assert.equal(await depth(failures()), 2);
+        assert.equal(await depth(onDemand()), 0);
+      });
+
+      /** A parked record's body as the worker writes it, not sent. */
+      function parkDocumentBody(record: object, sequenceNumber: string) {
+        return parkedRecordDocument({
+          worker: "enqueueFromVfStream",
+          reason: "from a later worker",
+          failureReason: "invalid",
+          parkedAt: new Date(),
+          source: { kind: "kinesis", eventSourceARN: vfStreamArn, sequenceNumber },
+          record,
+        });
+      }
     });
   });
 

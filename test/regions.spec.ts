@@ -167,6 +167,15 @@ describe("scoring regions, under runtime mocks", function () {
           statementsOf(prod1.under(`scoring-${side}-enqueueFromActivityStream-lambda_sqs_producer`)[0]!)[0]!.Resource,
           [activity],
         );
+        // It parks its poison records in the region's failure queue itself, the one onFailure names.
+        const failureQueue = prod1.find("aws:sqs/queue:Queue", `scoring-${side}-stream-failures-queue`);
+        assert.equal(variablesOf(fn).FAILURE_QUEUE_URL, failureQueue.state.url);
+        assert.deepEqual(
+          statementsOf(prod1.under(`scoring-${side}-enqueueFromActivityStream-parked_records_producer`)[0]!).map(
+            ({ Action, Resource }) => ({ Action, Resource }),
+          ),
+          [{ Action: ["sqs:SendMessage"], Resource: [failures] }],
+        );
       }
     });
 

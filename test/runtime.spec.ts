@@ -21,6 +21,7 @@ import {
   parseEvent,
   sqsEventSchema,
 } from "../workers/shared/runtime/records";
+import { parkedRecordDocument, readParkedRecord } from "../workers/shared/runtime/parking";
 import { backoffDelay, chunk, mapConcurrently, withRetries } from "../workers/shared/runtime/retry";
 import { type OutgoingMessage, sendMessages } from "../workers/shared/runtime/sqs";
 import { z } from "zod";
@@ -341,6 +342,60 @@ describe("scoring runtime", function () {
     });
   });
 
+  describe("parked-record documents", function () {
+    const record = fixture<{ Records: object[] }>("kinesis-vf-login.json").Records[0]!;
+    const document = parkedRecordDocument({
+      worker: "enqueueFromVfStream",
+      reason: "VF login event is not as expected: globalUserId: Invalid input",
+      failureReason: "invalid",
+      parkedAt: new Date("2026-12-01T10:00:00.000Z"),
+      source: {
+        kind: "kinesis",
+        eventSourceARN: "arn:aws:kinesis:us-east-1:210987654321:stream/vf-input-stream-qa1",
+        sequenceNumber: "49657828409187701520019995242508390119953358325192589314",
+      },
+      record,
+    });
+
+    it("are read back as written, from the message body or its parse, fields a reader does not know ignored", function () {
+      assert.deepEqual(document, {
+        parkedRecord: 1,
+        worker: "enqueueFromVfStream",
+        reason: "VF login event is not as expected: globalUserId: Invalid input",
+        failureReason: "invalid",
+        parkedAt: "2026-12-01T10:00:00.000Z",
+        source: document.source,
+        record,
+      });
+      assert.deepEqual(readParkedRecord(JSON.stringify(document)), { ok: true, value: document });
+      const later = { ...document, correlationId: "vf-login-5b7d", parkedFrom: "a later writer's field" };
+      assert.deepEqual(readParkedRecord(later), { ok: true, value: { ...document, correlationId: "vf-login-5b7d" } });
+      const kafka = {
+        ...document,
+        source: { kind: "kafka", topic: "user-activity-qa1", partition: 3, offset: 17502 },
+      };
+      assert.deepEqual(readParkedRecord(kafka), { ok: true, value: kafka });
+    });
+
+    it("that are not one, or of a newer version, are refused saying why", function () {
+      const reason = (body: unknown) => {
+        const reading = readParkedRecord(body);
+        assert.equal(reading.ok, false);
+        return (reading as { reason: string }).reason;
+      };
+      assert.equal(reason("{not json"), "the body is not JSON");
+      assert.match(reason({ KinesisBatchInfo: {} }), /no parkedRecord field/);
+      assert.equal(
+        reason({ ...document, parkedRecord: 2 }),
+        "parked-record format version 2 is newer than this reader knows (1)",
+      );
+      assert.match(reason({ ...document, source: { kind: "kinesis", sequenceNumber: "abc" } }), /source\.sequenceNumber: /);
+      assert.match(reason({ ...document, source: { kind: "sqs" } }), /^not a parked record as the workers write it: source/);
+      const { record: _record, ...withoutRecord } = document;
+      assert.match(reason(withoutRecord), /record: /);
+    });
+  });
+
   describe("sending to SQS", function () {
     let sqs: LocalSqs;
     /** One attempt per SDK call, so every attempt sendMessages makes is one request at the service. */
@@ -387,6 +442,40 @@ describe("scoring runtime", function () {
         }),
         { numRuns: 20 },
       );
+    });
+
+    it("keeps each SendMessageBatch within SQS's 256 KiB, body and attributes counted, and sends every message", async function () {
+      const url = await queue();
+      // 100 KiB bodies (multi-byte characters, so bytes are counted, not characters), with attributes.
+      const body = (index: number) => JSON.stringify({ index, text: "é".repeat(50 * 1024) });
+      const heavy = Array.from({ length: 7 }, (_, index) => ({
+        id: `h${index}`,
+        body: body(index),
+        attributes: { parkedBy: "enqueueFromVfStream" },
+      }));
+      const light = messages(5);
+
+      const outcome = await sendMessages(client, url, [...heavy, ...light]);
+
+      assert.deepEqual(outcome.failed, []);
+      const batches = sqs.proxy.requests.map(
+        (request) => (JSON.parse(request.body) as { Entries: { MessageBody: string; MessageAttributes?: object }[] }).Entries,
+      );
+      for (const entries of batches) {
+        const bytes = entries.reduce(
+          (sum, entry) =>
+            sum +
+            Buffer.byteLength(entry.MessageBody) +
+            (entry.MessageAttributes ? Buffer.byteLength("parkedBy" + "String" + "enqueueFromVfStream") : 0),
+          0,
+        );
+        assert.ok(bytes <= 262_144, `a batch of ${bytes} bytes`);
+        assert.ok(entries.length <= 10);
+      }
+      // Two heavy messages a call (three would be over), the last heavy one with the light ones.
+      assert.deepEqual(batches.map((entries) => entries.length).sort(), [2, 2, 2, 6].sort());
+      assert.equal(outcome.calls, 4);
+      assert.equal((await sqs.drain(url)).length, 12);
     });
 
     it("with ordered, sends batch after batch, so each FIFO group reaches the queue in order", async function () {

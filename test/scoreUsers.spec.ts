@@ -1,7 +1,7 @@
 /**
  * scoreUsers against a real local DynamoDB (dynalite behind a recording proxy), the model
- * endpoint and Secrets Manager at the wire, fed Kinesis events carrying the fan-identity
- * table's change records in the recorded shape.
+ * endpoint and Secrets Manager at the wire, and local SQS for the records it parks, fed Kinesis
+ * events carrying the fan-identity table's change records in the recorded shape.
  */
 import * as assert from "node:assert/strict";
 import { Logger } from "@aws-lambda-powertools/logger";
@@ -36,8 +36,9 @@ import {
 } from "./support/fanTableStream";
 import { fixture } from "./support/fixtures";
 import { countOperations, type WireServer } from "./support/http";
-import type { LocalDynamo } from "./support/localAws";
+import type { LocalDynamo, LocalSqs } from "./support/localAws";
 import { captureLogs, linesAt, type LogLine } from "./support/logs";
+import { parkedBySequenceNumber, parkedLines } from "./support/parked";
 import { DYNAMO_ITEM_TOO_LARGE, serviceRefuses } from "./support/streams";
 
 const MODEL_VERSION = "fan-risk-7";
@@ -58,18 +59,21 @@ describe("scoreUsers", function () {
   let dynamo: LocalDynamo;
   let model: ModelServer;
   let secrets: WireServer;
+  let sqs: LocalSqs;
   let table: string;
+  let failureQueue: string;
   let clock: Date;
 
   before(async function () {
     services = await startScoringServices();
-    ({ dynamo, model, secrets } = services);
+    ({ dynamo, model, secrets, sqs } = services);
   });
   after(async function () {
     await services?.close();
   });
   beforeEach(async function () {
     table = await services.freshTable();
+    failureQueue = await services.freshFailureQueue();
     clock = new Date("2026-11-24T09:14:33.018Z");
   });
 
@@ -81,6 +85,7 @@ describe("scoreUsers", function () {
       MODEL_VERSION,
       MODEL_TOKEN_SECRET_ARN,
       MODEL_TIMEOUT_MS: "1000",
+      FAILURE_QUEUE_URL: failureQueue,
       ...vars,
     });
     const logger = new Logger({ serviceName: scoreUsersContract.name, logLevel: "DEBUG" });
@@ -88,6 +93,7 @@ describe("scoreUsers", function () {
       env,
       logger,
       documents: dynamo.documents,
+      sqs: sqs.client,
       model: modelClientFor(secrets, env, "scoring model", logger),
       now: () => clock,
     });
@@ -303,7 +309,7 @@ describe("scoreUsers", function () {
     assert.deepEqual(countOperations(dynamo.proxy), { UpdateItem: 1 });
   });
 
-  it("fails each malformed record alone, with a logged reason, and scores the rest of the batch", async function () {
+  it("parks each malformed record alone, with its reason, on its first delivery, and scores the rest of the batch", async function () {
     const valid = activityDataChange({ globalUserId: "gu-600dfa01", araiVersion: 2 });
     const notDynamoJson = activityDataChange({ globalUserId: "gu-bad00001", araiVersion: 2 });
     (notDynamoJson.dynamodb.NewImage as Record<string, unknown>).arai = { X: "no such DynamoDB type" };
@@ -339,14 +345,28 @@ describe("scoreUsers", function () {
 
     const { result, logs } = await worker()(event);
 
-    assert.deepEqual(failuresOf(result), [firstBad, ...otherBad]);
-    assert.ok(!failuresOf(result).includes(validSequence!), "the valid record is not failed");
-    const warnings = logs.filter((line) => line.message === "record failed");
-    assert.equal(warnings.length, entries.length);
+    // Nothing for Lambda to retry: the shard moves on.
+    assert.deepEqual(result, { batchItemFailures: [] });
+    const bad = [firstBad!, ...otherBad];
+    const parked = parkedBySequenceNumber(await sqs.drain(failureQueue));
+    assert.deepEqual([...parked.keys()].sort(), [...bad].sort());
+    assert.ok(!parked.has(validSequence!), "the valid record is not parked");
     entries.forEach(({ reason }, index) => {
-      assert.equal(warnings[index]!.record, [firstBad, ...otherBad][index]);
-      assert.match(String(warnings[index]!.reason), reason);
+      const { document } = parked.get(bad[index]!)!;
+      assert.match(document.reason, reason);
+      assert.deepEqual(document.record, event.Records[index === 0 ? 0 : index + 1]);
+      assert.equal(document.worker, "scoreUsers");
     });
+    const lines = parkedLines(logs);
+    assert.deepEqual(
+      lines.map((line) => [line.level, line.record]),
+      bad.map((seq) => ["WARN", seq]),
+    );
+    assert.deepEqual(
+      logs.filter((line) => line.message === "record failed"),
+      [],
+    );
+    assert.equal(logs.find((line) => line.message === "batch scored")?.parked, entries.length);
     assert.deepEqual(
       model.requests.flatMap(modelRecordsOf).map((record) => record.globalUserId),
       ["gu-600dfa01"],
@@ -513,6 +533,8 @@ describe("scoreUsers", function () {
         MODEL_BATCH_SIZE: undefined,
         AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
         AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
+        AWS_ENDPOINT_URL_SQS: sqs.endpoint,
+        FAILURE_QUEUE_URL: failureQueue,
       });
       try {
         const handler = scoreUsers.factory();

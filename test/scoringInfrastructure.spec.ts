@@ -143,6 +143,10 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
       assert.equal(esm.inputs.bisectBatchOnFunctionError, true);
       assert.equal(esm.inputs.maximumRetryAttempts, 2);
       assert.deepEqual(esm.inputs.destinationConfig, { onFailure: { destinationArn: failuresArn() } });
+      // The worker parks its poison records in the same queue (workers/shared/runtime/parking.ts).
+      const variables = (fn(worker).inputs.environment as { variables: Record<string, string> }).variables;
+      const onFailure = plan.ofType("aws:sqs/queue:Queue").find((queue) => queue.state.arn === failuresArn())!;
+      assert.equal(variables.FAILURE_QUEUE_URL, onFailure.state.url);
       const patterns = (esm.inputs.filterCriteria as { filters: { pattern: string }[] }).filters.map((f) =>
         JSON.parse(f.pattern),
       );
@@ -190,6 +194,8 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
   ];
   // prod1 traces actively: every function may send its segments to X-Ray.
   const tracing = [{ Action: ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], Resource: ["*"] }];
+  // The worker's own access need: it parks its poison records in its mapping's on-failure queue.
+  const parking = () => [{ Action: ["sqs:SendMessage"], Resource: [failuresArn()] }];
   const logs = (worker: string) => [
     {
       Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -206,6 +212,7 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
       assert.deepEqual(policies(worker!), {
         lambda_sqs_producer: [{ Action: ["sqs:SendMessage"], Resource: [queueArn("activity")] }],
         dynamodb_enqueue_from_streams: [{ Action: ["dynamodb:PutItem"], Resource: [tableArn()] }],
+        parked_records_producer: parking(),
         fan_identity_kinesis_consumer_policy: kinesisConsumer(inputStream(stream!)),
         enqueue_from_streams_network: network,
         logs: logs(worker!),
@@ -214,6 +221,7 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
     }
     assert.deepEqual(policies("enqueueFromVfStream"), {
       lambda_sqs_producer: [{ Action: ["sqs:SendMessage"], Resource: [queueArn("on-demand")] }],
+      parked_records_producer: parking(),
       fan_identity_kinesis_consumer_policy: kinesisConsumer(inputStream("vf-input-stream")),
       enqueue_from_streams_network: network,
       logs: logs("enqueueFromVfStream"),
@@ -221,6 +229,7 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
     });
     assert.deepEqual(policies("processRescoreEvents"), {
       lambda_sqs_producer: [{ Action: ["sqs:SendMessage"], Resource: [queueArn("activity")] }],
+      parked_records_producer: parking(),
       fan_identity_kinesis_consumer_policy: kinesisConsumer(tableStreamArn()),
       enqueue_from_streams_network: network,
       logs: logs("processRescoreEvents"),
@@ -260,6 +269,7 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
       assert.deepEqual(policies(worker!), {
         dynamodb_write_scores: [{ Action: [action!], Resource: [tableArn()] }],
         model_token: [{ Action: ["secretsmanager:GetSecretValue"], Resource: [token] }],
+        parked_records_producer: parking(),
         fan_identity_kinesis_consumer_policy: kinesisConsumer(tableStreamArn()),
         network,
         logs: logs(worker!),
@@ -291,17 +301,25 @@ describe("the scoring stack (prod1, us-east-1), under runtime mocks", function (
   it("points each worker at its resources through its environment", function () {
     const env = (worker: string) => (fn(worker).inputs.environment as { variables: Record<string, string> }).variables;
     const activityUrl = `https://sqs.us-east-1.amazonaws.com/${ACCOUNT}/${PREFIX}-acct-activity-sqs.fifo`;
+    const failureUrl = `https://sqs.us-east-1.amazonaws.com/${ACCOUNT}/${PREFIX}-scoring-stream-failures-sqs`;
     assert.deepEqual(env("enqueueFromPurchaseStream"), {
       ACTIVITY_QUEUE_URL: activityUrl,
       TABLE_NAME: `${PREFIX}-fan-identity-table`,
       RESCORE_DELAY_DAYS: "5",
+      FAILURE_QUEUE_URL: failureUrl,
       DEPLOYMENT: "prod1",
     });
     assert.deepEqual(env("enqueueFromVfStream"), {
       ON_DEMAND_QUEUE_URL: `https://sqs.us-east-1.amazonaws.com/${ACCOUNT}/${PREFIX}-on-demand-scoring-sqs`,
+      FAILURE_QUEUE_URL: failureUrl,
       DEPLOYMENT: "prod1",
     });
-    assert.deepEqual(env("processRescoreEvents"), { ACTIVITY_QUEUE_URL: activityUrl, DEPLOYMENT: "prod1" });
+    assert.deepEqual(env("processRescoreEvents"), {
+      ACTIVITY_QUEUE_URL: activityUrl,
+      FAILURE_QUEUE_URL: failureUrl,
+      DEPLOYMENT: "prod1",
+    });
+    for (const worker of ["scoreUsers", "stagingScoreUsers"]) assert.equal(env(worker).FAILURE_QUEUE_URL, failureUrl, worker);
     assert.equal(
       env("lookupArai").ARAI_URL_TEMPLATE,
       "https://accounts.verifiedfan.example.com/arai/v1/accounts/{globalUserId}/activity",

@@ -1,7 +1,7 @@
 /**
  * stagingScoreUsers against a real local DynamoDB (dynalite behind a recording proxy that can
  * leave items unprocessed, as DynamoDB does under load), the staging model endpoint and Secrets
- * Manager at the wire.
+ * Manager at the wire, and local SQS for the records it parks.
  */
 import * as assert from "node:assert/strict";
 import { Logger } from "@aws-lambda-powertools/logger";
@@ -30,8 +30,9 @@ import {
 } from "./support/fanTableStream";
 import { fixture } from "./support/fixtures";
 import { countOperations, type Interception, operationOf, type RecordedRequest, type WireServer } from "./support/http";
-import type { LocalDynamo } from "./support/localAws";
+import type { LocalDynamo, LocalSqs } from "./support/localAws";
 import { captureLogs, linesAt, type LogLine } from "./support/logs";
+import { parkedBySequenceNumber } from "./support/parked";
 
 const STAGING_VERSION = "fan-risk-8-rc1";
 const RECORDED_FAN = "gu-3b9e51d7";
@@ -50,18 +51,21 @@ describe("stagingScoreUsers", function () {
   let dynamo: LocalDynamo;
   let model: ModelServer;
   let secrets: WireServer;
+  let sqs: LocalSqs;
   let table: string;
+  let failureQueue: string;
   const clock = new Date("2026-11-24T09:14:33.245Z");
 
   before(async function () {
     services = await startScoringServices();
-    ({ dynamo, model, secrets } = services);
+    ({ dynamo, model, secrets, sqs } = services);
   });
   after(async function () {
     await services?.close();
   });
   beforeEach(async function () {
     table = await services.freshTable();
+    failureQueue = await services.freshFailureQueue();
   });
 
   function worker(vars: Record<string, string> = {}) {
@@ -71,6 +75,7 @@ describe("stagingScoreUsers", function () {
       MODEL_VERSION: STAGING_VERSION,
       MODEL_TOKEN_SECRET_ARN,
       MODEL_TIMEOUT_MS: "1000",
+      FAILURE_QUEUE_URL: failureQueue,
       ...vars,
     });
     const logger = new Logger({ serviceName: stagingScoreUsersContract.name, logLevel: "DEBUG" });
@@ -78,6 +83,7 @@ describe("stagingScoreUsers", function () {
       env,
       logger,
       documents: dynamo.documents,
+      sqs: sqs.client,
       model: modelClientFor(secrets, env, "staging scoring model", logger),
       now: () => clock,
       batchOptions: { baseDelayMs: 5 },
@@ -290,7 +296,7 @@ describe("stagingScoreUsers", function () {
     assert.equal(dynamo.proxy.requests.length, 0);
   });
 
-  it("fails a malformed record alone and scores the rest", async function () {
+  it("parks a malformed record alone, on its first delivery, and scores the rest", async function () {
     const { event, sequenceNumbers } = kinesisEvent([
       "not-base64?",
       activityDataChange({ globalUserId: "gu-8d000001", araiVersion: 1, image: { araiVersion: undefined } }),
@@ -299,11 +305,15 @@ describe("stagingScoreUsers", function () {
 
     const { result, logs } = await worker()(event);
 
-    assert.deepEqual(failuresOf(result), sequenceNumbers.slice(0, 2));
+    assert.deepEqual(result, { batchItemFailures: [] });
+    assert.deepEqual(failureReasons(logs), []);
+    const parked = parkedBySequenceNumber(await sqs.drain(failureQueue));
     assert.deepEqual(
-      failureReasons(logs).map((reason) => reason.split(":")[0]),
+      sequenceNumbers.slice(0, 2).map((seq) => parked.get(seq)?.document.reason.split(":")[0]),
       ["data is not base64", "activityData image is not as expected"],
     );
+    assert.equal(parked.size, 2);
+    for (const { document } of parked.values()) assert.equal(document.worker, "stagingScoreUsers");
     assert.equal((await stored("staging#gu-8d000002"))?.version, STAGING_VERSION);
   });
 
@@ -339,6 +349,8 @@ describe("stagingScoreUsers", function () {
       MODEL_TOKEN_SECRET_ARN,
       MODEL_TIMEOUT_MS: undefined,
       MODEL_BATCH_SIZE: undefined,
+      AWS_ENDPOINT_URL_SQS: sqs.endpoint,
+      FAILURE_QUEUE_URL: failureQueue,
     });
     try {
       const handler = stagingScoreUsers.factory();

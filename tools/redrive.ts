@@ -3,10 +3,12 @@
  *
  * Puts failed work back, from the queue `--from` names (docs/redrive.md): a dead-letter queue's
  * messages return to their source queue; a stream mapping's Kinesis failure records are resolved
- * to the records (while the stream still holds them) and re-delivered to the function; an import
- * worker's parked S3 events are invoked again. Kafka failure records are reported, not redriven. A dry run unless `--apply`: it prints, per message,
- * what it would do. The stack is planned offline to learn its queues, mappings and functions; the
- * AWS clients take credentials and endpoints from the standard SDK environment.
+ * to the records (while the stream still holds them) and re-delivered to the function; a record a
+ * stream worker parked itself (Kinesis or Kafka) is invoked again, alone; an import worker's parked
+ * S3 events are invoked again. Kafka failure records are reported, not redriven. A dry run
+ * unless `--apply`: it prints, per message, what it would do. The stack is planned offline to
+ * learn its queues, mappings and functions; the AWS clients take credentials and endpoints from
+ * the standard SDK environment.
  *
  * Exits 0 when every message handled was (or, in a dry run, could be) redriven; 1 when some were
  * left on the queue (or on an error); 2 on a usage error or a queue name the stack does not have.

@@ -86,7 +86,7 @@ describe("enqueueFromTransferStream", function () {
     assert.deepEqual(reading, { kind: "activity", globalUserId: "gu-to", timestamp: "2026-11-30T10:00:00.000Z" });
   });
 
-  it("fails a transfer without the receiving fan", function () {
+  it("reads a transfer without the receiving fan as a record that can never succeed (the batch loop parks it)", function () {
     const reading = createTransferReader()(recordLike(templates.sqJourney, 1, { status: "COMPLETED" }) as never);
     assert.equal(reading.kind, "fail");
   });
@@ -99,9 +99,10 @@ describe("enqueueFromTransferStream", function () {
 
   it("enqueues the receiving fan for scoring and schedules a rescore", async function () {
     const queueUrl = await sqs.freshQueue("acct-activity.fifo");
+    const failureQueueUrl = await sqs.freshQueue("scoring-stream-failures");
     const table = await dynamo.createFanTable();
     const handler = createEnqueueFromTransferStream({
-      env: { ACTIVITY_QUEUE_URL: queueUrl, TABLE_NAME: table, RESCORE_DELAY_DAYS: 5 },
+      env: { ACTIVITY_QUEUE_URL: queueUrl, TABLE_NAME: table, RESCORE_DELAY_DAYS: 5, FAILURE_QUEUE_URL: failureQueueUrl },
       logger: new Logger({ logLevel: "SILENT" }),
       sqs: sqs.client,
       dynamo: dynamo.documents,

@@ -92,6 +92,8 @@ export interface MetricServices {
   readonly onDemandQueue: string;
   /** The dead-letter queues lookupArai parks messages in, by the source queue ARN of the SQS fixtures. */
   readonly deadLetterQueueUrls: Record<string, string>;
+  /** The stream consumers' failure queue, where they park what they can never process. */
+  readonly failureQueue: string;
   /** Makes the HTTP stand-ins and Glue answer 503 (true) or as they should (false). */
   failing(down: boolean): void;
   close(): Promise<void>;
@@ -113,11 +115,12 @@ const unavailable: Answer = { status: 503, body: { message: "service unavailable
 export async function startMetricServices(): Promise<MetricServices> {
   const [dynamo, sqs, redis] = await Promise.all([startDynamo(), startSqs(), startRedis()]);
   const table = await dynamo.createFanTable();
-  const [activityQueue, onDemandQueue, activityDeadLetters, onDemandDeadLetters] = await Promise.all([
+  const [activityQueue, onDemandQueue, activityDeadLetters, onDemandDeadLetters, failureQueue] = await Promise.all([
     sqs.createQueue("acct-activity-sqs.fifo"),
     sqs.createQueue("on-demand-scoring-sqs"),
     sqs.createQueue("acct-activity-sqs-dlq.fifo"),
     sqs.createQueue("on-demand-scoring-sqs-dlq"),
+    sqs.createQueue("scoring-stream-failures-sqs"),
   ]);
   const sourceOf = (name: string) => fixture<{ Records: { eventSourceARN: string }[] }>(name).Records[0]!.eventSourceARN;
   const deadLetterQueueUrls = {
@@ -165,6 +168,7 @@ export async function startMetricServices(): Promise<MetricServices> {
     activityQueue,
     onDemandQueue,
     deadLetterQueueUrls,
+    failureQueue,
     failing(down) {
       state.down = down;
       model.answer = down ? () => unavailable : predict;
@@ -210,7 +214,9 @@ export function deployedEnvironment(services: MetricServices, worker: WorkerName
     MODEL_VERSION: "fan-risk-7",
     MODEL_TOKEN_SECRET_ARN: SECRET_ARNS.modelToken,
     MODEL_TIMEOUT_MS: "1000",
+    FAILURE_QUEUE_URL: services.failureQueue,
   };
+  const parking = { FAILURE_QUEUE_URL: services.failureQueue };
   const byWorker: Record<WorkerName, Record<string, string>> = {
     validateToken: {
       API_KEYS_SECRET_ARN: SECRET_ARNS.apiKeys,
@@ -220,11 +226,11 @@ export function deployedEnvironment(services: MetricServices, worker: WorkerName
     },
     startBotOrNotImport: { GLUE_WORKFLOW_NAME: "vfid-qa1-bot-or-not-import" },
     startClusterImport: { GLUE_WORKFLOW_NAME: "vfid-qa1-cluster-import" },
-    enqueueFromVfStream: { ON_DEMAND_QUEUE_URL: services.onDemandQueue },
-    enqueueFromDemandStream: { ACTIVITY_QUEUE_URL: services.activityQueue, TABLE_NAME: services.table },
-    enqueueFromPurchaseStream: { ACTIVITY_QUEUE_URL: services.activityQueue, TABLE_NAME: services.table },
-    enqueueFromSQJourneyStream: { ACTIVITY_QUEUE_URL: services.activityQueue, TABLE_NAME: services.table },
-    processRescoreEvents: { ACTIVITY_QUEUE_URL: services.activityQueue },
+    enqueueFromVfStream: { ON_DEMAND_QUEUE_URL: services.onDemandQueue, ...parking },
+    enqueueFromDemandStream: { ACTIVITY_QUEUE_URL: services.activityQueue, TABLE_NAME: services.table, ...parking },
+    enqueueFromPurchaseStream: { ACTIVITY_QUEUE_URL: services.activityQueue, TABLE_NAME: services.table, ...parking },
+    enqueueFromSQJourneyStream: { ACTIVITY_QUEUE_URL: services.activityQueue, TABLE_NAME: services.table, ...parking },
+    processRescoreEvents: { ACTIVITY_QUEUE_URL: services.activityQueue, ...parking },
     lookupArai: {
       TABLE_NAME: services.table,
       ARAI_URL_TEMPLATE: `${services.arai.url}/accounts/v2/users/{globalUserId}`,
@@ -236,7 +242,7 @@ export function deployedEnvironment(services: MetricServices, worker: WorkerName
     },
     scoreUsers: scoring,
     stagingScoreUsers: scoring,
-    enqueueFromActivityStream: { ACTIVITY_QUEUE_URL: services.activityQueue },
+    enqueueFromActivityStream: { ACTIVITY_QUEUE_URL: services.activityQueue, ...parking },
     getArmScore: { ARM_REDIS_URL: services.redis.url },
     checkLiveness: {
       TABLE_NAME: services.table,
@@ -306,7 +312,7 @@ export async function runWorker(
   }
 }
 
-/** A Kinesis record of `template`'s batch whose data is not base64 JSON: a record every reader fails as invalid. */
+/** A Kinesis record of `template`'s batch whose data is not base64 JSON: a record every reader parks as invalid. */
 export function withUndecodableRecord<T extends { Records: { kinesis: { sequenceNumber: string; data: string } }[] }>(
   template: T,
 ): T {
@@ -325,7 +331,10 @@ export function withUndecodableMessage<T extends { Records: { messageId: string;
   return { ...template, Records: [...template.Records, broken] };
 }
 
-/** Each worker's runs: a real event (with an invalid record where the source is a batch), and a failing call. */
+/**
+ * Each worker's runs: a real event (with an invalid record, which a stream worker parks, where the
+ * source is a batch), and a failing call.
+ */
 export async function runEveryWorker(services: MetricServices): Promise<WorkerRun[]> {
   const runs: WorkerRun[] = [];
   const run = async (...args: Parameters<typeof runWorker> extends [unknown, ...infer Rest] ? Rest : never) =>

@@ -12,7 +12,7 @@ import {
 } from "../../workers/shared/scoring/modelServing";
 import { fixture } from "./fixtures";
 import { type Answer, type RecordedRequest, WireServer } from "./http";
-import { type LocalDynamo, startDynamo } from "./localAws";
+import { type LocalDynamo, type LocalSqs, startDynamo, startSqs } from "./localAws";
 import { secretsManagerClient, startSecrets } from "./secrets";
 
 export const MODEL_PATH = "/serving-endpoints/fan-risk-qa1/invocations";
@@ -163,22 +163,34 @@ export function modelClientFor(secrets: WireServer, env: ModelEnvironment, servi
   });
 }
 
-/** What the scoring workers call: local DynamoDB, the model endpoint, and Secrets Manager holding the model's token. */
+/**
+ * What the scoring workers call: local DynamoDB, the model endpoint, Secrets Manager holding the
+ * model's token, and local SQS for the failure queue they park records in.
+ */
 export interface ScoringServices {
   readonly dynamo: LocalDynamo;
   readonly model: ModelServer;
   readonly secrets: WireServer;
+  readonly sqs: LocalSqs;
   /** A new fan table, and the services as they started: the model's default answer, no calls recorded, nothing intercepted. */
   freshTable(): Promise<string>;
+  /** A new failure queue (standard), nothing intercepted at SQS. */
+  freshFailureQueue(): Promise<string>;
   close(): Promise<void>;
 }
 
 export async function startScoringServices(): Promise<ScoringServices> {
-  const [dynamo, model, secrets] = await Promise.all([startDynamo(), ModelServer.start(), startModelTokenSecrets()]);
+  const [dynamo, model, secrets, sqs] = await Promise.all([
+    startDynamo(),
+    ModelServer.start(),
+    startModelTokenSecrets(),
+    startSqs(),
+  ]);
   return {
     dynamo,
     model,
     secrets,
+    sqs,
     async freshTable() {
       const table = await dynamo.createFanTable();
       model.reset();
@@ -186,8 +198,12 @@ export async function startScoringServices(): Promise<ScoringServices> {
       dynamo.intercept = () => undefined;
       return table;
     },
+    async freshFailureQueue() {
+      sqs.intercept = () => undefined;
+      return sqs.freshQueue("vfid-qa1-us-east-1-scoring-stream-failures-sqs");
+    },
     async close() {
-      await Promise.all([dynamo.close(), model.close(), secrets.close()]);
+      await Promise.all([dynamo.close(), model.close(), secrets.close(), sqs.close()]);
     },
   };
 }

@@ -39,6 +39,7 @@ const WORKER_HEADER = [
   "ok",
   "skipped",
   "failed",
+  "parked",
   "in flight",
   "invocations",
   "cold",
@@ -57,6 +58,7 @@ function workerRows(snapshot: FiguresSnapshot): (string | number)[][] {
       w.ok,
       w.skipped,
       w.failed,
+      w.parked,
       w.inFlight,
       w.invocations,
       w.coldStarts,
@@ -79,16 +81,26 @@ export function progressBar(elapsedMs: number, durationMs: number, width = 24): 
   return `[${"█".repeat(filled)}${"░".repeat(width - filled)}] ${Math.round(share * 100)}% ${formatClock(elapsedMs)}/${formatClock(durationMs)}`;
 }
 
-/** The top failure reasons, one a line. */
-function failureLines(snapshot: FiguresSnapshot, limit: number): string[] {
-  if (snapshot.failures.length === 0) return ["failures   none"];
-  const rows = snapshot.failures
-    .slice(0, limit)
-    .map((failure) => [failure.count, failure.reason, formatCounts(failure.functions, 2)]);
-  const lines = formatTable(["failed", "reason", "where"], rows).map((line) => `  ${line}`);
-  const more = snapshot.failures.length - limit;
-  return [`failures   by reason (top ${limit})`, ...lines, ...(more > 0 ? [`  +${more} more reasons`] : [])];
+/** The top reasons of `record failed` (or `record parked`) lines, one a line. */
+function reasonLines(
+  reasons: FiguresSnapshot["failures"],
+  titles: { readonly heading: string; readonly column: string },
+  limit: number,
+): string[] {
+  if (reasons.length === 0) return [`${titles.heading.padEnd(10)} none`];
+  const rows = reasons.slice(0, limit).map((entry) => [entry.count, entry.reason, formatCounts(entry.functions, 2)]);
+  const lines = formatTable([titles.column, "reason", "where"], rows).map((line) => `  ${line}`);
+  const more = reasons.length - limit;
+  return [`${titles.heading.padEnd(10)} by reason (top ${limit})`, ...lines, ...(more > 0 ? [`  +${more} more reasons`] : [])];
 }
+
+/** The top failure reasons, one a line. */
+const failureLines = (snapshot: FiguresSnapshot, limit: number) =>
+  reasonLines(snapshot.failures, { heading: "failures", column: "failed" }, limit);
+
+/** The top reasons the workers parked poison records for, one a line. */
+const parkedLines = (snapshot: FiguresSnapshot, limit: number) =>
+  reasonLines(snapshot.parkedByWorkers, { heading: "poison", column: "parked" }, limit);
 
 /** Sums over the mappings: records filtered and parked. */
 function mappingTotals(snapshot: FiguresSnapshot) {
@@ -113,6 +125,7 @@ export function renderPanel(snapshot: FiguresSnapshot, durationMs?: number): str
     ...formatTable(WORKER_HEADER, workerRows(snapshot)),
     `scores     ${formatCount(snapshot.scores.written)} written · latency ${formatLatency(snapshot)}`,
     ...failureLines(snapshot, 5),
+    ...parkedLines(snapshot, 3),
     `queues     ${formatCounts(snapshot.queues)}${snapshot.queuesError ? ` (not read: ${snapshot.queuesError})` : ""}`,
   ];
 }
@@ -122,7 +135,10 @@ export function summaryLine(snapshot: FiguresSnapshot): string {
   const workers = Object.values(snapshot.workers);
   const sum = (pick: (w: (typeof workers)[number]) => number) => formatCount(workers.reduce((total, w) => total + pick(w), 0));
   const inputs = Object.values(snapshot.sources).reduce((total, value) => total + value, 0);
-  const parked = Object.values(snapshot.parked).reduce((total, value) => total + value, 0);
+  // Records the mappings parked, and the poison records the workers parked themselves.
+  const parked =
+    Object.values(snapshot.parked).reduce((total, value) => total + value, 0) +
+    snapshot.parkedByWorkers.reduce((total, entry) => total + entry.count, 0);
   return [
     `[${formatClock(snapshot.elapsedMs)}] in ${formatCount(inputs)}`,
     `records ${sum((w) => w.records)}`,
@@ -135,7 +151,10 @@ export function summaryLine(snapshot: FiguresSnapshot): string {
   ].join(" · ");
 }
 
-/** The final summary: inputs, workers, scores and latency, failures, parked records and queue depths, as tables. */
+/**
+ * The final summary: inputs, workers, scores and latency, failures, the poison records the workers
+ * parked, the records the mappings parked, and queue depths, as tables.
+ */
 export function renderSummary(snapshot: FiguresSnapshot): string {
   const { filtered, delivered } = mappingTotals(snapshot);
   const inputs = Object.entries(snapshot.sources).sort(([a], [b]) => a.localeCompare(b));
@@ -156,7 +175,9 @@ export function renderSummary(snapshot: FiguresSnapshot): string {
     "",
     ...failureLines(snapshot, 10),
     "",
-    `Parked: ${formatCounts(snapshot.parked)}`,
+    ...parkedLines(snapshot, 10),
+    "",
+    `Parked by the mappings: ${formatCounts(snapshot.parked)}`,
     `Queues: ${formatCounts(snapshot.queues)}${snapshot.queuesError ? ` (not read: ${snapshot.queuesError})` : ""}`,
     "",
   ].join("\n");

@@ -1,8 +1,9 @@
 /**
  * Live figures of the local system, computed from what it reports (`LocalEvent`): the workers' own
- * log lines (their per-batch summaries and each `record failed` line), the sources' deliveries,
- * filtering and parking, the Lambda emulation's invocations, and the scores the table's change
- * stream shows written. `snapshot()` is plain JSON (for `--json FILE`).
+ * log lines (their per-batch summaries, each `record failed` line and each `record parked` line of
+ * a poison record a worker parked itself), the sources' deliveries, filtering and parking, the
+ * Lambda emulation's invocations, and the scores the table's change stream shows written.
+ * `snapshot()` is plain JSON (for `--json FILE`).
  */
 import { WORKERS } from "../../workers/registry";
 import { reasonGroup } from "./text";
@@ -37,6 +38,8 @@ export interface WorkerFigures {
   readonly ok: number;
   readonly skipped: number;
   readonly failed: number;
+  /** Records it parked in its failure queue itself (poison records). */
+  readonly parked: number;
   /** Delivered, not yet accounted for by a summary nor given back by a failed invocation. */
   readonly inFlight: number;
   readonly invocations: number;
@@ -66,17 +69,22 @@ export interface FiguresSnapshot {
   readonly workers: Readonly<Record<string, WorkerFigures>>;
   readonly scores: { readonly written: number; readonly withoutActivity: number };
   /** `record failed` lines by normalised reason, most frequent first. */
-  readonly failures: readonly {
-    readonly reason: string;
-    readonly count: number;
-    readonly functions: Readonly<Record<string, number>>;
-  }[];
-  /** Records parked, by destination. */
+  readonly failures: readonly ReasonCount[];
+  /** `record parked` lines (poison records the workers parked themselves) by normalised reason, most frequent first. */
+  readonly parkedByWorkers: readonly ReasonCount[];
+  /** Records the mappings parked (Lambda's pointers to what they gave up on), by destination. */
   readonly parked: Readonly<Record<string, number>>;
   /** Last polled queue depths, and the poll's error when it failed. */
   readonly queues: Readonly<Record<string, number>>;
   readonly queuesError?: string;
   readonly latency: LatencyFigures;
+}
+
+/** Lines of one kind counted by normalised reason, and by the functions that wrote them. */
+export interface ReasonCount {
+  readonly reason: string;
+  readonly count: number;
+  readonly functions: Readonly<Record<string, number>>;
 }
 
 /** The figures: fed by `report`, `activityPut` and `scoreWritten`; read by `snapshot`. */
@@ -98,10 +106,24 @@ export function percentile(sorted: readonly number[], p: number): number | undef
   return sorted[Math.min(rank, sorted.length) - 1];
 }
 
-/** A worker's per-batch summary lines: the records they account for, of which skipped and failed. */
-const SUMMARIES: Readonly<Record<string, { records: string; skipped?: string; failed: string; details: readonly string[] }>> = {
-  "batch enqueued": { records: "records", skipped: "skipped", failed: "failed", details: ["activities", "sent"] },
-  "batch scored": { records: "records", skipped: "skipped", failed: "failedRecords", details: ["fans", "scored"] },
+/** A worker's per-batch summary lines: the records they account for, of which skipped, parked and failed. */
+const SUMMARIES: Readonly<
+  Record<string, { records: string; skipped?: string; parked?: string; failed: string; details: readonly string[] }>
+> = {
+  "batch enqueued": {
+    records: "records",
+    skipped: "skipped",
+    parked: "parked",
+    failed: "failed",
+    details: ["activities", "sent"],
+  },
+  "batch scored": {
+    records: "records",
+    skipped: "skipped",
+    parked: "parked",
+    failed: "failedRecords",
+    details: ["fans", "scored"],
+  },
   "batch done": {
     records: "messages",
     failed: "failedMessages",
@@ -115,6 +137,7 @@ interface WorkerTally {
   delivered: number;
   records: number;
   skipped: number;
+  parked: number;
   failed: number;
   /** Records of invocations that did not finish (given back to the source for a retry). */
   abandoned: number;
@@ -136,6 +159,7 @@ const newTally = (): WorkerTally => ({
   delivered: 0,
   records: 0,
   skipped: 0,
+  parked: 0,
   failed: 0,
   abandoned: 0,
   pending: [],
@@ -163,9 +187,26 @@ interface Tallies {
   readonly sources: Map<string, number>;
   readonly mappings: Map<string, { function?: string; delivered: number; filtered: number; parked: number }>;
   readonly workers: Map<string, WorkerTally>;
-  readonly failures: Map<string, { count: number; functions: Record<string, number> }>;
+  readonly failures: ReasonTally;
+  readonly parkedByWorkers: ReasonTally;
   readonly parked: Map<string, number>;
 }
+
+type ReasonTally = Map<string, { count: number; functions: Record<string, number> }>;
+
+/** Counts a line's reason, by its group, for `name`. */
+function countReason(tally: ReasonTally, name: string, line: Readonly<Record<string, unknown>>) {
+  const group = reasonGroup(typeof line.reason === "string" ? line.reason : "");
+  const entry = tally.get(group) ?? tally.set(group, { count: 0, functions: {} }).get(group)!;
+  entry.count += 1;
+  entry.functions[name] = (entry.functions[name] ?? 0) + 1;
+}
+
+/** A tally's reasons, most frequent first. */
+const byReason = (tally: ReasonTally): ReasonCount[] =>
+  [...tally]
+    .map(([reason, entry]) => ({ reason, count: entry.count, functions: { ...entry.functions } }))
+    .sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason));
 
 const workerOf = (tallies: Tallies, name: string) =>
   tallies.workers.get(name) ?? tallies.workers.set(name, newTally()).get(name)!;
@@ -180,21 +221,17 @@ function mappingOf(tallies: Tallies, name: string) {
 
 const add = (map: Map<string, number>, key: string, by: number) => map.set(key, (map.get(key) ?? 0) + by);
 
-/** A worker's log line: a failed record, a batch summary, an error. */
+/** A worker's log line: a failed or parked record, a batch summary, an error. */
 function readLine(tallies: Tallies, name: string, line: Readonly<Record<string, unknown>>) {
   const tally = workerOf(tallies, name);
   if (line.level === "ERROR") tally.loggedErrors += 1;
-  if (line.message === "record failed") {
-    const group = reasonGroup(typeof line.reason === "string" ? line.reason : "");
-    const entry = tallies.failures.get(group) ?? tallies.failures.set(group, { count: 0, functions: {} }).get(group)!;
-    entry.count += 1;
-    entry.functions[name] = (entry.functions[name] ?? 0) + 1;
-    return;
-  }
+  if (line.message === "record failed") return countReason(tallies.failures, name, line);
+  if (line.message === "record parked") return countReason(tallies.parkedByWorkers, name, line);
   const summary = SUMMARIES[String(line.message)];
   if (!summary) return;
   tally.records += count(line[summary.records]);
   tally.skipped += summary.skipped ? count(line[summary.skipped]) : 0;
+  tally.parked += summary.parked ? count(line[summary.parked]) : 0;
   tally.failed += count(line[summary.failed]);
   for (const key of summary.details) tally.details[key] = (tally.details[key] ?? 0) + count(line[key]);
 }
@@ -255,6 +292,7 @@ export function createFigures(options: FiguresOptions = {}): Figures {
     mappings: new Map(),
     workers: new Map(),
     failures: new Map(),
+    parkedByWorkers: new Map(),
     parked: new Map(),
   };
   const latency = createLatency();
@@ -277,9 +315,8 @@ export function createFigures(options: FiguresOptions = {}): Figures {
     mappings: Object.fromEntries([...tallies.mappings].map(([name, entry]) => [name, { ...entry }])),
     workers: Object.fromEntries([...tallies.workers].map(([name, tally]) => [name, workerFigures(tally)])),
     scores: { written: latency.written(), withoutActivity: latency.withoutActivity() },
-    failures: [...tallies.failures]
-      .map(([reason, entry]) => ({ reason, count: entry.count, functions: { ...entry.functions } }))
-      .sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason)),
+    failures: byReason(tallies.failures),
+    parkedByWorkers: byReason(tallies.parkedByWorkers),
     parked: Object.fromEntries(tallies.parked),
     queues: { ...queues },
     ...(queuesError === undefined ? {} : { queuesError }),
@@ -299,9 +336,10 @@ function workerFigures(tally: WorkerTally): WorkerFigures {
   return {
     delivered: tally.delivered,
     records: tally.records,
-    ok: tally.records - tally.skipped - tally.failed,
+    ok: tally.records - tally.skipped - tally.parked - tally.failed,
     skipped: tally.skipped,
     failed: tally.failed,
+    parked: tally.parked,
     inFlight: Math.max(0, tally.delivered - tally.records - tally.abandoned),
     invocations: tally.invocations,
     coldStarts: tally.coldStarts,

@@ -3,8 +3,11 @@
  * accounted for as scored, skipped (why), parked (why), or LOST; the stored scores are checked
  * against what the model should have given, and no fan is scored for activity that is not scored.
  * Pure: the caller reads the table, the failure queue and the dead-letter queues, and passes them in.
+ * The failure queue holds both Lambda's pointers to what a mapping gave up on and the parked-record
+ * documents of the poison records the workers parked themselves (workers/shared/runtime/parking.ts).
  */
 import { PARKED_REASON_ATTRIBUTE } from "../../workers/shared/runtime/deadLetters";
+import { readParkedRecord } from "../../workers/shared/runtime/parking";
 import type { ExpectedOutcome, SentEvent, SourceRole } from "./traffic/generator";
 import { formatCount, formatTable, reasonGroup } from "./text";
 import type { LocalEvent } from "./types";
@@ -384,6 +387,23 @@ export function workerFailuresFrom(
     const reason = typeof event.line.reason === "string" ? event.line.reason : "";
     return [{ function: event.function, record: event.line.record, reason, ...(source === undefined ? {} : { source }) }];
   });
+}
+
+/**
+ * The record a parked-record document holds (a poison record its worker parked itself): its input
+ * (the stream named by its ARN, or its topic), its position (sequence number, or partition and
+ * offset) and the document's reason; undefined when the message is not one.
+ */
+export function parkedFromParkedRecord(message: unknown, destination?: string): ParkedRecords | undefined {
+  const reading = readParkedRecord(message);
+  if (!reading.ok) return undefined;
+  const { source, reason } = reading.value;
+  const where = destination === undefined ? {} : { destination };
+  if (source.kind === "kafka") {
+    return { source: source.topic, ...where, records: [{ partition: source.partition, offset: source.offset }], reason };
+  }
+  const stream = source.eventSourceARN ?? "";
+  return { source: stream.slice(stream.lastIndexOf("/") + 1), ...where, records: [source.sequenceNumber], reason };
 }
 
 /**

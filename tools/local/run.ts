@@ -21,6 +21,7 @@ import {
   type ParkedRecords,
   parkedFromDeadLetter,
   parkedFromKinesisFailure,
+  parkedFromParkedRecord,
   reconcile,
   type StoredScore,
   type WorkerFailure,
@@ -190,7 +191,10 @@ export interface ParkedMessage {
   readonly parked: readonly ParkedRecords[];
 }
 
-/** What the failure destinations and dead-letter queues hold. */
+/**
+ * What the failure destinations and dead-letter queues hold: Lambda's pointers (Kinesis, Kafka),
+ * the parked-record documents of the poison records the workers parked, and activity messages.
+ */
 async function parkedRecords(system: LocalSystem, arns: ReadonlySet<string>): Promise<ParkedRecords[]> {
   return (await readParked(system, arns)).flatMap((message) => message.parked);
 }
@@ -217,7 +221,9 @@ export async function readParked(system: LocalSystem, arns: ReadonlySet<string>)
         body = undefined;
       }
       const kinesis = parkedFromKinesisFailure(body, queue.planned.name);
+      const document = kinesis ? undefined : parkedFromParkedRecord(body, queue.planned.name);
       if (kinesis) parked.push(kinesis);
+      else if (document) parked.push(document);
       else if ((body as { KafkaBatchInfo?: unknown } | undefined)?.KafkaBatchInfo)
         parked.push(...parkedFromKafkaFailure(body, queue.planned.name));
       else {

@@ -56,8 +56,11 @@ export type LocalEvent =
     }
   /** Records a mapping's filter criteria kept from a function. */
   | { readonly kind: "filtered"; readonly mapping: string; readonly count: number }
-  /** Records a source handed to a function in one batch. */
-  | { readonly kind: "delivered"; readonly mapping: string; readonly count: number }
+  /**
+   * Records a source handed to a function in one batch, and which: Kinesis sequence numbers, Kafka
+   * `<topic>-<partition>@<offset>`, SQS message ids (so a test can count deliveries per record).
+   */
+  | { readonly kind: "delivered"; readonly mapping: string; readonly count: number; readonly records?: readonly string[] }
   /** Records a mapping gave up on and sent to its on-failure destination (or a DLQ received). */
   | { readonly kind: "parked"; readonly mapping: string; readonly destination: string; readonly count: number }
   /** Records put on an input (by the traffic generator or a worker's table write). */

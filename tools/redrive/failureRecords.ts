@@ -1,6 +1,8 @@
 /**
- * The records Lambda writes to a stream mapping's on-failure destination when it gives up on a
- * batch: the invocation's context and a pointer to the records, not the records themselves.
+ * What a stream mapping's on-failure destination holds: the records Lambda writes there when it
+ * gives up on a batch (the invocation's context and a pointer to the records, not the records
+ * themselves), and the parked-record documents of the poison records the workers park there
+ * themselves (workers/shared/runtime/parking.ts: the record itself, with its source and reason).
  *
  * Kinesis:
  *
@@ -24,6 +26,7 @@
  * function's last answer as `responsePayload`.
  */
 import { z } from "zod";
+import { looksParked, type ParkedRecord, readParkedRecord } from "../../workers/shared/runtime/parking";
 
 const sequenceNumber = z.string().regex(/^\d+$/, "expected a Kinesis sequence number (digits)");
 const timestamp = z.iso.datetime({ offset: true });
@@ -79,6 +82,7 @@ export type FailureRecord =
   | { readonly kind: "kinesis"; readonly record: KinesisFailure }
   | { readonly kind: "kafka"; readonly record: KafkaFailure }
   | { readonly kind: "async"; readonly record: AsyncFailure }
+  | { readonly kind: "parked"; readonly record: ParkedRecord }
   | { readonly kind: "unrecognised"; readonly reason: string };
 
 /** zod's issues on one line: `path: message; …`. */
@@ -86,7 +90,10 @@ function issues(error: z.ZodError): string {
   return error.issues.map((issue) => `${issue.path.join(".") || "(record)"}: ${issue.message}`).join("; ");
 }
 
-/** What an on-failure message's body holds: a Kinesis, Kafka or asynchronous failure record, or none (with why). */
+/**
+ * What an on-failure message's body holds: a Kinesis, Kafka or asynchronous failure record, a
+ * parked record, or none (with why).
+ */
 export function parseFailureRecord(body: string | undefined): FailureRecord {
   let value: unknown;
   try {
@@ -96,6 +103,10 @@ export function parseFailureRecord(body: string | undefined): FailureRecord {
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     return { kind: "unrecognised", reason: "the body is not a JSON object" };
+  }
+  if (looksParked(value)) {
+    const parked = readParkedRecord(value);
+    return parked.ok ? { kind: "parked", record: parked.value } : { kind: "unrecognised", reason: parked.reason };
   }
   const kinesis = "KinesisBatchInfo" in value;
   const kafka = "KafkaBatchInfo" in value;
@@ -120,6 +131,6 @@ export function parseFailureRecord(body: string | undefined): FailureRecord {
   }
   return {
     kind: "unrecognised",
-    reason: "no KinesisBatchInfo, KafkaBatchInfo or requestPayload: not a failure record Lambda writes",
+    reason: "no KinesisBatchInfo, KafkaBatchInfo, requestPayload or parkedRecord: not a failure record Lambda or a worker writes",
   };
 }

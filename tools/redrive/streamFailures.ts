@@ -1,6 +1,7 @@
 /**
- * A stream mapping's on-failure destination, redriven. Each message is a failure record
- * (failureRecords.ts), a pointer to the records Lambda gave up on:
+ * A stream mapping's on-failure destination, redriven. Each message is a parked record, which a
+ * worker wrote with the record itself (parkedRecords.ts: invoked again with that one record), or
+ * a failure record (failureRecords.ts), a pointer to the records Lambda gave up on:
  *
  * - Kinesis: the shard is read from `startSequenceNumber` (GetShardIterator AT_SEQUENCE_NUMBER,
  *   then GetRecords) up to `endSequenceNumber`, and the records the mapping's filter criteria
@@ -13,7 +14,8 @@
  *   arrival is older than the retention period, or the shard no longer holds the first sequence
  *   number) cannot be read: the message stays, saying so.
  * - Kafka: the records are on the cluster, which this tool does not reach; what the record points
- *   at (topic-partition, offsets, consumer group) is printed and the message stays.
+ *   at (topic-partition, offsets, consumer group) is printed and the message stays. (A Kafka record
+ *   a worker parked itself carries the record, and is redriven.)
  * - Anything else: reported, never deleted.
  *
  * Re-delivering records the function had already accepted in an earlier attempt (before the one
@@ -30,11 +32,13 @@ import {
 } from "@aws-sdk/client-kinesis";
 import { InvokeCommand, type LambdaClient } from "@aws-sdk/client-lambda";
 import { DeleteMessageCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
+import type { ParkedRecord } from "../../workers/shared/runtime/parking";
 import { findFunction, functionNameOf } from "../local/invokeApi";
 import { isDelivered, kinesisEvent, type ShardRecord } from "../local/sources/kinesis";
 import { verdictOf } from "../local/sources/streamDelivery";
 import { nameOfArn, type PlannedFunction, type PlannedQueue, type StreamMapping, type Wiring } from "../local/wiring";
 import { type KafkaFailure, type KinesisFailure, parseFailureRecord } from "./failureRecords";
+import { deliverParked, describeParkedSource, redrivenInRun, targetOf } from "./parkedRecords";
 import { type Handled, type MessageOutcome, outcomeLog, readEach } from "./queueReader";
 import { regionOfArn } from "./targets";
 
@@ -190,10 +194,35 @@ function describeKafka(failure: KafkaFailure): string {
 export async function redriveStreamFailures(options: StreamFailuresOptions): Promise<MessageOutcome[]> {
   const { print, wiring } = options;
   const { outcomes, leave } = outcomeLog(print);
+  const redriven = redrivenInRun();
+
+  /** A record a worker parked itself: invoked again, alone, in the event its source delivers it in. */
+  const handleParked = async (message: Message, document: ParkedRecord): Promise<Handled> => {
+    const messageId = message.MessageId!;
+    print(`  ${messageId}: parked by ${document.worker}, ${describeParkedSource(document.source)}: ${document.reason}`);
+    const target = targetOf(wiring, options.queue, document);
+    if ("reason" in target) return leave(messageId, target.reason);
+    if (redriven.seen(document)) {
+      return leave(messageId, `${document.worker} parked this record again when it was redriven in this run`);
+    }
+    if (!options.apply) {
+      print(`    would invoke ${target.fn.name} with it`);
+      outcomes.push({ messageId, action: "would redeliver", detail: document.reason });
+      return "left";
+    }
+    redriven.add(document);
+    const delivery = await deliverParked(options.clients(regionOfArn(target.fn.arn)).lambda, target.fn, target.mapping, document);
+    if (!delivery.accepted) return leave(messageId, `${delivery.reason}; still failing`);
+    await options.sqs.send(new DeleteMessageCommand({ QueueUrl: options.queueUrl, ReceiptHandle: message.ReceiptHandle! }));
+    print(`    re-delivered to ${target.fn.name}: accepted; message deleted`);
+    outcomes.push({ messageId, action: "redelivered", detail: "1 record" });
+    return "done";
+  };
 
   const handle = async (message: Message): Promise<Handled> => {
     const messageId = message.MessageId!;
     const failure = parseFailureRecord(message.Body);
+    if (failure.kind === "parked") return handleParked(message, failure.record);
     if (failure.kind === "unrecognised" || failure.kind === "async") {
       print(`  ${messageId}: not a stream mapping's failure record`);
       return leave(messageId, failure.kind === "async" ? "an asynchronous invocation's failure record" : failure.reason);

@@ -4,7 +4,8 @@
  * - a dead-letter queue, named by another queue's redrive policy: its messages go back to that
  *   source queue;
  * - a stream mapping's on-failure destination: its Kinesis failure records are resolved to the
- *   records and re-delivered to the function (Kafka's are reported);
+ *   records and re-delivered to the function (Kafka's are reported), and the records the workers
+ *   parked there themselves are invoked again one by one;
  * - an asynchronous invocation's on-failure destination (the import workers'): each event is
  *   invoked again, asynchronously.
  *

@@ -15,6 +15,7 @@ import {
   type KafkaRecord,
   kafkaEventSchema,
   kafkaHeader,
+  kafkaParkedSource,
   kafkaRecordsInOrder,
   planKafkaActivity,
 } from "../shared/scoring/kafka";
@@ -65,10 +66,20 @@ export function createEnqueueFromActivityStream(deps: EnqueueDependencies<Enqueu
   const eventSchema = kafkaEventSchema();
   const correlationOf = createCorrelationRule();
   return createEnqueuer(
-    deps,
+    {
+      worker: enqueueFromActivityStreamContract.name,
+      sqs: deps.sqs,
+      failureQueueUrl: deps.env.FAILURE_QUEUE_URL,
+      logger: deps.logger,
+      now: deps.now,
+      metrics: deps.metrics,
+    },
     {
       records: (event) =>
-        kafkaRecordsInOrder(parseEvent(eventSchema, event, enqueueFromActivityStreamContract.name, "self-managed Kafka")),
+        kafkaRecordsInOrder(
+          parseEvent(eventSchema, event, enqueueFromActivityStreamContract.name, "self-managed Kafka"),
+          event,
+        ).map((entry) => ({ ...entry, source: kafkaParkedSource(entry.record) })),
       read: createUserActivityReader(),
       plan: (id, record, reading, now) => planKafkaActivity(id, record, reading, now, correlationOf),
     },

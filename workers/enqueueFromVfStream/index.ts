@@ -37,7 +37,14 @@ export function createVfLoginReader(): StreamReader {
 /** VF logins to the on-demand queue: a standard queue, so no group or deduplication id, and no rescore. */
 export function createEnqueueFromVfStream(deps: EnqueueDependencies<EnqueueFromVfStreamEnvironment>) {
   return createStreamEnqueuer(
-    { worker: enqueueFromVfStreamContract.name, sqs: deps.sqs, logger: deps.logger, now: deps.now, metrics: deps.metrics },
+    {
+      worker: enqueueFromVfStreamContract.name,
+      sqs: deps.sqs,
+      failureQueueUrl: deps.env.FAILURE_QUEUE_URL,
+      logger: deps.logger,
+      now: deps.now,
+      metrics: deps.metrics,
+    },
     { source: "vf", action: "vfLogin", read: createVfLoginReader(), queueUrl: deps.env.ON_DEMAND_QUEUE_URL, fifo: false },
   );
 }

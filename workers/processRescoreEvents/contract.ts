@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { defineContract } from "../shared/runtime/contract";
+import { failureQueueVariables, PARKING_ACCESS } from "../shared/runtime/parking";
 import { ACTIVITY_STREAM_ACCESS, fifoQueueUrl } from "../shared/scoring/enqueueContracts";
 
 export const processRescoreEventsContract = defineContract({
@@ -9,8 +10,10 @@ export const processRescoreEventsContract = defineContract({
     z.object({
       /** The account-activity FIFO queue. */
       ACTIVITY_QUEUE_URL: fifoQueueUrl(),
+      /** Where rescore removals that can never be enqueued are parked. */
+      ...failureQueueVariables(),
     }),
-  access: { lambda_sqs_producer: ACTIVITY_STREAM_ACCESS.lambda_sqs_producer },
+  access: { lambda_sqs_producer: ACTIVITY_STREAM_ACCESS.lambda_sqs_producer, ...PARKING_ACCESS },
   dependencies: [],
 });
 

@@ -57,7 +57,14 @@ export function createRescoreRemovalReader(): StreamReader {
  */
 export function createProcessRescoreEvents(deps: EnqueueDependencies<ProcessRescoreEventsEnvironment>) {
   return createStreamEnqueuer(
-    { worker: processRescoreEventsContract.name, sqs: deps.sqs, logger: deps.logger, now: deps.now, metrics: deps.metrics },
+    {
+      worker: processRescoreEventsContract.name,
+      sqs: deps.sqs,
+      failureQueueUrl: deps.env.FAILURE_QUEUE_URL,
+      logger: deps.logger,
+      now: deps.now,
+      metrics: deps.metrics,
+    },
     {
       source: "rescore",
       action: "rescore",

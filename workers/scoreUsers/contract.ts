@@ -1,4 +1,5 @@
 import { defineContract } from "../shared/runtime/contract";
+import { PARKING_ACCESS } from "../shared/runtime/parking";
 import { DEPENDENCIES } from "../shared/runtime/telemetry";
 import { scoringEnvironment } from "../shared/scoring/scoringEnvironment";
 
@@ -10,6 +11,7 @@ export const scoreUsersContract = defineContract({
   access: {
     dynamodb_write_scores: { actions: ["dynamodb:UpdateItem"], on: "the fan-identity table" },
     model_token: { actions: ["secretsmanager:GetSecretValue"], on: "the model-serving token secret" },
+    ...PARKING_ACCESS,
   },
   dependencies: [DEPENDENCIES.modelServing, DEPENDENCIES.secretsManager],
 });

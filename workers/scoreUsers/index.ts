@@ -1,4 +1,5 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SQSClient } from "@aws-sdk/client-sqs";
 import { type DynamoDBDocumentClient, UpdateCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
 import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
@@ -42,9 +43,11 @@ export function scoreUpdate(table: string, scored: ScoredFan, version: string, n
 }
 
 export interface ScoreUsersDependencies {
-  readonly env: Pick<ScoringEnvironment, "TABLE_NAME" | "MODEL_VERSION" | "MODEL_BATCH_SIZE">;
+  readonly env: Pick<ScoringEnvironment, "TABLE_NAME" | "MODEL_VERSION" | "MODEL_BATCH_SIZE" | "FAILURE_QUEUE_URL">;
   readonly logger: Logger;
   readonly documents: DynamoDBDocumentClient;
+  /** Sends the records that can never be scored to the failure queue. */
+  readonly sqs: SQSClient;
   readonly model: ModelClient;
   readonly now?: () => Date;
   /** Records, and scores written by model version. @default none */
@@ -102,6 +105,8 @@ export function createScoreUsers(deps: ScoreUsersDependencies) {
   return createStreamScorer({
     worker: scoreUsersContract.name,
     logger,
+    sqs: deps.sqs,
+    failureQueueUrl: env.FAILURE_QUEUE_URL,
     model: deps.model,
     modelBatchSize: env.MODEL_BATCH_SIZE,
     write: writeScores,
@@ -115,6 +120,13 @@ export const scoreUsers = defineWorker(scoreUsersContract, () => {
   const metrics = createWorkerMetrics(scoreUsersContract);
   const model = createModelClientFromEnvironment(env, { service: "scoring model", logger, metrics });
   const documents = createDocumentClient(new DynamoDBClient(awsClientConfig(AWS_CLIENT_BOUNDS.scoring.dynamoDb)));
-  const handler = createScoreUsers({ env, logger, documents, model, metrics });
+  const handler = createScoreUsers({
+    env,
+    logger,
+    documents,
+    sqs: new SQSClient(awsClientConfig(AWS_CLIENT_BOUNDS.scoring.sqs)),
+    model,
+    metrics,
+  });
   return instrumentHandler({ logger, metrics }, handler);
 });

@@ -1,4 +1,5 @@
 import { defineContract } from "../shared/runtime/contract";
+import { PARKING_ACCESS } from "../shared/runtime/parking";
 import { DEPENDENCIES } from "../shared/runtime/telemetry";
 import { scoringEnvironment } from "../shared/scoring/scoringEnvironment";
 
@@ -9,6 +10,7 @@ export const stagingScoreUsersContract = defineContract({
   access: {
     dynamodb_write_scores: { actions: ["dynamodb:BatchWriteItem"], on: "the fan-identity table" },
     model_token: { actions: ["secretsmanager:GetSecretValue"], on: "the model-serving token secret" },
+    ...PARKING_ACCESS,
   },
   dependencies: [DEPENDENCIES.modelServing, DEPENDENCIES.secretsManager],
 });

@@ -1,3 +1,4 @@
+import { SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
@@ -30,9 +31,11 @@ export function stagingScoreItem(scored: ScoredFan, version: string, now: string
 }
 
 export interface StagingScoreUsersDependencies {
-  readonly env: Pick<ScoringEnvironment, "TABLE_NAME" | "MODEL_VERSION" | "MODEL_BATCH_SIZE">;
+  readonly env: Pick<ScoringEnvironment, "TABLE_NAME" | "MODEL_VERSION" | "MODEL_BATCH_SIZE" | "FAILURE_QUEUE_URL">;
   readonly logger: Logger;
   readonly documents: DynamoDBDocumentClient;
+  /** Sends the records that can never be scored to the failure queue. */
+  readonly sqs: SQSClient;
   readonly model: ModelClient;
   readonly now?: () => Date;
   /** Attempts and backoff of the batch writes. */
@@ -86,6 +89,8 @@ export function createStagingScoreUsers(deps: StagingScoreUsersDependencies) {
   return createStreamScorer({
     worker: stagingScoreUsersContract.name,
     logger,
+    sqs: deps.sqs,
+    failureQueueUrl: env.FAILURE_QUEUE_URL,
     model: deps.model,
     modelBatchSize: env.MODEL_BATCH_SIZE,
     write: writeStagingScores,
@@ -99,6 +104,13 @@ export const stagingScoreUsers = defineWorker(stagingScoreUsersContract, () => {
   const metrics = createWorkerMetrics(stagingScoreUsersContract);
   const model = createModelClientFromEnvironment(env, { service: "staging scoring model", logger, metrics });
   const documents = createDocumentClient(new DynamoDBClient(awsClientConfig(AWS_CLIENT_BOUNDS.scoring.dynamoDb)));
-  const handler = createStagingScoreUsers({ env, logger, documents, model, metrics });
+  const handler = createStagingScoreUsers({
+    env,
+    logger,
+    documents,
+    sqs: new SQSClient(awsClientConfig(AWS_CLIENT_BOUNDS.scoring.sqs)),
+    model,
+    metrics,
+  });
   return instrumentHandler({ logger, metrics }, handler);
 });

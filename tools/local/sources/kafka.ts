@@ -76,11 +76,25 @@ export interface KafkaMappingOptions {
 const partitionKey = (record: KafkaRecord) => `${record.topic}-${record.partition}`;
 const recordKey = (record: KafkaRecord) => `${partitionKey(record)}@${record.offset}`;
 
-/** The event Lambda hands a function for self-managed Kafka records. */
-function kafkaEvent(options: KafkaMappingOptions, records: readonly KafkaRecord[]) {
+/**
+ * The event Lambda hands a function for self-managed Kafka records, given as Lambda delivers each
+ * (key and value base64): grouped by `<topic>-<partition>`, in the order given (also what
+ * `npm run redrive` re-delivers a parked record in).
+ */
+export function selfManagedKafkaEvent(
+  bootstrapServers: string | undefined,
+  records: readonly { readonly topic: string; readonly partition: number }[],
+) {
   const grouped: Record<string, object[]> = {};
-  for (const record of records) {
-    (grouped[partitionKey(record)] ??= []).push({
+  for (const record of records) (grouped[`${record.topic}-${record.partition}`] ??= []).push(record);
+  return { eventSource: "SelfManagedKafka", bootstrapServers, records: grouped };
+}
+
+/** The event Lambda hands a function for records of the local topic. */
+function kafkaEvent(options: KafkaMappingOptions, records: readonly KafkaRecord[]) {
+  return selfManagedKafkaEvent(
+    options.mapping.bootstrapServers,
+    records.map((record) => ({
       topic: record.topic,
       partition: record.partition,
       offset: record.offset,
@@ -89,9 +103,8 @@ function kafkaEvent(options: KafkaMappingOptions, records: readonly KafkaRecord[
       key: record.key?.toString("base64"),
       value: record.value === null ? null : record.value.toString("base64"),
       headers: [],
-    });
-  }
-  return { eventSource: "SelfManagedKafka", bootstrapServers: options.mapping.bootstrapServers, records: grouped };
+    })),
+  );
 }
 
 /** The on-failure record for Kafka: which offsets of which partition were given up on. */
@@ -136,7 +149,7 @@ export function startKafkaMapping(options: KafkaMappingOptions): RunningMapping 
       return typeof partition === "string" && typeof at === "number" ? `${partition}@${at}` : undefined;
     },
     invoke: (records: readonly KafkaRecord[]) => {
-      report({ kind: "delivered", mapping: mapping.name, count: records.length });
+      report({ kind: "delivered", mapping: mapping.name, count: records.length, records: records.map(recordKey) });
       return options.invoke(kafkaEvent(options, records));
     },
     park: async (records: readonly KafkaRecord[], outcome: InvokeOutcome, attempts: number) => {

@@ -120,7 +120,12 @@ export async function startKinesisMapping(options: KinesisMappingOptions): Promi
     idOf: (record: ShardRecord) => record.record.SequenceNumber!,
     keyOfReported: (identifier: unknown) => (typeof identifier === "string" && identifier !== "" ? identifier : undefined),
     invoke: (records: readonly ShardRecord[]) => {
-      report({ kind: "delivered", mapping: mapping.name, count: records.length });
+      report({
+        kind: "delivered",
+        mapping: mapping.name,
+        count: records.length,
+        records: records.map((record) => record.record.SequenceNumber!),
+      });
       return options.invoke(kinesisEvent(options.fn, mapping.streamArn, records));
     },
     park,

@@ -227,7 +227,12 @@ export function startSqsMapping(options: SqsMappingOptions): RunningMapping {
       const messages = fifo ? await fifo.admit(received) : received;
       if (messages.length === 0) continue;
       inFlight += messages.length;
-      report({ kind: "delivered", mapping: mapping.name, count: messages.length });
+      report({
+        kind: "delivered",
+        mapping: mapping.name,
+        count: messages.length,
+        records: messages.map((message) => message.MessageId!),
+      });
       const outcome = await options.invoke(sqsEvent(options, messages));
       const done = succeeded(mapping, messages, outcome);
       const again = fifo ? [] : done.filter((message) => options.duplicates?.take(message.MessageId!));

@@ -79,6 +79,8 @@ export const AWS_CLIENT_BOUNDS = {
   scoring: {
     secretsManager: { connectionTimeoutMs: 500, requestTimeoutMs: 2000, maxAttempts: 3 },
     dynamoDb: { connectionTimeoutMs: 500, requestTimeoutMs: 2000, maxAttempts: 3 },
+    /** Parking poison records in the failure queue: sendMessages makes three attempts of its own. */
+    sqs: { connectionTimeoutMs: 500, requestTimeoutMs: 1500, maxAttempts: 2 },
   },
   /**
    * The enqueue workers and processRescoreEvents (scoring.enqueueTimeoutSeconds, 30 s by default,

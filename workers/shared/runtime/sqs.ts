@@ -1,7 +1,7 @@
 /**
- * Sending to SQS in batches of ten (SendMessageBatch), with the entries SQS could not take
- * retried with backoff, and a per-message outcome so each failure goes back to the record that
- * produced it.
+ * Sending to SQS in batches (SendMessageBatch: at most ten messages and 256 KiB a call), with the
+ * entries SQS could not take retried with backoff, and a per-message outcome so each failure goes
+ * back to the record that produced it.
  */
 import {
   type MessageAttributeValue,
@@ -9,13 +9,20 @@ import {
   SendMessageBatchCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
-import { backoffDelay, chunk, mapConcurrently, sleep } from "./retry";
+import { backoffDelay, mapConcurrently, sleep } from "./retry";
 
 /** SQS takes at most ten messages per SendMessageBatch. */
 export const SQS_BATCH_LIMIT = 10;
 
 /** Attempts per message when the caller gives none: the first and REQ-007's two retries. */
 export const SEND_ATTEMPTS = 3;
+
+/**
+ * The most a message may weigh, body and attributes, in bytes (256 KiB), and also the most a
+ * SendMessageBatch request may carry in all: the limit SQS has long set, kept by every message this
+ * program sends so it fits any queue it may be sent to.
+ */
+export const SQS_MESSAGE_LIMIT_BYTES = 262_144;
 
 export interface OutgoingMessage {
   /** Identifies the message in the outcome (the producing record's id, say). */
@@ -64,6 +71,41 @@ function messageAttributes(
   );
 }
 
+/**
+ * What a message weighs as SQS counts it: the UTF-8 bytes of its body, and of each attribute's
+ * name, data type and value.
+ */
+export function messageSize(message: Pick<OutgoingMessage, "body" | "attributes">): number {
+  let size = Buffer.byteLength(message.body, "utf8");
+  for (const [name, value] of Object.entries(messageAttributes(message.attributes ?? {}))) {
+    const bytes = value.BinaryValue ? value.BinaryValue.byteLength : Buffer.byteLength(value.StringValue ?? "", "utf8");
+    size += Buffer.byteLength(name, "utf8") + Buffer.byteLength(value.DataType ?? "", "utf8") + bytes;
+  }
+  return size;
+}
+
+/**
+ * The messages in batches of at most ten and at most SQS_MESSAGE_LIMIT_BYTES together, in order.
+ * A message over the limit on its own goes alone, for SQS to refuse (and the outcome to name).
+ */
+export function sendBatches(messages: readonly OutgoingMessage[]): OutgoingMessage[][] {
+  const batches: OutgoingMessage[][] = [];
+  let current: OutgoingMessage[] = [];
+  let weight = 0;
+  for (const message of messages) {
+    const size = messageSize(message);
+    if (current.length > 0 && (current.length >= SQS_BATCH_LIMIT || weight + size > SQS_MESSAGE_LIMIT_BYTES)) {
+      batches.push(current);
+      current = [];
+      weight = 0;
+    }
+    current.push(message);
+    weight += size;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
+
 /** Sends `messages` to the queue; never throws for a failed message, reports it. */
 export async function sendMessages(
   client: SQSClient,
@@ -106,6 +148,6 @@ export async function sendMessages(
     }
   };
 
-  await mapConcurrently(chunk(messages, SQS_BATCH_LIMIT), options.ordered ? 1 : 4, sendBatch);
+  await mapConcurrently(sendBatches(messages), options.ordered ? 1 : 4, sendBatch);
   return { failed, calls };
 }

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { tableNameVariable } from "../runtime/environment";
+import { failureQueueVariables, PARKING_ACCESS } from "../runtime/parking";
 
 /** The URL of a FIFO queue (its name ends in .fifo). */
 export const fifoQueueUrl = () =>
@@ -21,6 +22,8 @@ export const activityStreamEnvironment = () =>
     TABLE_NAME: tableNameVariable(),
     /** Days after the activity when the fan is scored again. */
     RESCORE_DELAY_DAYS: z.coerce.number().int().min(1).max(30).default(5),
+    /** Where records that can never be enqueued are parked. */
+    ...failureQueueVariables(),
   });
 
 export type ActivityStreamEnvironment = z.infer<ReturnType<typeof activityStreamEnvironment>>;
@@ -29,4 +32,5 @@ export type ActivityStreamEnvironment = z.infer<ReturnType<typeof activityStream
 export const ACTIVITY_STREAM_ACCESS = {
   lambda_sqs_producer: { actions: ["sqs:SendMessage"], on: "the account-activity queue" },
   dynamodb_enqueue_from_streams: { actions: ["dynamodb:PutItem"], on: "the fan-identity table" },
+  ...PARKING_ACCESS,
 };

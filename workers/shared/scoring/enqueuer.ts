@@ -1,9 +1,11 @@
 /**
  * The batch loop of the stream enqueue workers: each record that says a fan did something becomes
  * one activity message on a scoring queue and, for the demand, purchase and queue-journey streams,
- * a rescore record some days later. Each worker's reader says what a record means (pure, in the
- * worker's folder) and enqueuePlan.ts what to send for it; the I/O is here, one `sendMessages`
- * call and one `scheduleRescores` call per batch.
+ * a rescore record some days later; a record that can never become one (undecodable, invalid, no
+ * fan id) is parked in the failure queue on its first delivery (runtime/parking.ts). Each worker's
+ * reader says what a record means (pure, in the worker's folder) and enqueuePlan.ts what to send
+ * for it; the I/O is here, one `sendMessages` call, one `scheduleRescores` call and one parking
+ * per batch, in parallel.
  */
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
@@ -11,6 +13,7 @@ import { type BatchResponse, type ItemIdentifier, itemKey, partialBatchResponse,
 import { createCorrelationRule } from "../runtime/correlation";
 import type { Logger } from "../runtime/logging";
 import { discardedMetrics, failureReasonOf, type WorkerMetrics } from "../runtime/metrics";
+import { createParker, kinesisParkedSource, type ParkedSource, type PoisonRecord } from "../runtime/parking";
 import { type KinesisRecord, kinesisEventSchema, parseEvent } from "../runtime/records";
 import { sendMessages } from "../runtime/sqs";
 import type { ActivitySource } from "./activity";
@@ -20,9 +23,11 @@ import { type RescoreItem, scheduleRescores, type ScheduleResult } from "./resco
 import type { StreamReader, StreamReading } from "./streamReading";
 
 export interface StreamEnqueueDependencies {
-  /** The worker's name, for errors about the event as a whole. */
+  /** The worker's name, for errors about the event as a whole and on the records it parks. */
   readonly worker: string;
   readonly sqs: SQSClient;
+  /** The failure queue poison records are parked in (`FAILURE_QUEUE_URL`). */
+  readonly failureQueueUrl: string;
   readonly logger: Logger;
   readonly now?: () => Date;
   /** Records received, enqueued, skipped and failed. @default none */
@@ -41,12 +46,21 @@ export type Reading<Activity> =
   | { readonly kind: "skip"; readonly reason: string }
   | { readonly kind: "fail"; readonly reason: string };
 
+/** A record of the batch: its identifier in the batch response, as parsed, as delivered, and where it was read. */
+export interface BatchRecord<Rec, Id> {
+  readonly id: Id;
+  readonly record: Rec;
+  /** The record exactly as Lambda delivered it in the event (what a parked record carries). */
+  readonly delivered: unknown;
+  readonly source: ParkedSource;
+}
+
 /**
  * A kind of batch an enqueue worker takes: how its records come out of the event (in order, each
  * with its identifier in the batch response), how one is read, and the activity it stands for.
  */
 export interface EnqueueSource<Rec, Id, Activity> {
-  readonly records: (event: unknown) => readonly { readonly id: Id; readonly record: Rec }[];
+  readonly records: (event: unknown) => readonly BatchRecord<Rec, Id>[];
   readonly read: (record: Rec) => Reading<Activity>;
   /** Plans the activity a record stands for; its `id` is the record identifier's `itemKey`. */
   readonly plan: (id: Id, record: Rec, reading: Activity, now: Date) => PlannedActivity;
@@ -65,28 +79,31 @@ export interface EnqueueTarget {
 
 /**
  * The handler of an enqueue worker: reads each record on its own, sends the batch's activities in
- * one `sendMessages` call (and schedules their rescores alongside), and reports the records that
- * failed, in batch order (streams resume from the first failure).
+ * one `sendMessages` call (and schedules their rescores alongside), parks the records that can
+ * never succeed, and reports the records that failed, in batch order (streams resume from the
+ * first failure). A poison record is in the response only when it could not be parked.
  */
 export function createEnqueuer<Rec, Id extends ItemIdentifier, Activity>(
-  deps: Omit<StreamEnqueueDependencies, "worker">,
+  deps: StreamEnqueueDependencies,
   source: EnqueueSource<Rec, Id, Activity>,
   target: EnqueueTarget,
 ) {
   const { logger, sqs } = deps;
   const clock = deps.now ?? (() => new Date());
   const metrics = deps.metrics ?? discardedMetrics();
+  const park = createParker({ worker: deps.worker, sqs, queueUrl: deps.failureQueueUrl, logger, metrics, now: clock });
 
   return async function enqueue(event: unknown): Promise<BatchResponse<Id>> {
     const records = source.records(event);
     metrics.received(records.length);
     const now = clock();
     const failures: RecordFailure<Id>[] = [];
+    const poison: PoisonRecord<Id>[] = [];
     const activities: PlannedActivity[] = [];
     const idOf = new Map<string, Id>();
     let skipped = 0;
 
-    for (const { id, record } of records) {
+    for (const { id, record, delivered, source: origin } of records) {
       let reading: Reading<Activity>;
       try {
         reading = source.read(record);
@@ -94,7 +111,7 @@ export function createEnqueuer<Rec, Id extends ItemIdentifier, Activity>(
         // A reader should say what is wrong rather than throw; if one throws, it fails only its record.
         reading = { kind: "fail", reason: `record could not be read: ${(error as Error).message}` };
       }
-      if (reading.kind === "fail") failures.push({ id, reason: reading.reason, kind: "invalid" });
+      if (reading.kind === "fail") poison.push({ id, reason: reading.reason, source: origin, record: delivered });
       else if (reading.kind === "skip") {
         skipped += 1;
         logger.info("record skipped", { record: id, reason: reading.reason });
@@ -114,7 +131,7 @@ export function createEnqueuer<Rec, Id extends ItemIdentifier, Activity>(
     }
 
     const rescores = target.rescore ? plannedRescores(activities, now, target.rescore.delayDays) : [];
-    const [sent, scheduled] = await Promise.all([
+    const [sent, scheduled, unparked] = await Promise.all([
       sendMessages(
         sqs,
         target.queueUrl,
@@ -122,7 +139,10 @@ export function createEnqueuer<Rec, Id extends ItemIdentifier, Activity>(
         { ordered: target.fifo },
       ),
       target.rescore && rescores.length > 0 ? target.rescore.schedule(rescores.map((planned) => planned.item)) : undefined,
+      park(poison),
     ]);
+    failures.push(...unparked);
+    const parked = poison.length - unparked.length;
 
     const correlationIds = new Map(activities.map((activity) => [activity.id, activity.correlation.id]));
     for (const failed of sent.failed)
@@ -186,12 +206,13 @@ export function createEnqueuer<Rec, Id extends ItemIdentifier, Activity>(
       metrics,
     );
     metrics.skipped(skipped);
-    metrics.processed(records.length - skipped - response.batchItemFailures.length);
+    metrics.processed(records.length - skipped - parked - response.batchItemFailures.length);
     logger.info("batch enqueued", {
       records: records.length,
       activities: activities.length,
       sent: activities.length - sent.failed.length,
       skipped,
+      parked,
       failed: response.batchItemFailures.length,
       sendCalls: sent.calls,
       ...(scheduled ? { rescoresScheduled: scheduled.scheduled, rescoresExisting: scheduled.existing } : {}),
@@ -208,9 +229,11 @@ export function createStreamEnqueuer(deps: StreamEnqueueDependencies, options: S
     deps,
     {
       records: (event) =>
-        parseEvent(eventSchema, event, deps.worker, "Kinesis").Records.map((record) => ({
+        parseEvent(eventSchema, event, deps.worker, "Kinesis").Records.map((record, index) => ({
           id: record.kinesis.sequenceNumber,
           record,
+          delivered: (event as { Records: readonly unknown[] }).Records[index],
+          source: kinesisParkedSource(record),
         })),
       read: options.read,
       plan: (_id, record, reading, now) => planActivity(options.source, options.action, record, reading, now, correlationOf),
@@ -243,7 +266,14 @@ export function createActivityStreamEnqueuer(
 ) {
   const { env, dynamo } = deps;
   return createStreamEnqueuer(
-    { worker: stream.worker, sqs: deps.sqs, logger: deps.logger, now: deps.now, metrics: deps.metrics },
+    {
+      worker: stream.worker,
+      sqs: deps.sqs,
+      failureQueueUrl: env.FAILURE_QUEUE_URL,
+      logger: deps.logger,
+      now: deps.now,
+      metrics: deps.metrics,
+    },
     {
       source: stream.source,
       action: stream.source,

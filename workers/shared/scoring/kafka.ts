@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { itemKey, type KafkaItemIdentifier } from "../runtime/batch";
 import { createCorrelationRule, type CorrelationRule } from "../runtime/correlation";
+import type { ParkedSource } from "../runtime/parking";
 import { ACTIVITY_MESSAGE_VERSION } from "./activity";
 import { activityTime, deduplicationId, type PlannedActivity } from "./enqueuePlan";
 
@@ -43,16 +44,29 @@ export type KafkaRecord = KafkaEvent["records"][string][number];
 export interface IdentifiedKafkaRecord {
   readonly id: KafkaItemIdentifier;
   readonly record: KafkaRecord;
+  /** The record exactly as Lambda delivered it (from the event before parsing, when given). */
+  readonly delivered: unknown;
 }
 
 /**
  * The event's records in the order Lambda delivered them (partition by partition, each by offset),
- * each identified by the group it came in (`<topic>-<partition>`, as Lambda expects it back) and its offset.
+ * each identified by the group it came in (`<topic>-<partition>`, as Lambda expects it back) and
+ * its offset. `delivered` is the event as Lambda delivered it, of which `event` is the parse.
  */
-export function kafkaRecordsInOrder(event: KafkaEvent): IdentifiedKafkaRecord[] {
+export function kafkaRecordsInOrder(event: KafkaEvent, delivered: unknown = event): IdentifiedKafkaRecord[] {
+  const raw = (delivered as { records?: Record<string, readonly unknown[]> } | null)?.records ?? {};
   return Object.entries(event.records).flatMap(([partition, records]) =>
-    records.map((record) => ({ id: { partition, offset: record.offset }, record })),
+    records.map((record, index) => ({
+      id: { partition, offset: record.offset },
+      record,
+      delivered: raw[partition]?.[index] ?? record,
+    })),
   );
+}
+
+/** Where a Kafka record was read, as its parked record names it. */
+export function kafkaParkedSource(record: KafkaRecord): ParkedSource {
+  return { kind: "kafka", topic: record.topic, partition: record.partition, offset: record.offset };
 }
 
 /** What one user-activity record means for scoring. */

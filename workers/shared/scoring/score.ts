@@ -2,14 +2,16 @@
  * Scoring from the fan-identity table's change stream (docs/flows.md#scoring), shared by
  * `scoreUsers` and `stagingScoreUsers`: decode the Kinesis batch, keep the fans whose fresh ARAI
  * awaits scoring, score each fan once per batch (its newest ARAI), and hand the scores to the
- * worker's writer. Every record ends scored, skipped (not for us) or failed with a reason; none is
- * dropped.
+ * worker's writer. Every record ends scored, skipped (not for us), parked (it can never be scored:
+ * runtime/parking.ts) or failed with a reason; none is dropped.
  */
+import type { SQSClient } from "@aws-sdk/client-sqs";
 import { z } from "zod";
 import { type BatchResponse, partialBatchResponse, type RecordFailure } from "../runtime/batch";
 import { correlationIdSchema } from "../runtime/correlation";
 import { describeError, type Logger } from "../runtime/logging";
 import { discardedMetrics, failureReasonOf, type WorkerMetrics } from "../runtime/metrics";
+import { createParker, kinesisParkedSource, type PoisonRecord } from "../runtime/parking";
 import type { FailureReason } from "../runtime/telemetry";
 import {
   createDynamoChangeDecoder,
@@ -119,9 +121,12 @@ export interface WriteOutcome {
 }
 
 export interface StreamScorerDependencies {
-  /** The worker's name, for errors about the event itself. */
+  /** The worker's name, for errors about the event itself and on the records it parks. */
   readonly worker: string;
   readonly logger: Logger;
+  /** Where the records that can never be scored are parked: the failure queue (`FAILURE_QUEUE_URL`), through `sqs`. */
+  readonly sqs: SQSClient;
+  readonly failureQueueUrl: string;
   readonly model: ModelClient;
   /** Fans per model request. */
   readonly modelBatchSize: number;
@@ -140,35 +145,41 @@ export function createStreamScorer(deps: StreamScorerDependencies) {
   const decodeChange = createDynamoChangeDecoder();
   const imageSchema = fanImageSchema();
   const metrics = deps.metrics ?? discardedMetrics();
+  const park = createParker({ worker: deps.worker, sqs: deps.sqs, queueUrl: deps.failureQueueUrl, logger, metrics });
 
   return async function scoreBatch(event: unknown): Promise<BatchResponse> {
     const { Records } = parseEvent(eventSchema, event, deps.worker, "Kinesis");
     metrics.received(Records.length);
+    const delivered = (event as { Records: readonly unknown[] }).Records;
     const failures: RecordFailure[] = [];
+    const poison: PoisonRecord[] = [];
     const pending: PendingRecord[] = [];
     /** Each record's correlation id, for the lines that name its failure. */
     const correlationIds = new Map<string, string | undefined>();
     let skipped = 0;
 
-    for (const record of Records) {
+    for (const [index, record] of Records.entries()) {
       const id = record.kinesis.sequenceNumber;
       const data = decodeKinesisData(record);
       const change = data.ok ? decodeChange(data.value) : data;
+      const parking = { id, source: kinesisParkedSource(record), record: delivered[index] };
       if (!change.ok) {
-        failures.push({ id, reason: change.reason, kind: "invalid" });
+        poison.push({ ...parking, reason: change.reason });
         continue;
       }
       const decision = scoringDecision(change.value, imageSchema);
       if (decision.action === "score") {
         pending.push({ id, input: decision.input });
         correlationIds.set(id, decision.input.correlationId);
-      } else if (decision.action === "fail") failures.push({ id, reason: decision.reason, kind: "invalid" });
+      } else if (decision.action === "fail") poison.push({ ...parking, reason: decision.reason });
       else {
         skipped += 1;
         logger.info("record skipped", { record: id, reason: decision.reason });
       }
     }
 
+    // Parked while the fans are scored; a record the queue did not take fails instead.
+    const parking = park(poison);
     const fans = collapseByFan(pending);
     const scored: ScoredFan[] = [];
     const chunks = chunk(fans, deps.modelBatchSize);
@@ -223,10 +234,14 @@ export function createStreamScorer(deps: StreamScorerDependencies) {
     for (const { globalUserId, reason, kind } of outcome.failed) {
       failures.push(...(recordsOf.get(globalUserId) ?? []).map((id) => ({ id, reason: `score not stored: ${reason}`, kind })));
     }
+    const unparked = await parking;
+    failures.push(...unparked);
+    const parked = poison.length - unparked.length;
 
     logger.info("batch scored", {
       records: Records.length,
       skipped,
+      parked,
       fans: fans.length,
       scored: scored.length - outcome.failed.length,
       modelCalls: chunks.length,
@@ -241,7 +256,7 @@ export function createStreamScorer(deps: StreamScorerDependencies) {
       metrics,
     );
     metrics.skipped(skipped);
-    metrics.processed(Records.length - skipped - response.batchItemFailures.length);
+    metrics.processed(Records.length - skipped - parked - response.batchItemFailures.length);
     return response;
   };
 }
