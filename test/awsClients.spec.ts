@@ -250,6 +250,7 @@ describe("AWS SDK clients (runtime/awsClients.ts)", function () {
         ...LAMBDA_AWS,
         AWS_ENDPOINT_URL_SQS: server.url,
         ON_DEMAND_QUEUE_URL: `${server.url}/000000000000/fanid-dev1-us-east-1-on-demand-scoring-sqs`,
+        FAILURE_QUEUE_URL: `${server.url}/000000000000/fanid-dev1-us-east-1-scoring-stream-failures-sqs`,
         POWERTOOLS_LOG_LEVEL: "CRITICAL",
       });
       const handler = enqueueFromVfStream.factory();
