@@ -166,6 +166,20 @@ describe("lookupArai", function () {
 
   let restoreMetrics: () => void;
 
+  /** SQS answers every SendMessageBatch with an internal error: no message can be parked. */
+  const refuseParking = () => {
+    sqs.intercept = (request) =>
+      request.headers["x-amz-target"] === "AmazonSQS.SendMessageBatch"
+        ? {
+            answer: {
+              status: 500,
+              headers: { "content-type": "application/x-amz-json-1.0" },
+              body: { __type: "InternalError", message: "We encountered an internal error" },
+            },
+          }
+        : undefined;
+  };
+
   before(async function () {
     // The invocations' counts are read from the EMF they write (captured with their logs).
     restoreMetrics = setEnvironment({ POWERTOOLS_METRICS_DISABLED: "false" });
@@ -764,16 +778,7 @@ describe("lookupArai", function () {
 
     it("that cannot be parked fail instead, saying why, and hold up the rest of their FIFO group", async function () {
       const [a, b] = ["gu-7f3c2a91", "gu-0b5e9d44"];
-      sqs.intercept = (request) =>
-        request.headers["x-amz-target"] === "AmazonSQS.SendMessageBatch"
-          ? {
-              answer: {
-                status: 500,
-                headers: { "content-type": "application/x-amz-json-1.0" },
-                body: { __type: "InternalError", message: "We encountered an internal error" },
-              },
-            }
-          : undefined;
+      refuseParking();
       const event = fifoEvent([
         { fan: a, action: "login" },
         { body: "{", group: a },
@@ -864,16 +869,7 @@ describe("lookupArai", function () {
     });
 
     it("that cannot be parked fails, and its group is held up behind it", async function () {
-      sqs.intercept = (request) =>
-        request.headers["x-amz-target"] === "AmazonSQS.SendMessageBatch"
-          ? {
-              answer: {
-                status: 500,
-                headers: { "content-type": "application/x-amz-json-1.0" },
-                body: { __type: "InternalError", message: "We encountered an internal error" },
-              },
-            }
-          : undefined;
+      refuseParking();
       const delivery = SQS_MAX_RECEIVE_COUNT;
       const event = fifoEvent([
         { fan: down, group: "g1", delivery },

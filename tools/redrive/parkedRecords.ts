@@ -17,11 +17,12 @@
  * (it took care of it) and a new document comes to the queue. Within one run the tool leaves a
  * document for a record it already redrove, saying so, rather than redriving it round and round.
  */
-import { InvokeCommand, type LambdaClient } from "@aws-sdk/client-lambda";
+import type { LambdaClient } from "@aws-sdk/client-lambda";
 import type { ParkedRecord } from "../../workers/shared/runtime/parking";
 import { selfManagedKafkaEvent } from "../local/sources/kafka";
 import { verdictOf } from "../local/sources/streamDelivery";
 import { nameOfArn, type PlannedFunction, type PlannedQueue, type StreamMapping, type Wiring } from "../local/wiring";
+import { invokeForAnswer } from "./invoke";
 
 /** Where a parked record was read, for people: `Kinesis <stream> <sequence number>`, `Kafka <topic>-<partition>@<offset>`. */
 export function describeParkedSource(source: ParkedRecord["source"]): string {
@@ -71,27 +72,9 @@ export async function deliverParked(
   mapping: StreamMapping,
   document: ParkedRecord,
 ): Promise<ParkedDelivery> {
-  const answer = await lambda.send(
-    new InvokeCommand({
-      FunctionName: fn.arn,
-      InvocationType: "RequestResponse",
-      Payload: Buffer.from(JSON.stringify(eventOf(document, mapping))),
-    }),
-  );
-  const text = answer.Payload ? Buffer.from(answer.Payload).toString("utf8") : "";
-  let result: unknown;
-  try {
-    result = text === "" ? null : JSON.parse(text);
-  } catch {
-    result = text;
-  }
-  if (answer.FunctionError) {
-    const error = result as { errorType?: string; errorMessage?: string } | null;
-    return {
-      accepted: false,
-      reason: `the function failed (${answer.FunctionError}): ${error?.errorType ?? "Error"}: ${error?.errorMessage ?? text}`,
-    };
-  }
+  const answer = await invokeForAnswer(lambda, fn.arn, eventOf(document, mapping));
+  if (!answer.ok) return { accepted: false, reason: answer.reason };
+  const result = answer.result;
   const { source } = document;
   // The one record's identifier, as the function reports it back: a sequence number, or `{partition, offset}`.
   const key = source.kind === "kinesis" ? source.sequenceNumber : `${source.topic}-${source.partition}@${source.offset}`;

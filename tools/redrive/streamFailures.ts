@@ -30,7 +30,7 @@ import {
   type _Record,
   DescribeStreamSummaryCommand,
 } from "@aws-sdk/client-kinesis";
-import { InvokeCommand, type LambdaClient } from "@aws-sdk/client-lambda";
+import type { LambdaClient } from "@aws-sdk/client-lambda";
 import { DeleteMessageCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
 import type { ParkedRecord } from "../../workers/shared/runtime/parking";
 import { findFunction, functionNameOf } from "../local/invokeApi";
@@ -39,6 +39,7 @@ import { verdictOf } from "../local/sources/streamDelivery";
 import { nameOfArn, type PlannedFunction, type PlannedQueue, type StreamMapping, type Wiring } from "../local/wiring";
 import { type KafkaFailure, type KinesisFailure, parseFailureRecord } from "./failureRecords";
 import { deliverParked, describeParkedSource, redrivenInRun, targetOf } from "./parkedRecords";
+import { invokeForAnswer } from "./invoke";
 import { type Handled, type MessageOutcome, outcomeLog, readEach } from "./queueReader";
 import { regionOfArn } from "./targets";
 
@@ -146,25 +147,9 @@ async function deliver(
   mapping: StreamMapping,
   records: readonly ShardRecord[],
 ): Promise<Delivery> {
-  const answer = await lambda.send(
-    new InvokeCommand({
-      FunctionName: failure.requestContext.functionArn,
-      InvocationType: "RequestResponse",
-      Payload: Buffer.from(JSON.stringify(kinesisEvent(fn, mapping.streamArn, records))),
-    }),
-  );
-  const text = answer.Payload ? Buffer.from(answer.Payload).toString("utf8") : "";
-  let result: unknown;
-  try {
-    result = text === "" ? null : JSON.parse(text);
-  } catch {
-    result = text;
-  }
-  if (answer.FunctionError) {
-    const error = result as { errorType?: string; errorMessage?: string } | null;
-    const reason = `the function failed (${answer.FunctionError}): ${error?.errorType ?? "Error"}: ${error?.errorMessage ?? text}`;
-    return { accepted: false, reason, failing: records };
-  }
+  const answer = await invokeForAnswer(lambda, failure.requestContext.functionArn, kinesisEvent(fn, mapping.streamArn, records));
+  if (!answer.ok) return { accepted: false, reason: answer.reason, failing: records };
+  const result = answer.result;
   const verdict = verdictOf(
     {
       reportBatchItemFailures: mapping.reportBatchItemFailures,

@@ -1,5 +1,5 @@
 /**
- * Drills on the accounts ARAI API lookupArai calls (SPEC §5): throttling (`arai-429`, with
+ * Drills on the accounts ARAI API lookupArai calls (docs/flows.md): throttling (`arai-429`, with
  * Retry-After), unavailable (`arai-503`) and slower than lookupArai's time bound (`arai-slow`),
  * for a time from the first call it bites (not from when it is set: on a busy machine the first
  * call may come late). lookupArai's client tries each fan's call three times; a message whose fan

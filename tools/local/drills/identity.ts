@@ -1,5 +1,5 @@
 /**
- * Drills on the identity services (SPEC §4.6, §4.7):
+ * Drills on the identity services (docs/flows.md):
  *
  * - `persona-down`: Persona answering 503 while fans ask checkLiveness (through the gateway's
  *   GraphQL route, authorised as each fan) for a tier that needs verification. Each answer is the

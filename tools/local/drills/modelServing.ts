@@ -1,5 +1,5 @@
 /**
- * Drills on the scoring model (SPEC §5): its endpoint answering 503 (`model-5xx`), answering past
+ * Drills on the scoring model (docs/flows.md): its endpoint answering 503 (`model-5xx`), answering past
  * scoreUsers' time bound (`model-timeout`), or answering one prediction fewer than the records it
  * was sent (`model-wrong-count`). The fans' change records are retried by the table stream's
  * mapping and scored once the fault is over, none with a wrong score.

@@ -1,5 +1,5 @@
 /**
- * Drills where the fault is in what the producers send (SPEC §5a):
+ * Drills where the fault is in what the producers send (docs/worker-contract.md#data-contracts):
  *
  * - `producer-adds-field`: every payload of every input carries fields no reader knows (a newer
  *   producer deployed first). Everything processes exactly as without them: the ledger balances

@@ -1,5 +1,5 @@
 /**
- * Drills on the ARM Redis getArmScore reads (SPEC §4.5): the server stopped (`redis-down`,
+ * Drills on the ARM Redis getArmScore reads (docs/flows.md): the server stopped (`redis-down`,
  * connections refused) and the server paused (`redis-slow`, SIGSTOP: connections accepted,
  * nothing answered, as a server stuck in a long command). While the fault holds, every
  * getArmScore request must answer `{armScore: null}` or a clear error, within its reader's bound

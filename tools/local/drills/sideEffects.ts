@@ -1,6 +1,6 @@
 /**
  * The side effects of a drill's inputs, each counted per what it must happen at most once for
- * (SPEC §3, §4): a score per fan and ARAI version, an ARAI write per fan within the freshness
+ * (docs/data-model.md): a score per fan and ARAI version, an ARAI write per fan within the freshness
  * window (a burst of activity costs one fetch), an activity message received by lookupArai per
  * source record, a rescore record per fan and day, a Persona inquiry per checkLiveness request,
  * a Glue run per export and workflow. Read from the table's change records, the workers' log
