@@ -134,6 +134,7 @@ export class FlowRecord {
         asyncFailures: this.asyncFailures,
         invokers: this.invokers,
         tableStreams: this.tableStreams,
+        deadLetterQueues: this.queues.filter((queue) => queue.role === "deadLetter").map((queue) => queue.arn),
       })
       .apply((wiring) => {
         const flows = new Map<string, Flow>();
@@ -142,6 +143,8 @@ export class FlowRecord {
         const failureQueues = new Set([
           ...wiring.mappings.flatMap((mapping) => (mapping.failureQueueArn ? [mapping.failureQueueArn] : [])),
           ...wiring.asyncFailures.map((failure) => failure.queueArn),
+          // A dead-letter queue only holds what failed, whoever puts it there (SQS, or lookupArai parking).
+          ...wiring.deadLetterQueues,
         ]);
         for (const mapping of wiring.mappings) {
           const source = mapping.kind === "kafka" ? kafkaNode(mapping.topic) : arnNode(mapping.sourceArn);
@@ -157,7 +160,7 @@ export class FlowRecord {
             const kinds = statement.actions.map((action) => WRITE_ACTIONS[action]).filter((kind) => kind !== undefined);
             if (kinds.length === 0) continue;
             for (const arn of statement.resources) {
-              // Lambda, not the worker, sends to a failure destination.
+              // What goes to a failure destination or dead-letter queue is drawn as failures.
               add(worker(functionName), failureQueues.has(arn) ? "failures" : kinds[0]!, arnNode(arn));
             }
           }
