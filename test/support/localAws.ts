@@ -13,6 +13,7 @@ import {
   type Message,
 } from "@aws-sdk/client-sqs";
 import type { AddressInfo } from "node:net";
+import { startSqsEmulator } from "../../tools/local/sqsDeduplication";
 import { chunk } from "../../workers/shared/runtime/retry";
 import { startProxy, type Interception, type RecordedRequest, type WireServer } from "./http";
 
@@ -121,10 +122,7 @@ export interface LocalSqs {
 }
 
 export async function startSqs(): Promise<LocalSqs> {
-  const { createSqsServer } = require("local-aws-sqs") as {
-    createSqsServer(options: object): Promise<import("node:http").Server>;
-  };
-  const server = await createSqsServer({ port: 0, hostname: "127.0.0.1", emulateQueueCreationLifecycle: false });
+  const server = await startSqsEmulator();
   const target = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const local: { intercept: Intercept } = { intercept: () => undefined };
   const proxy = await startProxy(target, (request) => local.intercept(request));

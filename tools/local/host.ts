@@ -2,10 +2,11 @@
  * `node host.js <service>`: runs one local AWS service in a process of its own, so that the
  * busiest of them (dynalite) does not share an event loop with the pollers and the generator.
  * It listens on a free loopback port, tells its parent the URL over IPC, and exits when its
- * parent goes.
+ * parent goes. SQS gets FIFO deduplication's five-minute window (see sqsDeduplication).
  */
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { startSqsEmulator } from "./sqsDeduplication";
 
 export type HostedService = "dynamodb" | "kinesis" | "sqs";
 
@@ -26,8 +27,7 @@ async function serve(service: HostedService): Promise<Server> {
       return server;
     }
     case "sqs": {
-      const { createSqsServer } = require("local-aws-sqs") as { createSqsServer(options: object): Promise<Server> };
-      return createSqsServer({ port: 0, hostname: "127.0.0.1", emulateQueueCreationLifecycle: false });
+      return startSqsEmulator();
     }
     default:
       throw new Error(`no such local service: ${String(service)}`);
