@@ -244,7 +244,7 @@ describe("the drills' side-effect counts", function () {
     assert.deepEqual(apart.repeated, [], "a write after the window is a new burst's");
   });
 
-  it("counts scores per ARAI version, messages per source record, rescores per day, inquiries and runs", function () {
+  it("counts scores per ARAI version, FIFO messages per source record, rescores per day, inquiries and runs", function () {
     const effects = countSideEffects(
       input(
         [
@@ -255,10 +255,13 @@ describe("the drills' side-effect counts", function () {
         ],
         {
           received: [
-            { globalUserId: FAN, correlationId: "c1", record: "m1" },
-            { globalUserId: FAN, correlationId: "c1", record: "m1" },
-            { globalUserId: FAN, correlationId: "c2", record: "m2" },
-            { globalUserId: FAN, correlationId: "c2", record: "m3" },
+            { globalUserId: FAN, correlationId: "c1", record: "m1", queue: "acct-activity-sqs.fifo" },
+            { globalUserId: FAN, correlationId: "c1", record: "m1", queue: "acct-activity-sqs.fifo" },
+            { globalUserId: FAN, correlationId: "c2", record: "m2", queue: "acct-activity-sqs.fifo" },
+            { globalUserId: FAN, correlationId: "c2", record: "m3", queue: "acct-activity-sqs.fifo" },
+            // A standard queue does not deduplicate: a record sent again is a second message there.
+            { globalUserId: FAN, correlationId: "c3", record: "m4", queue: "on-demand-sqs" },
+            { globalUserId: FAN, correlationId: "c3", record: "m5", queue: "on-demand-sqs" },
           ],
           inquiries: [
             { id: "inq_1", referenceId: FAN, templateId: "itmpl_x", status: "created", createdAt: iso(1) },

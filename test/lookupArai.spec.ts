@@ -417,11 +417,14 @@ describe("lookupArai", function () {
 
       assert.deepEqual(response, { batchItemFailures: [] });
       assert.deepEqual(
-        logs.filter((line) => line.message === "activity received").map((line) => [line.level, line.record, line.correlationId]),
+        logs
+          .filter((line) => line.message === "activity received")
+          .map((line) => [line.level, line.record, line.correlationId, line.queue]),
         [
-          ["INFO", idsOf(event, 0)[0], "0f3e9a2c-login-a"],
-          ["INFO", idsOf(event, 1)[0], "7c1d-login-b"],
-          ["INFO", idsOf(event, 2)[0], "0f3e9a2c-email-a"],
+          // The queue is the last field of the record's eventSourceARN.
+          ["INFO", idsOf(event, 0)[0], "0f3e9a2c-login-a", "fanid-qa1-account-activity.fifo"],
+          ["INFO", idsOf(event, 1)[0], "7c1d-login-b", "fanid-qa1-account-activity.fifo"],
+          ["INFO", idsOf(event, 2)[0], "0f3e9a2c-email-a", "fanid-qa1-account-activity.fifo"],
         ],
       );
       // One line per fan written (fans are written side by side, in any order), with the id stored and all the fan's ids.

@@ -256,6 +256,8 @@ export function createLookupArai(deps: LookupAraiDependencies) {
         const { globalUserId, source, action } = message.value;
         logger.info("activity received", {
           record: record.messageId,
+          // The queue's name, the last field of its ARN: a FIFO queue's ends in .fifo.
+          queue: record.eventSourceARN?.split(":").at(-1),
           correlationId,
           correlationOrigin: correlation.origin === "carried" ? "attribute" : correlation.origin,
           globalUserId,

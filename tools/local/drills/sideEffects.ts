@@ -1,8 +1,8 @@
 /**
  * The side effects of a drill's inputs, each counted per what it must happen at most once for
  * (docs/data-model.md): a score per fan and ARAI version, an ARAI write per fan within the freshness
- * window (a burst of activity costs one fetch), an activity message received by lookupArai per
- * source record, a rescore record per fan and day, a Persona inquiry per checkLiveness request,
+ * window (a burst of activity costs one fetch), an activity message received by lookupArai from a
+ * FIFO queue per source record, a rescore record per fan and day, a Persona inquiry per checkLiveness request,
  * a Glue run per export and workflow. Read from the table's change records, the workers' log
  * lines and the stand-ins; pure, the runner passes what it kept.
  */
@@ -108,20 +108,24 @@ function araiWritten(input: SideEffectInput): SideEffectCount {
 }
 
 /**
- * Activity messages lookupArai received, per source record (its correlation id): a message
- * delivered again is one message; two messages for one record are repeated.
+ * Activity messages lookupArai received from a FIFO queue, per source record (its correlation id):
+ * a message delivered again is one message; two messages for one record are repeated. A standard
+ * queue (the on-demand queue) has no deduplication, in SQS as here, so a record its producer sends
+ * again is a second message there by design; what must not follow from it twice, the ARAI write
+ * and the score, is counted on its own.
  */
 function messagesReceived(input: SideEffectInput): SideEffectCount {
   const messages = new Map<string, Set<string>>();
   for (const line of input.received) {
     const fan = line.globalUserId;
     if (typeof fan !== "string" || !input.fans.has(fan) || line.source === "rescore") continue;
+    if (typeof line.queue !== "string" || !line.queue.endsWith(".fifo")) continue;
     const key = String(line.correlationId);
     messages.set(key, (messages.get(key) ?? new Set()).add(String(line.record)));
   }
   const total = [...messages.values()].reduce((sum, ids) => sum + ids.size, 0);
   const repeated = [...messages].filter(([, ids]) => ids.size > 1).map(([id]) => id);
-  return { effect: "activity message received (per source record)", total, repeated };
+  return { effect: "activity message received (per source record, FIFO queue)", total, repeated };
 }
 
 /** Rescore records put, per fan and day. */
