@@ -5,8 +5,10 @@
  */
 import * as assert from "node:assert/strict";
 import {
+  deliveryKey,
   type LedgerInput,
   ledgerJson,
+  outstandingFailures,
   type ParkedRecords,
   parkedFromDeadLetter,
   parkedFromKinesisFailure,
@@ -22,6 +24,7 @@ import { parkedRecordDocument } from "../workers/shared/runtime/parking";
 import { sequenceNumber } from "./support/streams";
 
 const VF = "vf-input-stream";
+const SQ = "sq-journey-stream";
 const PURCHASE = "purchase-stream";
 const TOPIC = "user-activity-local";
 const SHARD = "shardId-000000000000";
@@ -228,6 +231,45 @@ describe("the local run's ledger", function () {
         ],
       );
       assert.equal(ledger.totals.unexpected, 1);
+    });
+  });
+
+  describe("failures a later delivery overcame", function () {
+    const fn = "enqueueFromSQJourneyStream";
+    const failure = (record: string) => ({
+      function: fn,
+      source: SQ,
+      record,
+      reason: "rescore not scheduled: PutItem timed out",
+    });
+    const delivered = (record: string, times: number) => [deliveryKey(fn, record)!, times] as const;
+
+    it("drop a record's failures once it was delivered more often than it failed", function () {
+      const [once, twice, always] = [sequenceNumber(1), sequenceNumber(2), sequenceNumber(3)];
+      const failures = [failure(once), failure(twice), failure(twice), failure(always), failure(always)];
+      const deliveries = new Map([delivered(once, 2), delivered(twice, 3), delivered(always, 2)]);
+      assert.deepEqual(
+        outstandingFailures(failures, deliveries).map((kept) => kept.record),
+        [always, always],
+        "failed on every delivery: still a failure",
+      );
+    });
+
+    it("keep a failure whose deliveries are not known, or whose record is not named by a string", function () {
+      const kafka = { function: fn, record: { partition: "t-0", offset: 4 }, reason: "timed out" };
+      assert.equal(outstandingFailures([failure(sequenceNumber(1)), kafka], new Map()).length, 2);
+    });
+
+    it("leave a skipped record that failed once and was processed on its next delivery skipped, not LOST", function () {
+      const sent = [kinesisEvent(1, skipped("notScorable", "checkout_started"), "gu-a", SQ)];
+      const failures = [failure(sequenceNumber(1))];
+      const deliveries = new Map([delivered(sequenceNumber(1), 2)]);
+      assert.deepEqual(outcomes({ sent, workerFailures: failures }), [
+        "lost: failed (rescore not scheduled: PutItem timed out), never parked",
+      ]);
+      assert.deepEqual(outcomes({ sent, workerFailures: outstandingFailures(failures, deliveries) }), [
+        "skipped: notScorable: checkout_started",
+      ]);
     });
   });
 

@@ -374,6 +374,34 @@ export function ledgerJson(ledger: Ledger, options: { readonly entries?: boolean
 }
 
 /**
+ * The failures no later delivery overcame. A stream or queue delivers a failed record again; a
+ * record failed on one delivery and processed on a later one is not a failure of the run. So a
+ * record whose deliveries to the function (`deliveries`, by `deliveryKey`) outnumber its failures
+ * was processed by one of them, and its failures are dropped; a record whose deliveries are not
+ * known keeps them.
+ */
+export function outstandingFailures(
+  failures: readonly WorkerFailure[],
+  deliveries: ReadonlyMap<string, number>,
+): WorkerFailure[] {
+  const failed = new Map<string, number>();
+  for (const failure of failures) {
+    const key = deliveryKey(failure.function, failure.record);
+    if (key !== undefined) failed.set(key, (failed.get(key) ?? 0) + 1);
+  }
+  return failures.filter((failure) => {
+    const key = deliveryKey(failure.function, failure.record);
+    const delivered = key === undefined ? undefined : deliveries.get(key);
+    return delivered === undefined || failed.get(key!)! >= delivered;
+  });
+}
+
+/** A record's key among a function's deliveries: its sequence number, message id or Kafka key. */
+export function deliveryKey(fn: string | undefined, record: unknown): string | undefined {
+  return fn === undefined || typeof record !== "string" ? undefined : `${fn}\u0000${record}`;
+}
+
+/**
  * The `record failed` lines among the local system's events, each with the input its function
  * reads (`sourceOf`; Kafka records name their topic themselves).
  */

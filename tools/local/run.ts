@@ -17,7 +17,9 @@ import type { RecordedResource } from "../offline/runtime";
 import { type Display, createDisplay } from "./display";
 import { type Figures, createFigures, type FiguresSnapshot } from "./figures";
 import {
+  deliveryKey,
   type Ledger,
+  outstandingFailures,
   type ParkedRecords,
   parkedFromDeadLetter,
   parkedFromKinesisFailure,
@@ -95,7 +97,7 @@ export interface RunSession {
   readonly parking: ReadonlySet<string>;
   /** The other queues (the scoring queues), by ARN. */
   readonly scoringQueues: readonly string[];
-  /** Every `record failed` line the workers have written so far. */
+  /** The `record failed` lines the workers have written so far, less those a later delivery overcame. */
   readonly failures: readonly WorkerFailure[];
   /** A traffic generator on the system's inputs; its unknown fans forgotten by the accounts service, its fans' ARM grades seeded. */
   createTraffic(options: TrafficOptions): Promise<Generator>;
@@ -376,11 +378,20 @@ function recordSources(wiring: Wiring): Map<string, string> {
  */
 export async function startSession(options: SessionOptions): Promise<RunSession> {
   const failures: WorkerFailure[] = [];
+  // Deliveries per function and record, so a failure a later delivery overcame is not counted.
+  const deliveries = new Map<string, number>();
+  let functionOfMapping = new Map<string, string>();
   let figures: Figures | undefined;
   let labels = new Map<string, string>();
   let sources = new Map<string, string>();
   const report: Report = (event: LocalEvent) => {
     options.onEvent?.(event);
+    if (event.kind === "delivered") {
+      for (const record of event.records ?? []) {
+        const key = deliveryKey(functionOfMapping.get(event.mapping), record);
+        if (key !== undefined) deliveries.set(key, (deliveries.get(key) ?? 0) + 1);
+      }
+    }
     if (event.kind === "log" && event.line.message === "record failed") {
       const source = sources.get(event.function);
       failures.push({
@@ -406,6 +417,7 @@ export async function startSession(options: SessionOptions): Promise<RunSession>
     standIns: async (context) => {
       labels = functionLabels(context.wiring);
       sources = recordSources(context.wiring);
+      functionOfMapping = new Map(context.wiring.mappings.map((mapping) => [mapping.name, mapping.functionName]));
       return (standIns = await startStandIns(context, {
         resources: options.resources,
         clockSpeed: options.clockSpeed,
@@ -431,7 +443,9 @@ export async function startSession(options: SessionOptions): Promise<RunSession>
     figures,
     parking,
     scoringQueues: [...system.queues.keys()].filter((arn) => !parking.has(arn)),
-    failures,
+    get failures() {
+      return outstandingFailures(failures, deliveries);
+    },
     createTraffic: (traffic) => createTraffic(session, traffic, report),
     stop: () => system.stop(),
   };
