@@ -10,6 +10,7 @@ import { policies, TYPES } from "../policy/policies";
 import type { RecordedResource } from "../tools/offline/runtime";
 import { type PlannedStack, planStacks } from "./support/program";
 import { runPolicies, type Violation, withChange } from "./support/policyRun";
+import { type PolicyServer, startPolicyServer } from "./support/policyServer";
 
 /** Every stack file at the project root: `Pulumi.qa1.yaml` → `qa1`. */
 const STACKS = fs
@@ -284,6 +285,39 @@ describe("policy pack", function () {
         [urnOf(queue)],
       );
       assert.match(violations[0]!.message, new RegExp(name));
+    });
+  });
+
+  describe("as the Pulumi CLI loads it", function () {
+    let server: PolicyServer;
+
+    before(async function () {
+      server = await startPolicyServer();
+    });
+
+    after(function () {
+      server?.close();
+    });
+
+    it("serves every policy, mandatory, under the pack's name", async function () {
+      const info = await server.info();
+      assert.equal(info.name, "fan-identity-workers");
+      assert.deepEqual(
+        info.policies,
+        policies.map((policy) => ({ name: policy.name, mandatory: true })),
+      );
+    });
+
+    it("passes a planned queue and reports it unencrypted", async function () {
+      const queue = qa1.find(TYPES.queue, "scoring-east-on-demand-queue");
+      const resource = { type: queue.type, name: queue.name, urn: queue.urn!, props: queue.inputs };
+      assert.deepEqual(await server.analyze(resource), []);
+      const diagnostics = await server.analyze({ ...resource, props: { ...queue.inputs, sqsManagedSseEnabled: false } });
+      assert.deepEqual(
+        diagnostics.map((diagnostic) => [diagnostic.policy, diagnostic.mandatory]),
+        [["encryption-at-rest", true]],
+      );
+      assert.match(diagnostics[0]!.message, /scoring-east-on-demand-queue/);
     });
   });
 });
