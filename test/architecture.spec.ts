@@ -52,7 +52,9 @@ const anchorOf = (heading: string) =>
 function projectSources(root: string): string[] {
   return [
     "index.ts",
-    ...["stacks", "components", "workers", "tools", "test", "bench"].flatMap((dir) => sourcesUnder(path.join(root, dir))),
+    ...["stacks", "components", "workers", "tools", "test", "bench", "policy"].flatMap((dir) =>
+      sourcesUnder(path.join(root, dir)),
+    ),
   ]
     .map((file) => path.resolve(root, file))
     .filter((file) => !file.includes(`${path.sep}fixtures${path.sep}`) && !file.endsWith("architecture.spec.ts"));
