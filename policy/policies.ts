@@ -13,29 +13,17 @@ import type {
   ResourceValidationPolicy,
   StackValidationPolicy,
 } from "@pulumi/policy";
+import { WILDCARD_RESOURCE_ACTIONS } from "../components/iam";
 import { isTaggable } from "./taggable";
 
 /** The four tags the program puts on every resource that takes tags (components/platform.ts standardTags). */
 export const REQUIRED_TAG_KEYS = ["Environment", "ProductCode", "InventoryCode", "iacRepo"] as const;
 
 /**
- * Actions AWS authorises only on `Resource: "*"`: it has no resource-level permissions for them.
- * ENI management and VPC/subnet/security-group descriptions for functions in a VPC, X-Ray segment
- * and telemetry uploads, and CloudWatch metric publishing. Anything else names its resources.
+ * Actions AWS authorises only on `Resource: "*"`: the same list the program checks its own
+ * statements against where it writes them, so the pack and the program cannot drift apart.
  */
-export const WILDCARD_RESOURCE_ACTIONS: readonly string[] = [
-  "ec2:CreateNetworkInterface",
-  "ec2:DescribeNetworkInterfaces",
-  "ec2:DeleteNetworkInterface",
-  "ec2:AssignPrivateIpAddresses",
-  "ec2:UnassignPrivateIpAddresses",
-  "ec2:DescribeSubnets",
-  "ec2:DescribeSecurityGroups",
-  "ec2:DescribeVpcs",
-  "xray:PutTraceSegments",
-  "xray:PutTelemetryRecords",
-  "cloudwatch:PutMetricData",
-];
+export { WILDCARD_RESOURCE_ACTIONS };
 
 /** Lambda runtimes the workers may run on: the deployed Node major (24) and the one before it. */
 export const SUPPORTED_RUNTIMES: readonly string[] = ["nodejs22.x", "nodejs24.x"];
