@@ -6,6 +6,7 @@
  */
 import { benchArchives } from "./archives";
 import { benchArmScore } from "./armScore";
+import { benchBundles } from "./bundles";
 import { benchEndToEnd } from "./endToEnd";
 import { benchLocalTable } from "./localTable";
 import { benchMetrics } from "./metrics";
@@ -14,6 +15,7 @@ import { benchScoring } from "./scoring";
 const BENCHMARKS: Record<string, () => Promise<void>> = {
   archives: benchArchives,
   armScore: benchArmScore,
+  bundles: benchBundles,
   endToEnd: benchEndToEnd,
   localTable: benchLocalTable,
   metrics: benchMetrics,

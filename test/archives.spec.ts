@@ -4,6 +4,7 @@
  * environment, and the AWS services it calls faked at the wire.
  */
 import { strict as assert } from "node:assert";
+import { bundle } from "../components/archive";
 import { invokeArchive } from "../tools/offline/archive";
 import { archiveShelf, resultsOf } from "./support/archives";
 import { emfMetrics } from "./support/emittedMetrics";
@@ -112,4 +113,23 @@ describe("Lambda archives, run in a fresh process as Lambda runs them", function
       );
     });
   }
+});
+
+describe("worker bundles", function () {
+  it("bundle a module with what it requires into one file that requires no package", async function () {
+    const source =
+      'const { z } = require("zod"); exports.handler = async (event) => z.object({ n: z.number() }).parse(event).n + 1;';
+    const text = await bundle("probe", source);
+    assert.doesNotMatch(text, /require\("zod"\)/);
+    const module = { exports: {} as { handler?: (event: unknown) => Promise<number> } };
+    new Function("module", "exports", "require", text)(module, module.exports, require);
+    assert.equal(await module.exports.handler!({ n: 41 }), 42);
+  });
+
+  it("fail the plan naming the worker and the package when a package cannot be resolved", async function () {
+    await assert.rejects(bundle("probe", 'require("no-such-package-in-this-project");'), (error: Error) => {
+      assert.match(error.message, /^probe: its code cannot be bundled: .*no-such-package-in-this-project/);
+      return true;
+    });
+  });
 });

@@ -80,10 +80,19 @@ export async function writeArchive(code: unknown, label: string): Promise<Writte
   return { dir, ...measured, handlerSource: fs.readFileSync(path.join(dir, "__index.js"), "utf8") };
 }
 
+/** The bytes one file adds to a zip: local header (30) and central directory entry (46), each with the name, plus the data. */
+export function zippedEntryBytes(name: string, content: Buffer | string): number {
+  const data = typeof content === "string" ? Buffer.from(content) : content;
+  return 76 + 2 * Buffer.byteLength(name) + Math.min(data.length, zlib.deflateRawSync(data).length);
+}
+
+/** The end of a zip's central directory. */
+export const ZIP_END_BYTES = 22;
+
 function measure(dir: string): { files: number; bytes: number; zippedBytes: number } {
   let files = 0;
   let bytes = 0;
-  let zippedBytes = 22; // end of central directory
+  let zippedBytes = ZIP_END_BYTES;
   const walk = (current: string) => {
     for (const entry of fs.readdirSync(current, { withFileTypes: true })) {
       const full = path.join(current, entry.name);
@@ -92,11 +101,9 @@ function measure(dir: string): { files: number; bytes: number; zippedBytes: numb
         continue;
       }
       const content = fs.readFileSync(full);
-      const nameLength = Buffer.byteLength(path.relative(dir, full));
       files += 1;
       bytes += content.length;
-      // Local header (30) and central directory entry (46), each with the name, plus the data.
-      zippedBytes += 76 + 2 * nameLength + Math.min(content.length, zlib.deflateRawSync(content).length);
+      zippedBytes += zippedEntryBytes(path.relative(dir, full), content);
     }
   };
   walk(dir);
