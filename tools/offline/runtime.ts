@@ -94,6 +94,10 @@ function resourceState(
       state.arn = arn("lambda", `function:${physical}`);
       state.invokeArn = `arn:aws:apigateway:${region}:lambda:path/2015-03-31/functions/${state.arn}/invocations`;
       state.qualifiedArn = `${state.arn}:$LATEST`;
+      // The archive stays in the recorded inputs, not in the outputs: Pulumi renders every
+      // registration's response into a debug line, logged or not, and for a megabyte of bundled
+      // code per function that alone took seconds of a plan.
+      delete state.code;
       id = physical;
       break;
     case "cloudwatch/logGroup":
