@@ -21,7 +21,7 @@ async function plainBundle(worker: string, root: string): Promise<string> {
   const entry = path.join(root, "workers", worker, "index.ts");
   const contents = `exports.handler = require(${JSON.stringify(entry)}).${worker}.factory();`;
   const result = await esbuild.build({ ...BUNDLE_OPTIONS, stdin: { contents, resolveDir: root, loader: "js" } });
-  return result.outputFiles[0]!.text;
+  return result.outputFiles![0]!.text;
 }
 
 export async function benchBundles(): Promise<void> {

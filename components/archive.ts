@@ -14,6 +14,7 @@ import * as fs from "node:fs";
 import { builtinModules } from "node:module";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import type { BuildOptions, Plugin } from "esbuild";
 
 /** The project root, found the way Pulumi finds it: the nearest package.json above the working directory. */
 export function projectRoot(from = process.cwd()): string {
@@ -30,17 +31,56 @@ export function projectRoot(from = process.cwd()): string {
 export const BUNDLE_TARGET = "node24";
 
 /** esbuild's options for a worker bundle; the benchmarks bundle their anchors with the same. */
-export const BUNDLE_OPTIONS = {
+export const BUNDLE_OPTIONS: BuildOptions & { write: false } = {
   bundle: true,
   platform: "node",
   target: BUNDLE_TARGET,
   format: "cjs",
+  // ES module builds first, so esbuild can drop what a worker never calls: the AWS SDK's packages
+  // ship both, and their CommonJS builds put every command of a service in one module.
+  mainFields: ["module", "main"],
   minify: true,
   keepNames: true,
   legalComments: "none",
   write: false,
   logLevel: "silent",
-} as const;
+};
+
+/**
+ * The serialized module reaches its packages through `require()`, where a handler's own code would
+ * `import` them; esbuild would then take each package's CommonJS build, whole. This resolves the
+ * serialized module's own requires as imports instead, so a package's ES module build is bundled
+ * (and what the worker never reaches can be left out), as in a plain bundle of the handler. Pulumi
+ * also names a module by its file when that is the package's entry point
+ * (`@aws-sdk/client-sqs/dist-cjs/index.js`); such a require is resolved by the package's name.
+ */
+function serializedRequiresAsImports(entry: string): Plugin {
+  return {
+    name: "serialized-requires-as-imports",
+    setup(build) {
+      build.onResolve({ filter: /^[^./]/ }, async (args) => {
+        if (args.importer !== entry || args.kind !== "require-call") return undefined;
+        const resolved = await build.resolve(packageEntryName(args.path, args.resolveDir), {
+          kind: "import-statement",
+          resolveDir: args.resolveDir,
+        });
+        return resolved.errors.length > 0 ? undefined : resolved;
+      });
+    },
+  };
+}
+
+/** `pkg` for `pkg/some/file.js` when that file is the package's entry point; else the path as given. */
+function packageEntryName(id: string, from: string): string {
+  const name = /^(@[^/]+\/)?[^/]+/.exec(id)?.[0];
+  if (!name || name === id) return id;
+  try {
+    const resolve = (request: string) => require.resolve(request, { paths: [from] });
+    return resolve(id) === resolve(name) ? name : id;
+  } catch {
+    return id;
+  }
+}
 
 const BUILTINS: ReadonlySet<string> = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
 
@@ -51,18 +91,20 @@ const BUILTINS: ReadonlySet<string> = new Set(builtinModules.flatMap((name) => [
  */
 export async function bundle(worker: string, source: string, root = projectRoot()): Promise<string> {
   const esbuild = await import("esbuild");
+  const sourcefile = `${worker}/__index.js`;
   try {
     const result = await esbuild.build({
       ...BUNDLE_OPTIONS,
       metafile: true,
-      stdin: { contents: source, resolveDir: root, sourcefile: `${worker}/__index.js`, loader: "js" },
+      plugins: [serializedRequiresAsImports(path.join(root, sourcefile))],
+      stdin: { contents: source, resolveDir: root, sourcefile, loader: "js" },
     });
-    const left = Object.values(result.metafile.outputs)
+    const left = Object.values(result.metafile!.outputs)
       .flatMap((output) => output.imports)
       .filter((imported) => imported.external && !BUILTINS.has(imported.path))
       .map((imported) => imported.path);
     if (left.length > 0) throw new Error(`${worker}: its bundle would still require ${[...new Set(left)].join(", ")}`);
-    return result.outputFiles[0]!.text;
+    return result.outputFiles![0]!.text;
   } catch (error) {
     const failures = (error as { errors?: { text: string }[] }).errors?.map((failure) => failure.text) ?? [String(error)];
     throw new Error(
