@@ -133,6 +133,17 @@ describe("npm run redrive, against the local system", function () {
     return Number(Attributes!.ApproximateNumberOfMessages) + Number(Attributes!.ApproximateNumberOfMessagesNotVisible);
   }
 
+  /** That `url` holds `count` messages; if not, the failure shows those it can see. */
+  async function assertDepth(url: string, count: number): Promise<void> {
+    const held = await depth(url);
+    if (held === count) return;
+    const { Messages = [] } = await sqs().send(
+      new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, VisibilityTimeout: 0, WaitTimeSeconds: 0 }),
+    );
+    const seen = Messages.map((message) => `\n  ${message.Body!.slice(0, 300)}`).join("");
+    assert.fail(`${url} holds ${held} messages, not ${count}; visible now:${seen || " none"}`);
+  }
+
   /** Every message of a queue, received and deleted, with all their attributes. */
   async function drain(url: string): Promise<Message[]> {
     const messages: Message[] = [];
@@ -198,15 +209,15 @@ describe("npm run redrive, against the local system", function () {
         assert.match(dry.output, new RegExp(`would move ${outcome.messageId} \\(.*attributes correlationId`));
       assert.equal(new Set(dry.outcomes.map((outcome) => outcome.messageId)).size, 3);
       // Nothing moved, and the messages are visible again for the real run.
-      assert.equal(await depth(source), 0);
-      assert.equal(await depth(dlq), 3);
+      await assertDepth(source, 0);
+      await assertDepth(dlq, 3);
 
       const real = await run(`${PREFIX}on-demand-scoring-sqs-dlq`, true);
       assert.deepEqual(
         real.outcomes.map((outcome) => outcome.action),
         ["moved", "moved", "moved"],
       );
-      assert.equal(await depth(dlq), 0);
+      await assertDepth(dlq, 0);
       const back = await drain(source);
       assert.deepEqual(
         back.map((message) => [message.Body, message.MessageAttributes?.correlationId?.StringValue]).sort(),
@@ -244,20 +255,20 @@ describe("npm run redrive, against the local system", function () {
       assert.match(dry.stdout, /would move \S+ \(group fan-1,/);
       assert.match(dry.stdout, /would move \S+ \(group fan-2,/);
       assert.match(dry.stdout, /Nothing was changed/);
-      assert.equal(await depth(dlq), 3);
-      assert.equal(await depth(source), 0);
+      await assertDepth(dlq, 3);
+      await assertDepth(source, 0);
 
       const one = await run("acct-activity-sqs-dlq", true, 1);
       assert.deepEqual(
         one.outcomes.map((outcome) => outcome.action),
         ["moved"],
       );
-      assert.equal(await depth(dlq), 2);
+      await assertDepth(dlq, 2);
 
       const rest = await cli("--stack", "qa1", "--from", "acct-activity-sqs-dlq", "--apply");
       assert.equal(rest.code, 0, rest.stderr);
       assert.equal((rest.stdout.match(/^ {2}moved /gm) ?? []).length, 2, rest.stdout);
-      assert.equal(await depth(dlq), 0);
+      await assertDepth(dlq, 0);
       const back = await drain(source);
       const byGroup = (group: string) =>
         back.filter((message) => message.Attributes?.MessageGroupId === group).map((message) => message.Body);
@@ -301,7 +312,7 @@ describe("npm run redrive, against the local system", function () {
         await park([{ record, reason: "activity message is not as expected: at: Invalid ISO datetime", kind: "invalid" }]),
         [],
       );
-      assert.equal(await depth(dlq), 1);
+      await assertDepth(dlq, 1);
 
       const dry = await run("acct-activity-sqs-dlq.fifo", false);
       assert.match(
@@ -388,8 +399,8 @@ describe("npm run redrive, against the local system", function () {
       );
       const listed = [...dry.output.matchAll(/^ {6}(\d+) \(/gm)].map((match) => match[1]);
       assert.deepEqual(listed, [seq[0], seq[2], seq[3]]);
-      assert.equal(await depth(failures()), 1);
-      assert.equal(await depth(onDemand()), 0);
+      await assertDepth(failures(), 1);
+      await assertDepth(onDemand(), 0);
 
       const real = await run("scoring-stream-failures-sqs", true);
       assert.deepEqual(
@@ -401,7 +412,7 @@ describe("npm run redrive, against the local system", function () {
         /re-delivered 3 records to vfid-qa1-us-east-1-enqueueFromVfStream .*all accepted; message deleted/,
       );
       assert.deepEqual(await fansOn(onDemand()), ["fan-k1", "fan-k2", "fan-k3"]);
-      assert.equal(await depth(failures()), 0);
+      await assertDepth(failures(), 0);
     });
 
     it("re-delivers a batch with a record the worker now parks itself: all accepted, and the record parked with its reason", async function () {
@@ -442,7 +453,7 @@ describe("npm run redrive, against the local system", function () {
         ?.map((line) => line.trim());
       assert.deepEqual(failing, [seq[1], seq[2]]);
       assert.match(real.stdout, /left on the queue: 2 of 3 records still failing/);
-      assert.equal(await depth(failures()), 1);
+      await assertDepth(failures(), 1);
     });
 
     it("leaves records the shard no longer holds, or cannot be read at, saying so, and invokes nothing", async function () {
@@ -512,8 +523,8 @@ describe("npm run redrive, against the local system", function () {
         kinesis.destroy();
         await proxy.close();
       }
-      assert.equal(await depth(failures()), 1);
-      assert.equal(await depth(onDemand()), 0);
+      await assertDepth(failures(), 1);
+      await assertDepth(onDemand(), 0);
     });
 
     it("leaves records past the stream's retention, Kafka records and unrecognisable messages, saying why", async function () {
@@ -559,8 +570,8 @@ describe("npm run redrive, against the local system", function () {
       );
       assert.match(real.output, /left on the queue: Kafka records cannot be read here/);
       assert.match(real.output, /left on the queue: the body is not JSON/);
-      assert.equal(await depth(failures()), 3);
-      assert.equal(await depth(onDemand()), 0);
+      await assertDepth(failures(), 3);
+      await assertDepth(onDemand(), 0);
     });
 
     describe("records the workers parked themselves", function () {
@@ -615,8 +626,8 @@ describe("npm run redrive, against the local system", function () {
           new RegExp(`parked by enqueueFromVfStream, Kinesis ${vfStream} ${sequenceNumber}: VF login event`),
         );
         assert.match(dry.output, /would invoke vfid-qa1-us-east-1-enqueueFromVfStream with it/);
-        assert.equal(await depth(failures()), 1);
-        assert.equal(await depth(onDemand()), 0);
+        await assertDepth(failures(), 1);
+        await assertDepth(onDemand(), 0);
 
         const real = await run("scoring-stream-failures-sqs", true);
         assert.deepEqual(
@@ -624,7 +635,7 @@ describe("npm run redrive, against the local system", function () {
           ["redelivered"],
         );
         assert.match(real.output, /re-delivered to vfid-qa1-us-east-1-enqueueFromVfStream: accepted; message deleted/);
-        assert.equal(await depth(failures()), 0);
+        await assertDepth(failures(), 0);
         assert.deepEqual(await fansOn(onDemand()), ["fan-fixed-1"]);
       });
 
@@ -666,7 +677,7 @@ describe("npm run redrive, against the local system", function () {
         const real = await cli("--stack", "qa1", "--from", "scoring-stream-failures-sqs", "--apply");
         assert.equal(real.code, 0, real.stdout + real.stderr);
         assert.match(real.stdout, /re-delivered to vfid-qa1-us-east-1-enqueueFromActivityStream: accepted; message deleted/);
-        assert.equal(await depth(failures()), 0);
+        await assertDepth(failures(), 0);
         assert.deepEqual(
           (await drain(activity())).map((message) => [
             (JSON.parse(message.Body!) as { globalUserId: string }).globalUserId,
@@ -688,7 +699,7 @@ describe("npm run redrive, against the local system", function () {
         ]);
         const first = await booted.system.invoke(vfFunction().name, event);
         assert.deepEqual(first.result, { batchItemFailures: [] });
-        assert.equal(await depth(failures()), 1);
+        await assertDepth(failures(), 1);
 
         const real = await run("scoring-stream-failures-sqs", true);
         assert.deepEqual(
@@ -704,7 +715,7 @@ describe("npm run redrive, against the local system", function () {
           parked.map(({ document }) => document.source),
           [{ kind: "kinesis", eventSourceARN: vfStreamArn, sequenceNumber: sequenceNumbers[0] }],
         );
-        assert.equal(await depth(onDemand()), 0);
+        await assertDepth(onDemand(), 0);
       });
 
       it("leaves a parked record whose worker the stack maps to no such source, or of a newer format, saying why", async function () {
@@ -731,8 +742,8 @@ describe("npm run redrive, against the local system", function () {
           ),
         );
         assert.match(real.output, /left on the queue: parked-record format version 2 is newer than this reader knows \(1\)/);
-        assert.equal(await depth(failures()), 2);
-        assert.equal(await depth(onDemand()), 0);
+        await assertDepth(failures(), 2);
+        await assertDepth(onDemand(), 0);
       });
 
       /** A parked record's body as the worker writes it, not sent. */
@@ -778,14 +789,14 @@ describe("npm run redrive, against the local system", function () {
         ["would redeliver"],
       );
       assert.match(dry.output, /would invoke vfid-qa1-us-east-1-startBotOrNotImport with it again, asynchronously/);
-      assert.equal(await depth(failures), 1);
+      await assertDepth(failures, 1);
 
       const real = await run("startBotOrNotImport-failures", true);
       assert.deepEqual(
         real.outcomes.map((outcome) => outcome.action),
         ["redelivered"],
       );
-      assert.equal(await depth(failures), 0);
+      await assertDepth(failures, 0);
       await waitUntil(() => runs().length > before, "the import's workflow run");
       // An asynchronous invocation is at least once: on a loaded machine Lambda's retry may start the
       // workflow again, so every run started is this event's, and there is at least one.
