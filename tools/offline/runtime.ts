@@ -247,6 +247,10 @@ export async function runOffline<T>(options: OfflineOptions<T>): Promise<Offline
     });
   };
 
+  // Pulumi captures a stack trace for every promise it makes, thousands in a plan: a third of the
+  // program's run. A plan reports errors by their messages, so traces are off while it runs.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   try {
     const returned = options.program();
     let outputs: { value: pulumi.Unwrap<T> } | undefined;
@@ -257,6 +261,7 @@ export async function runOffline<T>(options: OfflineOptions<T>): Promise<Offline
     if (!outputs) errors.push(new Error("the program's outputs never resolved: a resource failed to register"));
     return { resources, calls, outputs: outputs?.value as pulumi.Unwrap<T>, errors };
   } finally {
+    Error.stackTraceLimit = stackTraceLimit;
     process.off("unhandledRejection", onRejection);
   }
 }
