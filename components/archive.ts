@@ -10,6 +10,7 @@
  * class names are kept (`keepNames`), so a stack trace still names `createScoreUsers` or
  * `ModelServingError`; the code is minified otherwise.
  */
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { builtinModules } from "node:module";
 import * as path from "node:path";
@@ -131,6 +132,14 @@ export function workerArchive(worker: string, factory: () => unknown): pulumi.as
 const archives = new WeakMap<() => unknown, Promise<pulumi.asset.AssetMap>>();
 
 async function bundleWorker(worker: string, factory: () => unknown): Promise<pulumi.asset.AssetMap> {
+  return { "__index.js": new pulumi.asset.StringAsset(await workerCode(worker, factory)) };
+}
+
+/** The code of a worker's archive (its `__index.js`): kept from an earlier plan, or made now. */
+export async function workerCode(worker: string, factory: () => unknown): Promise<string> {
+  const kept = keptArchive(worker);
+  const cached = kept?.read();
+  if (cached !== undefined) return cached;
   const serialized = await pulumi.runtime.serializeFunction(factory, {
     serialize: () => true,
     exportName: "handler",
@@ -140,5 +149,77 @@ async function bundleWorker(worker: string, factory: () => unknown): Promise<pul
   if (serialized.containsSecrets) {
     throw new Error(`${worker}: its code captures a Pulumi secret; pass secrets through Secrets Manager instead`);
   }
-  return { "__index.js": new pulumi.asset.StringAsset(await bundle(worker, serialized.text)) };
+  const code = await bundle(worker, serialized.text);
+  kept?.write(code);
+  return code;
+}
+
+/**
+ * Where the offline plan keeps the archives it bundled, to use again while nothing they are made
+ * from has changed; unset (the default, and always under the Pulumi CLI), every archive is made
+ * afresh. Serializing and bundling fifteen workers is most of a plan's time, and a plan is run
+ * again and again while the code stays the same.
+ */
+let archiveStore: string | undefined;
+
+export function keepArchivesIn(dir: string | undefined): void {
+  archiveStore = dir;
+}
+
+/**
+ * A kept archive is named by a digest of everything it is made from: the worker, the workers'
+ * code as this process loads it (the directory beside this module: compiled JS in a build, or the
+ * TypeScript sources under ts-node), the locked package versions, the Node and Pulumi versions
+ * that serialize it and the bundle options. The workers' code captures nothing from the planning
+ * process but code (nothing under workers/ reads configuration at load), so the same inputs make
+ * the same archive.
+ */
+function keptArchive(worker: string): { read(): string | undefined; write(code: string): void } | undefined {
+  if (!archiveStore) return undefined;
+  const store = archiveStore;
+  const file = path.join(store, `${worker}-${archiveDigest(worker)}.js`);
+  return {
+    read: () => (fs.existsSync(file) ? fs.readFileSync(file, "utf8") : undefined),
+    write(code) {
+      fs.mkdirSync(store, { recursive: true });
+      // The worker's archives of earlier code go: only the current one is ever read.
+      for (const old of fs.readdirSync(store)) {
+        if (old.startsWith(`${worker}-`) && old.endsWith(".js")) fs.rmSync(path.join(store, old), { force: true });
+      }
+      const partial = `${file}.${process.pid}.partial`;
+      fs.writeFileSync(partial, code);
+      fs.renameSync(partial, file);
+    },
+  };
+}
+
+let inputsDigest: string | undefined;
+
+function archiveDigest(worker: string): string {
+  if (inputsDigest === undefined) {
+    const hash = createHash("sha256");
+    const root = projectRoot();
+    const versionOf = (name: string) =>
+      (JSON.parse(fs.readFileSync(require.resolve(`${name}/package.json`, { paths: [root] }), "utf8")) as { version: string })
+        .version;
+    hash.update(JSON.stringify([process.version, versionOf("@pulumi/pulumi"), versionOf("esbuild"), BUNDLE_OPTIONS]));
+    hash.update(fs.readFileSync(path.join(root, "package-lock.json")));
+    const workers = path.resolve(__dirname, "../workers");
+    for (const file of filesUnder(workers)) {
+      hash.update(path.relative(workers, file));
+      hash.update(fs.readFileSync(file));
+    }
+    inputsDigest = hash.digest("hex");
+  }
+  return createHash("sha256").update(inputsDigest).update(worker).digest("hex").slice(0, 16);
+}
+
+function filesUnder(dir: string): string[] {
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .flatMap((entry) => {
+      const full = path.join(dir, entry.name);
+      return entry.isDirectory() ? filesUnder(full) : [full];
+    });
 }

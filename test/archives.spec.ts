@@ -4,7 +4,10 @@
  * environment, and the AWS services it calls faked at the wire.
  */
 import { strict as assert } from "node:assert";
-import { bundle } from "../components/archive";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { bundle, keepArchivesIn, workerCode } from "../components/archive";
 import { invokeArchive } from "../tools/offline/archive";
 import { archiveShelf, resultsOf } from "./support/archives";
 import { emfMetrics } from "./support/emittedMetrics";
@@ -131,5 +134,52 @@ describe("worker bundles", function () {
       assert.match(error.message, /^probe: its code cannot be bundled: .*no-such-package-in-this-project/);
       return true;
     });
+  });
+
+  it("require a package by its name where the serialized module names its entry file", async function () {
+    const byFile = await bundle("probe", 'module.exports = require("@aws-sdk/client-sqs/dist-cjs/index.js").SendMessageCommand;');
+    const byName = await bundle("probe", 'module.exports = require("@aws-sdk/client-sqs").SendMessageCommand;');
+    assert.equal(byFile, byName);
+  });
+});
+
+describe("archives kept between plans", function () {
+  const factory = () => async () => 42;
+  let store: string;
+
+  beforeEach(function () {
+    store = fs.mkdtempSync(path.join(os.tmpdir(), "archive-store-"));
+    keepArchivesIn(store);
+  });
+
+  afterEach(function () {
+    keepArchivesIn(undefined);
+    fs.rmSync(store, { recursive: true, force: true });
+  });
+
+  const kept = () => fs.readdirSync(store);
+
+  it("are written once made, used again while their inputs are the same, and replaced when not", async function () {
+    const code = await workerCode("probe", factory);
+    assert.match(code, /42/);
+    assert.equal(kept().length, 1);
+    const [file] = kept();
+    assert.match(file!, /^probe-[0-9a-f]{16}\.js$/);
+    assert.equal(fs.readFileSync(path.join(store, file!), "utf8"), code);
+
+    // A kept archive is what the next plan uses: it is not made again.
+    fs.writeFileSync(path.join(store, file!), "exports.handler = async () => 'kept';");
+    assert.equal(await workerCode("probe", factory), "exports.handler = async () => 'kept';");
+
+    // One kept for other inputs (earlier code) is not used, and goes once the current one is made.
+    fs.renameSync(path.join(store, file!), path.join(store, "probe-0000000000000000.js"));
+    assert.equal(await workerCode("probe", factory), code);
+    assert.deepEqual(kept(), [file]);
+  });
+
+  it("are not kept unless a store is named", async function () {
+    keepArchivesIn(undefined);
+    assert.match(await workerCode("probe", factory), /42/);
+    assert.deepEqual(kept(), []);
   });
 });

@@ -3,7 +3,7 @@
  * plan`, the local system and `npm run invoke` all start from.
  */
 import * as path from "node:path";
-import { projectRoot } from "../../components/archive";
+import { keepArchivesIn, projectRoot } from "../../components/archive";
 import { loadStackConfig, PROJECT } from "../../stacks/config";
 import { fanIdentityWorkers } from "../../stacks/program";
 import { type OfflineRun, runOffline } from "./runtime";
@@ -21,6 +21,8 @@ export interface PlannedStackRun {
  */
 export async function planStack(stack: string, stackFilePath?: string): Promise<PlannedStackRun> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+  // Archives bundled by an earlier plan of the same code are used again (a build starts afresh).
+  keepArchivesIn(path.join(projectRoot(), "build", ".archives"));
   const stackFile = readStackFile(stack, projectRoot(), stackFilePath && path.resolve(stackFilePath));
   const run = await runOffline({
     project: PROJECT,
