@@ -5,6 +5,8 @@
  */
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
+import * as path from "node:path";
+import { parse } from "yaml";
 import { projectRoot } from "../components/archive";
 import { policies, TYPES } from "../policy/policies";
 import type { RecordedResource } from "../tools/offline/runtime";
@@ -319,5 +321,18 @@ describe("policy pack", function () {
       );
       assert.match(diagnostics[0]!.message, /scoring-east-on-demand-queue/);
     });
+  });
+
+  it("checks every preview and up in CI, built first", function () {
+    type Step = { run?: string; uses?: string; with?: Record<string, unknown> };
+    const action = parse(fs.readFileSync(path.join(projectRoot(), ".github/actions/pulumi/action.yml"), "utf8")) as {
+      runs: { steps: Step[] };
+    };
+    const steps = action.runs.steps;
+    const pulumi = steps.findIndex((step) => step.uses?.startsWith("pulumi/actions@"));
+    assert.ok(pulumi >= 0, "the action runs no pulumi/actions step");
+    assert.equal(steps[pulumi]!.with?.policyPacks, "policy");
+    const build = steps.findIndex((step) => step.run === "npm run build");
+    assert.ok(build >= 0 && build < pulumi, "the pack is not built before Pulumi runs");
   });
 });
