@@ -217,7 +217,14 @@ export function deployedEnvironment(services: MetricServices, worker: WorkerName
     FAILURE_QUEUE_URL: services.failureQueue,
   };
   const parking = { FAILURE_QUEUE_URL: services.failureQueue };
-  const byWorker: Record<WorkerName, Record<string, string>> = {
+  // A stream worker's environment follows from its trigger: the queue it feeds, and its failure queue.
+  const trigger = WORKERS[worker].trigger;
+  if (trigger.kind === "inputStream") {
+    return trigger.queue === "activity"
+      ? { ...aws, ACTIVITY_QUEUE_URL: services.activityQueue, TABLE_NAME: services.table, ...parking }
+      : { ...aws, ON_DEMAND_QUEUE_URL: services.onDemandQueue, ...parking };
+  }
+  const byWorker: Partial<Record<WorkerName, Record<string, string>>> = {
     validateToken: {
       API_KEYS_SECRET_ARN: SECRET_ARNS.apiKeys,
       JWKS_URL: services.jwks.url,
@@ -226,10 +233,6 @@ export function deployedEnvironment(services: MetricServices, worker: WorkerName
     },
     startBotOrNotImport: { GLUE_WORKFLOW_NAME: "vfid-qa1-bot-or-not-import" },
     startClusterImport: { GLUE_WORKFLOW_NAME: "vfid-qa1-cluster-import" },
-    enqueueFromVfStream: { ON_DEMAND_QUEUE_URL: services.onDemandQueue, ...parking },
-    enqueueFromDemandStream: { ACTIVITY_QUEUE_URL: services.activityQueue, TABLE_NAME: services.table, ...parking },
-    enqueueFromPurchaseStream: { ACTIVITY_QUEUE_URL: services.activityQueue, TABLE_NAME: services.table, ...parking },
-    enqueueFromSQJourneyStream: { ACTIVITY_QUEUE_URL: services.activityQueue, TABLE_NAME: services.table, ...parking },
     processRescoreEvents: { ACTIVITY_QUEUE_URL: services.activityQueue, ...parking },
     lookupArai: {
       TABLE_NAME: services.table,
@@ -255,7 +258,9 @@ export function deployedEnvironment(services: MetricServices, worker: WorkerName
     },
     handleEvent: { TABLE_NAME: services.table, WEBHOOK_SECRETS_ARN: SECRET_ARNS.webhook },
   };
-  return { ...aws, ...byWorker[worker] };
+  const own = byWorker[worker];
+  if (!own) throw new Error(`deployedEnvironment: no environment for ${worker}; add one for its trigger (${trigger.kind})`);
+  return { ...aws, ...own };
 }
 
 /** A Lambda-like context for an invocation of `worker`. */
