@@ -39,7 +39,7 @@ import { median } from "./report";
 
 export const IN_FLIGHT = 32;
 /** Calls per figure and round (the HTTP stand-ins twice as many, the local SQS and PutRecords fewer). */
-const CALLS = Number(process.env.BENCH_CALLS ?? 400);
+const CALLS = Number(process.env.BENCH_CALLS ?? 250);
 /** SendMessageBatch calls per round: their 10 messages each stay under the local SQS's 20,000 in flight. */
 const SQS_CALLS = Math.min(Math.round(CALLS * 0.6), 1000);
 /** PutRecords calls per round (kinesalite keeps every record in memory). */
