@@ -392,7 +392,8 @@ function sustainedRows(runs: readonly RunOutcome[], ceiling: Ceiling): Row[] {
         anchor: `ceiling ${fixed(ceiling.activitiesPerSecond)}/s (${ceiling.service})`,
         against: `${fixed(share * 100)}%`,
         target: `≥ ${TARGET.share * 100}%; ${TARGET.rate.toLocaleString("en-US")}/s where the services allow`,
-        met: met(share >= TARGET.share),
+        // No ceiling (a service's idle calls take all its time): nothing to be a share of.
+        met: met(ceiling.activitiesPerSecond > 0 && share >= TARGET.share),
       },
       {
         what: `sustained scored/s ${at}, against the CPU the machine's cores allow`,
