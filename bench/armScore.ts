@@ -19,7 +19,7 @@ import { freePort, type RedisServer, startBlackholedRedis, startRedis } from "..
 import { median, met, type Part, percentile, type Row } from "./report";
 
 const FANS = 5000;
-const CALLS = Number(process.env.BENCH_CALLS ?? 8000);
+const CALLS = Number(process.env.BENCH_REDIS_CALLS ?? 8000);
 const WARMUP = 500;
 const FAILURE_RUNS = Number(process.env.BENCH_FAILURE_RUNS ?? 3);
 /** The function's timeout: a failure must be reported before it. */

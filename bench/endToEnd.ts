@@ -20,7 +20,7 @@
  *    when the services share them.
  *
  * BENCH_RATES, BENCH_RUN_MS, BENCH_TRACE_RATE, BENCH_TRACE_MS, BENCH_DRAIN_MS, and the services'
- * BENCH_CALLS and BENCH_ROUNDS change the sizes. The machine is shared: every figure is printed with the load average when it was taken.
+ * BENCH_SERVICE_CALLS and BENCH_SERVICE_ROUNDS change the sizes. The machine is shared: every figure is printed with the load average when it was taken.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";

@@ -19,9 +19,9 @@ import { createDocumentClient } from "../workers/shared/runtime/dynamo";
 import { mapConcurrently } from "../workers/shared/runtime/retry";
 import { median, type Part, type Row } from "./report";
 
-const WRITES = Number(process.env.BENCH_WRITES ?? 600);
+const WRITES = Number(process.env.BENCH_TABLE_WRITES ?? 600);
 /** Rounds per figure, taken in turn (direct, endpoint, endpoint+kinesalite); the median is printed. */
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_TABLE_ROUNDS ?? 3);
 const IN_FLIGHT = 32;
 const credentials = { accessKeyId: "bench", secretAccessKey: "bench" };
 const region = "us-east-1";

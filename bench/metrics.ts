@@ -29,7 +29,7 @@ import { median, met, type Part, type Row } from "./report";
 
 const RECORDS = 100;
 const INVALID = 5;
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 800);
+const ROUNDS = Number(process.env.BENCH_METRICS_ROUNDS ?? 800);
 /** Invocations timed together: process.cpuUsage counts in microseconds, too coarse for one. */
 const BLOCK = 10;
 const WARM_BLOCKS = 5;

@@ -34,7 +34,7 @@ const RECORDS = 1000;
 const FANS = 250;
 const STREAM_BATCH = 100;
 const QUEUE_BATCH = 10;
-const CPU_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const CPU_ROUNDS = Number(process.env.BENCH_SCORING_ROUNDS ?? 5);
 
 type Handler = (event: unknown) => Promise<{ batchItemFailures: unknown[] }>;
 
