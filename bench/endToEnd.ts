@@ -20,13 +20,12 @@
  *    when the services share them.
  *
  * BENCH_RATES, BENCH_RUN_MS, BENCH_TRACE_RATE, BENCH_TRACE_MS, BENCH_DRAIN_MS, and the services'
- * BENCH_CALLS and BENCH_ROUNDS change the sizes. The machine is shared: every figure is printed with the load average when it was taken.
+ * BENCH_SERVICE_CALLS and BENCH_SERVICE_ROUNDS change the sizes. The machine is shared: every figure is printed with the load average when it was taken.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { PROJECT } from "../stacks/config";
-import { planStack } from "../tools/offline/planStack";
 import type { RecordedResource } from "../tools/offline/runtime";
 import type { LatencyFigures } from "../tools/local/figures";
 import { ensureRedisServer } from "../tools/local/prerequisites";
@@ -36,14 +35,15 @@ import type { EndpointName, LocalEvent, WrapEndpoint } from "../tools/local/type
 import { benchServicesAlone, fanRecordBytes, IN_FLIGHT, MODEL_RECORDS, type ServiceFigure } from "./endToEndServices";
 import { createWireTrace, MARKS, type Mark, type WireTrace } from "./endToEndTrace";
 import { startCpuMeter } from "./processCpu";
-import { median, percentile, table } from "./report";
+import { planStack, stackConfig } from "../test/support/program";
+import { median, met, type Part, percentile, type Row } from "./report";
 
 /** Offered rates of the sustained runs, scorable activities per second. */
-const RATES = (process.env.BENCH_RATES ?? "100,200,400").split(",").map(Number);
-const RUN_MS = Number(process.env.BENCH_RUN_MS ?? 30_000);
+const RATES = (process.env.BENCH_RATES ?? "100,300").split(",").map(Number);
+const RUN_MS = Number(process.env.BENCH_RUN_MS ?? 10_000);
 /** The traced run: slow enough that the system keeps up, proxies and all, so each stage shows its own time. */
 const TRACE_RATE = Number(process.env.BENCH_TRACE_RATE ?? 20);
-const TRACE_MS = Number(process.env.BENCH_TRACE_MS ?? 15_000);
+const TRACE_MS = Number(process.env.BENCH_TRACE_MS ?? 8000);
 /** Longest wait for a run's backlog after its traffic stopped; a run that does not drain says so. */
 const DRAIN_MS = Number(process.env.BENCH_DRAIN_MS ?? 15_000);
 const IDLE_MS = 3000;
@@ -66,15 +66,12 @@ interface Setup {
   readonly signingKeyId?: string;
 }
 
+/** qa1's plan: the one the archives and bundles benches read, made once per process. */
 async function plan(): Promise<Setup> {
-  const { stackFile, run } = await planStack("qa1");
-  if (run.errors.length > 0) throw new Error(`qa1: the program failed: ${run.errors.map((e) => e.message).join("; ")}`);
-  const idv = JSON.parse(stackFile.values[`${PROJECT}:idv`] ?? "{}") as { signingKeyId?: string };
-  return {
-    resources: run.resources,
-    accountId: stackFile.values[`${PROJECT}:accountId`] ?? "000000000000",
-    signingKeyId: idv.signingKeyId,
-  };
+  const { resources } = await planStack("qa1");
+  const { values } = stackConfig("qa1");
+  const idv = JSON.parse(values[`${PROJECT}:idv`] ?? "{}") as { signingKeyId?: string };
+  return { resources, accountId: values[`${PROJECT}:accountId`] ?? "000000000000", signingKeyId: idv.signingKeyId };
 }
 
 /** An empty event of each source kind: it starts a container without work. */
@@ -347,69 +344,6 @@ function stageRows(trace: WireTrace, sent: readonly SentEvent[]): string[][] {
   return rows;
 }
 
-function printServices(figures: readonly ServiceFigure[], loadBefore: string) {
-  console.log(
-    `1. Each local service alone: calls/s, median of ${figures[0]?.rounds.length ?? 0} rounds, ${IN_FLIGHT} in flight ` +
-      `(fan record ${fanRecordBytes()} bytes; load ${loadBefore} → ${load()})`,
-  );
-  console.log(
-    table(
-      ["service", "call", "calls/s", "rounds"],
-      figures.map((figure) => [
-        figure.service,
-        figure.what,
-        fixed(figure.callsPerSecond),
-        figure.rounds.map((round) => fixed(round)).join(" "),
-      ]),
-    ),
-  );
-}
-
-function printCalls(calls: readonly CallFigure[], run: RunOutcome, trace: WireTrace) {
-  const models = trace.modelRecords;
-  console.log(
-    `\n2. Calls per scored activity, counted at the wire: ${fixed(TRACE_MS / 1000)} s at ${run.offered} scorable/s, ` +
-      `${run.scored} of ${run.scorable} scored (load ${run.load}); idle calls counted over ${IDLE_MS / 1000} s first and taken off`,
-  );
-  console.log(
-    table(
-      ["service", "operation", "calls", "idle/s", "per activity"],
-      [...calls]
-        .sort((a, b) => a.service.localeCompare(b.service) || b.perActivity - a.perActivity)
-        .map((call) => [
-          call.service,
-          call.operation,
-          String(call.calls),
-          fixed(call.idlePerSecond, 1),
-          fixed(call.perActivity, 3),
-        ]),
-    ),
-  );
-  console.log(
-    `model calls: ${models.length}, ${fixed(median(models.length ? models : [0]), 0)} records each (median); ` +
-      `timed alone with ${MODEL_RECORDS}; the Kafka topic is in memory, not counted`,
-  );
-}
-
-function printCeiling(limits: readonly Ceiling[]): Ceiling {
-  const lowest = [...limits].sort((a, b) => a.activitiesPerSecond - b.activitiesPerSecond)[0]!;
-  console.log(
-    `\n3. Ceiling: activities/s each service allows alone (1 / Σ calls per activity ÷ calls/s alone, after its idle calls)`,
-  );
-  console.log(
-    table(
-      ["service", "activities/s", "idle share", "not timed alone"],
-      limits.map((limit) => [
-        limit.service === lowest.service ? `${limit.service} (sets the ceiling)` : limit.service,
-        fixed(limit.activitiesPerSecond),
-        `${fixed(limit.idleShare * 100)}%`,
-        limit.untimed.join(", ") || "-",
-      ]),
-    ),
-  );
-  return lowest;
-}
-
 /** Activities per second the machine's cores allow at a run's CPU cost per activity (after the idle cost). */
 function cpuLimit(run: RunOutcome): number {
   const cores = os.cpus().length;
@@ -418,95 +352,91 @@ function cpuLimit(run: RunOutcome): number {
   return perActivity > 0 ? ((cores - idle) * 1000) / perActivity : Number.POSITIVE_INFINITY;
 }
 
-function printSustained(runs: readonly RunOutcome[], ceiling: Ceiling) {
-  console.log(
-    `\n4. End to end, sustained: ${RUN_MS / 1000} s runs, Kafka only, no bad records, ${FANS} fans; ` +
-      `target ≥ ${TARGET.share * 100}% of the ceiling (${fixed(ceiling.activitiesPerSecond)}/s, ${ceiling.service}), ` +
-      `p95 < ${TARGET.p95Ms / 1000} s, ${TARGET.rate}/s where the services allow`,
-  );
-  console.log(
-    table(
-      [
-        "offered/s",
-        "scored",
-        "sustained/s",
-        "of ceiling",
-        "target",
-        "of CPU limit",
-        "p50 s",
-        "p95 s",
-        "target",
-        "drained",
-        "load",
-      ],
-      runs.map((run) => [
-        String(run.offered),
-        `${run.scored}/${run.scorable}`,
-        fixed(run.sustained),
-        `${fixed((run.sustained / ceiling.activitiesPerSecond) * 100)}%`,
-        `≥ ${TARGET.share * 100}%`,
-        `${fixed((run.sustained / cpuLimit(run)) * 100)}%`,
-        seconds(run.latency.p50),
-        seconds(run.latency.p95),
-        `< ${TARGET.p95Ms / 1000}`,
-        run.drained ? "yes" : "no",
-        run.load,
-      ]),
-    ),
-  );
-  const roles = [...new Set(runs.flatMap((run) => run.cpu.map((entry) => entry.role)))];
-  const msOf = (run: RunOutcome, role: string) => run.cpu.find((entry) => entry.role === role)?.msPerActivity ?? 0;
-  const idleOf = (role: string) => median(runs.map((run) => run.cpu.find((entry) => entry.role === role)?.idleCores ?? 0));
-  const totals = runs.map((run) => roles.reduce((sum, role) => sum + msOf(run, role), 0));
-  const cores = os.cpus().length;
-  console.log(
-    `\nCPU per scored activity, by process (ms, beyond what each uses idle; ${cores} cores: the machine allows (${cores} − idle) × 1000 ÷ the total, ` +
-      "if the system had them to itself)",
-  );
-  console.log(
-    table(
-      ["process", "idle, cores", ...runs.map((run) => `at ${run.offered}/s`)],
-      [
-        ...roles
-          .sort((a, b) => msOf(runs[0]!, b) - msOf(runs[0]!, a))
-          .map((role) => [role, fixed(idleOf(role), 2), ...runs.map((run) => fixed(msOf(run, role), 1))]),
-        [
-          "total",
-          fixed(
-            roles.reduce((sum, role) => sum + idleOf(role), 0),
-            2,
-          ),
-          ...totals.map((total) => fixed(total, 1)),
-        ],
-        ["activities/s the machine allows (CPU limit)", "", ...runs.map((run) => fixed(cpuLimit(run)))],
-      ],
-    ),
-  );
-  console.log(
-    table(
-      [
-        "offered/s",
-        "waiting when traffic stopped: Kafka records / queue messages / fans to score",
-        ...PATH_WORKERS.slice(0, 3).map((worker) => `${worker} calls × ms × records`),
-      ],
-      runs.map((run) => [
-        String(run.offered),
-        run.backlog ? `${run.backlog.kafka} / ${run.backlog.queue} / ${run.backlog.scoring}` : "-",
-        ...PATH_WORKERS.slice(0, 3).map((worker) => {
-          const entry = run.workers[worker];
-          return entry ? `${entry.invocations} × ${fixed(entry.avgMs)} × ${fixed(entry.perBatch, 1)}` : "-";
-        }),
-      ]),
-    ),
-  );
+function serviceRows(figures: readonly ServiceFigure[]): Row[] {
+  return figures.map((figure) => ({
+    what: `${figure.service} ${figure.what}: calls/s alone`,
+    figure: fixed(figure.callsPerSecond),
+  }));
 }
 
-export async function benchEndToEnd(): Promise<void> {
+function callRows(calls: readonly CallFigure[]): Row[] {
+  return [...calls]
+    .sort((a, b) => a.service.localeCompare(b.service) || b.perActivity - a.perActivity)
+    .map((call) => ({
+      what: `${call.service} ${call.operation} per scored activity (${fixed(call.idlePerSecond, 1)}/s idle taken off)`,
+      figure: fixed(call.perActivity, 3),
+    }));
+}
+
+function ceilingRows(limits: readonly Ceiling[]): { rows: Row[]; lowest: Ceiling } {
+  const lowest = [...limits].sort((a, b) => a.activitiesPerSecond - b.activitiesPerSecond)[0]!;
+  const rows = limits.map((limit) => ({
+    what:
+      `${limit.service} allows activities/s alone${limit.service === lowest.service ? " (sets the ceiling)" : ""}` +
+      `, ${fixed(limit.idleShare * 100)}% idle${limit.untimed.length ? `, ${limit.untimed.join(", ")} not timed` : ""}`,
+    figure: fixed(limit.activitiesPerSecond),
+  }));
+  return { rows, lowest };
+}
+
+function sustainedRows(runs: readonly RunOutcome[], ceiling: Ceiling): Row[] {
+  return runs.flatMap((run) => {
+    const at = `at ${run.offered}/s offered`;
+    const share = run.sustained / ceiling.activitiesPerSecond;
+    const limit = cpuLimit(run);
+    const waiting = run.backlog ? `; waiting at stop ${run.backlog.kafka}/${run.backlog.queue}/${run.backlog.scoring}` : "";
+    const rows: Row[] = [
+      {
+        what: `sustained scored/s ${at} (${run.scored}/${run.scorable} scored${run.drained ? "" : ", not drained"}${waiting})`,
+        figure: fixed(run.sustained),
+        anchor: `ceiling ${fixed(ceiling.activitiesPerSecond)}/s (${ceiling.service})`,
+        against: `${fixed(share * 100)}%`,
+        target: `≥ ${TARGET.share * 100}%; ${TARGET.rate.toLocaleString("en-US")}/s where the services allow`,
+        // No ceiling (a service's idle calls take all its time): nothing to be a share of.
+        met: met(ceiling.activitiesPerSecond > 0 && share >= TARGET.share),
+      },
+      {
+        what: `sustained scored/s ${at}, against the CPU the machine's cores allow`,
+        figure: fixed(run.sustained),
+        anchor: `CPU limit ${fixed(limit)}/s (${fixed(
+          run.cpu.reduce((sum, entry) => sum + entry.msPerActivity, 0),
+          1,
+        )} ms/activity)`,
+        against: `${fixed((run.sustained / limit) * 100)}%`,
+      },
+      { what: `activity → score p50 ${at}`, figure: `${seconds(run.latency.p50)} s` },
+      {
+        what: `activity → score p95 ${at}`,
+        figure: `${seconds(run.latency.p95)} s`,
+        target: `< ${TARGET.p95Ms / 1000} s`,
+        met: met(run.latency.p95 !== undefined && run.latency.p95 < TARGET.p95Ms),
+      },
+    ];
+    // Each path worker's own pace: the records of an invocation over its duration.
+    for (const worker of PATH_WORKERS.slice(0, 3)) {
+      const entry = run.workers[worker];
+      if (!entry || entry.avgMs <= 0) continue;
+      rows.push({
+        what: `${worker} records/s per container ${at} (${entry.invocations} invocations, ${fixed(entry.perBatch, 1)} records, ${fixed(entry.avgMs)} ms each)`,
+        figure: fixed((entry.perBatch * 1000) / entry.avgMs),
+      });
+    }
+    return rows;
+  });
+}
+
+function stageTableRows(trace: WireTrace, sent: readonly SentEvent[]): Row[] {
+  return stageRows(trace, sent).map(([stage, p50, p95]) => ({
+    what: `traced: ${stage!.replace(/^→ /, "")}`,
+    figure: `p50 ${p50} s, p95 ${p95} s`,
+  }));
+}
+
+export async function benchEndToEnd(): Promise<Part> {
   await ensureRedisServer({ log: (line) => console.error(line) });
   const setup = await plan();
   const loadBefore = load();
   const alone = await benchServicesAlone();
-  printServices(alone, loadBefore);
 
   const trace = createWireTrace();
   let traced: RunOutcome;
@@ -516,24 +446,24 @@ export async function benchEndToEnd(): Promise<void> {
     await trace.close();
   }
   const calls = callsPerActivity(trace, traced);
-  printCalls(calls, traced, trace);
-  const ceiling = printCeiling(ceilings(alone, calls));
+  const { rows: ceilings_, lowest } = ceilingRows(ceilings(alone, calls));
 
   const runs: RunOutcome[] = [];
   for (const rate of RATES) runs.push(await runSystem(setup, rate, RUN_MS));
-  printSustained(runs, ceiling);
-
-  console.log(`\nWhere activity → score time goes (the traced run, ${TRACE_RATE} scorable/s, through the proxies)`);
-  console.log(table(["stage", "p50 s", "p95 s"], stageRows(trace, traced.sent)));
-  console.log(
-    table(
-      ["worker", "invocations", "mean ms", "records/invocation"],
-      Object.entries(traced.workers).map(([worker, entry]) => [
-        worker,
-        String(entry.invocations),
-        fixed(entry.avgMs),
-        fixed(entry.perBatch, 1),
-      ]),
-    ),
-  );
+  const models = trace.modelRecords;
+  return {
+    how:
+      `the local system (qa1, Kafka only, ${FANS} fans): each service alone (median of ${alone[0]?.rounds.length ?? 0} rounds, ` +
+      `${IN_FLIGHT} in flight, fan record ${fanRecordBytes()} bytes); calls counted at the wire in a ${TRACE_MS / 1000} s run at ` +
+      `${TRACE_RATE}/s (${traced.scored}/${traced.scorable} scored; ${models.length} model calls of ${fixed(median(models.length ? models : [0]))} ` +
+      `records, timed alone with ${MODEL_RECORDS}); sustained: ${RUN_MS / 1000} s runs at ${RATES.join(", ")}/s; ` +
+      `waiting at stop: Kafka records/queue messages/fans to score; load ${loadBefore} → ${load()}`,
+    rows: [
+      ...serviceRows(alone),
+      ...callRows(calls),
+      ...ceilings_,
+      ...sustainedRows(runs, lowest),
+      ...stageTableRows(trace, traced.sent),
+    ],
+  };
 }

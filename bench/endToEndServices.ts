@@ -39,12 +39,12 @@ import { median } from "./report";
 
 export const IN_FLIGHT = 32;
 /** Calls per figure and round (the HTTP stand-ins twice as many, the local SQS and PutRecords fewer). */
-const CALLS = Number(process.env.BENCH_CALLS ?? 400);
+const CALLS = Number(process.env.BENCH_SERVICE_CALLS ?? 250);
 /** SendMessageBatch calls per round: their 10 messages each stay under the local SQS's 20,000 in flight. */
 const SQS_CALLS = Math.min(Math.round(CALLS * 0.6), 1000);
 /** PutRecords calls per round (kinesalite keeps every record in memory). */
 const KINESIS_CALLS = Math.round(CALLS * 0.4);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_SERVICE_ROUNDS ?? 3);
 /** Logins in the ARAI of a fan record: about 3 KB of ARAI. */
 const SERVICE_ARAI_ACTIVITIES = 16;
 /** Records per model-serving call. */

@@ -17,11 +17,11 @@ import { kinesisSink } from "../tools/local/table/kinesisSink";
 import { type ChangeSink, startTableWithStream } from "../tools/local/table/streamingDestination";
 import { createDocumentClient } from "../workers/shared/runtime/dynamo";
 import { mapConcurrently } from "../workers/shared/runtime/retry";
-import { median, table } from "./report";
+import { median, type Part, type Row } from "./report";
 
-const WRITES = Number(process.env.BENCH_WRITES ?? 2000);
+const WRITES = Number(process.env.BENCH_TABLE_WRITES ?? 600);
 /** Rounds per figure, taken in turn (direct, endpoint, endpoint+kinesalite); the median is printed. */
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_TABLE_ROUNDS ?? 3);
 const IN_FLIGHT = 32;
 const credentials = { accessKeyId: "bench", secretAccessKey: "bench" };
 const region = "us-east-1";
@@ -99,7 +99,7 @@ async function kinesaliteSink(): Promise<{ sink: ChangeSink; close(): Promise<vo
 }
 
 /** Prints writes per second, direct and through the endpoint. */
-export async function benchLocalTable(): Promise<void> {
+export async function benchLocalTable(): Promise<Part> {
   const dynalite = (require("dynalite") as (options: object) => http.Server)({ createTableMs: 0 });
   const dynamoUrl = await listen(dynalite);
   const admin = new DynamoDBClient({ endpoint: dynamoUrl, region, credentials });
@@ -124,7 +124,7 @@ export async function benchLocalTable(): Promise<void> {
   const kinesis = await kinesaliteSink();
   const toKinesis = await startTableWithStream({ dynamoUrl, tables: [streamed], sink: kinesis.sink });
 
-  const rows: string[][] = [];
+  const rows: Row[] = [];
   const endpoints: [string, string][] = [
     [dynamoUrl, direct],
     [counting.url, taken],
@@ -136,20 +136,30 @@ export async function benchLocalTable(): Promise<void> {
       for (const [index, [endpoint, tableName]] of endpoints.entries())
         runs[index]!.push(await rate(endpoint, tableName, write, items));
     }
-    const figures = runs.map(median);
-    rows.push([what, ...figures.map((figure) => figure.toFixed(0)), `${((1 - figures[1]! / figures[0]!) * 100).toFixed(0)}%`]);
+    const [direct, endpoint, withKinesis] = runs.map(median) as [number, number, number];
+    for (const [through, figure] of [
+      ["table endpoint", endpoint],
+      ["table endpoint + kinesalite", withKinesis],
+    ] as const) {
+      rows.push({
+        what: `${what} writes/s through the ${through}`,
+        figure: figure.toFixed(0),
+        anchor: `dynalite directly ${direct.toFixed(0)}`,
+        against: `${((figure / direct) * 100).toFixed(0)}%`,
+      });
+    }
   };
   await row("PutItem, distinct items", put);
   await row("UpdateItem, distinct items", update);
   await row("UpdateItem, 8 items", update, 8);
 
-  console.log(
-    `Local table: writes/s, median of ${ROUNDS} rounds of ${WRITES} writes, ${IN_FLIGHT} in flight (${records} change records counted)`,
-  );
-  console.log(table(["write", "dynalite", "endpoint", "endpoint+kinesalite", "overhead"], rows));
   await counting.close();
   await toKinesis.close();
   await kinesis.close();
   admin.destroy();
   await new Promise<void>((resolve) => dynalite.close(() => resolve()));
+  return {
+    how: `writes/s, median of ${ROUNDS} rounds of ${WRITES} writes, ${IN_FLIGHT} in flight, in this process (${records} change records counted)`,
+    rows,
+  };
 }

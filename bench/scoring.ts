@@ -28,13 +28,13 @@ import { createStagingScoreUsers } from "../workers/stagingScoreUsers";
 import araiAnswer from "../test/fixtures/arai/account-activity.json";
 import { countOperations } from "../test/support/http";
 import { startDynamo, startSqs } from "../test/support/localAws";
-import { table } from "./report";
+import type { Part, Row } from "./report";
 
 const RECORDS = 1000;
 const FANS = 250;
 const STREAM_BATCH = 100;
 const QUEUE_BATCH = 10;
-const CPU_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
+const CPU_ROUNDS = Number(process.env.BENCH_SCORING_ROUNDS ?? 5);
 
 type Handler = (event: unknown) => Promise<{ batchItemFailures: unknown[] }>;
 
@@ -242,8 +242,8 @@ const instantClients = (): Clients => ({
   model: { predict },
 });
 
-async function cpuWork(): Promise<string[][]> {
-  const rows: string[][] = [];
+async function cpuWork(): Promise<Row[]> {
+  const rows: Row[] = [];
   for (const worker of workers(instantClients())) {
     const events = worker.events();
     const run = async () => {
@@ -260,12 +260,10 @@ async function cpuWork(): Promise<string[][]> {
     const used = process.cpuUsage(started);
     const seconds = (used.user + used.system) / 1e6;
     const records = RECORDS * CPU_ROUNDS;
-    rows.push([
-      worker.name,
-      String(records),
-      `${(seconds * 1000).toFixed(0)} ms`,
-      `${Math.round(records / seconds).toLocaleString("en-US")}`,
-    ]);
+    rows.push({
+      what: `${worker.name} records/s per core (own work)`,
+      figure: Math.round(records / seconds).toLocaleString("en-US"),
+    });
   }
   return rows;
 }
@@ -279,9 +277,9 @@ const distinctFans = (batch: { Records: unknown[] }) =>
     }),
   ).size;
 
-async function awsCalls(): Promise<string[][]> {
+async function awsCalls(): Promise<Row[]> {
   const [dynamo, sqs] = await Promise.all([startDynamo(), startSqs()]);
-  const rows: string[][] = [];
+  const rows: Row[] = [];
   try {
     for (const worker of workers(instantClients())) {
       const tableName = await dynamo.createFanTable();
@@ -319,7 +317,13 @@ async function awsCalls(): Promise<string[][]> {
         "model POST (HTTP)": perInvocation(100),
       };
       for (const [operation, count] of Object.entries(calls).sort()) {
-        rows.push([worker.name, operation, String(count), String(minimum[operation] ?? "-")]);
+        const least = minimum[operation];
+        rows.push({
+          what: `${worker.name} ${operation} per ${RECORDS.toLocaleString("en-US")} records`,
+          figure: String(count),
+          anchor: least === undefined ? undefined : `batching minimum ${least}`,
+          against: least === undefined ? undefined : `${(count / least).toFixed(2)}×`,
+        });
       }
     }
   } finally {
@@ -328,17 +332,15 @@ async function awsCalls(): Promise<string[][]> {
   return rows;
 }
 
-export async function benchScoring(): Promise<void> {
-  console.log(
-    `Scoring workers: CPU work (${RECORDS} records of ${FANS} fans, ${CPU_ROUNDS} rounds, AWS and HTTP answered in process; Node ${process.version})\n`,
-  );
-  console.log(table(["worker", "records", "CPU time", "records/s per core"], await cpuWork()));
-  console.log(`\nAWS calls for ${RECORDS} records of ${FANS} fans (local DynamoDB and SQS, counted at the service)\n`);
-  console.log(table(["worker", "operation", "calls", "minimum"], await awsCalls()));
-  console.log(
-    "\nMinimums: SendMessageBatch ceil(records/10) per invocation; BatchGetItem ceil(fans/100) and BatchWriteItem ceil(fans/25) per invocation;\n" +
-      "PutItem (conditional rescore put) and UpdateItem (conditional score write) one per distinct fan per invocation;\n" +
-      "lookupArai's UpdateItem and ARAI GET one per fan in all, as ARAI fetched within the freshness window is not fetched again;\n" +
-      "model POST ceil(fans/100) per invocation (MODEL_BATCH_SIZE).",
-  );
+export async function benchScoring(): Promise<Part> {
+  const rows = [...(await cpuWork()), ...(await awsCalls())];
+  return {
+    how:
+      `${RECORDS} records of ${FANS} fans per worker in the stacks' batch sizes; records/s: CPU time of ${CPU_ROUNDS} rounds, ` +
+      "AWS and HTTP answered in process; calls: one round against local DynamoDB and SQS, counted at the service. " +
+      "Minimums: SendMessageBatch ceil(records/10) per invocation; BatchGetItem ceil(fans/100), BatchWriteItem ceil(fans/25), " +
+      "PutItem and UpdateItem one per distinct fan, per invocation; lookupArai's UpdateItem and ARAI GET one per fan in all; " +
+      "model POST ceil(fans/100) per invocation",
+    rows,
+  };
 }
