@@ -3,10 +3,16 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 /** Lambda runtime code travels into archives: it never pulls in the infrastructure SDK or deploy-time modules. */
-const runtimeBoundary = [
+const deployBoundary = [
   { group: ["@pulumi/*"], message: "workers/ is Lambda runtime code; @pulumi/* would land in every archive." },
   { group: ["**/components/**", "**/stacks/**", "**/tools/**"], message: "workers/ never imports deploy-time modules." },
 ];
+/** Classic zod costs every cold start ~100 ms to load: schemas take `z` (zod/mini, English messages) from workers/shared/zod.ts. */
+const runtimeBoundary = [
+  ...deployBoundary,
+  { regex: "^zod(/.*)?$", message: "workers/ import z from workers/shared/zod.ts (zod/mini with English messages), not zod." },
+];
+const sharedBoundary = { regex: "^\\.\\./\\.\\./", message: "workers/shared/ never imports a worker." };
 
 export default tseslint.config(
   { ignores: ["build/**", "node_modules/**"] },
@@ -74,10 +80,14 @@ export default tseslint.config(
     // Shared code serves every worker and knows none of them.
     files: ["workers/shared/**/*.ts"],
     rules: {
-      "no-restricted-imports": [
-        "error",
-        { patterns: [...runtimeBoundary, { regex: "^\\.\\./\\.\\./", message: "workers/shared/ never imports a worker." }] },
-      ],
+      "no-restricted-imports": ["error", { patterns: [...runtimeBoundary, sharedBoundary] }],
+    },
+  },
+  {
+    // The one module that imports zod itself.
+    files: ["workers/shared/zod.ts"],
+    rules: {
+      "no-restricted-imports": ["error", { patterns: [...deployBoundary, sharedBoundary] }],
     },
   },
   {

@@ -71,6 +71,33 @@ function serializedRequiresAsImports(entry: string): Plugin {
   };
 }
 
+/**
+ * zod/mini, narrowed to what the serialized module reads of it. The workers' schemas take `z` from
+ * workers/shared/zod.ts, and the serialized module holds it as a whole namespace
+ * (`require("zod/mini")`): left so, esbuild would keep and initialise all of zod/mini at cold start
+ * (its core, JSON Schema and compiler included: as much CPU as classic zod, ~100 ms). The module
+ * gets instead a namespace of only the exports named as a property anywhere in its code, and esbuild
+ * leaves the rest out. A property name is an over-approximation of a use, never less.
+ */
+function zodMiniAsUsed(entry: string, source: string, root: string): Plugin {
+  const NAMESPACE = "zod-mini-as-used";
+  return {
+    name: NAMESPACE,
+    setup(build) {
+      build.onResolve({ filter: /^zod\/mini$/ }, (args) =>
+        args.importer === entry && args.kind === "require-call" ? { path: "zod/mini", namespace: NAMESPACE } : undefined,
+      );
+      build.onLoad({ filter: /.*/, namespace: NAMESPACE }, () => {
+        const exported = Object.keys(require(require.resolve("zod/mini", { paths: [root] })) as object);
+        const read = new Set(Array.from(source.matchAll(/\.\s*([A-Za-z_$][\w$]*)/g), (match) => match[1]));
+        // `z` is zod/mini's alias of its whole namespace: the module reads `.z` of workers/shared/zod.ts.
+        const used = exported.filter((name) => name !== "z" && read.has(name));
+        return { contents: `export { ${used.join(", ")} } from "zod/mini";`, resolveDir: root, loader: "js" };
+      });
+    },
+  };
+}
+
 /** `pkg` for `pkg/some/file.js` when that file is the package's entry point; else the path as given. */
 function packageEntryName(id: string, from: string): string {
   const name = /^(@[^/]+\/)?[^/]+/.exec(id)?.[0];
@@ -97,7 +124,10 @@ export async function bundle(worker: string, source: string, root = projectRoot(
     const result = await esbuild.build({
       ...BUNDLE_OPTIONS,
       metafile: true,
-      plugins: [serializedRequiresAsImports(path.join(root, sourcefile))],
+      plugins: [
+        zodMiniAsUsed(path.join(root, sourcefile), source, root),
+        serializedRequiresAsImports(path.join(root, sourcefile)),
+      ],
       stdin: { contents: source, resolveDir: root, sourcefile, loader: "js" },
     });
     const left = Object.values(result.metafile!.outputs)

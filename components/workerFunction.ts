@@ -18,6 +18,7 @@ import {
   type WorkerDefinition,
 } from "../workers/shared/runtime/contract";
 import { describeIssues } from "../workers/shared/runtime/issues";
+import { z } from "../workers/shared/zod";
 import { workerArchive } from "./archive";
 import { Component } from "./component";
 import type { FlowRecord } from "./flows";
@@ -156,7 +157,7 @@ export class WorkerFunction extends Component {
     // Values are checked once known: a malformed URL or number fails the plan, not a cold start.
     const deployment = this.platform.deployment;
     return pulumi.output(given).apply((values): Record<string, string> => {
-      const parsed = contract.environment().safeParse(values);
+      const parsed = z.safeParse(contract.environment(), values);
       if (!parsed.success) {
         const problems = describeIssues(parsed.error, "");
         throw new Error(`${where}: environment does not meet the worker's contract: ${problems.join("; ")}`);

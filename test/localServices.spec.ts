@@ -79,7 +79,7 @@ async function storeWith(arn: string, value: object) {
 }
 
 /** A secret reader as the workers build them, against the local Secrets Manager. */
-function readerOf<T extends z.ZodType>(client: SecretsManagerClient, secretId: string, schema: T) {
+function readerOf<T extends z.core.$ZodType>(client: SecretsManagerClient, secretId: string, schema: T) {
   return createSecretReader({ secretId, schema, maxAgeMs: 300_000, client });
 }
 

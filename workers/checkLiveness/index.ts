@@ -1,7 +1,7 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import { z } from "../shared/zod";
 import { ARM_SCORE_MAX, ARM_SCORE_MIN } from "../shared/scoring/armScore";
 import {
   type Decision,
@@ -76,30 +76,31 @@ const argumentsSchema = (verificationTypes: readonly string[]) =>
             ? `required; expected one of ${TIERS.join(", ")}`
             : `unknown tier ${JSON.stringify(issue.input)}; expected one of ${TIERS.join(", ")}`,
       }),
-      appId: z.string().min(1).max(256),
-      subjectId: z.string().min(1).max(256),
-      verificationType: z
-        .string()
-        .refine((type) => verificationTypes.includes(type), `expected one of ${verificationTypes.join(", ")}`)
-        .nullish()
-        .transform((value) => value ?? DEFAULT_VERIFICATION_TYPE),
+      appId: z.string().check(z.minLength(1), z.maxLength(256)),
+      subjectId: z.string().check(z.minLength(1), z.maxLength(256)),
+      verificationType: z.pipe(
+        z.nullish(
+          z
+            .string()
+            .check(z.refine((type) => verificationTypes.includes(type), `expected one of ${verificationTypes.join(", ")}`)),
+        ),
+        z.transform((value) => value ?? DEFAULT_VERIFICATION_TYPE),
+      ),
     }),
-    armScore: z.number().int().min(ARM_SCORE_MIN).max(ARM_SCORE_MAX).nullish(),
-    accountScore: z.number().nullish(),
+    armScore: z.nullish(z.number().check(z.int(), z.gte(ARM_SCORE_MIN), z.lte(ARM_SCORE_MAX))),
+    accountScore: z.nullish(z.number()),
   });
 
 /** What is read of a stored session; a session that does not match is replaced, not reused. */
 const storedSessionSchema = () => {
-  const instant = z.string().refine((value) => !Number.isNaN(Date.parse(value)), "expected an ISO 8601 time");
-  return z
-    .object({
-      vendorSessionId: z.string().min(1),
-      status: z.enum(SESSION_STATUSES),
-      updated: instant,
-      expiresAt: instant,
-      lastApprovedAt: instant.optional(),
-    })
-    .loose();
+  const instant = z.string().check(z.refine((value) => !Number.isNaN(Date.parse(value)), "expected an ISO 8601 time"));
+  return z.looseObject({
+    vendorSessionId: z.string().check(z.minLength(1)),
+    status: z.enum(SESSION_STATUSES),
+    updated: instant,
+    expiresAt: instant,
+    lastApprovedAt: z.optional(instant),
+  });
 };
 
 interface StoredSession {

@@ -4,7 +4,7 @@
  * Idempotency-Key, so a retry after a lost answer does not open a second inquiry.
  */
 import { randomUUID } from "node:crypto";
-import { z } from "zod";
+import { z } from "../shared/zod";
 import { SESSION_STATUSES, type SessionStatus } from "../shared/idv/session";
 import { createHttpClient, type HttpCallOptions, httpServiceError } from "../shared/runtime/http";
 import { decodeWith } from "../shared/runtime/records";
@@ -16,27 +16,20 @@ export const PERSONA_VERSION = "2023-01-05";
 export const INQUIRIES_PATH = "/api/v1/inquiries";
 
 /** The Secrets Manager document holding the API key. */
-export const personaApiKeySchema = () => z.object({ apiKey: z.string().min(8) });
+export const personaApiKeySchema = () => z.object({ apiKey: z.string().check(z.minLength(8)) });
 
 /** What creating an inquiry answers, checked for what the session keeps. */
 const createdInquirySchema = () =>
   z.object({
-    data: z
-      .object({
-        type: z.literal("inquiry"),
-        id: z.string().regex(/^inq_\w+$/, "expected an inquiry id (inq_…)"),
-        attributes: z
-          .object({
-            status: z.enum(SESSION_STATUSES),
-            "reference-id": z.string().nullish(),
-          })
-          .loose(),
-      })
-      .loose(),
-    meta: z
-      .object({ "session-token": z.string().min(1).nullish() })
-      .loose()
-      .nullish(),
+    data: z.looseObject({
+      type: z.literal("inquiry"),
+      id: z.string().check(z.regex(/^inq_\w+$/, "expected an inquiry id (inq_…)")),
+      attributes: z.looseObject({
+        status: z.enum(SESSION_STATUSES),
+        "reference-id": z.nullish(z.string()),
+      }),
+    }),
+    meta: z.nullish(z.looseObject({ "session-token": z.nullish(z.string().check(z.minLength(1))) })),
   });
 
 export interface Inquiry {

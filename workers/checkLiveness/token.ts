@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { importPKCS8, type JWTVerifyOptions, SignJWT } from "jose";
-import { z } from "zod";
+import { z } from "../shared/zod";
 import type { Decision } from "../shared/idv/session";
 
 export const DECISION_TOKEN_ALGORITHM = "RS256";
@@ -16,8 +16,10 @@ export const signingKeySchema = () =>
   z.object({
     privateKey: z
       .string()
-      .regex(/^-----BEGIN PRIVATE KEY-----\r?\n[\s\S]+\n-----END PRIVATE KEY-----\s*$/, "expected a PKCS#8 PEM private key"),
-    keyId: z.string().regex(/^[\w.-]{1,64}$/, "expected a key id"),
+      .check(
+        z.regex(/^-----BEGIN PRIVATE KEY-----\r?\n[\s\S]+\n-----END PRIVATE KEY-----\s*$/, "expected a PKCS#8 PEM private key"),
+      ),
+    keyId: z.string().check(z.regex(/^[\w.-]{1,64}$/, "expected a key id")),
   });
 export type SigningKeyDocument = z.infer<ReturnType<typeof signingKeySchema>>;
 

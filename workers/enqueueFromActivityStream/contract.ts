@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "../shared/zod";
 import { defineContract } from "../shared/runtime/contract";
 import { failureQueueVariables, PARKING_ACCESS } from "../shared/runtime/parking";
 import { ACTIVITY_STREAM_ACCESS, fifoQueueUrl } from "../shared/scoring/enqueueContracts";

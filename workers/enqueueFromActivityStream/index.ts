@@ -1,5 +1,5 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { z } from "zod";
+import { z } from "../shared/zod";
 import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
 import { CORRELATION_ID_ATTRIBUTE, createCorrelationRule } from "../shared/runtime/correlation";
@@ -33,9 +33,9 @@ export function createUserActivityReader(): (record: KafkaRecord) => KafkaReadin
     action: z.string(),
     result: z.string(),
     // Producers write an absent optional field as null too; a missing or unusable time falls back to the record's.
-    timestamp: z.union([z.string(), z.number()]).nullish(),
-    metadata: z.record(z.string(), z.unknown()).nullish(),
-    correlationId: z.unknown().optional(),
+    timestamp: z.nullish(z.union([z.string(), z.number()])),
+    metadata: z.nullish(z.record(z.string(), z.unknown())),
+    correlationId: z.optional(z.unknown()),
   });
   return (record) => {
     if (record.value === undefined) return { kind: "fail", reason: "record has no value" };

@@ -1,6 +1,6 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { z } from "zod";
+import { z } from "../shared/zod";
 import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
 import { createDocumentClient } from "../shared/runtime/dynamo";
@@ -19,7 +19,7 @@ import { enqueueFromDemandStreamContract } from "./contract";
  * activity, a removal is not. The new image's `correlationId`, if any, is carried on.
  */
 export function createDemandChangeReader(): StreamReader {
-  const image = z.object({ globalUserId: globalUserIdSchema(), correlationId: z.unknown().optional() });
+  const image = z.object({ globalUserId: globalUserIdSchema(), correlationId: z.optional(z.unknown()) });
   return createDynamoChangeReader(({ eventName, newImage, changedAt }) => {
     if (eventName === "REMOVE") return { kind: "skip", reason: "demand record removed" };
     if (!newImage) return { kind: "fail", reason: `demand ${eventName} carries no new image` };

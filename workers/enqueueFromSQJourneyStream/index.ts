@@ -1,6 +1,6 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { z } from "zod";
+import { z } from "../shared/zod";
 import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
 import { createDocumentClient } from "../shared/runtime/dynamo";
@@ -18,8 +18,8 @@ import { enqueueFromSQJourneyStreamContract } from "./contract";
 export function createSQJourneyReader(): StreamReader {
   const schema = z.object({
     globalUserId: globalUserIdSchema(),
-    timestamp: z.unknown().optional(),
-    correlationId: z.unknown().optional(),
+    timestamp: z.optional(z.unknown()),
+    correlationId: z.optional(z.unknown()),
   });
   return (record) =>
     readJson(record, (data) =>

@@ -1,5 +1,5 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { z } from "zod";
+import { z } from "../shared/zod";
 import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
 import { loadEnvironment } from "../shared/runtime/environment";
@@ -17,8 +17,8 @@ export function createVfLoginReader(): StreamReader {
   const schema = z.object({
     type: z.literal("vfLogin"),
     globalUserId: globalUserIdSchema(),
-    timestamp: z.unknown().optional(),
-    correlationId: z.unknown().optional(),
+    timestamp: z.optional(z.unknown()),
+    correlationId: z.optional(z.unknown()),
   });
   return (record) =>
     readJson(record, (data) => {

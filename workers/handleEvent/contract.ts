@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "../shared/zod";
 import { defineContract } from "../shared/runtime/contract";
 import { DEPENDENCIES } from "../shared/runtime/telemetry";
 import { approvalRetentionDaysVariable, verificationTypesSchema } from "../shared/idv/session";
@@ -13,9 +13,9 @@ export const handleEventContract = defineContract({
       /** The region's fan-identity table, which holds the IDV sessions. */
       TABLE_NAME: tableNameVariable(),
       /** Secrets Manager secret holding `{"secrets": ["wbhsec_…", …]}`: one, or two while Persona rotates. */
-      WEBHOOK_SECRETS_ARN: z.string().min(1),
+      WEBHOOK_SECRETS_ARN: z.string().check(z.minLength(1)),
       /** How far a signature's timestamp may be from now, either way. */
-      SIGNATURE_TOLERANCE_SECONDS: z.coerce.number().int().min(1).max(3600).default(300),
+      SIGNATURE_TOLERANCE_SECONDS: z._default(z.coerce.number().check(z.int(), z.gte(1), z.lte(3600)), 300),
       /** The verification types a session may be stored under; an event's session is looked for under each. */
       VERIFICATION_TYPES: verificationTypesSchema(),
       /** How long a fan's last approval is kept (at least the longest tier window). */

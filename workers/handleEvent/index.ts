@@ -1,7 +1,7 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { type DynamoDBDocumentClient, UpdateCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import { z } from "../shared/zod";
 import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
 import { batchGetItems, createDocumentClient } from "../shared/runtime/dynamo";
@@ -337,7 +337,7 @@ export const handleEvent = defineWorker(handleEventContract, () => {
   const metrics = createWorkerMetrics(handleEventContract);
   const readSecrets = createSecretReader({
     secretId: env.WEBHOOK_SECRETS_ARN,
-    schema: z.object({ secrets: z.array(z.string().min(1)).min(1) }),
+    schema: z.object({ secrets: z.array(z.string().check(z.minLength(1))).check(z.minLength(1)) }),
     maxAgeMs: SECRETS_MAX_AGE_MS,
     client: new SecretsManagerClient(awsClientConfig(AWS_CLIENT_BOUNDS.webhook.secretsManager)),
     // Past it the cached secrets check the signature, or the webhook is answered 500 and Persona

@@ -5,7 +5,7 @@
  * client hands on `data`, the fan's account activity. A fan the accounts service does not know
  * (404) is an answer, not a failure: asking again would not change it.
  */
-import { z } from "zod";
+import { z } from "../shared/zod";
 import { createHttpClient, type HttpCallOptions, httpServiceError, isHttpServiceError } from "../shared/runtime/http";
 import { decodeWith } from "../shared/runtime/records";
 import { araiAnswerSchema, type UserAccountActivity } from "./araiDocument";
@@ -15,7 +15,11 @@ export const ARAI_OPERATION = "GET account activity";
 
 /** The Secrets Manager document holding the API's credentials. */
 export const araiCredentialsSchema = () =>
-  z.object({ username: z.string().min(1), password: z.string().min(1), clientId: z.string().min(1) });
+  z.object({
+    username: z.string().check(z.minLength(1)),
+    password: z.string().check(z.minLength(1)),
+    clientId: z.string().check(z.minLength(1)),
+  });
 export type AraiCredentials = z.infer<ReturnType<typeof araiCredentialsSchema>>;
 
 export type AraiLookup =

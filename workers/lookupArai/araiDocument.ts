@@ -8,7 +8,7 @@
  * `data`, so only what this project relies on is checked: `data` itself, the fan it is about,
  * and the lists trimming cuts.
  */
-import { z } from "zod";
+import { z } from "../shared/zod";
 
 /** The history lists of `data.history`, each trimmed to its most recent entries by `at`. */
 export const HISTORY_LISTS = ["loginActivity", "failedLoginActivity"] as const;
@@ -32,19 +32,16 @@ export type UserAccountActivity = Record<string, unknown> & {
 
 /** The schema of `data`: the fan's id required, the lists trimming cuts lists when present, the rest kept unchecked. */
 export const userAccountActivitySchema = () =>
-  z
-    .object({
-      globalUserId: z.string().min(1),
-      history: z
-        .object({ loginActivity: z.array(z.unknown()).optional(), failedLoginActivity: z.array(z.unknown()).optional() })
-        .loose()
-        .optional(),
-      linkedAccounts: z.array(z.unknown()).optional(),
-    })
-    .loose();
+  z.looseObject({
+    globalUserId: z.string().check(z.minLength(1)),
+    history: z.optional(
+      z.looseObject({ loginActivity: z.optional(z.array(z.unknown())), failedLoginActivity: z.optional(z.array(z.unknown())) }),
+    ),
+    linkedAccounts: z.optional(z.array(z.unknown())),
+  });
 
 /**
  * The schema of the whole answer: `data` required. `meta` (`pageCount`) describes the answer and
  * is neither used nor stored, so it is not checked: a change to it must not stop scoring.
  */
-export const araiAnswerSchema = () => z.object({ data: userAccountActivitySchema() }).loose();
+export const araiAnswerSchema = () => z.looseObject({ data: userAccountActivitySchema() });

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "../shared/zod";
 import { defineContract } from "../shared/runtime/contract";
 import { deadLetterQueueUrlsVariable } from "../shared/runtime/deadLetters";
 import { DEPENDENCIES } from "../shared/runtime/telemetry";
@@ -9,10 +9,10 @@ import { isHttpsUrl, tableNameVariable } from "../shared/runtime/environment";
  * loopback host, for a local stand-in of the API; the stack's configuration requires https.
  */
 const araiUrlTemplate = () =>
-  z
-    .string()
-    .refine((value) => value.includes("{globalUserId}"), "expected {globalUserId} in the URL")
-    .refine((value) => isHttpsUrl(value.replaceAll("{globalUserId}", "x")), "expected an https URL");
+  z.string().check(
+    z.refine((value) => value.includes("{globalUserId}"), "expected {globalUserId} in the URL"),
+    z.refine((value) => isHttpsUrl(value.replaceAll("{globalUserId}", "x")), "expected an https URL"),
+  );
 
 export const lookupAraiContract = defineContract({
   name: "lookupArai",
@@ -24,13 +24,13 @@ export const lookupAraiContract = defineContract({
       TABLE_NAME: tableNameVariable(),
       ARAI_URL_TEMPLATE: araiUrlTemplate(),
       /** Secrets Manager secret holding `{"username", "password", "clientId"}`. */
-      ARAI_CREDENTIALS_SECRET_ARN: z.string().min(1),
+      ARAI_CREDENTIALS_SECRET_ARN: z.string().check(z.minLength(1)),
       /** Bound on each ARAI request (there are at most two retries). */
-      ARAI_TIMEOUT_MS: z.coerce.number().int().min(100).max(10_000).default(2000),
+      ARAI_TIMEOUT_MS: z._default(z.coerce.number().check(z.int(), z.gte(100), z.lte(10_000)), 2000),
       /** ARAI younger than this is not fetched again. */
-      ARAI_FRESHNESS_SECONDS: z.coerce.number().int().min(0).max(86_400).default(300),
+      ARAI_FRESHNESS_SECONDS: z._default(z.coerce.number().check(z.int(), z.gte(0), z.lte(86_400)), 300),
       /** ARAI requests in flight per invocation. */
-      ARAI_CONCURRENCY: z.coerce.number().int().min(1).max(50).default(10),
+      ARAI_CONCURRENCY: z._default(z.coerce.number().check(z.int(), z.gte(1), z.lte(50)), 10),
       /**
        * `{"<source queue ARN>": "<its dead-letter queue URL>"}` for both queues: where a message that
        * can never succeed, or failed on its last delivery, is parked (runtime/deadLetters.ts).

@@ -1,5 +1,5 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { z } from "zod";
+import { z } from "../shared/zod";
 import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
 import { loadEnvironment } from "../shared/runtime/environment";
@@ -19,11 +19,11 @@ import { processRescoreEventsContract, type ProcessRescoreEventsEnvironment } fr
  */
 export function createRescoreRemovalReader(): StreamReader {
   const rescore = z.object({
-    userId: z.string().min(1),
+    userId: z.string().check(z.minLength(1)),
     globalUserId: globalUserIdSchema(),
-    rescoreDate: z.string().refine((date) => parseIsoDateTime(`${date}T00:00:00Z`) !== undefined, "expected YYYY-MM-DD"),
+    rescoreDate: z.string().check(z.refine((date) => parseIsoDateTime(`${date}T00:00:00Z`) !== undefined, "expected YYYY-MM-DD")),
     // The id of the activity that scheduled it; a rescore written before ids were stored has none.
-    correlationId: z.unknown().optional(),
+    correlationId: z.optional(z.unknown()),
   });
   return createDynamoChangeReader(({ eventName, oldImage, userIdentity, keys }) => {
     if (eventName !== "REMOVE") return { kind: "skip", reason: `${eventName} is not a removal` };

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "../shared/zod";
 import { defineContract } from "../shared/runtime/contract";
 import { DEPENDENCIES } from "../shared/runtime/telemetry";
 
@@ -16,17 +16,21 @@ export const ASYMMETRIC_ALGORITHMS = [
   "EdDSA",
 ] as const;
 
-const seconds = (fallback: number, max: number) => z.coerce.number().int().min(0).max(max).default(fallback);
+const seconds = (fallback: number, max: number) => z._default(z.coerce.number().check(z.int(), z.gte(0), z.lte(max)), fallback);
 const list = (check: (item: string) => boolean, expected: string) =>
   z
-    .string()
-    .transform((value) =>
-      value
-        .split(",")
-        .map((item) => item.trim())
-        .filter(Boolean),
+    .pipe(
+      z.string(),
+      z.transform((value) =>
+        value
+          .split(",")
+          .map((item) => item.trim())
+          .filter(Boolean),
+      ),
     )
-    .refine((items) => items.length > 0 && items.every(check), { message: `expected a comma-separated list of ${expected}` });
+    .check(
+      z.refine((items) => items.length > 0 && items.every(check), { message: `expected a comma-separated list of ${expected}` }),
+    );
 
 export const validateTokenContract = defineContract({
   name: "validateToken",
@@ -34,20 +38,20 @@ export const validateTokenContract = defineContract({
   environment: () =>
     z.object({
       /** Secrets Manager secret holding `{"apiKeys": ["…", …]}`; several keys allow rotation. */
-      API_KEYS_SECRET_ARN: z.string().min(1),
+      API_KEYS_SECRET_ARN: z.string().check(z.minLength(1)),
       API_KEYS_MAX_AGE_SECONDS: seconds(300, 3600),
       JWKS_URL: z.url({ protocol: /^https?$/ }),
-      JWKS_TIMEOUT_MS: z.coerce.number().int().min(100).max(10_000).default(1500),
+      JWKS_TIMEOUT_MS: z._default(z.coerce.number().check(z.int(), z.gte(100), z.lte(10_000)), 1500),
       JWKS_CACHE_MAX_AGE_SECONDS: seconds(600, 86_400),
-      JWT_ISSUER: z.string().min(1),
+      JWT_ISSUER: z.string().check(z.minLength(1)),
       JWT_AUDIENCE: list(Boolean, "audiences"),
-      JWT_ALGORITHMS: list(
-        (item) => (ASYMMETRIC_ALGORITHMS as readonly string[]).includes(item),
-        ASYMMETRIC_ALGORITHMS.join(", "),
-      ).default(["RS256"]),
+      JWT_ALGORITHMS: z._default(
+        list((item) => (ASYMMETRIC_ALGORITHMS as readonly string[]).includes(item), ASYMMETRIC_ALGORITHMS.join(", ")),
+        ["RS256"],
+      ),
       JWT_CLOCK_TOLERANCE_SECONDS: seconds(30, 300),
       /** Claim of the SOTC that carries the globalUserId. */
-      JWT_USER_ID_CLAIM: z.string().min(1).default("sub"),
+      JWT_USER_ID_CLAIM: z._default(z.string().check(z.minLength(1)), "sub"),
       /** Upper bound on how long AppSync may cache a logged-in answer (never past the token's expiry). */
       AUTHORIZED_TTL_SECONDS: seconds(300, 3600),
     }),

@@ -1,6 +1,6 @@
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { createRemoteJWKSet, customFetch, jwtVerify, type JWTVerifyGetKey } from "jose";
-import { z } from "zod";
+import { z } from "../shared/zod";
 import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../shared/runtime/awsClients";
 import { defineWorker } from "../shared/runtime/contract";
 import { loadEnvironment } from "../shared/runtime/environment";
@@ -110,7 +110,7 @@ export const validateToken = defineWorker(validateTokenContract, () => {
   const jwksCalls = metrics.calls(DEPENDENCIES.jwks);
   const readApiKeys = createSecretReader({
     secretId: env.API_KEYS_SECRET_ARN,
-    schema: z.object({ apiKeys: z.array(z.string().min(1)).min(1) }),
+    schema: z.object({ apiKeys: z.array(z.string().check(z.minLength(1))).check(z.minLength(1)) }),
     maxAgeMs: env.API_KEYS_MAX_AGE_SECONDS * 1000,
     client: new SecretsManagerClient(awsClientConfig(AWS_CLIENT_BOUNDS.authoriser.secretsManager)),
     waitMs: AUTHORISER_SECRET_WAIT_MS,

@@ -68,7 +68,10 @@ export function redeliveries(context: DrillContext): number {
 }
 
 /** A worker's environment as the plan sets it, its contract's defaults filled in. */
-export function plannedEnvironment<Env extends z.ZodObject>(system: LocalSystem, contract: WorkerContract<Env>): z.infer<Env> {
+export function plannedEnvironment<Env extends z.core.$ZodObject>(
+  system: LocalSystem,
+  contract: WorkerContract<Env>,
+): z.infer<Env> {
   return loadEnvironment(contract, functionOf(system, contract.name).variables);
 }
 

@@ -1,11 +1,11 @@
-import { z } from "zod";
+import { z } from "../zod";
 import { defineContract, type WorkerContract } from "../runtime/contract";
 import { DEPENDENCIES } from "../runtime/telemetry";
 
 const environment = () =>
   z.object({
     /** The Glue workflow each completed export starts. */
-    GLUE_WORKFLOW_NAME: z.string().regex(/^[\w-]{1,255}$/, "expected a Glue workflow name"),
+    GLUE_WORKFLOW_NAME: z.string().check(z.regex(/^[\w-]{1,255}$/, "expected a Glue workflow name")),
   });
 
 export type GlueImportEnvironment = z.infer<ReturnType<typeof environment>>;

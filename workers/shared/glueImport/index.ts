@@ -1,5 +1,5 @@
 import { GlueClient, StartWorkflowRunCommand } from "@aws-sdk/client-glue";
-import { z } from "zod";
+import { z } from "../zod";
 import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../runtime/awsClients";
 import { defineWorker, type WorkerContract } from "../runtime/contract";
 import { loadEnvironment } from "../runtime/environment";
@@ -17,15 +17,14 @@ const s3EventSchema = () =>
     Records: z
       .array(
         z.object({
-          eventName: z.string().optional(),
+          eventName: z.optional(z.string()),
           s3: z.object({
-            bucket: z.object({ name: z.string().min(1) }),
+            bucket: z.object({ name: z.string().check(z.minLength(1)) }),
             // Decoded here, so a key S3 could not have sent is reported with its path, before any run starts.
             object: z.object({
-              key: z
-                .string()
-                .min(1)
-                .transform((key, context) => {
+              key: z.pipe(
+                z.string().check(z.minLength(1)),
+                z.transform((key, context) => {
                   try {
                     return decodeS3Key(key);
                   } catch (error) {
@@ -33,11 +32,12 @@ const s3EventSchema = () =>
                     return z.NEVER;
                   }
                 }),
+              ),
             }),
           }),
         }),
       )
-      .min(1),
+      .check(z.minLength(1)),
   });
 
 export interface ImportSummary {
@@ -113,7 +113,7 @@ export function createGlueImport(deps: GlueImportDependencies) {
 }
 
 /** Defines an import worker around a contract made by `glueImportContract`. */
-export function defineGlueImportWorker(contract: WorkerContract<z.ZodObject>) {
+export function defineGlueImportWorker(contract: WorkerContract<z.core.$ZodObject>) {
   return defineWorker(contract, () => {
     const env = loadEnvironment(contract) as GlueImportEnvironment;
     const logger = createLogger(contract);

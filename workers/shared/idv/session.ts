@@ -4,7 +4,7 @@
  * `idv#<globalUserId>#<verificationType>`, following the vendor's (Persona's) inquiry through its
  * statuses.
  */
-import { z } from "zod";
+import { z } from "../zod";
 import { splitList } from "../runtime/environment";
 import { RECORD_TYPES } from "../scoring/table";
 
@@ -58,7 +58,7 @@ export const DEFAULT_APPROVAL_RETENTION_DAYS = 90;
 
 /** How long a fan's last approval is kept, in days, as a variable (at least the longest tier window). */
 export const approvalRetentionDaysVariable = () =>
-  z.coerce.number().int().min(1).max(365).default(DEFAULT_APPROVAL_RETENTION_DAYS);
+  z._default(z.coerce.number().check(z.int(), z.gte(1), z.lte(365)), DEFAULT_APPROVAL_RETENTION_DAYS);
 
 /** The default verification type, when a request names none. */
 export const DEFAULT_VERIFICATION_TYPE = "liveness";
@@ -70,13 +70,14 @@ export const VERIFICATION_TYPE = /^[a-z][A-Za-z0-9_-]{0,63}$/;
 
 /** The verification types a stack allows, as a comma-separated variable. */
 export const verificationTypesSchema = () =>
-  z
-    .string()
-    .transform(splitList)
-    .refine((types) => types.length > 0 && types.length <= 100 && types.every((type) => VERIFICATION_TYPE.test(type)), {
-      message: "expected a comma-separated list of 1 to 100 verification types (letters, digits, _ and -)",
-    })
-    .default([DEFAULT_VERIFICATION_TYPE]);
+  z._default(
+    z.pipe(z.string(), z.transform(splitList)).check(
+      z.refine((types) => types.length > 0 && types.length <= 100 && types.every((type) => VERIFICATION_TYPE.test(type)), {
+        message: "expected a comma-separated list of 1 to 100 verification types (letters, digits, _ and -)",
+      }),
+    ),
+    [DEFAULT_VERIFICATION_TYPE],
+  );
 
 /** A decision checkLiveness took for the fan, kept on the session and carried in the decision token. */
 export interface Decision {

@@ -5,41 +5,29 @@
  * gets through: converted, any other object says `additionalProperties: false`, and API Gateway
  * would refuse the webhook before handleEvent saw it.
  */
-import { z } from "zod";
+import { z } from "../zod";
 
 export const personaWebhookSchema = () =>
-  z
-    .object({
-      data: z
-        .object({
-          type: z.literal("event"),
-          id: z.string().min(1),
-          attributes: z
-            .object({
-              /** e.g. inquiry.completed */
-              name: z.string().min(1),
-              "created-at": z.string().min(1),
-              payload: z
-                .object({
-                  data: z
-                    .object({
-                      type: z.literal("inquiry"),
-                      id: z.string().min(1),
-                      attributes: z
-                        .object({
-                          status: z.string().min(1),
-                          "reference-id": z.string().min(1).nullable(),
-                        })
-                        .loose(),
-                    })
-                    .loose(),
-                })
-                .loose(),
-            })
-            .loose(),
-        })
-        .loose(),
-    })
-    .loose();
+  z.looseObject({
+    data: z.looseObject({
+      type: z.literal("event"),
+      id: z.string().check(z.minLength(1)),
+      attributes: z.looseObject({
+        /** e.g. inquiry.completed */
+        name: z.string().check(z.minLength(1)),
+        "created-at": z.string().check(z.minLength(1)),
+        payload: z.looseObject({
+          data: z.looseObject({
+            type: z.literal("inquiry"),
+            id: z.string().check(z.minLength(1)),
+            attributes: z.looseObject({
+              status: z.string().check(z.minLength(1)),
+              "reference-id": z.nullable(z.string().check(z.minLength(1))),
+            }),
+          }),
+        }),
+      }),
+    }),
+  });
 
 export type PersonaWebhook = z.infer<ReturnType<typeof personaWebhookSchema>>;

@@ -6,7 +6,7 @@
  * the stacks read the same object to bind it to concrete resources. A contract the stack does
  * not meet fails the deployment plan, never the Lambda at run time.
  */
-import type { z } from "zod";
+import { useEnglishMessages, z } from "../zod";
 import type { LambdaHandler } from "./handler";
 import type { Dependency } from "./telemetry";
 
@@ -18,7 +18,7 @@ export interface AccessNeed {
   readonly on: string;
 }
 
-export interface WorkerContract<Env extends z.ZodObject = z.ZodObject> {
+export interface WorkerContract<Env extends z.core.$ZodObject = z.core.$ZodObject> {
   /** The worker's name, also the last part of its Lambda function's name. */
   readonly name: string;
   readonly description: string;
@@ -37,7 +37,7 @@ export interface WorkerContract<Env extends z.ZodObject = z.ZodObject> {
 }
 
 /** A contract plus the factory `aws.lambda.CallbackFunction` serializes as the handler. */
-export interface WorkerDefinition<Env extends z.ZodObject = z.ZodObject, Event = never, Result = unknown> {
+export interface WorkerDefinition<Env extends z.core.$ZodObject = z.core.$ZodObject, Event = never, Result = unknown> {
   readonly contract: WorkerContract<Env>;
   /**
    * Runs once per Lambda container, at cold start: reads the environment, builds the logger,
@@ -60,7 +60,7 @@ const WORKER_NAME = /^[a-z][A-Za-z0-9]{2,40}$/;
 const IAM_ACTION = /^[a-z0-9-]+:[A-Za-z0-9]+$/;
 
 /** Checks a contract's shape once, where it is declared, so a typo fails at import time. */
-export function defineContract<Env extends z.ZodObject>(contract: WorkerContract<Env>): WorkerContract<Env> {
+export function defineContract<Env extends z.core.$ZodObject>(contract: WorkerContract<Env>): WorkerContract<Env> {
   if (!WORKER_NAME.test(contract.name)) {
     throw new Error(`worker name "${contract.name}" must be camelCase letters and digits`);
   }
@@ -77,22 +77,29 @@ export function defineContract<Env extends z.ZodObject>(contract: WorkerContract
 }
 
 /** A worker: its contract, and the factory the archive exports as `handler`. */
-export function defineWorker<Env extends z.ZodObject, Event, Result>(
+export function defineWorker<Env extends z.core.$ZodObject, Event, Result>(
   contract: WorkerContract<Env>,
   factory: () => LambdaHandler<Event, Result>,
 ): WorkerDefinition<Env, Event, Result> {
-  return { contract, factory };
+  return {
+    contract,
+    // The archive runs this, not ../zod's top-level statements: the messages are set here.
+    factory: () => {
+      useEnglishMessages();
+      return factory();
+    },
+  };
 }
 
 /** Names of the variables a contract requires (those without a default and not optional). */
 export function requiredVariables(contract: WorkerContract): string[] {
-  const shape = contract.environment().shape as Record<string, z.ZodType>;
+  const shape = contract.environment()._zod.def.shape;
   return Object.entries(shape)
-    .filter(([, schema]) => !schema.safeParse(undefined).success)
+    .filter(([, schema]) => !z.safeParse(schema, undefined).success)
     .map(([name]) => name);
 }
 
 /** Names of every variable a contract reads. */
 export function knownVariables(contract: WorkerContract): string[] {
-  return Object.keys(contract.environment().shape);
+  return Object.keys(contract.environment()._zod.def.shape);
 }

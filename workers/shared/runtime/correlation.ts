@@ -10,7 +10,7 @@
  * and its lines join those of the first attempt.
  */
 import { createHash } from "node:crypto";
-import { z } from "zod";
+import { z } from "../zod";
 import { describeIssues } from "./issues";
 
 /** The SQS message attribute (String) that carries the id, and the field a source record may carry it in. */
@@ -27,9 +27,11 @@ export const MAX_CORRELATION_ID_LENGTH = 128;
 export const correlationIdSchema = () =>
   z
     .string()
-    .min(1)
-    .max(MAX_CORRELATION_ID_LENGTH)
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, "expected letters, digits, '.', '_', ':' or '-', starting with a letter or digit");
+    .check(
+      z.minLength(1),
+      z.maxLength(MAX_CORRELATION_ID_LENGTH),
+      z.regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, "expected letters, digits, '.', '_', ':' or '-', starting with a letter or digit"),
+    );
 
 /** Hex digits of a made id: 128 bits of sha256, as long as a UUID's. */
 const MADE_ID_LENGTH = 32;

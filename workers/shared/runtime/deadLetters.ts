@@ -19,7 +19,7 @@
  * attributes added here.
  */
 import type { MessageAttributeValue, SQSClient } from "@aws-sdk/client-sqs";
-import { z } from "zod";
+import { z } from "../zod";
 import type { RecordFailure } from "./batch";
 import { isHttpsUrl } from "./environment";
 import type { Logger } from "./logging";
@@ -47,28 +47,31 @@ const QUEUE_ARN = /^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(?:\
  * dead-letter queue is FIFO too.
  */
 export const deadLetterQueueUrlsVariable = () =>
-  z
-    .string()
-    .transform((text, context) => {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        context.addIssue({
-          code: "custom",
-          message: "expected a JSON object mapping each source queue ARN to its dead-letter queue URL; the value is not JSON",
-        });
-        return z.NEVER;
-      }
-    })
-    .pipe(
-      z
-        .record(
-          z.string().regex(QUEUE_ARN, "expected an SQS queue ARN as the key"),
-          z.string().refine(isHttpsUrl, "expected the dead-letter queue's https URL"),
-          { error: "expected a JSON object mapping each source queue ARN to its dead-letter queue URL" },
-        )
-        .refine((queues) => Object.keys(queues).length > 0, "expected at least one source queue")
-        .superRefine((queues, context) => {
+  z.pipe(
+    z.pipe(
+      z.string(),
+      z.transform((text, context) => {
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          context.issues.push({
+            code: "custom",
+            message: "expected a JSON object mapping each source queue ARN to its dead-letter queue URL; the value is not JSON",
+            input: text,
+          });
+          return z.NEVER;
+        }
+      }),
+    ),
+    z
+      .record(
+        z.string().check(z.regex(QUEUE_ARN, "expected an SQS queue ARN as the key")),
+        z.string().check(z.refine(isHttpsUrl, "expected the dead-letter queue's https URL")),
+        { error: "expected a JSON object mapping each source queue ARN to its dead-letter queue URL" },
+      )
+      .check(
+        z.refine((queues) => Object.keys(queues).length > 0, "expected at least one source queue"),
+        z.superRefine((queues, context) => {
           for (const [arn, url] of Object.entries(queues)) {
             if (arn.endsWith(".fifo") !== url.endsWith(".fifo")) {
               context.addIssue({
@@ -79,7 +82,8 @@ export const deadLetterQueueUrlsVariable = () =>
             }
           }
         }),
-    );
+      ),
+  );
 
 /** A message to park, and why. */
 export interface ParkRequest {

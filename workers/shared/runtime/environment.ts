@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "../zod";
 import type { WorkerContract } from "./contract";
 import { describeIssues } from "./issues";
 
@@ -6,11 +6,11 @@ import { describeIssues } from "./issues";
  * Parses the process environment against a worker's contract, once per cold start.
  * A missing or malformed variable stops the container with a message naming each one.
  */
-export function loadEnvironment<Env extends z.ZodObject>(
+export function loadEnvironment<Env extends z.core.$ZodObject>(
   contract: WorkerContract<Env>,
   source: Record<string, string | undefined> = process.env,
 ): z.infer<Env> {
-  const result = contract.environment().safeParse(source);
+  const result = z.safeParse(contract.environment(), source);
   if (result.success) return result.data;
   const problems = describeIssues(result.error, "");
   throw new Error(`${contract.name}: environment does not meet the worker's contract: ${problems.join("; ")}`);
@@ -25,7 +25,7 @@ export function splitList(value: string): string[] {
 }
 
 /** A DynamoDB table's name, as a variable. */
-export const tableNameVariable = () => z.string().regex(/^[A-Za-z0-9_.-]{3,255}$/, "expected a DynamoDB table name");
+export const tableNameVariable = () => z.string().check(z.regex(/^[A-Za-z0-9_.-]{3,255}$/, "expected a DynamoDB table name"));
 
 const LOOPBACK_HOSTS: readonly string[] = ["127.0.0.1", "localhost", "[::1]"];
 

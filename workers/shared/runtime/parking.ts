@@ -13,7 +13,7 @@
  * pointer names it.
  */
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { z } from "zod";
+import { z } from "../zod";
 import { type ItemIdentifier, itemKey, type RecordFailure } from "./batch";
 import { CORRELATION_ID_ATTRIBUTE } from "./correlation";
 import { describeIssues } from "./issues";
@@ -102,24 +102,24 @@ export function parkedRecordDocument(input: {
  * it does not know is kept as it is.
  */
 export const parkedRecordSchema = () => {
-  const position = z.number().int().min(0);
+  const position = z.number().check(z.int(), z.gte(0));
   return z.object({
     parkedRecord: z.literal(PARKED_RECORD_VERSION),
-    worker: z.string().min(1),
+    worker: z.string().check(z.minLength(1)),
     reason: z.string(),
-    failureReason: z.string().min(1),
+    failureReason: z.string().check(z.minLength(1)),
     parkedAt: z.iso.datetime({ offset: true }),
-    correlationId: z.string().min(1).optional(),
+    correlationId: z.optional(z.string().check(z.minLength(1))),
     source: z.discriminatedUnion("kind", [
       z.object({
         kind: z.literal("kinesis"),
-        eventSourceARN: z.string().min(1).optional(),
-        sequenceNumber: z.string().regex(/^\d+$/, "expected a Kinesis sequence number (digits)"),
+        eventSourceARN: z.optional(z.string().check(z.minLength(1))),
+        sequenceNumber: z.string().check(z.regex(/^\d+$/, "expected a Kinesis sequence number (digits)")),
       }),
       z.object({
         kind: z.literal("kafka"),
-        eventSourceARN: z.string().min(1).optional(),
-        topic: z.string().min(1),
+        eventSourceARN: z.optional(z.string().check(z.minLength(1))),
+        topic: z.string().check(z.minLength(1)),
         partition: position,
         offset: position,
       }),

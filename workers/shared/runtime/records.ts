@@ -5,7 +5,7 @@
  * was wrong, never of the batch.
  */
 import { unmarshall } from "@aws-sdk/util-dynamodb";
-import { z } from "zod";
+import { z } from "../zod";
 import { describeIssues } from "./issues";
 
 export type Decoded<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
@@ -19,12 +19,12 @@ export const kinesisEventSchema = () =>
       z.object({
         kinesis: z.object({
           data: z.string(),
-          sequenceNumber: z.string().min(1),
-          partitionKey: z.string().optional(),
-          approximateArrivalTimestamp: z.number().optional(),
+          sequenceNumber: z.string().check(z.minLength(1)),
+          partitionKey: z.optional(z.string()),
+          approximateArrivalTimestamp: z.optional(z.number()),
         }),
-        eventID: z.string().optional(),
-        eventSourceARN: z.string().optional(),
+        eventID: z.optional(z.string()),
+        eventSourceARN: z.optional(z.string()),
       }),
     ),
   });
@@ -36,12 +36,12 @@ export const sqsEventSchema = () =>
   z.object({
     Records: z.array(
       z.object({
-        messageId: z.string().min(1),
+        messageId: z.string().check(z.minLength(1)),
         body: z.string(),
-        attributes: z.object({ MessageGroupId: z.string().optional(), ApproximateReceiveCount: z.string().optional() }).loose(),
+        attributes: z.looseObject({ MessageGroupId: z.optional(z.string()), ApproximateReceiveCount: z.optional(z.string()) }),
         /** `{ <name>: { stringValue, dataType, … } }`; read with messageAttributeString. */
-        messageAttributes: z.record(z.string(), z.unknown()).optional(),
-        eventSourceARN: z.string().optional(),
+        messageAttributes: z.optional(z.record(z.string(), z.unknown())),
+        eventSourceARN: z.optional(z.string()),
       }),
     ),
   });
@@ -60,8 +60,8 @@ export function messageAttributeString(record: SqsRecord, name: string): unknown
 }
 
 /** Parses the event's envelope; an event that is not of the shape is a fault of the wiring, thrown. */
-export function parseEvent<T>(schema: z.ZodType<T>, event: unknown, worker: string, kind: string): T {
-  const parsed = schema.safeParse(event);
+export function parseEvent<T>(schema: z.core.$ZodType<T>, event: unknown, worker: string, kind: string): T {
+  const parsed = z.safeParse(schema, event);
   if (parsed.success) return parsed.data;
   const problems = describeIssues(parsed.error, "(event)");
   throw new Error(`${worker}: not a ${kind} event: ${problems.slice(0, 5).join("; ")}`);
@@ -99,8 +99,8 @@ export function decodeBase64Json(encoded: string, what: string): Decoded<unknown
 }
 
 /** Validates `value` against `schema`, or says which fields were wrong. */
-export function decodeWith<T>(schema: z.ZodType<T>, value: unknown, what: string): Decoded<T> {
-  const parsed = schema.safeParse(value);
+export function decodeWith<T>(schema: z.core.$ZodType<T>, value: unknown, what: string): Decoded<T> {
+  const parsed = z.safeParse(schema, value);
   if (parsed.success) return { ok: true, value: parsed.data };
   const problems = describeIssues(parsed.error, "(root)");
   return { ok: false, reason: `${what} is not as expected: ${problems.slice(0, 3).join("; ")}` };
@@ -122,16 +122,16 @@ export interface DynamoChange {
 export function createDynamoChangeDecoder() {
   const attributeMap = z.record(z.string(), z.record(z.string(), z.unknown()));
   const schema = z.object({
-    eventID: z.string().min(1),
+    eventID: z.string().check(z.minLength(1)),
     eventName: z.enum(["INSERT", "MODIFY", "REMOVE"]),
-    userIdentity: z.object({ type: z.string().optional(), principalId: z.string().optional() }).nullish(),
-    eventSource: z.literal("aws:dynamodb").optional(),
+    userIdentity: z.nullish(z.object({ type: z.optional(z.string()), principalId: z.optional(z.string()) })),
+    eventSource: z.optional(z.literal("aws:dynamodb")),
     dynamodb: z.object({
       Keys: attributeMap,
-      NewImage: attributeMap.optional(),
-      OldImage: attributeMap.optional(),
-      ApproximateCreationDateTime: z.number().optional(),
-      ApproximateCreationDateTimePrecision: z.enum(["MILLISECOND", "MICROSECOND"]).optional(),
+      NewImage: z.optional(attributeMap),
+      OldImage: z.optional(attributeMap),
+      ApproximateCreationDateTime: z.optional(z.number()),
+      ApproximateCreationDateTimePrecision: z.optional(z.enum(["MILLISECOND", "MICROSECOND"])),
     }),
   });
   return function decodeDynamoChange(value: unknown): Decoded<DynamoChange> {

@@ -5,14 +5,14 @@
  * nor holds up the worker's answer.
  */
 import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import type { z } from "zod";
+import { z } from "../zod";
 import { describeIssues } from "./issues";
 import type { CallRecorder } from "./metrics";
 
 /** How long a failed fetch is remembered when the reader is not told otherwise. */
 export const DEFAULT_FAILURE_MEMORY_MS = 5_000;
 
-export interface SecretReaderOptions<T extends z.ZodType> {
+export interface SecretReaderOptions<T extends z.core.$ZodType> {
   /** ARN or name of the Secrets Manager secret holding a JSON document. */
   readonly secretId: string;
   /** Shape of the document; a secret that does not match is an error naming the field. */
@@ -49,7 +49,7 @@ export interface SecretReaderOptions<T extends z.ZodType> {
  * value (telling `onStale`) when there is; either way it is remembered for `failureMemoryMs`,
  * after which the next read asks again.
  */
-export function createSecretReader<T extends z.ZodType>(options: SecretReaderOptions<T>): () => Promise<z.infer<T>> {
+export function createSecretReader<T extends z.core.$ZodType>(options: SecretReaderOptions<T>): () => Promise<z.infer<T>> {
   const { client, secretId } = options;
   const now = options.now ?? Date.now;
   const calls: CallRecorder = options.calls ?? ((action) => action());
@@ -75,7 +75,7 @@ export function createSecretReader<T extends z.ZodType>(options: SecretReaderOpt
     } catch {
       throw new Error(`secret ${secretId} is not a JSON document`);
     }
-    const parsed = options.schema.safeParse(document);
+    const parsed = z.safeParse(options.schema, document);
     if (!parsed.success) {
       const fields = describeIssues(parsed.error, "(document)");
       throw new Error(`secret ${secretId} does not have the expected shape: ${fields.join("; ")}`);

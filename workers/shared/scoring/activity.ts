@@ -3,7 +3,7 @@
  * (docs/data-model.md#activity-messages), and which are worth scoring
  * (docs/rules.md#scorable-activities).
  */
-import { z } from "zod";
+import { z } from "../zod";
 
 /**
  * Where an activity came from: the sources of today. The message schema accepts any source name
@@ -14,7 +14,7 @@ export type ActivitySource = (typeof ACTIVITY_SOURCES)[number] | (string & {});
 
 /** A source name: camelCase letters and digits, as a worker's source label is written. */
 export const activitySourceSchema = () =>
-  z.string().regex(/^[a-z][A-Za-z0-9]{0,31}$/, "expected a source name such as sqJourney");
+  z.string().check(z.regex(/^[a-z][A-Za-z0-9]{0,31}$/, "expected a source name such as sqJourney"));
 
 /** Actions whose successful result makes an activity worth scoring. */
 export const SCORABLE_ACTIONS: readonly string[] = [
@@ -41,9 +41,11 @@ export const MAX_GLOBAL_USER_ID_LENGTH = 128;
 export const globalUserIdSchema = () =>
   z
     .string()
-    .min(1)
-    .max(MAX_GLOBAL_USER_ID_LENGTH)
-    .regex(/^[^\s#]+$/, "expected a globalUserId (no whitespace or #)");
+    .check(
+      z.minLength(1),
+      z.maxLength(MAX_GLOBAL_USER_ID_LENGTH),
+      z.regex(/^[^\s#]+$/, "expected a globalUserId (no whitespace or #)"),
+    );
 
 /**
  * The version of the activity message format this code writes, and the newest it reads
@@ -60,12 +62,12 @@ const POSITIVE_VERSION = "expected the message version, a positive integer";
  * is deployed in its newer version.
  */
 export const messageVersionSchema = (known: number) =>
-  z
-    .int({ error: POSITIVE_VERSION, abort: true })
-    .min(1, { error: POSITIVE_VERSION, abort: true })
-    .refine((version) => version <= known, {
+  z.int({ error: POSITIVE_VERSION, abort: true }).check(
+    z.gte(1, { error: POSITIVE_VERSION, abort: true }),
+    z.refine((version) => version <= known, {
       error: (issue) => `message version ${String(issue.input)} is newer than this reader knows (${known})`,
-    });
+    }),
+  );
 
 /** When the fan acted (or the rescore fell due), as an activity message carries it: ISO 8601 with a zone. */
 export const activityTimeSchema = () => z.iso.datetime({ offset: true });
@@ -78,17 +80,15 @@ export const activityTimeSchema = () => z.iso.datetime({ offset: true });
  * from a producer older than the field).
  */
 export const activityMessageSchema = () =>
-  z
-    .object({ v: messageVersionSchema(ACTIVITY_MESSAGE_VERSION).optional() })
-    .loose()
-    .pipe(
-      z.object({
-        v: z.literal(ACTIVITY_MESSAGE_VERSION).default(ACTIVITY_MESSAGE_VERSION),
-        globalUserId: globalUserIdSchema(),
-        source: activitySourceSchema(),
-        action: z.string().min(1).max(64),
-        at: activityTimeSchema(),
-      }),
-    );
+  z.pipe(
+    z.looseObject({ v: z.optional(messageVersionSchema(ACTIVITY_MESSAGE_VERSION)) }),
+    z.object({
+      v: z._default(z.literal(ACTIVITY_MESSAGE_VERSION), ACTIVITY_MESSAGE_VERSION),
+      globalUserId: globalUserIdSchema(),
+      source: activitySourceSchema(),
+      action: z.string().check(z.minLength(1), z.maxLength(64)),
+      at: activityTimeSchema(),
+    }),
+  );
 
 export type ActivityMessage = z.infer<ReturnType<typeof activityMessageSchema>>;

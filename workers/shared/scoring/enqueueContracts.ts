@@ -3,7 +3,7 @@
  * access they need. The workers' contracts are built from these, so workers that enqueue to the
  * same queue and table ask for them the same way.
  */
-import { z } from "zod";
+import { z } from "../zod";
 import { tableNameVariable } from "../runtime/environment";
 import { failureQueueVariables, PARKING_ACCESS } from "../runtime/parking";
 
@@ -11,7 +11,7 @@ import { failureQueueVariables, PARKING_ACCESS } from "../runtime/parking";
 export const fifoQueueUrl = () =>
   z
     .url({ protocol: /^https?$/ })
-    .refine((url) => url.endsWith(".fifo"), "expected the URL of a FIFO queue (name ending in .fifo)");
+    .check(z.refine((url) => url.endsWith(".fifo"), "expected the URL of a FIFO queue (name ending in .fifo)"));
 
 /** The environment of the workers that enqueue to the account-activity queue and schedule rescores. */
 export const activityStreamEnvironment = () =>
@@ -21,7 +21,7 @@ export const activityStreamEnvironment = () =>
     /** The fan-identity table, where rescore records go. */
     TABLE_NAME: tableNameVariable(),
     /** Days after the activity when the fan is scored again. */
-    RESCORE_DELAY_DAYS: z.coerce.number().int().min(1).max(30).default(5),
+    RESCORE_DELAY_DAYS: z._default(z.coerce.number().check(z.int(), z.gte(1), z.lte(30)), 5),
     /** Where records that can never be enqueued are parked. */
     ...failureQueueVariables(),
   });

@@ -4,7 +4,7 @@
  * (docs/rules.md#scorable-activities) planned as messages for the account-activity FIFO queue.
  * Pure functions; the worker (enqueueFromActivityStream) reads each record's value and does the I/O.
  */
-import { z } from "zod";
+import { z } from "../zod";
 import { itemKey, type KafkaItemIdentifier } from "../runtime/batch";
 import { createCorrelationRule, type CorrelationRule } from "../runtime/correlation";
 import type { ParkedSource } from "../runtime/parking";
@@ -18,21 +18,21 @@ export const KAFKA_EVENT_SOURCES = ["SelfManagedKafka", "aws:SelfManagedKafka"] 
 export const kafkaEventSchema = () =>
   z.object({
     eventSource: z.enum(KAFKA_EVENT_SOURCES),
-    bootstrapServers: z.string().optional(),
+    bootstrapServers: z.optional(z.string()),
     records: z.record(
-      z.string().min(1),
+      z.string().check(z.minLength(1)),
       z.array(
         z.object({
-          topic: z.string().min(1),
-          partition: z.number().int().min(0),
-          offset: z.number().int().min(0),
+          topic: z.string().check(z.minLength(1)),
+          partition: z.number().check(z.int(), z.gte(0)),
+          offset: z.number().check(z.int(), z.gte(0)),
           /** Epoch milliseconds (CREATE_TIME or LOG_APPEND_TIME); -1 when the record has none. */
-          timestamp: z.number().optional(),
-          timestampType: z.string().optional(),
+          timestamp: z.optional(z.number()),
+          timestampType: z.optional(z.string()),
           // Base64; a tombstone has a null value, a record may have no key.
-          key: z.string().nullish(),
-          value: z.string().nullish(),
-          headers: z.array(z.unknown()).optional(),
+          key: z.nullish(z.string()),
+          value: z.nullish(z.string()),
+          headers: z.optional(z.array(z.unknown())),
         }),
       ),
     ),

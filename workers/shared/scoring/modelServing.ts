@@ -5,7 +5,7 @@
  * `{"predictions": [number, ...]}` in input order; bearer token from Secrets Manager.
  */
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { z } from "zod";
+import { z } from "../zod";
 import { AWS_CLIENT_BOUNDS, awsClientConfig } from "../runtime/awsClients";
 import { createHttpClient, type HttpCallOptions, httpServiceError } from "../runtime/http";
 import { describeError, type Logger } from "../runtime/logging";
@@ -49,7 +49,7 @@ export function createModelTokenReader(options: {
 }): () => Promise<string> {
   const read = createSecretReader({
     secretId: options.secretId,
-    schema: z.object({ token: z.string().min(1) }),
+    schema: z.object({ token: z.string().check(z.minLength(1)) }),
     maxAgeMs: MODEL_TOKEN_MAX_AGE_MS,
     waitMs: MODEL_TOKEN_WAIT_MS,
     onStale: options.onStale,

@@ -6,7 +6,7 @@
  * runtime/parking.ts) or failed with a reason; none is dropped.
  */
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { z } from "zod";
+import { z } from "../zod";
 import { type BatchResponse, partialBatchResponse, type RecordFailure } from "../runtime/batch";
 import { correlationIdSchema } from "../runtime/correlation";
 import { describeError, type Logger } from "../runtime/logging";
@@ -43,11 +43,11 @@ export const fanImageSchema = () =>
   z.object({
     globalUserId: globalUserIdSchema(),
     arai: z.record(z.string(), z.unknown()),
-    araiVersion: z.number().int().min(1),
-    lastActivity: z
-      .object({ correlationId: correlationIdSchema().optional().catch(undefined) })
-      .optional()
-      .catch(undefined),
+    araiVersion: z.number().check(z.int(), z.gte(1)),
+    lastActivity: z.catch(
+      z.optional(z.object({ correlationId: z.catch(z.optional(correlationIdSchema()), undefined) })),
+      undefined,
+    ),
   });
 
 export type ScoringDecision =

@@ -1,5 +1,5 @@
 /** The environment both scoring workers (scoreUsers, stagingScoreUsers) read. */
-import { z } from "zod";
+import { z } from "../zod";
 import { tableNameVariable } from "../runtime/environment";
 import { failureQueueVariables } from "../runtime/parking";
 
@@ -11,12 +11,12 @@ export const scoringEnvironment = () =>
     /** The full invocations URL: https://<host>/serving-endpoints/<name>/invocations. */
     MODEL_URL: z.url({ protocol: /^https?$/ }),
     /** The model version the endpoint serves, stored with every score. */
-    MODEL_VERSION: z.string().min(1).max(128),
+    MODEL_VERSION: z.string().check(z.minLength(1), z.maxLength(128)),
     /** Secrets Manager secret holding `{"token": "…"}`, the endpoint's bearer token. */
-    MODEL_TOKEN_SECRET_ARN: z.string().min(1),
-    MODEL_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(3000),
+    MODEL_TOKEN_SECRET_ARN: z.string().check(z.minLength(1)),
+    MODEL_TIMEOUT_MS: z._default(z.coerce.number().check(z.int(), z.gte(100), z.lte(30_000)), 3000),
     /** Fans per model request. */
-    MODEL_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(100),
+    MODEL_BATCH_SIZE: z._default(z.coerce.number().check(z.int(), z.gte(1), z.lte(1000)), 100),
     /** Where fan-record changes that can never be scored are parked. */
     ...failureQueueVariables(),
   });
