@@ -200,9 +200,9 @@ export function keepArchivesIn(dir: string | undefined): void {
  * A kept archive is named by a digest of everything it is made from: the worker, the workers'
  * code as this process loads it (the directory beside this module: compiled JS in a build, or the
  * TypeScript sources under ts-node), the locked package versions, the Node and Pulumi versions
- * that serialize it and the bundle options. The workers' code captures nothing from the planning
- * process but code (nothing under workers/ reads configuration at load), so the same inputs make
- * the same archive.
+ * that serialize it, and this module with its bundle options. The workers' code captures nothing
+ * from the planning process but code (nothing under workers/ reads configuration at load), so the
+ * same inputs make the same archive.
  */
 function keptArchive(worker: string): { read(): string | undefined; write(code: string): void } | undefined {
   if (!archiveStore) return undefined;
@@ -234,6 +234,8 @@ function archiveDigest(worker: string): string {
         .version;
     hash.update(JSON.stringify([process.version, versionOf("@pulumi/pulumi"), versionOf("esbuild"), BUNDLE_OPTIONS]));
     hash.update(fs.readFileSync(path.join(root, "package-lock.json")));
+    // How an archive is bundled is this module's code, as much as the options are.
+    hash.update(fs.readFileSync(__filename));
     const workers = path.resolve(__dirname, "../workers");
     for (const file of filesUnder(workers)) {
       hash.update(path.relative(workers, file));
