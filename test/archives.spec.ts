@@ -45,6 +45,17 @@ describe("Lambda archives, run in a fresh process as Lambda runs them", function
 
   const deployed = (component: string, worker: string) => shelf.deployed(plan, component, worker);
 
+  it("name an environment variable the deployment left out in zod's English message, at cold start", async function () {
+    // An archive is the factory serialized: the English locale must be set where the factory starts.
+    const { archive, lambdaEnv } = await deployed("scoring-east", "getArmScore");
+    const env = lambdaEnv({});
+    delete env.ARM_REDIS_URL;
+    await assert.rejects(invokeArchive(archive, { globalUserId: "gu-1" }, env), (error: Error) => {
+      assert.match(error.message, /ARM_REDIS_URL: Invalid input: expected string, received undefined/);
+      return true;
+    });
+  });
+
   it("validateToken authorises a real AppSync authoriser event, reading its keys and JWKS once per container", async function () {
     const { archive, planned, lambdaEnv } = await deployed("auth", "validateToken");
     const [key] = jwks.published;
