@@ -19,7 +19,8 @@ sed -i -e 's/enqueueFromSQJourneyStream/enqueueFromTransferStream/g' -e 's/SQJou
   -e 's/fans moving through the smart queue on sq-journey-stream/fans receiving a ticket transfer on transfer-stream/' \
   -e 's/Queue-journey steps/Completed ticket transfers/' \
   -e 's/sq-journey-stream: a queue-journey event `{ globalUserId, journeyStep, timestamp, … }`/transfer-stream: a transfer `{ toGlobalUserId, status, completedAt, … }`/' \
-  -e 's/globalUserId: globalUserIdSchema(), timestamp: z.unknown().optional()/toGlobalUserId: globalUserIdSchema(), completedAt: z.unknown().optional()/' \
+  -e 's/^\(\s*\)globalUserId: globalUserIdSchema(),$/\1toGlobalUserId: globalUserIdSchema(),/' \
+  -e 's/^\(\s*\)timestamp: z.optional(z.unknown()),$/\1completedAt: z.optional(z.unknown()),/' \
   -e 's/"queue-journey event"/"transfer"/' -e 's/event.globalUserId/event.toGlobalUserId/' -e 's/event.timestamp/event.completedAt/' \
   workers/enqueueFromTransferStream/*.ts
 
