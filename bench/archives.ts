@@ -9,13 +9,11 @@
  * the rest). Then validateToken warm: many calls in one process after its first, p50 and p99,
  * next to the empty handler's warm calls.
  */
-import { createHmac } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { exportPKCS8, generateKeyPair } from "jose";
 import { invokeArchive, type InvokeReport, type WrittenArchive } from "../tools/offline/archive";
-import { sessionExpiry, sessionKey } from "../workers/shared/idv/session";
 import { WORKERS } from "../workers/registry";
 import { araiAnswerFor } from "../test/support/arai";
 import { archiveShelf } from "../test/support/archives";
@@ -24,6 +22,7 @@ import { fixture } from "../test/support/fixtures";
 import { awsJsonResponder, WireServer } from "../test/support/http";
 import { createSigningKey, JwksServer, signSotc } from "../test/support/jwks";
 import { startDynamo, startSqs } from "../test/support/localAws";
+import { personaWebhookEvent, sessionAwaitingWebhook, startPersona } from "../test/support/idv";
 import { planStack } from "../test/support/program";
 import { startRedis } from "../test/support/redis";
 import { startSecrets } from "../test/support/secrets";
@@ -81,24 +80,7 @@ async function standIns() {
   );
   const arai = await WireServer.start((request) => ({ body: araiAnswerFor(decodeURIComponent(request.url.split("/")[4]!)) }));
   let inquiries = 0;
-  const persona = await WireServer.start((request) => {
-    const body = JSON.parse(request.body) as { data: { attributes: Record<string, string> } };
-    return {
-      status: 201,
-      body: {
-        data: {
-          type: "inquiry",
-          id: `inq_Bench${String((inquiries += 1)).padStart(18, "0")}`,
-          attributes: {
-            status: "created",
-            "reference-id": body.data.attributes["reference-id"],
-            "created-at": new Date().toISOString(),
-          },
-        },
-        meta: { "session-token": "st_bench" },
-      },
-    };
-  });
+  const persona = await startPersona(() => `inq_Bench${String((inquiries += 1)).padStart(18, "0")}`, "st_bench");
   await redis
     .admin()
     .set(
@@ -136,27 +118,6 @@ async function standIns() {
   };
 }
 type StandIns = Awaited<ReturnType<typeof standIns>>;
-
-/** A signed Persona webhook for `inquiry`, as API Gateway delivers it. */
-function webhookEvent(inquiry: string) {
-  const template = fixture<{ body: string; headers: Record<string, string>; multiValueHeaders: Record<string, string[]> }>(
-    "apigateway-persona-webhook.json",
-  );
-  const webhook = JSON.parse(template.body) as {
-    data: { attributes: { "created-at": string; payload: { data: { id: string } } } };
-  };
-  webhook.data.attributes["created-at"] = new Date().toISOString();
-  webhook.data.attributes.payload.data.id = inquiry;
-  const body = JSON.stringify(webhook);
-  const t = Math.floor(Date.now() / 1000);
-  const header = `t=${t},v1=${createHmac("sha256", WEBHOOK_SECRET).update(`${t}.${body}`).digest("hex")}`;
-  return {
-    ...template,
-    body,
-    headers: { ...template.headers, "Persona-Signature": header },
-    multiValueHeaders: { ...template.multiValueHeaders, "Persona-Signature": [header] },
-  };
-}
 
 async function cases(s: StandIns, sotc: string): Promise<Case[]> {
   const table = await s.dynamo.createFanTable();
@@ -250,22 +211,9 @@ async function cases(s: StandIns, sotc: string): Promise<Case[]> {
       prepare: async () => {
         // A session awaiting its webhook, written afresh for each run.
         const inquiry = "inq_Bench000000000000000001";
-        const created = new Date(Date.now() - 60_000).toISOString();
-        const session = {
-          userId: sessionKey(FAN, "liveness"),
-          type: "idvSession",
-          globalUserId: FAN,
-          verificationType: "liveness",
-          vendorSessionId: inquiry,
-          status: "created",
-          statusHistory: [{ status: "created", at: created }],
-          decisions: [],
-          created,
-          updated: created,
-          ...sessionExpiry("created", created),
-        };
-        await s.dynamo.seed(table, [session]);
-        return { event: webhookEvent(inquiry), overrides: idv };
+        const session = sessionAwaitingWebhook(FAN, inquiry);
+        await s.dynamo.seed(table, [session as unknown as Record<string, unknown>]);
+        return { event: personaWebhookEvent(inquiry, WEBHOOK_SECRET), overrides: idv };
       },
     },
   ];

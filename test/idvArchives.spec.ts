@@ -4,15 +4,15 @@
  * delivers it, against a local DynamoDB and Persona and Secrets Manager at the wire.
  */
 import { strict as assert } from "node:assert";
-import { createHmac } from "node:crypto";
 import { exportPKCS8, exportSPKI, generateKeyPair, importSPKI, jwtVerify } from "jose";
 import { decisionTokenVerifyOptions } from "../workers/checkLiveness/token";
 import { invokeArchive } from "../tools/offline/archive";
-import { sessionExpiry, sessionKey, type SessionItem } from "../workers/shared/idv/session";
+import { sessionKey } from "../workers/shared/idv/session";
 import { archiveShelf, resultsOf } from "./support/archives";
 import { fixture } from "./support/fixtures";
 import { WireServer } from "./support/http";
 import { type LocalDynamo, startDynamo } from "./support/localAws";
+import { personaWebhookEvent, sessionAwaitingWebhook, startPersona } from "./support/idv";
 import { type PlannedStack, planStack } from "./support/program";
 import { startSecrets } from "./support/secrets";
 
@@ -42,24 +42,7 @@ describe("identity-verification archives, run in a fresh process as Lambda runs 
           ? signingKey
           : { apiKey: "persona_sandbox_key" },
     );
-    persona = await WireServer.start((request) => {
-      const body = JSON.parse(request.body) as { data: { attributes: Record<string, string> } };
-      return {
-        status: 201,
-        body: {
-          data: {
-            type: "inquiry",
-            id: "inq_Archive0000000000000001",
-            attributes: {
-              status: "created",
-              "reference-id": body.data.attributes["reference-id"],
-              "created-at": new Date().toISOString(),
-            },
-          },
-          meta: { "session-token": "st_archive" },
-        },
-      };
-    });
+    persona = await startPersona(() => "inq_Archive0000000000000001", "st_archive");
   });
 
   after(async function () {
@@ -110,48 +93,18 @@ describe("identity-verification archives, run in a fresh process as Lambda runs 
   it("handleEvent takes a signed Persona webhook as API Gateway delivers it, and refuses a bad signature with 401", async function () {
     const { archive, lambdaEnv } = await shelf.deployed(plan, "idv", "handleEvent");
     const inquiry = "inq_Archive0000000000000002";
-    const created = new Date(Date.now() - 60_000).toISOString();
-    const session: SessionItem = {
-      userId: sessionKey(FAN, "liveness"),
-      type: "idvSession",
-      globalUserId: FAN,
-      verificationType: "liveness",
-      vendorSessionId: inquiry,
-      status: "created",
-      statusHistory: [{ status: "created", at: created }],
-      decisions: [],
-      created,
-      updated: created,
-      ...sessionExpiry("created", created),
-    };
+    const session = sessionAwaitingWebhook(FAN, inquiry);
     await dynamo.seed(table, [session as unknown as Record<string, unknown>]);
 
-    const template = fixture<{ body: string; headers: Record<string, string>; multiValueHeaders: Record<string, string[]> }>(
-      "apigateway-persona-webhook.json",
-    );
-    const webhook = JSON.parse(template.body) as {
-      data: { attributes: { "created-at": string; payload: { data: { id: string } } } };
-    };
-    webhook.data.attributes["created-at"] = new Date().toISOString();
-    webhook.data.attributes.payload.data.id = inquiry;
-    const body = JSON.stringify(webhook);
-    const t = Math.floor(Date.now() / 1000);
-    const signature = (secret: string) => `t=${t},v1=${createHmac("sha256", secret).update(`${t}.${body}`).digest("hex")}`;
-    const event = (header: string) => ({
-      ...template,
-      body,
-      headers: { ...template.headers, "Persona-Signature": header },
-      multiValueHeaders: { ...template.multiValueHeaders, "Persona-Signature": [header] },
-    });
     const env = lambdaEnv(services());
 
-    const refused = resultsOf(await invokeArchive(archive, event(signature("wbhsec_someone_else")), env)) as {
+    const refused = resultsOf(await invokeArchive(archive, personaWebhookEvent(inquiry, "wbhsec_someone_else"), env)) as {
       statusCode: number;
     }[];
     assert.equal(refused[0]!.statusCode, 401);
     assert.equal((await dynamo.item(table, session.userId))?.status, "created");
 
-    const accepted = resultsOf(await invokeArchive(archive, event(signature(WEBHOOK_SECRET)), env)) as {
+    const accepted = resultsOf(await invokeArchive(archive, personaWebhookEvent(inquiry, WEBHOOK_SECRET), env)) as {
       statusCode: number;
       body: string;
     }[];
