@@ -18,8 +18,9 @@ import { enqueueFromVfStream } from "../workers/enqueueFromVfStream";
 import { AWS_CLIENT_BOUNDS, type AwsClientBounds, awsClientConfig, type AwsService } from "../workers/shared/runtime/awsClients";
 import { projectRoot } from "../components/archive";
 import { startBotOrNotImport } from "../workers/startBotOrNotImport";
+import type { BatchResponse } from "../workers/shared/runtime/batch";
 import { failuresOf } from "./support/batch";
-import { AWS_VARIABLES, environmentPerTest, LAMBDA_AWS } from "./support/environment";
+import { AWS_VARIABLES, LAMBDA_AWS, setEnvironment, unset } from "./support/environment";
 import { fixture } from "./support/fixtures";
 import { captureLogs } from "./support/logs";
 import { refusingUrl, type SilentServer, startSilentServer } from "./support/silentServer";
@@ -113,9 +114,133 @@ const USES = Object.entries(AWS_CLIENT_BOUNDS).flatMap(([use, services]) =>
   })),
 );
 
+/** The factories' environment, for both workers at once: they read disjoint variables. */
+const FACTORY_VARIABLES = [
+  ...AWS_VARIABLES,
+  "AWS_ENDPOINT_URL_GLUE",
+  "AWS_ENDPOINT_URL_SQS",
+  "GLUE_WORKFLOW_NAME",
+  "ON_DEMAND_QUEUE_URL",
+  "FAILURE_QUEUE_URL",
+  "POWERTOOLS_LOG_LEVEL",
+];
+
 describe("AWS SDK clients (runtime/awsClients.ts)", function () {
+  // The calls below each end only on their own bounds, in real time: they are made together,
+  // before the tests, and the suite waits for the longest rather than for their sum. Each call has
+  // a server of its own, so what a server counts is that call's alone.
+  const silent = new Map<string, SilentServer>();
+  const outcomes = new Map<string, { silent: SdkFailure; refused: SdkFailure }>();
+  let stalling: Awaited<ReturnType<typeof startStallingServer>> | undefined;
+  let stalled: SdkFailure;
+  const factoryServers: { glue?: SilentServer; sqs?: SilentServer } = {};
+  let importOutcome: unknown;
+  let enqueueOutcome: BatchResponse | undefined;
+  const vfEvent = fixture<KinesisFixtureEvent>("kinesis-vf-login.json");
+
+  async function everyUse() {
+    await Promise.all(
+      USES.map(async ({ use, service, bounds }) => {
+        const server = await startSilentServer();
+        silent.set(`${use}.${service}`, server);
+        const [hung, refused] = await Promise.all([
+          callOnce(service, bounds, server.url),
+          callOnce(service, bounds, await refusingUrl()),
+        ]);
+        outcomes.set(`${use}.${service}`, { silent: hung, refused });
+      }),
+    );
+  }
+
+  async function stallingBody() {
+    stalling = await startStallingServer();
+    stalled = await callOnce("dynamoDb", AWS_CLIENT_BOUNDS.lookup.dynamoDb, stalling.url);
+  }
+
+  /** Each factory's handler, as Lambda would run it, against a silent Glue and a silent SQS. */
+  async function factories() {
+    const glue = (factoryServers.glue = await startSilentServer());
+    const sqs = (factoryServers.sqs = await startSilentServer());
+    const restore = setEnvironment({
+      ...unset(FACTORY_VARIABLES),
+      ...LAMBDA_AWS,
+      AWS_ENDPOINT_URL_GLUE: glue.url,
+      GLUE_WORKFLOW_NAME: "fanid-dev1-bot-or-not-import",
+      AWS_ENDPOINT_URL_SQS: sqs.url,
+      ON_DEMAND_QUEUE_URL: `${sqs.url}/000000000000/fanid-dev1-us-east-1-on-demand-scoring-sqs`,
+      FAILURE_QUEUE_URL: `${sqs.url}/000000000000/fanid-dev1-us-east-1-scoring-stream-failures-sqs`,
+      POWERTOOLS_LOG_LEVEL: "CRITICAL",
+    });
+    try {
+      const importHandler = startBotOrNotImport.factory();
+      const enqueueHandler = enqueueFromVfStream.factory();
+      await captureLogs(() =>
+        Promise.all([
+          importHandler(fixture("s3-export-success.json")).then(
+            () => (importOutcome = undefined),
+            (error: unknown) => (importOutcome = error),
+          ),
+          enqueueHandler(vfEvent).then((result) => (enqueueOutcome = result as BatchResponse)),
+        ]),
+      );
+    } finally {
+      restore();
+    }
+  }
+
+  before(async function () {
+    // The uses' calls first, alone: their connection timeouts are a few hundred milliseconds, and
+    // loading a worker's modules would hold the event loop past them.
+    await everyUse();
+    await Promise.all([stallingBody(), factories()]);
+  });
+  after(async function () {
+    await Promise.all([...silent.values(), stalling, factoryServers.glue, factoryServers.sqs].map((server) => server?.close()));
+  });
+
   it("bound every use: a connection and a request timeout, and at most two retries (REQ-007)", function () {
     assert.ok(USES.length > 0);
+    for (const { use, service, bounds } of USES) {
+      const what = `${use}.${service}`;
+      assert.ok(bounds.maxAttempts >= 1 && bounds.maxAttempts <= 3, `${what}: ${bounds.maxAttempts} attempts`);
+      assert.ok(bounds.connectionTimeoutMs > 0 && bounds.requestTimeoutMs > 0, what);
+      assert.ok(bounds.connectionTimeoutMs <= bounds.requestTimeoutMs, `${what}: the connection is part of the request`);
+      assert.deepEqual(awsClientConfig(bounds), {
+        maxAttempts: bounds.maxAttempts,
+        requestHandler: {
+          connectionTimeout: bounds.connectionTimeoutMs,
+          requestTimeout: bounds.requestTimeoutMs,
+          socketTimeout: bounds.requestTimeoutMs,
+          throwOnRequestTimeout: true,
+        },
+      });
+    }
+  });
+
+  it("are the figures docs/rules.md#timeouts gives for each use", function () {
+    const rules = fs.readFileSync(path.join(projectRoot(), "docs", "rules.md"), "utf8");
+    const section = rules.slice(rules.indexOf("## Timeouts"), rules.indexOf("\n## ", rules.indexOf("## Timeouts")));
+    const columns: AwsService[] = ["secretsManager", "dynamoDb", "sqs", "glue"];
+    const documented = new Map<string, Partial<Record<AwsService, AwsClientBounds>>>();
+    for (const [, use, cells] of section.matchAll(/^\| `(\w+)` \| [^|]+ \|(.*)\|$/gm)) {
+      const figures = cells!.split("|").map((cell) => cell.trim());
+      const services: Partial<Record<AwsService, AwsClientBounds>> = {};
+      figures.forEach((cell, index) => {
+        const match = /^(\d+) \/ (\d+) ms × (\d)$/.exec(cell);
+        if (match) {
+          services[columns[index]!] = {
+            connectionTimeoutMs: Number(match[1]),
+            requestTimeoutMs: Number(match[2]),
+            maxAttempts: Number(match[3]),
+          };
+        } else assert.equal(cell, "", `docs/rules.md, ${use}: "${cell}" is not "<connect> / <request> ms × <attempts>"`);
+      });
+      documented.set(use!, services);
+    }
+    assert.deepEqual(Object.fromEntries(documented), AWS_CLIENT_BOUNDS);
+  });
+
+  describe("against a server that never answers, and an address that refuses connections", function () {
     for (const { use, service, bounds } of USES) {
       const what = `${use}.${service}`;
       assert.ok(bounds.maxAttempts >= 1 && bounds.maxAttempts <= 3, `${what}: ${bounds.maxAttempts} attempts`);
@@ -195,70 +320,26 @@ describe("AWS SDK clients (runtime/awsClients.ts)", function () {
     }
   });
 
-  it("ends an answer whose body stalls with a TimeoutError after its attempts, not the SDK's five-minute default", async function () {
+  it("ends an answer whose body stalls with a TimeoutError after its attempts, not the SDK's five-minute default", function () {
     const bounds = AWS_CLIENT_BOUNDS.lookup.dynamoDb;
-    const server = await startStallingServer();
-    try {
-      const failure = await callOnce("dynamoDb", bounds, server.url);
-      assert.equal(failure.name, "TimeoutError", failure.message);
-      assert.match(failure.message, new RegExp(`${bounds.requestTimeoutMs} ms of inactivity`));
-      assert.equal(failure.$metadata?.attempts, bounds.maxAttempts);
-      assert.equal(server.requests(), bounds.maxAttempts);
-    } finally {
-      await server.close();
-    }
+    assert.equal(stalled.name, "TimeoutError", stalled.message);
+    assert.match(stalled.message, new RegExp(`${bounds.requestTimeoutMs} ms of inactivity`));
+    assert.equal(stalled.$metadata?.attempts, bounds.maxAttempts);
+    assert.equal(stalling!.requests(), bounds.maxAttempts);
   });
 
   describe("as the workers' factories build them", function () {
-    let server: SilentServer;
-    const setWorkerEnvironment = environmentPerTest([
-      ...AWS_VARIABLES,
-      "AWS_ENDPOINT_URL_GLUE",
-      "AWS_ENDPOINT_URL_SQS",
-      "GLUE_WORKFLOW_NAME",
-      "ON_DEMAND_QUEUE_URL",
-      "POWERTOOLS_LOG_LEVEL",
-    ]);
-    beforeEach(async function () {
-      server = await startSilentServer();
-    });
-    afterEach(async function () {
-      await server.close();
-    });
-
-    it("startBotOrNotImport: a Glue that never answers fails the export after the import's Glue attempts", async function () {
-      setWorkerEnvironment({
-        ...LAMBDA_AWS,
-        AWS_ENDPOINT_URL_GLUE: server.url,
-        GLUE_WORKFLOW_NAME: "fanid-dev1-bot-or-not-import",
-        POWERTOOLS_LOG_LEVEL: "CRITICAL",
-      });
-      const handler = startBotOrNotImport.factory();
-      const { result } = await captureLogs(() =>
-        handler(fixture("s3-export-success.json")).then(
-          () => undefined,
-          (error: Error) => error,
-        ),
-      );
+    it("startBotOrNotImport: a Glue that never answers fails the export after the import's Glue attempts", function () {
+      const result = importOutcome;
       assert.ok(result instanceof Error, "the handler rejects, so Lambda retries the event");
       assert.match(result.message, new RegExp(`${AWS_CLIENT_BOUNDS.import.glue.requestTimeoutMs} ms requestTimeout`));
-      assert.equal(server.requests, AWS_CLIENT_BOUNDS.import.glue.maxAttempts);
+      assert.equal(factoryServers.glue!.requests, AWS_CLIENT_BOUNDS.import.glue.maxAttempts);
     });
 
-    it("enqueueFromVfStream: an SQS that never answers fails the record after sendMessages' attempts of the enqueue SQS attempts", async function () {
-      setWorkerEnvironment({
-        ...LAMBDA_AWS,
-        AWS_ENDPOINT_URL_SQS: server.url,
-        ON_DEMAND_QUEUE_URL: `${server.url}/000000000000/fanid-dev1-us-east-1-on-demand-scoring-sqs`,
-        FAILURE_QUEUE_URL: `${server.url}/000000000000/fanid-dev1-us-east-1-scoring-stream-failures-sqs`,
-        POWERTOOLS_LOG_LEVEL: "CRITICAL",
-      });
-      const handler = enqueueFromVfStream.factory();
-      const event = fixture<KinesisFixtureEvent>("kinesis-vf-login.json");
-      const { result } = await captureLogs(() => handler(event));
-      assert.deepEqual(failuresOf(result), [event.Records[0]!.kinesis.sequenceNumber]);
+    it("enqueueFromVfStream: an SQS that never answers fails the record after sendMessages' attempts of the enqueue SQS attempts", function () {
+      assert.deepEqual(failuresOf(enqueueOutcome!), [vfEvent.Records[0]!.kinesis.sequenceNumber]);
       // sendMessages makes three attempts of each batch (runtime/sqs.ts), each the SDK's attempts.
-      assert.equal(server.requests, 3 * AWS_CLIENT_BOUNDS.enqueue.sqs.maxAttempts);
+      assert.equal(factoryServers.sqs!.requests, 3 * AWS_CLIENT_BOUNDS.enqueue.sqs.maxAttempts);
     });
   });
 });

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { PutRecordsCommand } from "@aws-sdk/client-kinesis";
 import { running } from "../tools/local/processes";
 import { runLocal } from "../tools/local/run";
-import { nameOfArn } from "../tools/local/wiring";
+import { nameOfArn, readWiring } from "../tools/local/wiring";
 import { WORKERS } from "../workers/registry";
 import { type BootedSystem, bootLocal, until } from "./support/localSystem";
 import { planStack, stackSection, planAfresh } from "./support/program";
@@ -46,6 +46,16 @@ describe("the local system", function () {
   describe("a bounded run of mixed traffic", function () {
     it("scores every scorable fan from its latest ARAI and accounts for every event, leaving nothing running", async function () {
       const plan = await planStack("qa1");
+      const wiring = readWiring(plan.resources);
+      // A message a loaded machine made fail once is received again after the scoring queues'
+      // visibility timeout, and reconciled, as in Lambda. The plan's is six times lookupArai's
+      // timeout (six minutes); the run's is the longest timeout of a function reading a queue,
+      // the least Lambda accepts, so no message comes back while its invocation may still run.
+      const redeliveryAfterSeconds = Math.max(
+        ...wiring.mappings
+          .filter((mapping) => mapping.kind === "sqs")
+          .map((mapping) => wiring.functions.find((fn) => fn.name === mapping.functionName)!.timeoutSeconds),
+      );
       const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "local-run-"));
       try {
         const outcome = await runLocal({
@@ -54,8 +64,8 @@ describe("the local system", function () {
           dataDir,
           durationMs: 20_000,
           rate: 120,
-          // Longer than the queues' visibility timeout: a message a loaded machine made fail
-          // once is received again and reconciled, as in Lambda.
+          redeliveryAfterSeconds,
+          // Longer than that visibility timeout, a few times over: a limit, not a wait.
           drainTimeoutMs: 480_000,
           badRate: 0.05,
           fans: 400,

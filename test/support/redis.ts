@@ -11,7 +11,13 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Redis } from "ioredis";
-import { freePort, REDIS_HOST as HOST, type RedisProcess, spawnRedisServer } from "../../tools/local/services/redis";
+import {
+  freePort,
+  REDIS_HOST as HOST,
+  type RedisProcess,
+  spawnRedisOnFreePort,
+  spawnRedisServer,
+} from "../../tools/local/services/redis";
 
 export { freePort };
 
@@ -57,15 +63,19 @@ export interface RedisServer {
 /** Starts a redis-server with `args` appended to the defaults (no persistence, loopback only). */
 export async function startRedis(args: readonly string[] = [], options: { port?: number } = {}): Promise<RedisServer> {
   requireRedis();
-  const port = options.port ?? (await freePort());
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `redis-${port}-`));
   let child: RedisProcess;
-  try {
-    child = await spawnRedisServer({ port, dir, args });
-  } catch (error) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    throw error;
+  if (options.port === undefined) {
+    child = await spawnRedisOnFreePort({ prefix: "redis-", args });
+  } else {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `redis-${options.port}-`));
+    try {
+      child = await spawnRedisServer({ port: options.port, dir, args });
+    } catch (error) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
   }
+  const { port, dir } = child;
 
   let admin: Redis | undefined;
   let paused = false;

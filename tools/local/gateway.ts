@@ -30,7 +30,6 @@ export interface GatewayOptions {
   /** The AppSync API's Lambda authoriser. */
   readonly authorizer?: string;
   readonly accountId: string;
-  readonly port?: number;
 }
 
 export interface Gateway {
@@ -228,45 +227,78 @@ async function rest(
   return { status: result.statusCode, headers: result.headers, body: result.body ?? "" };
 }
 
-/** Starts the gateway on loopback. */
-export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+/**
+ * A gateway listening on a loopback port the system chose (the kernel's, so no other listener
+ * can take it meanwhile), before what it answers is known: the stand-ins need its address first
+ * (Persona sends its webhooks there). Requests that arrive before `serve` wait for it.
+ */
+export interface OpenGateway {
+  readonly url: string;
+  readonly port: number;
+  /** Answers every request, those waiting included, with `options`. */
+  serve(options: GatewayOptions): Gateway;
+  close(): Promise<void>;
+}
+
+/** Opens the gateway on a free loopback port; it answers once `serve` is called. */
+export async function openGateway(): Promise<OpenGateway> {
+  let serve!: (options: GatewayOptions) => void;
+  const served = new Promise<GatewayOptions>((resolve) => (serve = resolve));
   const server = http.createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on("data", (chunk: Buffer) => chunks.push(chunk));
     request.on("end", () => {
       const text = Buffer.concat(chunks).toString("utf8");
-      const url = new URL(request.url ?? "/", "http://localhost");
-      const field = /^\/graphql\/([A-Za-z0-9_]+)$/.exec(url.pathname)?.[1];
-      const invoked = INVOKE_PATH.exec(url.pathname)?.[1];
-      const route = options.wiring.routes.find(
-        (candidate) => candidate.path === url.pathname && candidate.method === request.method,
-      );
-      const invocationType = request.headers["x-amz-invocation-type"];
-      const answer =
-        request.method === "POST" && invoked
-          ? answerInvoke(
-              { functions: options.wiring.functions, invoke: options.invoke, invokeAsync: options.invokeAsync },
-              decodeURIComponent(invoked),
-              typeof invocationType === "string" ? invocationType : undefined,
-              text,
-            )
-          : request.method === "POST" && field
-            ? graphql(options, field, request, text)
-            : route
-              ? rest(options, route, request, url, text)
-              : Promise.resolve(json(404, { message: `no route ${request.method} ${url.pathname}` }));
-      answer.then(
-        (done) => response.writeHead(done.status, done.headers).end(done.body),
-        (error: unknown) => response.writeHead(500, { "content-type": "text/plain" }).end(String(error)),
-      );
+      served
+        .then((options) => answer(options, request, text))
+        .then(
+          (done) => response.writeHead(done.status, done.headers).end(done.body),
+          (error: unknown) => response.writeHead(500, { "content-type": "text/plain" }).end(String(error)),
+        );
     });
   });
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => (server.off("error", reject), resolve()));
+  });
+  const port = (server.address() as AddressInfo).port;
+  const close = async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   };
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    url,
+    port,
+    serve(options) {
+      serve(options);
+      return { url, close };
+    },
+    close,
+  };
+}
+
+function answer(options: GatewayOptions, request: http.IncomingMessage, text: string): Promise<Answer> {
+  const url = new URL(request.url ?? "/", "http://localhost");
+  const field = /^\/graphql\/([A-Za-z0-9_]+)$/.exec(url.pathname)?.[1];
+  const invoked = INVOKE_PATH.exec(url.pathname)?.[1];
+  const route = options.wiring.routes.find((candidate) => candidate.path === url.pathname && candidate.method === request.method);
+  const invocationType = request.headers["x-amz-invocation-type"];
+  return request.method === "POST" && invoked
+    ? answerInvoke(
+        { functions: options.wiring.functions, invoke: options.invoke, invokeAsync: options.invokeAsync },
+        decodeURIComponent(invoked),
+        typeof invocationType === "string" ? invocationType : undefined,
+        text,
+      )
+    : request.method === "POST" && field
+      ? graphql(options, field, request, text)
+      : route
+        ? rest(options, route, request, url, text)
+        : Promise.resolve(json(404, { message: `no route ${request.method} ${url.pathname}` }));
+}
+
+/** Starts the gateway on a free loopback port. */
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  return (await openGateway()).serve(options);
 }

@@ -8,7 +8,13 @@
  * `reconcileEvents` account for what a generator sent.
  */
 import { PutRecordsCommand } from "@aws-sdk/client-kinesis";
-import { GetQueueAttributesCommand, type Message, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import {
+  GetQueueAttributesCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SetQueueAttributesCommand,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
 import { ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { createDocumentClient } from "../../workers/shared/runtime/dynamo";
@@ -55,6 +61,13 @@ export interface SessionOptions {
   readonly partitions?: number;
   /** Wait before each Persona webhook. @default 1000 */
   readonly webhookDelayMs?: number;
+  /**
+   * The scoring queues' visibility timeout for the session, seconds: how soon a message a worker
+   * failed is received again. A run that must see such a message back (a bounded run on a busy
+   * machine, the drills) sets it shorter than the plan's six times the consumer's timeout.
+   * @default the plan's
+   */
+  readonly redeliveryAfterSeconds?: number;
 }
 
 /** What a generator on the session's inputs sends (see `GeneratorOptions`). */
@@ -433,6 +446,22 @@ export async function startSession(options: SessionOptions): Promise<RunSession>
   });
   const labelOfMapping = new Map(system.wiring.mappings.map((mapping) => [mapping.name, labels.get(mapping.functionName)]));
   const parking = parkingQueues(system.wiring);
+  const scoringQueues = [...system.queues.keys()].filter((arn) => !parking.has(arn));
+  if (options.redeliveryAfterSeconds !== undefined) {
+    try {
+      for (const arn of scoringQueues) {
+        await system.sqs.send(
+          new SetQueueAttributesCommand({
+            QueueUrl: system.queues.get(arn)!.url,
+            Attributes: { VisibilityTimeout: String(options.redeliveryAfterSeconds) },
+          }),
+        );
+      }
+    } catch (error) {
+      await system.stop();
+      throw error;
+    }
+  }
   figures = createFigures({
     queueDepths: () => queueDepths(system, parking),
     functionOf: (mapping) => labelOfMapping.get(mapping),
@@ -442,7 +471,7 @@ export async function startSession(options: SessionOptions): Promise<RunSession>
     standIns: standIns!,
     figures,
     parking,
-    scoringQueues: [...system.queues.keys()].filter((arn) => !parking.has(arn)),
+    scoringQueues,
     get failures() {
       return outstandingFailures(failures, deliveries);
     },

@@ -13,6 +13,7 @@
 
 import { createServer, type RequestListener, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { keepIdleConnections } from "./wire";
 
 /** How long SQS remembers a FIFO deduplication id (Amazon SQS Developer Guide, "Exactly-once processing"). */
 export const DEDUPLICATION_WINDOW_MS = 5 * 60_000;
@@ -66,6 +67,7 @@ export async function startSqsEmulator(windowMs = DEDUPLICATION_WINDOW_MS, now: 
     keepDeduplicationWindow(service, windowMs, now);
     requestHandler(request, response);
   });
+  keepIdleConnections(server);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   // The queue URLs the emulator answers name this port.
   service.PORT = (server.address() as AddressInfo).port;

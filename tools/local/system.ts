@@ -14,7 +14,7 @@ import { REGISTERED } from "../../workers/registry";
 import { extractArchive } from "../offline/archive";
 import type { RecordedResource } from "../offline/runtime";
 import { type ExternalService, functionEnvironment, type LocalEndpoints } from "./environment";
-import { type Gateway, startGateway } from "./gateway";
+import { type Gateway, openGateway } from "./gateway";
 import { createFunctionPool, type FunctionPool, type InvokeOutcome } from "./lambda/pool";
 import type { HostedService } from "./host";
 import { hostService, stopAll } from "./processes";
@@ -23,7 +23,6 @@ import { type AsyncInvoker, createAsyncInvoker, s3Notification } from "./sources
 import { createKafkaLog, type KafkaLog, startKafkaMapping } from "./sources/kafka";
 import { type RunningMapping, startKinesisMapping } from "./sources/kinesis";
 import { createDuplicateDeliveries, type DuplicateDeliveries, startSqsMapping } from "./sources/sqs";
-import { freePort } from "./services/redis";
 import type { Report, WrapEndpoint } from "./types";
 import { type Mapping, nameOfArn, type PlannedFunction, readWiring, type StreamMapping, type Wiring } from "./wiring";
 
@@ -221,15 +220,18 @@ function selectWorkers(wiring: Wiring, workers?: readonly string[]): Wiring {
 /** Brings the whole system up; on failure, ends what it had started and throws. */
 export async function startLocalSystem(options: LocalSystemOptions): Promise<LocalSystem> {
   const wiring = selectWorkers(readWiring(options.resources), options.workers);
+  /** What runs in this process and must be closed if the system fails to start. */
+  const opens: { close(): Promise<void> }[] = [];
   try {
-    return await assemble(wiring, options);
+    return await assemble(wiring, options, opens);
   } catch (error) {
+    await Promise.all(opens.map((open) => open.close()));
     await stopAll();
     throw error;
   }
 }
 
-async function assemble(wiring: Wiring, options: LocalSystemOptions): Promise<LocalSystem> {
+async function assemble(wiring: Wiring, options: LocalSystemOptions, opens: { close(): Promise<void> }[]): Promise<LocalSystem> {
   const { report, dataDir } = options;
   const aws = await startAws(dataDir, options.wrapEndpoint);
   const queues = await createQueues(aws.sqs, wiring.queues);
@@ -242,14 +244,17 @@ async function assemble(wiring: Wiring, options: LocalSystemOptions): Promise<Lo
       if (answer.FailedRecordCount) throw new Error(`${streamName}: ${answer.FailedRecordCount} records not put`);
     }
   };
-  const gatewayPort = await freePort();
+  // Listening before the stand-ins start, which need its port: a port only chosen here could be
+  // taken by another listener (or an outgoing connection) by the time the gateway listened.
+  const opened = await openGateway();
+  opens.push(opened);
   const standIns = await options.standIns({
     wiring,
     dataDir,
     report,
     sqs: aws.sqs,
     dynamoUrl: aws.dynamoUrl,
-    gatewayPort,
+    gatewayPort: opened.port,
     putRecords,
   });
   const endpoints: LocalEndpoints = {
@@ -297,13 +302,12 @@ async function assemble(wiring: Wiring, options: LocalSystemOptions): Promise<Lo
   const authorizer = wiring.functions.find(
     (fn) => REGISTERED.find((entry) => entry.name === fn.worker)?.trigger.kind === "appsyncAuthorizer",
   );
-  const gateway = await startGateway({
+  const gateway = opened.serve({
     wiring,
     invoke,
     invokeAsync: (functionName, event) => asyncInvokers.get(functionName)!.invokeAsync(event),
     authorizer: authorizer?.name,
     accountId: options.accountId,
-    port: gatewayPort,
   });
 
   let stopped: Promise<void> | undefined;

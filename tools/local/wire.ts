@@ -32,6 +32,16 @@ export interface WireOptions {
   readonly redactHeaders?: readonly string[];
 }
 
+/**
+ * Leaves idle keep-alive connections open until the client closes them (`close` ends them all).
+ * A server closing one after its keep-alive timeout races a client reusing it at that moment: on
+ * a busy machine the request meets a reset connection, and the client's retry is one call more
+ * than the caller made, which a spec counting calls at the wire would take for the code's.
+ */
+export function keepIdleConnections(server: http.Server): void {
+  server.keepAliveTimeout = 0;
+}
+
 export class WireServer {
   readonly requests: RecordedRequest[] = [];
   private constructor(
@@ -69,6 +79,7 @@ export class WireServer {
           });
       });
     });
+    keepIdleConnections(server);
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const { port } = server.address() as AddressInfo;
     instance = new WireServer(server, `http://127.0.0.1:${port}`, options);

@@ -16,7 +16,6 @@
  * a message lookupArai failed comes back after it, as in SQS, but within a drill rather than six
  * minutes later.
  */
-import { SetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { lookupAraiContract } from "../../../workers/lookupArai/contract";
 import type { RecordedResource } from "../../offline/runtime";
 import { createFaultProxies, type FaultProxies } from "../faults/proxy";
@@ -105,17 +104,11 @@ export async function startDrillRunner(options: DrillRunnerOptions): Promise<Dri
     signingKeyId: options.signingKeyId,
     wrapEndpoint: faults.wrapEndpoint,
     webhookDelayMs: 200,
+    redeliveryAfterSeconds: options.redeliveryAfterSeconds ?? 10,
     onEvent: (event) => recorder.reported.push({ at: Date.now(), event }),
     onTableChanges: (records) => recorder.changes.push(...records),
   });
   try {
-    const visibility = String(options.redeliveryAfterSeconds ?? 10);
-    for (const arn of session.scoringQueues) {
-      const queue = session.system.queues.get(arn)!;
-      await session.system.sqs.send(
-        new SetQueueAttributesCommand({ QueueUrl: queue.url, Attributes: { VisibilityTimeout: visibility } }),
-      );
-    }
     await warmUp(session, options);
   } catch (error) {
     await session.stop();

@@ -49,6 +49,26 @@ function listenOnce(port: number): Promise<number> {
   });
 }
 
+/** The process id of the Redis server answering at the port (INFO server), or undefined if none answers within `timeoutMs`. */
+export function serverPid(port: number, timeoutMs = 2000): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, REDIS_HOST);
+    let reply = "";
+    const done = (pid: number | undefined) => {
+      socket.destroy();
+      resolve(pid);
+    };
+    socket.setTimeout(timeoutMs, () => done(undefined));
+    socket.once("connect", () => socket.write("INFO server\r\n"));
+    socket.on("data", (chunk: Buffer) => {
+      reply += chunk.toString("utf8");
+      const pid = /\r\nprocess_id:(\d+)\r\n/.exec(reply)?.[1];
+      if (pid) done(Number(pid));
+    });
+    socket.once("error", () => done(undefined));
+  });
+}
+
 /** Whether a Redis server at the port answers PING with PONG, within `timeoutMs`. */
 export function answersPing(port: number, timeoutMs = 500): Promise<boolean> {
   return new Promise((resolve) => {
@@ -126,6 +146,14 @@ export async function spawnRedisServer(options: RedisProcessOptions): Promise<Re
     }
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+  // A server answering on the port may be another one, there first: this one then exits, unable to
+  // listen. Only its own process id says the answer was its.
+  const pid = await serverPid(port);
+  if (pid !== child.pid) {
+    child.kill("SIGKILL");
+    await exited;
+    throw new Error(`redis-server on port ${port}: another server answers there (process ${pid}):\n${output}`);
+  }
   return {
     port,
     dir,
@@ -177,11 +205,40 @@ export interface LocalRedis extends RunningService {
   setFault(fault: RedisFault | undefined): Promise<void>;
 }
 
+/**
+ * Starts redis-server on a free port: one chosen now, and another if a server took it before this
+ * one listened (a port is chosen by listening and closing again, so another process can take it
+ * meanwhile). Its directory is `dir`, kept, or else a temporary one named after `prefix` and the
+ * port, removed if that attempt fails.
+ */
+export async function spawnRedisOnFreePort(options: {
+  readonly prefix: string;
+  readonly dir?: string;
+  readonly args?: readonly string[];
+}): Promise<RedisProcess> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), `${options.prefix}${port}-`));
+    try {
+      return await spawnRedisServer({ port, dir, args: options.args });
+    } catch (error) {
+      if (options.dir === undefined) fs.rmSync(dir, { recursive: true, force: true });
+      const taken = /another server answers there|Address already in use/.test((error as Error).message);
+      if (!taken || attempt >= 5) throw error;
+    }
+  }
+}
+
 /** Starts redis-server for the ARM grades, resolving once it answers PING. */
 export async function startArmRedis(options: ArmRedisOptions = {}): Promise<LocalRedis> {
-  const port = options.port ?? (await freePort());
-  const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), `local-redis-${port}-`));
-  let server = await spawnRedisServer({ port, dir });
+  let server =
+    options.port === undefined
+      ? await spawnRedisOnFreePort({ prefix: "local-redis-", dir: options.dir })
+      : await spawnRedisServer({
+          port: options.port,
+          dir: options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), `local-redis-${options.port}-`)),
+        });
+  const { port, dir } = server;
   const url = `redis://${REDIS_HOST}:${port}`;
   let client: Redis | undefined;
   let fault: RedisFault | undefined;
