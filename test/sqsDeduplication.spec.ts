@@ -5,7 +5,7 @@
  * when the queue's scope says so, and it ends.
  */
 import * as assert from "node:assert/strict";
-import type { Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
   CreateQueueCommand,
@@ -16,7 +16,7 @@ import {
   SendMessageCommand,
   SQSClient,
 } from "@aws-sdk/client-sqs";
-import { DEDUPLICATION_WINDOW_MS, startSqsEmulator } from "../tools/local/sqsDeduplication";
+import { DEDUPLICATION_WINDOW_MS, holdUndelayedMessagesAtOnce, startSqsEmulator } from "../tools/local/sqsDeduplication";
 
 const credentials = { accessKeyId: "local", secretAccessKey: "local" };
 
@@ -162,5 +162,46 @@ describe("local SQS: FIFO deduplication window", function () {
       (await consume(clockedClient, queueUrl)).map((message) => message.Body),
       ["after"],
     );
+  });
+});
+
+describe("local SQS: messages sent without a delay", function () {
+  type Queue = {
+    setRecord(message: { MessageBody: string; DelaySeconds?: number }): unknown;
+    getAttributes(names: string[]): Record<string, string>;
+  };
+  const { createRequestHandler } = require("local-aws-sqs") as {
+    createRequestHandler(options: object): {
+      service: { Queues: Queue[]; PORT: number };
+      requestHandler: (request: unknown, response: unknown) => void;
+    };
+  };
+
+  it("are on the queue as soon as they are sent; a delayed one is not until its delay ends", async function () {
+    const { service, requestHandler } = createRequestHandler({
+      port: 0,
+      hostname: "127.0.0.1",
+      emulateQueueCreationLifecycle: false,
+    });
+    const server = createServer(requestHandler);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const client = new SQSClient({
+      endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      region: "eu-west-1",
+      credentials,
+    });
+    try {
+      await client.send(new CreateQueueCommand({ QueueName: "at-once" }));
+      holdUndelayedMessagesAtOnce(service);
+      const [queue] = service.Queues;
+      // No timer runs between these calls: what the queue holds is what the send left there.
+      queue!.setRecord({ MessageBody: "now" });
+      assert.equal(queue!.getAttributes(["ApproximateNumberOfMessages"]).ApproximateNumberOfMessages, "1");
+      queue!.setRecord({ MessageBody: "later", DelaySeconds: 30 });
+      assert.equal(queue!.getAttributes(["ApproximateNumberOfMessages"]).ApproximateNumberOfMessages, "1");
+    } finally {
+      client.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });

@@ -24,7 +24,13 @@ interface EmulatedQueue {
   readonly FifoQueue: boolean;
   readonly DeduplicationScope?: "queue" | "messageGroup";
   setRecord(message: EmulatedMessage, messageId?: string): StoredRecord;
+  readonly DelaySeconds: number;
+  newRecord(record: EmulatedRecord, delaySeconds: number): HeldRecord;
   readonly constructor: { createRecord(fields: object): [EmulatedRecord, string | undefined] };
+}
+
+interface HeldRecord {
+  delayed: boolean;
 }
 
 interface EmulatedMessage {
@@ -65,6 +71,7 @@ export async function startSqsEmulator(windowMs = DEDUPLICATION_WINDOW_MS, now: 
   });
   const server = createServer((request, response) => {
     keepDeduplicationWindow(service, windowMs, now);
+    holdUndelayedMessagesAtOnce(service);
     requestHandler(request, response);
   });
   keepIdleConnections(server);
@@ -111,6 +118,28 @@ export function keepDeduplicationWindow(
         until: at + windowMs,
       });
       return stored;
+    };
+  }
+}
+
+const undelayed = new WeakSet<object>();
+
+/**
+ * A message sent without a delay is on its queue as soon as SendMessage answers, as in SQS.
+ * local-aws-sqs marks every new message delayed and lifts that on a timer even for a delay of 0,
+ * so until the timer ran a receive did not see the message and ApproximateNumberOfMessages left
+ * it out: on a busy machine a queue read just after a send looked empty.
+ */
+export function holdUndelayedMessagesAtOnce(service: EmulatedSqsService): void {
+  for (const queue of service.Queues as readonly EmulatedQueue[]) {
+    if (undelayed.has(queue)) continue;
+    undelayed.add(queue);
+    const hold = queue.newRecord.bind(queue);
+    queue.newRecord = (record, delaySeconds) => {
+      const held = hold(record, delaySeconds);
+      const delay = Number.isNaN(Number(delaySeconds)) ? queue.DelaySeconds : Number(delaySeconds);
+      if (!(delay > 0)) held.delayed = false;
+      return held;
     };
   }
 }
