@@ -51,40 +51,45 @@ function listenOnce(port: number): Promise<number> {
 
 /** The process id of the Redis server answering at the port (INFO server), or undefined if none answers within `timeoutMs`. */
 export function serverPid(port: number, timeoutMs = 2000): Promise<number | undefined> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, REDIS_HOST);
-    let reply = "";
-    const done = (pid: number | undefined) => {
-      socket.destroy();
-      resolve(pid);
-    };
-    socket.setTimeout(timeoutMs, () => done(undefined));
-    socket.once("connect", () => socket.write("INFO server\r\n"));
-    socket.on("data", (chunk: Buffer) => {
-      reply += chunk.toString("utf8");
-      const pid = /\r\nprocess_id:(\d+)\r\n/.exec(reply)?.[1];
-      if (pid) done(Number(pid));
-    });
-    socket.once("error", () => done(undefined));
+  return ask(port, "INFO server", timeoutMs, undefined, (reply) => {
+    const pid = /\r\nprocess_id:(\d+)\r\n/.exec(reply)?.[1];
+    return pid === undefined ? NOT_YET : Number(pid);
   });
 }
 
 /** Whether a Redis server at the port answers PING with PONG, within `timeoutMs`. */
 export function answersPing(port: number, timeoutMs = 500): Promise<boolean> {
+  return ask(port, "PING", timeoutMs, false, (reply) => (reply.includes("\r\n") ? reply.startsWith("+PONG") : NOT_YET));
+}
+
+const NOT_YET = Symbol("the reply is not whole yet");
+
+/**
+ * Sends one inline command to the Redis server at the port and answers what `read` makes of the
+ * reply so far, once it makes something of it; `otherwise` when nothing answers in `timeoutMs`.
+ */
+function ask<T>(
+  port: number,
+  command: string,
+  timeoutMs: number,
+  otherwise: T,
+  read: (reply: string) => T | typeof NOT_YET,
+): Promise<T> {
   return new Promise((resolve) => {
     const socket = net.connect(port, REDIS_HOST);
     let reply = "";
-    const done = (answered: boolean) => {
+    const done = (answer: T) => {
       socket.destroy();
-      resolve(answered);
+      resolve(answer);
     };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once("connect", () => socket.write("PING\r\n"));
+    socket.setTimeout(timeoutMs, () => done(otherwise));
+    socket.once("connect", () => socket.write(`${command}\r\n`));
     socket.on("data", (chunk: Buffer) => {
       reply += chunk.toString("utf8");
-      if (reply.includes("\r\n")) done(reply.startsWith("+PONG"));
+      const answer = read(reply);
+      if (answer !== NOT_YET) done(answer);
     });
-    socket.once("error", () => done(false));
+    socket.once("error", () => done(otherwise));
   });
 }
 
