@@ -241,68 +241,7 @@ describe("AWS SDK clients (runtime/awsClients.ts)", function () {
   });
 
   describe("against a server that never answers, and an address that refuses connections", function () {
-    for (const { use, service, bounds } of USES) {
-      const what = `${use}.${service}`;
-      assert.ok(bounds.maxAttempts >= 1 && bounds.maxAttempts <= 3, `${what}: ${bounds.maxAttempts} attempts`);
-      assert.ok(bounds.connectionTimeoutMs > 0 && bounds.requestTimeoutMs > 0, what);
-      assert.ok(bounds.connectionTimeoutMs <= bounds.requestTimeoutMs, `${what}: the connection is part of the request`);
-      assert.deepEqual(awsClientConfig(bounds), {
-        maxAttempts: bounds.maxAttempts,
-        requestHandler: {
-          connectionTimeout: bounds.connectionTimeoutMs,
-          requestTimeout: bounds.requestTimeoutMs,
-          socketTimeout: bounds.requestTimeoutMs,
-          throwOnRequestTimeout: true,
-        },
-      });
-    }
-  });
-
-  it("are the figures docs/rules.md#timeouts gives for each use", function () {
-    const rules = fs.readFileSync(path.join(projectRoot(), "docs", "rules.md"), "utf8");
-    const section = rules.slice(rules.indexOf("## Timeouts"), rules.indexOf("\n## ", rules.indexOf("## Timeouts")));
-    const columns: AwsService[] = ["secretsManager", "dynamoDb", "sqs", "glue"];
-    const documented = new Map<string, Partial<Record<AwsService, AwsClientBounds>>>();
-    for (const [, use, cells] of section.matchAll(/^\| `(\w+)` \| [^|]+ \|(.*)\|$/gm)) {
-      const figures = cells!.split("|").map((cell) => cell.trim());
-      const services: Partial<Record<AwsService, AwsClientBounds>> = {};
-      figures.forEach((cell, index) => {
-        const match = /^(\d+) \/ (\d+) ms × (\d)$/.exec(cell);
-        if (match) {
-          services[columns[index]!] = {
-            connectionTimeoutMs: Number(match[1]),
-            requestTimeoutMs: Number(match[2]),
-            maxAttempts: Number(match[3]),
-          };
-        } else assert.equal(cell, "", `docs/rules.md, ${use}: "${cell}" is not "<connect> / <request> ms × <attempts>"`);
-      });
-      documented.set(use!, services);
-    }
-    assert.deepEqual(Object.fromEntries(documented), AWS_CLIENT_BOUNDS);
-  });
-
-  describe("against a server that never answers, and an address that refuses connections", function () {
-    const silent = new Map<string, SilentServer>();
-    const outcomes = new Map<string, { silent: SdkFailure; refused: SdkFailure }>();
-
-    // Every use's calls at once: each ends on its own bounds, and the suite waits for the longest.
-    before(async function () {
-      await Promise.all(
-        USES.map(async ({ use, service, bounds }) => {
-          const server = await startSilentServer();
-          silent.set(`${use}.${service}`, server);
-          const [hung, refused] = await Promise.all([
-            callOnce(service, bounds, server.url),
-            callOnce(service, bounds, await refusingUrl()),
-          ]);
-          outcomes.set(`${use}.${service}`, { silent: hung, refused });
-        }),
-      );
-    });
-    after(async function () {
-      await Promise.all([...silent.values()].map((server) => server.close()));
-    });
-
+    // The calls were made in the suite's before (everyUse); these read their outcomes.
     for (const { use, service, bounds } of USES) {
       const key = `${use}.${service}`;
       it(`${key}: the SDK's TimeoutError after ${bounds.maxAttempts} unanswered requests, and ${bounds.maxAttempts} refused attempts`, function () {
