@@ -10,6 +10,7 @@ import type { AddressInfo } from "node:net";
 import {
   CreateQueueCommand,
   DeleteMessageCommand,
+  GetQueueAttributesCommand,
   type Message,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
@@ -203,5 +204,52 @@ describe("local SQS: messages sent without a delay", function () {
       client.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  });
+});
+
+describe("local SQS: queue depth", function () {
+  let server: Server;
+  let client: SQSClient;
+
+  before(async function () {
+    server = await startSqsEmulator();
+    client = new SQSClient({
+      endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      region: "eu-west-1",
+      credentials,
+    });
+  });
+
+  after(async function () {
+    client.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  const depthOf = async (queueUrl: string) => {
+    const { Attributes } = await client.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: queueUrl,
+        AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+      }),
+    );
+    return {
+      visible: Number(Attributes!.ApproximateNumberOfMessages),
+      inFlight: Number(Attributes!.ApproximateNumberOfMessagesNotVisible),
+    };
+  };
+
+  it("counts a received message as in flight only, not also as available", async function () {
+    const { QueueUrl } = await client.send(new CreateQueueCommand({ QueueName: "depth" }));
+    for (const body of ["one", "two", "three"]) await client.send(new SendMessageCommand({ QueueUrl, MessageBody: body }));
+    assert.deepEqual(await depthOf(QueueUrl!), { visible: 3, inFlight: 0 });
+    const { Messages = [] } = await client.send(
+      new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 1, VisibilityTimeout: 300, WaitTimeSeconds: 0 }),
+    );
+    assert.equal(Messages.length, 1);
+    assert.deepEqual(await depthOf(QueueUrl!), { visible: 2, inFlight: 1 });
+    await client.send(new DeleteMessageCommand({ QueueUrl, ReceiptHandle: Messages[0]!.ReceiptHandle! }));
+    assert.deepEqual(await depthOf(QueueUrl!), { visible: 2, inFlight: 0 });
+    const { Attributes } = await client.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ["All"] }));
+    assert.equal(Attributes!.ApproximateNumberOfMessages, "2", "All reports the same count");
   });
 });

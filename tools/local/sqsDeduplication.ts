@@ -26,6 +26,8 @@ interface EmulatedQueue {
   setRecord(message: EmulatedMessage, messageId?: string): StoredRecord;
   readonly DelaySeconds: number;
   newRecord(record: EmulatedRecord, delaySeconds: number): HeldRecord;
+  getAttributes(names: readonly string[]): Record<string, string> | undefined;
+  startMessageMoveTask(task: object): string;
   readonly constructor: { createRecord(fields: object): [EmulatedRecord, string | undefined] };
 }
 
@@ -72,6 +74,7 @@ export async function startSqsEmulator(windowMs = DEDUPLICATION_WINDOW_MS, now: 
   const server = createServer((request, response) => {
     keepDeduplicationWindow(service, windowMs, now);
     holdUndelayedMessagesAtOnce(service);
+    countVisibleMessagesOnly(service);
     requestHandler(request, response);
   });
   keepIdleConnections(server);
@@ -140,6 +143,42 @@ export function holdUndelayedMessagesAtOnce(service: EmulatedSqsService): void {
       const delay = Number.isNaN(Number(delaySeconds)) ? queue.DelaySeconds : Number(delaySeconds);
       if (!(delay > 0)) held.delayed = false;
       return held;
+    };
+  }
+}
+
+const countingVisible = new WeakSet<object>();
+const VISIBLE = "ApproximateNumberOfMessages";
+const IN_FLIGHT = "ApproximateNumberOfMessagesNotVisible";
+
+/**
+ * ApproximateNumberOfMessages counts the messages available for retrieval, as in SQS. local-aws-sqs
+ * counts every message that is not delayed, in flight or not, so a depth read as visible plus
+ * in flight (ApproximateNumberOfMessagesNotVisible) counted a message being received twice.
+ * The emulator's own message-move task computes what it has to move as its count less the
+ * messages in flight, so it reads the emulator's count unchanged.
+ */
+export function countVisibleMessagesOnly(service: EmulatedSqsService): void {
+  for (const queue of service.Queues as readonly EmulatedQueue[]) {
+    if (countingVisible.has(queue)) continue;
+    countingVisible.add(queue);
+    const emulatorCount = queue.getAttributes.bind(queue);
+    const visibleCount: EmulatedQueue["getAttributes"] = (names) => {
+      if (!Array.isArray(names) || !(names.includes(VISIBLE) || names.includes("All"))) return emulatorCount(names);
+      const attributes = emulatorCount(names)!;
+      const counts = emulatorCount([VISIBLE, IN_FLIGHT])!;
+      attributes[VISIBLE] = String(Number(counts[VISIBLE]) - Number(counts[IN_FLIGHT]));
+      return attributes;
+    };
+    queue.getAttributes = visibleCount;
+    const startMove = queue.startMessageMoveTask.bind(queue);
+    queue.startMessageMoveTask = (task) => {
+      queue.getAttributes = emulatorCount;
+      try {
+        return startMove(task);
+      } finally {
+        queue.getAttributes = visibleCount;
+      }
     };
   }
 }
