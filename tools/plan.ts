@@ -55,6 +55,7 @@ async function main(): Promise<number> {
   console.log("\nOutputs:");
   for (const [key, value] of Object.entries(run.outputs as Record<string, unknown>))
     console.log(`  ${key}: ${typeof value === "object" ? JSON.stringify(value) : String(value)}`);
+  if (run.messages.length > 0) console.log(`\nDiagnostics:\n${run.messages.map((message) => `  ${message}`).join("\n")}`);
   for (const key of stackFile.unsetSecrets) {
     console.warn(`\nwarning: secret ${key} is not set for ${values.stack}; pulumi up stops until it is:`);
     console.warn(`  pulumi config set --secret ${key.slice(PROJECT.length + 1)} '<value>' -s ${values.stack}`);

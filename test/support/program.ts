@@ -14,6 +14,8 @@ export interface PlannedStack {
   readonly resources: RecordedResource[];
   readonly calls: RecordedCall[];
   readonly outputs: Record<string, unknown>;
+  /** What the program logged (`info: …`, `warning: …`), as the plan prints it. */
+  readonly messages: readonly string[];
   /** Custom resources other than providers: what would be created in AWS. */
   readonly awsResources: RecordedResource[];
   /** The one resource of `type` named `name`; throws, listing what there is, if absent. */
@@ -118,6 +120,7 @@ export async function planAfresh(
     resources,
     calls: run.calls,
     outputs: run.outputs as Record<string, unknown>,
+    messages: run.messages,
     awsResources: resources.filter((resource) => resource.custom && !resource.type.startsWith("pulumi:providers:")),
     find(type, name) {
       const found = resources.filter((resource) => resource.type === type && resource.name === name);

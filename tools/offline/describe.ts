@@ -130,7 +130,34 @@ function settingsOf(resource: RecordedResource, inputs: Record<string, unknown>)
     case "aws:dynamodb/kinesisStreamingDestination:KinesisStreamingDestination":
       return [`${i.tableName} → ${short(i.streamArn)}`];
     case "aws:ec2/securityGroup:SecurityGroup":
-      return [i.name, `vpc ${i.vpcId}`, `${(i.ingress ?? []).length} inbound rules`, `${(i.egress ?? []).length} outbound rules`];
+      return [
+        i.name,
+        `vpc ${i.vpcId}`,
+        ...(i.ingress || i.egress
+          ? [`${(i.ingress ?? []).length} inbound rules`, `${(i.egress ?? []).length} outbound rules`]
+          : ["rules as separate resources"]),
+      ];
+    case "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule":
+    case "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": {
+      const peer = i.referencedSecurityGroupId ?? i.prefixListId ?? i.cidrIpv4;
+      const direction = resource.type.includes("Egress") ? `${i.securityGroupId} → ${peer}` : `${peer} → ${i.securityGroupId}`;
+      return [
+        `${direction} ${i.ipProtocol} ${i.fromPort === i.toPort ? i.fromPort : `${i.fromPort}-${i.toPort}`}`,
+        i.description,
+      ];
+    }
+    case "aws:ec2/vpcEndpoint:VpcEndpoint":
+      return [i.serviceName, `${i.vpcEndpointType} in ${list(i.subnetIds)}`, `security groups ${list(i.securityGroupIds)}`];
+    case "awsx:ec2:Vpc": {
+      const specs = (i.subnetSpecs ?? []) as { type: string; name: string; cidrMask?: number }[];
+      const endpoints = (i.vpcEndpointSpecs ?? []) as { serviceName: string; vpcEndpointType?: string }[];
+      return [
+        `${i.cidrBlock} across ${i.numberOfAvailabilityZones} zones`,
+        `subnets ${specs.map((spec) => `${spec.name} (${spec.type} /${spec.cidrMask})`).join(", ")}`,
+        `NAT ${i.natGateways?.strategy}`,
+        `gateway endpoints ${endpoints.map((endpoint) => endpoint.serviceName).join(", ")}`,
+      ];
+    }
     case "aws:cloudwatch/logSubscriptionFilter:LogSubscriptionFilter":
       return [`${i.logGroup} → ${i.destinationArn}`];
     case "aws:cloudwatch/logDestination:LogDestination":
@@ -176,7 +203,9 @@ export async function describeResources(resources: readonly RecordedResource[]):
       urn: resource.urn ?? "",
       parent: resource.parentUrn,
       region: region || undefined,
-      settings: resource.custom ? settingsOf(resource, inputs) : [],
+      // Components have no settings of their own, but for a remote one (awsx's VPC), whose
+      // children run in its provider plugin and so are never seen here.
+      settings: resource.custom || resource.type === "awsx:ec2:Vpc" ? settingsOf(resource, inputs) : [],
       inputs,
     });
   }

@@ -5,6 +5,7 @@
  * program's dataflow runs as it would in a preview. A provider function nobody answers for
  * fails the run, so nothing passes by accident.
  */
+import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as settings from "@pulumi/pulumi/runtime/settings";
 
@@ -34,6 +35,11 @@ export interface OfflineRun<T> {
   readonly outputs: pulumi.Unwrap<T>;
   /** Failures the program did not raise synchronously (rejected applies, serialization errors). */
   readonly errors: Error[];
+  /**
+   * What the program logged with `pulumi.log.info` and `pulumi.log.warn`, as `info: …` and
+   * `warning: …`: the diagnostics the CLI shows after a preview, kept for whoever prints the plan.
+   */
+  readonly messages: string[];
 }
 
 export interface OfflineOptions<T> {
@@ -64,6 +70,11 @@ function answerCall(token: string, inputs: Record<string, unknown>, accountId: s
       const ids = ["a", "b", "c"].map((zone) => `subnet-${tier}0000000000000${zone}`.slice(0, 24));
       return { id: `${tier}-subnets`, ids, filters };
     }
+    case "aws:ec2/getManagedPrefixList:getManagedPrefixList": {
+      // AWS's managed prefix lists are named com.amazonaws.<region>.<service>.
+      const name = String(inputs.name);
+      return { id: `pl-${createHash("sha256").update(name).digest("hex").slice(0, 8)}`, name, entries: [] };
+    }
     case "aws:route53/getZone:getZone":
       return { id: "Z0OFFLINE0000000000", zoneId: "Z0OFFLINE0000000000", name: inputs.name, privateZone: false };
     default:
@@ -79,6 +90,7 @@ function resourceState(
   region: string,
   accountId: string,
 ): { id: string; state: Record<string, unknown> } {
+  if (type === "awsx:ec2:Vpc") return { id: "", state: awsxVpcState(name, inputs) };
   const physical = typeof inputs.name === "string" ? inputs.name : name;
   const [, module = "", resource = ""] = /^aws:([^/]+)\/([^:]+):/.exec(type) ?? [];
   const arn = (service: string, rest: string, inRegion = true) =>
@@ -161,6 +173,30 @@ function resourceState(
       if (module && module !== "index") state.arn = arn(module, `${resource}/${physical}`);
   }
   return { id, state };
+}
+
+/**
+ * The outputs of an awsx VPC. It is a component run by its own provider plugin, so its children
+ * (subnets, route tables, NAT gateways, gateway endpoints) are never registered here: the ids the
+ * program reads are answered instead, one subnet per tier and zone, named after the VPC.
+ */
+function awsxVpcState(name: string, inputs: Record<string, unknown>): Record<string, unknown> {
+  const zones = Number(inputs.numberOfAvailabilityZones ?? 3);
+  const digest = createHash("sha256").update(name).digest("hex");
+  const subnets = (type: string) =>
+    Array.from(
+      { length: zones },
+      (_, zone) => `subnet-${createHash("sha256").update(`${digest}${type}${zone}`).digest("hex").slice(0, 17)}`,
+    );
+  const specs = (inputs.subnetSpecs ?? []) as { type: string }[];
+  const of = (type: string) => (specs.some((spec) => spec.type === type) ? subnets(type) : []);
+  return {
+    ...inputs,
+    vpcId: `vpc-${digest.slice(0, 17)}`,
+    publicSubnetIds: of("Public"),
+    privateSubnetIds: of("Private"),
+    isolatedSubnetIds: of("Isolated"),
+  };
 }
 
 /** A provider reference is `<urn>::<id>`. */
@@ -251,6 +287,8 @@ export async function runOffline<T>(options: OfflineOptions<T>): Promise<Offline
   // program's run. A plan reports errors by their messages, so traces are off while it runs.
   const stackTraceLimit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
+  const messages: string[] = [];
+  const restoreConsole = keepDiagnostics(messages);
   try {
     const returned = options.program();
     let outputs: { value: pulumi.Unwrap<T> } | undefined;
@@ -259,11 +297,31 @@ export async function runOffline<T>(options: OfflineOptions<T>): Promise<Offline
     });
     await settle(failure, () => resources.length);
     if (!outputs) errors.push(new Error("the program's outputs never resolved: a resource failed to register"));
-    return { resources, calls, outputs: outputs?.value as pulumi.Unwrap<T>, errors };
+    return { resources, calls, outputs: outputs?.value as pulumi.Unwrap<T>, errors, messages };
   } finally {
+    restoreConsole();
     Error.stackTraceLimit = stackTraceLimit;
     process.off("unhandledRejection", onRejection);
   }
+}
+
+/**
+ * With no engine to send them to, Pulumi's log functions write `<severity>: [runtime] <message>`
+ * to the console; info and warning lines are kept in `messages` instead while the program runs
+ * (errors still go to the console). Returns the function that puts the console back.
+ */
+function keepDiagnostics(messages: string[]): () => void {
+  const original = { log: console.log, warn: console.warn };
+  const keep =
+    (write: (...args: unknown[]) => void) =>
+    (...args: unknown[]) => {
+      const diagnostic = args.length === 1 && typeof args[0] === "string" && /^(info|warning): \[runtime\] /.exec(args[0]);
+      if (diagnostic) messages.push((args[0] as string).replace(" [runtime]", ""));
+      else write(...args);
+    };
+  console.log = keep(original.log);
+  console.warn = keep(original.warn);
+  return () => Object.assign(console, original);
 }
 
 interface RegisterRequest {
