@@ -7,7 +7,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { FlowRecord } from "./flows";
 import { type NameKind, namePrefix, physicalName } from "./naming";
-import { NetworkTiers } from "./network";
+import { type NetworkSettings, type NetworkTiers, networkTiers } from "./network";
 
 export interface PlatformSettings {
   /** The environment tag and name part: qa1, dev1, preprod1, prod1. */
@@ -25,12 +25,8 @@ export interface PlatformSettings {
     /** X-Ray tracing of every function: `Active` samples and records invocations, `PassThrough` only follows callers' decisions. */
     readonly tracing: "Active" | "PassThrough";
   };
-  readonly network: {
-    /** The environment's VPC per region. Found by its `Environment` tag where not given. */
-    readonly vpcIds: Readonly<Partial<Record<string, string>>>;
-    /** Tag whose value (`web`, `app`) marks a subnet's tier. */
-    readonly tierTagKey: string;
-  };
+  /** Where the VPC workers run: the environment's VPC, looked up, or one the stack creates. */
+  readonly network: NetworkSettings;
 }
 
 /** The four tags on every resource that takes tags. */
@@ -71,13 +67,7 @@ export class RegionalPlatform {
     this.tags = standardTags(settings);
     this.prefix = namePrefix(settings.productCode, settings.environment, region);
     this.flows = new FlowRecord(region);
-    this.network = new NetworkTiers({
-      environment: settings.environment,
-      region,
-      vpcId: settings.network.vpcIds[region],
-      tierTagKey: settings.network.tierTagKey,
-      provider,
-    });
+    this.network = networkTiers(this);
   }
 
   /** The physical name of a resource of `kind`: `<productCode>-<env>-<region>-<name>`. */

@@ -287,6 +287,73 @@ const operations = z
   })
   .strict();
 
+/** An IPv4 block a VPC can have: /16 (the largest AWS allows) to /24. */
+const vpcCidrBlock = z
+  .string()
+  .regex(
+    /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/(1[6-9]|2[0-4])$/,
+    "expected an IPv4 CIDR block from /16 to /24, such as 10.40.0.0/16",
+  );
+
+/**
+ * Where the VPC workers run. `existing` (the shared environments) looks up the environment's VPC
+ * and its subnets by tier tag; `create` builds the VPC, its tiers and its endpoints
+ * (components/network.ts).
+ */
+const network = z
+  .object({
+    mode: z.enum(["existing", "create"]).default("existing"),
+    /** `existing`: the environment's VPC per region; where none is given, the VPC tagged `Environment=<env>`. */
+    vpcIds: z
+      .object({ [PRIMARY_REGION]: vpcId.optional(), [WEST_REGION]: vpcId.optional() })
+      .strict()
+      .prefault({}),
+    /** Tag whose value (`web`, `app`) marks a subnet's tier: looked up in `existing`, set in `create`. */
+    tierTagKey: z.string().min(1).default("Tier"),
+    /** `create`: the VPC to build in each region the stack deploys to. */
+    create: z
+      .object({
+        /** The VPC's address block per region; each region the stack deploys to needs one. */
+        cidrBlocks: z
+          .object({ [PRIMARY_REGION]: vpcCidrBlock.optional(), [WEST_REGION]: vpcCidrBlock.optional() })
+          .strict()
+          .prefault({}),
+        /** Zones the web and app tiers span; Lambda wants two at least to ride out a zone's failure. */
+        availabilityZones: z.number().int().min(1).max(6).default(2),
+        /** NAT gateways for the app tier's way out: none (endpoints only), one for the VPC, or one per zone. */
+        natGateways: z.enum(["none", "single", "onePerZone"], {
+          error: "expected none, single or onePerZone",
+        }),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .superRefine((settings, ctx) => {
+    if (settings.mode === "existing" && settings.create) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["create"],
+        message: "set, but network.mode is existing (the default); set network.mode to create, or remove network.create",
+      });
+    }
+    if (settings.mode === "create" && !settings.create) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["create"],
+        message: "missing; network.mode create needs network.create with cidrBlocks and natGateways",
+      });
+    }
+    const lookedUp = Object.keys(settings.vpcIds).filter((region) => settings.vpcIds[region as keyof typeof settings.vpcIds]);
+    if (settings.mode === "create" && lookedUp.length > 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["vpcIds"],
+        message: `names VPCs to look up (${lookedUp.join(", ")}), but network.mode is create, which builds its own`,
+      });
+    }
+  });
+
 /** Everything that is not a secret. Top-level keys are `fan-identity-workers:<key>` in the stack file. */
 export const plainConfigSchema = z
   .object({
@@ -321,17 +388,7 @@ export const plainConfigSchema = z
      */
     manageApiGatewayAccount: z.boolean().default(false),
     operations: operations.prefault({}),
-    network: z
-      .object({
-        /** The environment's VPC per region; where none is given, the VPC tagged `Environment=<env>`. */
-        vpcIds: z
-          .object({ [PRIMARY_REGION]: vpcId.optional(), [WEST_REGION]: vpcId.optional() })
-          .strict()
-          .prefault({}),
-        tierTagKey: z.string().min(1).default("Tier"),
-      })
-      .strict()
-      .prefault({}),
+    network: network.prefault({}),
     /** The central log stream (a Kinesis stream in us-east-1) every worker's logs are sent to. */
     logShipping: z
       .object({ streamArn: arnOf("kinesis", "arn:aws:kinesis:us-east-1:123456789012:stream/central-logs") })
@@ -393,6 +450,24 @@ export const plainConfigSchema = z
         path: ["logShipping", "streamArn"],
         message: `expected a stream in ${PRIMARY_REGION}, where logs are kept`,
       });
+    }
+    const created = config.network.mode === "create" ? config.network.create : undefined;
+    if (created) {
+      const regions = [PRIMARY_REGION, ...(config.scoring.west ? [WEST_REGION] : [])];
+      for (const region of regions.filter((name) => !created.cidrBlocks[name as keyof typeof created.cidrBlocks])) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["network", "create", "cidrBlocks", region],
+          message: `missing; the stack deploys to ${region}, and network.mode create builds a VPC there`,
+        });
+      }
+      if (config.scoring.kafka.enabled) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["scoring", "kafka", "enabled"],
+          message: "true, but a VPC the program creates (network.mode create) has no route to the Kafka brokers; turn Kafka off",
+        });
+      }
     }
     const [a, b] = [botOrNot.exportPrefix, clustering.exportPrefix];
     if (a.startsWith(b) || b.startsWith(a)) {

@@ -27,6 +27,8 @@ export function fanIdentityWorkers(config: StackConfig) {
   const west = config.scoring.west && createRegionalPlatform(config.platform, WEST_REGION, "w");
   const scoringWest = west && config.scoring.west && scoringIn(config, west, config.scoring.west, logsOf);
   const idv = identityVerification(config, east, scoringEast, logsOf);
+  // Each region's endpoints and egress serve what its components placed in the app tier.
+  for (const platform of [east, ...(west ? [west] : [])]) platform.network.complete();
   // Last: each region's alarms and dashboard cover what its components registered above.
   const operationsEast = operationsIn(config, east);
   const operationsWest = west && operationsIn(config, west);

@@ -24,6 +24,7 @@ import {
   sqsEventSource,
 } from "../components/eventSources";
 import type { Statement } from "../components/iam";
+import { type Destination, destinationsOf } from "../components/network";
 import type { RegionalPlatform } from "../components/platform";
 import { Queue } from "../components/queue";
 import { SecretDocument } from "../components/secretDocument";
@@ -56,6 +57,11 @@ export interface ScoringStackArgs {
    * @default none: the logs stay in CloudWatch
    */
   readonly logShipping?: LogShippingTarget;
+}
+
+/** The ARM Redis at `url`, reached inside the VPC on its port (Redis's 6379 unless the URL says). */
+function redisDestination(url: string): Destination {
+  return { kind: "vpc", what: "Redis", port: Number(new URL(url).port || 6379) };
 }
 
 /** lookupArai's timeout; the queues it consumes keep messages invisible six times as long. */
@@ -178,13 +184,11 @@ export class ScoringStack extends Component {
 
   /** The workers run in the app tier: they reach the accounts APIs, the model endpoints, Redis and Kafka. */
   private createSecurityGroup(): aws.ec2.SecurityGroup {
-    return new aws.ec2.SecurityGroup(
+    return this.platform.network.securityGroup(
       this.childName("workers-sg"),
       {
         name: this.platform.name("scoring-workers", "securityGroup"),
         description: "Scoring workers: outbound only",
-        vpcId: this.platform.network.vpcId(),
-        egress: [{ protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: ["0.0.0.0/0"], ipv6CidrBlocks: ["::/0"] }],
         tags: this.platform.tags,
       },
       this.child,
@@ -374,28 +378,42 @@ export class ScoringStack extends Component {
   /** The ARM score (docs/flows.md#arm-score): answers well inside its 6 s timeout, also with Redis down. */
   private createArmScore(): void {
     const { region, appsyncApiArn } = this.args;
-    const arm = this.deploy({
-      worker: WORKERS.getArmScore.worker,
-      timeoutSeconds: 6,
-      environment: {
-        ARM_REDIS_URL: region.armRedis.url,
-        ...(region.armRedis.readOnlyUrl ? { ARM_REDIS_READ_ONLY_URL: region.armRedis.readOnlyUrl } : {}),
-        ARM_REDIS_CLUSTER_MODE: String(region.armRedis.clusterMode),
+    const arm = this.deploy(
+      {
+        worker: WORKERS.getArmScore.worker,
+        timeoutSeconds: 6,
+        environment: {
+          ARM_REDIS_URL: region.armRedis.url,
+          ...(region.armRedis.readOnlyUrl ? { ARM_REDIS_READ_ONLY_URL: region.armRedis.readOnlyUrl } : {}),
+          ARM_REDIS_CLUSTER_MODE: String(region.armRedis.clusterMode),
+        },
+        vpc: this.vpc("network"),
       },
-      vpc: this.vpc("network"),
-    });
+      [region.armRedis.url, region.armRedis.readOnlyUrl].filter((url) => url !== undefined).map(redisDestination),
+    );
     if (appsyncApiArn) arm.allowAppSync(this.childName("getArmScore-appsync-invoke"), appsyncApiArn, this.child);
   }
 
-  /** One worker of the stack, named after it, its logs shipped where the region's go. */
-  private deploy(workerArgs: Omit<WorkerFunctionArgs, "platform">): WorkerFunction {
-    const workerName = workerArgs.worker.contract.name;
+  /**
+   * One worker of the stack, named after it, its logs shipped where the region's go. A worker in
+   * the app tier is placed with the network, with what its contract calls and `inVpc`, the
+   * services inside the VPC it reaches.
+   */
+  private deploy(workerArgs: Omit<WorkerFunctionArgs, "platform">, inVpc: readonly Destination[] = []): WorkerFunction {
+    const { contract } = workerArgs.worker;
     const fn = new WorkerFunction(
-      this.childName(workerName),
+      this.childName(contract.name),
       { platform: this.platform, logShipping: this.args.logShipping, ...workerArgs },
       this.child,
     );
-    this.deployed[workerName] = fn;
+    this.deployed[contract.name] = fn;
+    if (workerArgs.vpc) {
+      this.platform.network.place({
+        workerName: contract.name,
+        securityGroup: this.securityGroup,
+        destinations: [...destinationsOf(contract), ...inVpc],
+      });
+    }
     return fn;
   }
 

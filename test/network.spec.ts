@@ -38,7 +38,7 @@ function lookUp(network: PlatformSettings["network"], answers?: Parameters<typeo
 
 describe("network tiers", function () {
   it("finds each tier's subnets by tag in the configured VPC, once per tier, through the regional provider", async function () {
-    const run = await lookUp({ vpcIds: { "us-west-2": "vpc-0a1b2c3d4e5f60718" }, tierTagKey: "Tier" });
+    const run = await lookUp({ mode: "existing", vpcIds: { "us-west-2": "vpc-0a1b2c3d4e5f60718" }, tierTagKey: "Tier" });
     assert.deepEqual(run.errors, []);
     const subnetCalls = run.calls.filter((call) => call.token === "aws:ec2/getSubnets:getSubnets");
     assert.deepEqual(
@@ -65,7 +65,7 @@ describe("network tiers", function () {
   });
 
   it("finds the environment's VPC by its Environment tag when none is configured", async function () {
-    const run = await lookUp({ vpcIds: {}, tierTagKey: "Tier" });
+    const run = await lookUp({ mode: "existing", vpcIds: {}, tierTagKey: "Tier" });
     const vpcCalls = run.calls.filter((call) => call.token === "aws:ec2/getVpc:getVpc");
     assert.deepEqual(
       vpcCalls.map((call) => call.inputs.tags),
@@ -75,7 +75,7 @@ describe("network tiers", function () {
 
   it("fails the plan, naming the tag and the VPC, when a tier has no subnets", async function () {
     const run = await lookUp(
-      { vpcIds: { "us-west-2": "vpc-0a1b2c3d4e5f60718" }, tierTagKey: "NetworkTier" },
+      { mode: "existing", vpcIds: { "us-west-2": "vpc-0a1b2c3d4e5f60718" }, tierTagKey: "NetworkTier" },
       { "aws:ec2/getSubnets:getSubnets": (inputs) => ({ id: "none", ids: [], filters: inputs.filters }) },
     );
     assert.ok(

@@ -8,5 +8,5 @@ export const testPlatformSettings = (): PlatformSettings => ({
   iacRepo: "https://github.com/verified-fan/fan-identity-workers",
   accountId: "210987654321",
   lambda: { runtime: "nodejs24.x", architecture: "arm64", logRetentionDays: 14, tracing: "Active" },
-  network: { vpcIds: {}, tierTagKey: "Tier" },
+  network: { mode: "existing", vpcIds: {}, tierTagKey: "Tier" },
 });
