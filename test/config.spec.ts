@@ -33,7 +33,7 @@ function problemsOf(action: () => unknown): string[] {
 }
 
 describe("stack configuration", function () {
-  for (const stack of ["qa1", "dev1", "preprod1", "prod1"]) {
+  for (const stack of ["qa1", "dev1", "preprod1", "prod1", "sandbox1"]) {
     it(`parses Pulumi.${stack}.yaml, filling defaults`, function () {
       const config = parse(stack, {});
       assert.equal(config.environment, stack);

@@ -24,6 +24,7 @@ const LOOKUP_KEYS: Record<string, string> = {
   "aws:ec2/getVpc:getVpc": "network.vpcIds",
   "aws:ec2/getSubnets:getSubnets": "network.tierTagKey",
   "aws:route53/getZone:getZone": "idv.zone",
+  "aws:ec2/getManagedPrefixList:getManagedPrefixList": "network.mode",
 };
 
 /** A value that names something outside the program: an ARN, a service URL, a broker address, an AWS resource id. */
@@ -108,7 +109,7 @@ describe("README deploy guide", function () {
   });
 
   it("reads the outside resources of every stack file", function () {
-    assert.deepEqual(STACKS, ["dev1", "preprod1", "prod1", "qa1"]);
+    assert.deepEqual(STACKS, ["dev1", "preprod1", "prod1", "qa1", "sandbox1"]);
     // The rule finds what the stacks are known to point at: the look-ups, a stream ARN, a URL, a name inside an ARN.
     const qa1 = found.get("qa1")!;
     for (const key of [

@@ -40,7 +40,7 @@ describe("policy pack", function () {
   });
 
   it("plans every stack file", function () {
-    assert.deepEqual([...plans.keys()].sort(), ["dev1", "preprod1", "prod1", "qa1"]);
+    assert.deepEqual([...plans.keys()].sort(), ["dev1", "preprod1", "prod1", "qa1", "sandbox1"]);
   });
 
   for (const stack of ["dev1", "qa1", "preprod1", "prod1"]) {
