@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { projectRoot } from "../components/archive";
 import { median, met, type Part, type Row } from "./report";
 
-const STACKS = ["qa1", "dev1", "preprod1", "prod1"];
+const STACKS = ["qa1", "dev1", "preprod1", "prod1", "sandbox1"];
 const RUNS = Number(process.env.BENCH_PLAN_RUNS ?? 3);
 const TARGET_S = 5;
 
