@@ -41,7 +41,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const root = projectRoot();
-  const { stackFile, run } = await planStack(values.stack, values["stack-file"]);
+  const { stackFile, run } = await planStack(values.stack, values["stack-file"], { reportsDiagnostics: true });
   if (run.errors.length > 0) {
     console.error(`stack "${values.stack}": the program failed:`);
     for (const error of run.errors) console.error(`  - ${error.message}`);

@@ -17,9 +17,14 @@ export interface PlannedStackRun {
 /**
  * Runs the program for `stack` (configuration from Pulumi.<stack>.yaml, or `stackFilePath`).
  * Throws what the program throws (a configuration error names the key); failures the program
- * raised asynchronously are in `run.errors`.
+ * raised asynchronously are in `run.errors`. What the program logged goes to stderr, unless the
+ * caller `reportsDiagnostics` (from `run.messages`) itself.
  */
-export async function planStack(stack: string, stackFilePath?: string): Promise<PlannedStackRun> {
+export async function planStack(
+  stack: string,
+  stackFilePath?: string,
+  { reportsDiagnostics = false }: { readonly reportsDiagnostics?: boolean } = {},
+): Promise<PlannedStackRun> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   // Archives bundled by an earlier plan of the same code are used again (a build starts afresh).
   keepArchivesIn(path.join(projectRoot(), "build", ".archives"));
@@ -33,5 +38,7 @@ export async function planStack(stack: string, stackFilePath?: string): Promise<
     // What index.ts runs, called afresh: a second plan in one process runs the program again.
     program: () => fanIdentityWorkers(loadStackConfig()),
   });
+  // The tool's log, not its answer (stdout).
+  if (!reportsDiagnostics) for (const message of run.messages) console.error(message);
   return { stackFile, run };
 }

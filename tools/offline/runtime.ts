@@ -37,7 +37,7 @@ export interface OfflineRun<T> {
   readonly errors: Error[];
   /**
    * What the program logged with `pulumi.log.info` and `pulumi.log.warn`, as `info: …` and
-   * `warning: …`: the diagnostics the CLI shows after a preview, kept for whoever prints the plan.
+   * `warning: …`: the diagnostics the CLI shows after a preview, kept for the caller to report.
    */
   readonly messages: string[];
 }
