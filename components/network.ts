@@ -122,8 +122,9 @@ export function destinationsOf(contract: Pick<WorkerContract, "access" | "depend
 const GATEWAY_SERVICES: readonly string[] = ["dynamodb", "s3"];
 
 /**
- * Interface endpoint names of the AWS services a worker may call, by IAM service prefix, where
- * the two differ; a service missing here fails the plan of a created network until it is added.
+ * Interface endpoint names of the AWS services an app-tier worker may call, by IAM service prefix
+ * (`kinesis` is `kinesis-streams`); a service missing here fails the plan of a created network
+ * until it is added.
  */
 const INTERFACE_ENDPOINT_NAMES: Readonly<Record<string, string>> = {
   sqs: "sqs",
@@ -135,7 +136,7 @@ const INTERFACE_ENDPOINT_NAMES: Readonly<Record<string, string>> = {
   sns: "sns",
 };
 
-/** The reliance of a set of placements, each list sorted; throws for a service no endpoint is known for. */
+/** The reliance of a set of placements, each list sorted. */
 export function relianceOf(region: string, mode: NetworkSettings["mode"], placements: readonly Placement[]): Reliance {
   const gateway = new Set<string>();
   const interfaces = new Set<string>();
@@ -144,13 +145,7 @@ export function relianceOf(region: string, mode: NetworkSettings["mode"], placem
   for (const { workerName, destinations } of placements) {
     for (const destination of destinations) {
       if (destination.kind === "aws") {
-        if (GATEWAY_SERVICES.includes(destination.service)) gateway.add(destination.service);
-        else if (destination.service in INTERFACE_ENDPOINT_NAMES) interfaces.add(destination.service);
-        else {
-          throw new Error(
-            `${workerName} calls ${destination.service} from the app tier, and components/network.ts knows no VPC endpoint for it; add it to INTERFACE_ENDPOINT_NAMES`,
-          );
-        }
+        (GATEWAY_SERVICES.includes(destination.service) ? gateway : interfaces).add(destination.service);
       } else if (destination.kind === "internet") {
         (internet[destination.what] ??= []).push(workerName);
       } else {
@@ -197,14 +192,38 @@ export function networkTiers(platform: RegionalPlatform): NetworkTiers {
   return network.mode === "create" ? new CreatedNetworkTiers(platform) : new ExistingNetworkTiers(platform);
 }
 
+/** What both modes share: the placements, and their reliance reported once every component is built. */
+abstract class PlacedTiers implements NetworkTiers {
+  abstract readonly mode: NetworkSettings["mode"];
+  protected readonly placements: Placement[] = [];
+
+  constructor(protected readonly platform: RegionalPlatform) {}
+
+  abstract vpcId(): pulumi.Output<string>;
+  abstract subnetIds(tier: Tier): pulumi.Output<string[]>;
+  abstract securityGroup(...args: Parameters<NetworkTiers["securityGroup"]>): aws.ec2.SecurityGroup;
+  /** What the mode does for placements' reliance, when there are placements. */
+  protected abstract provide(reliance: Reliance): void;
+
+  place(placement: Placement): void {
+    this.placements.push(placement);
+  }
+
+  complete(): Reliance {
+    const reliance = relianceOf(this.platform.region, this.mode, this.placements);
+    if (this.placements.length > 0) {
+      this.provide(reliance);
+      pulumi.log.info(describeReliance(reliance));
+    }
+    return reliance;
+  }
+}
+
 /** Today's network of the shared environments, looked up; nothing is created but the security groups. */
-class ExistingNetworkTiers implements NetworkTiers {
+class ExistingNetworkTiers extends PlacedTiers {
   readonly mode = "existing";
   private vpc?: pulumi.Output<string>;
   private readonly subnets = new Map<Tier, pulumi.Output<string[]>>();
-  private readonly placements: Placement[] = [];
-
-  constructor(private readonly platform: RegionalPlatform) {}
 
   /** The environment's VPC: the configured id, or the VPC tagged `Environment=<env>`. */
   vpcId(): pulumi.Output<string> {
@@ -257,15 +276,8 @@ class ExistingNetworkTiers implements NetworkTiers {
     );
   }
 
-  place(placement: Placement): void {
-    this.placements.push(placement);
-  }
-
-  complete(): Reliance {
-    const reliance = relianceOf(this.platform.region, this.mode, this.placements);
-    if (this.placements.length > 0) pulumi.log.info(describeReliance(reliance));
-    return reliance;
-  }
+  /** The VPC's routes and the network team's controls provide it; the plan only reports it. */
+  protected provide(): void {}
 }
 
 /** awsx's names for the NAT strategies. */
@@ -290,12 +302,9 @@ export function subnetMasks(cidrBlock: string, zones: number, key: string): { we
 }
 
 /** A VPC built for the stack, with the endpoints and egress its app tier needs. */
-class CreatedNetworkTiers implements NetworkTiers {
+class CreatedNetworkTiers extends PlacedTiers {
   readonly mode = "create";
   private built?: CreatedNetwork;
-  private readonly placements: Placement[] = [];
-
-  constructor(private readonly platform: RegionalPlatform) {}
 
   /** The VPC is created on first use: the platform is complete by then. */
   private get network(): CreatedNetwork {
@@ -319,15 +328,8 @@ class CreatedNetworkTiers implements NetworkTiers {
     return group;
   }
 
-  place(placement: Placement): void {
-    this.placements.push(placement);
-  }
-
-  complete(): Reliance {
-    const reliance = relianceOf(this.platform.region, this.mode, this.placements);
+  protected provide(reliance: Reliance): void {
     this.network.allow(this.placements, reliance);
-    pulumi.log.info(describeReliance(reliance));
-    return reliance;
   }
 }
 
@@ -386,6 +388,7 @@ class CreatedNetwork extends Component {
 
   /** Interface endpoints for the services the placements call, and each security group's egress. */
   allow(placements: readonly Placement[], reliance: Reliance): void {
+    this.refuseUnknownServices(placements, reliance);
     this.refuseUnreachable(reliance);
     const endpointsGroup = reliance.interfaceServices.length > 0 ? this.createInterfaceEndpoints(reliance) : undefined;
     const groups = new Map<aws.ec2.SecurityGroup, Destination[]>();
@@ -393,6 +396,18 @@ class CreatedNetwork extends Component {
       groups.set(placement.securityGroup, [...(groups.get(placement.securityGroup) ?? []), ...placement.destinations]);
     }
     for (const [group, destinations] of groups) this.allowGroup(group, destinations, endpointsGroup);
+  }
+
+  /** An AWS service with no interface endpoint known for it fails the plan, naming the workers calling it. */
+  private refuseUnknownServices(placements: readonly Placement[], reliance: Reliance): void {
+    for (const service of reliance.interfaceServices.filter((name) => !(name in INTERFACE_ENDPOINT_NAMES))) {
+      const callers = placements
+        .filter(({ destinations }) => destinations.some((to) => to.kind === "aws" && to.service === service))
+        .map(({ workerName }) => workerName);
+      throw new Error(
+        `${callers.join(", ")} call${callers.length === 1 ? "s" : ""} ${service} from the app tier, and components/network.ts knows no VPC endpoint for it; add it to INTERFACE_ENDPOINT_NAMES`,
+      );
+    }
   }
 
   /** A service outside the VPC with no NAT to reach it by fails the plan, naming the key and the workers. */
