@@ -21,6 +21,10 @@ import { DEDUPLICATION_WINDOW_MS, holdUndelayedMessagesAtOnce, startSqsEmulator 
 
 const credentials = { accessKeyId: "local", secretAccessKey: "local" };
 
+/** A client of the local SQS listening on `server`. */
+const clientOf = (server: Server) =>
+  new SQSClient({ endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, region: "eu-west-1", credentials });
+
 describe("local SQS: FIFO deduplication window", function () {
   /** The clock of the second emulator's window, moved by the test. */
   let clock = 0;
@@ -29,9 +33,6 @@ describe("local SQS: FIFO deduplication window", function () {
   let client: SQSClient;
   let clockedClient: SQSClient;
   let queues = 0;
-
-  const clientOf = (of: Server) =>
-    new SQSClient({ endpoint: `http://127.0.0.1:${(of.address() as AddressInfo).port}`, region: "eu-west-1", credentials });
 
   before(async function () {
     [server, clockedServer] = await Promise.all([startSqsEmulator(), startSqsEmulator(DEDUPLICATION_WINDOW_MS, () => clock)]);
@@ -186,11 +187,7 @@ describe("local SQS: messages sent without a delay", function () {
     });
     const server = createServer(requestHandler);
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const client = new SQSClient({
-      endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      region: "eu-west-1",
-      credentials,
-    });
+    const client = clientOf(server);
     try {
       await client.send(new CreateQueueCommand({ QueueName: "at-once" }));
       holdUndelayedMessagesAtOnce(service);
@@ -213,11 +210,7 @@ describe("local SQS: queue depth", function () {
 
   before(async function () {
     server = await startSqsEmulator();
-    client = new SQSClient({
-      endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      region: "eu-west-1",
-      credentials,
-    });
+    client = clientOf(server);
   });
 
   after(async function () {

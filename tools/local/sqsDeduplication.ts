@@ -90,6 +90,18 @@ interface Accepted {
   readonly until: number;
 }
 
+/**
+ * Applies `adapt` once to each queue of `service` that `seen` has not met: queues are created by
+ * requests, so each adaptation runs before every request is handled, and skips the queues it has.
+ */
+function adaptNewQueues(service: EmulatedSqsService, seen: WeakSet<object>, adapt: (queue: EmulatedQueue) => void): void {
+  for (const queue of service.Queues as readonly EmulatedQueue[]) {
+    if (seen.has(queue)) continue;
+    seen.add(queue);
+    adapt(queue);
+  }
+}
+
 const wrapped = new WeakSet<object>();
 
 /**
@@ -101,9 +113,9 @@ export function keepDeduplicationWindow(
   windowMs = DEDUPLICATION_WINDOW_MS,
   now: () => number = Date.now,
 ): void {
-  for (const queue of service.Queues as readonly EmulatedQueue[]) {
-    if (!queue.FifoQueue || wrapped.has(queue)) continue;
-    wrapped.add(queue);
+  adaptNewQueues(service, wrapped, (queue) => {
+    // A queue is FIFO or not from its creation on.
+    if (!queue.FifoQueue) return;
     const accepted = new Map<string, Accepted>();
     const store = queue.setRecord.bind(queue);
     queue.setRecord = (message, messageId) => {
@@ -122,7 +134,7 @@ export function keepDeduplicationWindow(
       });
       return stored;
     };
-  }
+  });
 }
 
 const undelayed = new WeakSet<object>();
@@ -134,9 +146,7 @@ const undelayed = new WeakSet<object>();
  * it out: on a busy machine a queue read just after a send looked empty.
  */
 export function holdUndelayedMessagesAtOnce(service: EmulatedSqsService): void {
-  for (const queue of service.Queues as readonly EmulatedQueue[]) {
-    if (undelayed.has(queue)) continue;
-    undelayed.add(queue);
+  adaptNewQueues(service, undelayed, (queue) => {
     const hold = queue.newRecord.bind(queue);
     queue.newRecord = (record, delaySeconds) => {
       const held = hold(record, delaySeconds);
@@ -144,7 +154,7 @@ export function holdUndelayedMessagesAtOnce(service: EmulatedSqsService): void {
       if (!(delay > 0)) held.delayed = false;
       return held;
     };
-  }
+  });
 }
 
 const countingVisible = new WeakSet<object>();
@@ -159,9 +169,7 @@ const IN_FLIGHT = "ApproximateNumberOfMessagesNotVisible";
  * messages in flight, so it reads the emulator's count unchanged.
  */
 export function countVisibleMessagesOnly(service: EmulatedSqsService): void {
-  for (const queue of service.Queues as readonly EmulatedQueue[]) {
-    if (countingVisible.has(queue)) continue;
-    countingVisible.add(queue);
+  adaptNewQueues(service, countingVisible, (queue) => {
     const emulatorCount = queue.getAttributes.bind(queue);
     const visibleCount: EmulatedQueue["getAttributes"] = (names) => {
       if (!Array.isArray(names) || !(names.includes(VISIBLE) || names.includes("All"))) return emulatorCount(names);
@@ -180,7 +188,7 @@ export function countVisibleMessagesOnly(service: EmulatedSqsService): void {
         queue.getAttributes = visibleCount;
       }
     };
-  }
+  });
 }
 
 /** The answer to a repeat: the first message's id and sequence number, the repeat's own checksums. */
