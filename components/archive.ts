@@ -120,14 +120,12 @@ const BUILTINS: ReadonlySet<string> = new Set(builtinModules.flatMap((name) => [
 export async function bundle(worker: string, source: string, root = projectRoot()): Promise<string> {
   const esbuild = await import("esbuild");
   const sourcefile = `${worker}/__index.js`;
+  const entry = path.join(root, sourcefile);
   try {
     const result = await esbuild.build({
       ...BUNDLE_OPTIONS,
       metafile: true,
-      plugins: [
-        zodMiniAsUsed(path.join(root, sourcefile), source, root),
-        serializedRequiresAsImports(path.join(root, sourcefile)),
-      ],
+      plugins: [zodMiniAsUsed(entry, source, root), serializedRequiresAsImports(entry)],
       stdin: { contents: source, resolveDir: root, sourcefile, loader: "js" },
     });
     const left = Object.values(result.metafile!.outputs)
